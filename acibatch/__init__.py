@@ -1,0 +1,1 @@
+"""acibatch domain: pure, typed, importable without Azure Functions."""
