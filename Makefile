@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-all lint cov clean
+.PHONY: venv demo test test-all lint clean
 
 venv: $(STAMP)
 
@@ -14,6 +14,9 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m acibatch.demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not long" --cov --cov-report=term $(PYTEST_ARGS)

@@ -4,4 +4,6 @@ import azure.durable_functions as df
 
 bp = df.Blueprint()
 
-__all__ = ["bp"]
+from activities import aci, notify, signals, sweep  # noqa: E402  (each registers functions on bp)
+
+__all__ = ["aci", "bp", "notify", "signals", "sweep"]

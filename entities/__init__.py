@@ -4,4 +4,6 @@ import azure.durable_functions as df
 
 bp = df.Blueprint()
 
-__all__ = ["bp"]
+from entities import capacity, jobprogress, tenant  # noqa: E402  (each registers functions on bp)
+
+__all__ = ["bp", "capacity", "jobprogress", "tenant"]

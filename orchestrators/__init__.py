@@ -4,4 +4,6 @@ import azure.durable_functions as df
 
 bp = df.Blueprint()
 
-__all__ = ["bp"]
+from orchestrators import job, task  # noqa: E402  (each registers functions on bp)
+
+__all__ = ["bp", "job", "task"]

@@ -1,0 +1,214 @@
+"""`acibatch`: the command line for the batch API, and `acibatch up` to run the whole local stack.
+
+Endpoint and key come from `--url/--key` or `ACIBATCH_URL` / `ACIBATCH_KEY`. API errors print the API's
+message and exit 1; `--json` prints raw API answers for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from acibatch.client import ApiCallError, BatchClient
+
+DEFAULT_URL = "http://127.0.0.1:7071/api"
+TERMINAL_JOB_STATES = {"Succeeded", "Failed", "Cancelled"}
+
+
+def progress_bar(counts: dict[str, int], total: int, width: int = 30) -> str:
+    done = sum(counts.get(state, 0) for state in TERMINAL_JOB_STATES)
+    filled = round(width * done / total) if total else width
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+
+
+def describe_job(job: dict[str, Any]) -> str:
+    counts = job.get("counts", {})
+    parts = [f"{state.lower()} {counts[state]}" for state in counts if counts[state]]
+    bar = progress_bar(counts, job.get("taskCount", 0))
+    return f"{job['jobId']}  {job['state']:<9}  {bar}  {', '.join(parts)}"
+
+
+def wait_for_job(client: BatchClient, job_id: str, live: bool, interval: float = 1.0) -> dict[str, Any]:
+    while True:
+        job: dict[str, Any] = client.job(job_id, limit=0)
+        if live:
+            print("\r" + describe_job(job), end="", flush=True)
+        if job["state"] in TERMINAL_JOB_STATES:
+            if live:
+                print()
+            return job
+        time.sleep(interval)
+
+
+def print_tasks(client: BatchClient, job_id: str) -> None:
+    for task in client.all_tasks(job_id):
+        exit_code = "" if task["exitCode"] is None else f"exit {task['exitCode']}"
+        error = f"  {task['error']}" if task.get("error") else ""
+        print(f"  {task['id']:<20} {task['state']:<9} attempts {task['attempts']}  {exit_code}{error}")
+
+
+def command_up(args: argparse.Namespace) -> int:
+    from acibatch.localstack import local_stack  # noqa: PLC0415  (imported here: only `up` needs devhost and aciemu)
+
+    data_dir = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="acibatch-"))
+    settings = {"BATCH_ADMIN_KEY": args.admin_key} if args.admin_key else {}
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    with local_stack(data_dir, settings=settings, host_port=args.port) as stack:
+        print(f"acibatch API   {stack.api_url}")
+        print(f"ACI emulator   {stack.aci_url}")
+        print(f"admin key      {stack.admin_key}")
+        print(f"logs           {data_dir / 'devhost.log'}, {data_dir / 'aciemu.log'}")
+        print(
+            f"try:           ACIBATCH_URL={stack.api_url} ACIBATCH_KEY=<admin key> "
+            "acibatch tenant create demo"
+        )
+        print("Ctrl-C stops everything.", flush=True)
+        try:
+            while not stopping:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+    print("stopped.")
+    return 0
+
+
+def run_api_command(args: argparse.Namespace, client: BatchClient) -> int:
+    out: Any
+    if args.command == "tenant":
+        if args.action == "create":
+            quota = {
+                name: value
+                for name, value in {
+                    "maxGroups": args.max_groups,
+                    "maxCores": args.max_cores,
+                    "maxMemoryGb": args.max_memory_gb,
+                    "weight": args.weight,
+                }.items()
+                if value is not None
+            }
+            out = client.put_tenant(args.tenant, quota)
+        elif args.action == "rotate-key":
+            out = client.rotate_key(args.tenant)
+        else:
+            out = client.get_tenant(args.tenant)
+        print(json.dumps(out, indent=None if args.json else 2))
+        return 0
+    if args.command == "submit":
+        spec = json.loads(Path(args.file).read_text())
+        out = client.submit(spec)
+        if args.json and not args.wait:
+            print(json.dumps(out))
+            return 0
+        print(f"submitted {out['jobId']}: {out['statusUrl']}")
+        if not args.wait:
+            return 0
+        job = wait_for_job(client, out["jobId"], live=not args.json)
+        if args.json:
+            print(json.dumps(job))
+        return 0 if job["state"] == "Succeeded" else 2
+    if args.command == "jobs":
+        out = client.jobs(state=args.state)
+        if args.json:
+            print(json.dumps(out))
+        for job in [] if args.json else out["jobs"]:
+            print(f"{job['jobId']}  {job.get('state', '')}  {job.get('createdAt', '')}")
+        return 0
+    if args.command in {"status", "watch"}:
+        if args.command == "watch":
+            job = wait_for_job(client, args.job, live=not args.json)
+        else:
+            job = client.job(args.job, limit=0)
+        if args.json:
+            print(json.dumps(client.job(args.job, limit=1000)))
+        else:
+            print(describe_job(job))
+            print_tasks(client, args.job)
+        return 0
+    if args.command == "logs":
+        out = client.logs(args.job, args.task, tail=args.tail)
+        print(json.dumps(out) if args.json else out["content"], end="" if not args.json else "\n")
+        return 0
+    if args.command == "cancel":
+        out = client.cancel(args.job)
+        print(json.dumps(out) if args.json else f"cancelling {out['jobId']}")
+        return 0
+    raise AssertionError(args.command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="acibatch", description=__doc__)
+    parser.add_argument(
+        "--url", default=os.environ.get("ACIBATCH_URL", DEFAULT_URL), help="API root (ACIBATCH_URL)"
+    )
+    parser.add_argument(
+        "--key", default=os.environ.get("ACIBATCH_KEY"), help="admin or tenant key (ACIBATCH_KEY)"
+    )
+    parser.add_argument("--json", action="store_true", help="print raw JSON answers")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="run devhost + aciemu + the app locally until Ctrl-C")
+    up.add_argument("--port", type=int, default=7071)
+    up.add_argument("--data", help="data folder (default: a new temporary folder)")
+    up.add_argument("--admin-key", help="admin key to use (default: generated and printed)")
+
+    tenant = commands.add_parser("tenant", help="create, show or rotate the key of a tenant (admin key)")
+    tenant.add_argument("action", choices=["create", "show", "rotate-key"])
+    tenant.add_argument("tenant")
+    tenant.add_argument("--max-groups", type=int)
+    tenant.add_argument("--max-cores", type=float)
+    tenant.add_argument("--max-memory-gb", type=float)
+    tenant.add_argument("--weight", type=float)
+
+    submit = commands.add_parser("submit", help="submit a job spec file (tenant key)")
+    submit.add_argument("file")
+    submit.add_argument("--wait", action="store_true", help="show progress until the job finishes")
+
+    jobs = commands.add_parser("jobs", help="list the tenant's jobs")
+    jobs.add_argument("--state", choices=["Queued", "Running", "Succeeded", "Failed", "Cancelled"])
+    for name, text in (
+        ("status", "show a job and its tasks"),
+        ("watch", "live progress until the job ends"),
+        ("cancel", "cancel a job"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("job")
+    logs = commands.add_parser("logs", help="print a task's container log")
+    logs.add_argument("job")
+    logs.add_argument("task")
+    logs.add_argument("--tail", type=int)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "up":
+        return command_up(args)
+    client = BatchClient(args.url, args.key)
+    try:
+        return run_api_command(args, client)
+    except ApiCallError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"error: cannot reach {args.url}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Turn a polled container group state into what the decision policy reasons about.
+
+Polling is the backstop for callbacks: a container that never calls back still ends its attempt here, by
+its exit code, by its group disappearing, by a Spot eviction or by a provisioning failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from acibatch.aci import GroupState
+from acibatch.policy import Observation, ObservationKind
+
+
+def observation_from_state(data: Mapping[str, Any] | GroupState) -> Observation | None:
+    """The observation a poll makes, or None while the container is still starting or running."""
+    state = data if isinstance(data, GroupState) else GroupState.from_dict(data)
+    if not state.exists:
+        return Observation(kind=ObservationKind.LOST, message="the container group no longer exists")
+    if state.evicted:
+        return Observation(kind=ObservationKind.EVICTED, message="the Spot container group was evicted")
+    if state.provisioning_state == "Failed" and state.container_state != "Terminated":
+        return Observation(
+            kind=ObservationKind.CREATE_FAILED,
+            arm_message=state.failure or "provisioning of the container group failed",
+        )
+    if state.container_state == "Terminated" or state.finished:
+        return Observation(
+            kind=ObservationKind.EXITED,
+            exit_code=state.exit_code,
+            message=state.detail_status or state.failure,
+        )
+    if state.container_state == "Waiting" and state.failure:
+        return Observation(kind=ObservationKind.NOT_STARTED, message=state.failure)
+    return None

@@ -1,0 +1,156 @@
+"""Task and job progress records: the states the API reports and how a job's state follows from its tasks.
+
+The task orchestrator publishes a `TaskRecord` as its custom status (live view) and returns the final one as
+its output. The per-job progress entity keeps only one state letter per task (`JobProgress`), so live counts
+for a 10,000-task job stay cheap to store and to read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+
+class TaskState(StrEnum):
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
+
+
+# Job states use the same five words; a separate alias keeps call sites readable.
+JobState = TaskState
+
+_LETTER = {
+    TaskState.QUEUED: "Q",
+    TaskState.RUNNING: "R",
+    TaskState.SUCCEEDED: "S",
+    TaskState.FAILED: "F",
+    TaskState.CANCELLED: "C",
+}
+_FROM_LETTER = {letter: state for state, letter in _LETTER.items()}
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One task as the API shows it. `attempt` is the attempt whose callback token is currently valid."""
+
+    id: str
+    state: TaskState = TaskState.QUEUED
+    attempts: int = 0
+    attempt: int = 0
+    exit_code: int | None = None
+    group_name: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    error: str | None = None
+    result: Any = None
+    progress: Any = None
+    log_tail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": str(self.state),
+            "attempts": self.attempts,
+            "attempt": self.attempt,
+            "exitCode": self.exit_code,
+            "groupName": self.group_name,
+            "startedAt": self.started_at,
+            "finishedAt": self.finished_at,
+            "error": self.error,
+            "result": self.result,
+            "progress": self.progress,
+            "logTail": self.log_tail,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskRecord:
+        return cls(
+            id=str(data["id"]),
+            state=TaskState(data.get("state", TaskState.QUEUED)),
+            attempts=int(data.get("attempts", 0)),
+            attempt=int(data.get("attempt", 0)),
+            exit_code=data.get("exitCode"),
+            group_name=data.get("groupName"),
+            started_at=data.get("startedAt"),
+            finished_at=data.get("finishedAt"),
+            error=data.get("error"),
+            result=data.get("result"),
+            progress=data.get("progress"),
+            log_tail=data.get("logTail"),
+        )
+
+    def public(self) -> dict[str, Any]:
+        """The task as listed by `GET /api/jobs/{jobId}` (no internal fields, no log tail)."""
+        data = self.to_dict()
+        for internal in ("attempt", "logTail"):
+            data.pop(internal)
+        return data
+
+    def with_(self, **changes: Any) -> TaskRecord:
+        return replace(self, **changes)
+
+
+@dataclass
+class JobProgress:
+    """Live per-job counters held by the `jobprogress` entity: one state letter per task that has reported."""
+
+    total: int = 0
+    cancelled: bool = False
+    states: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "cancelled": self.cancelled, "states": self.states}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> JobProgress:
+        if not data:
+            return cls()
+        return cls(
+            total=int(data.get("total", 0)),
+            cancelled=bool(data.get("cancelled", False)),
+            states=dict(data.get("states", {})),
+        )
+
+    def set_task(self, task_id: str, state: TaskState) -> None:
+        # A late or replayed update must never move a finished task back to an earlier state.
+        current = self.states.get(task_id)
+        if current is not None and _FROM_LETTER[current].terminal:
+            return
+        self.states[task_id] = _LETTER[state]
+
+    def counts(self) -> dict[str, int]:
+        counts = {str(state): 0 for state in TaskState}
+        for letter in self.states.values():
+            counts[str(_FROM_LETTER[letter])] += 1
+        reported_queued = counts[str(TaskState.QUEUED)]
+        counts[str(TaskState.QUEUED)] = reported_queued + max(0, self.total - len(self.states))
+        return counts
+
+    def task_state(self, task_id: str) -> TaskState:
+        letter = self.states.get(task_id)
+        return TaskState.QUEUED if letter is None else _FROM_LETTER[letter]
+
+
+def job_state_from_counts(counts: Mapping[str, int], *, finished: bool, cancelled: bool) -> JobState:
+    """A job's state: Queued until a task runs, then Running; once finished, Cancelled / Failed / Succeeded.
+
+    A job whose tasks all succeeded is Succeeded; any failed task makes it Failed; a cancelled job whose
+    tasks were stopped is Cancelled even if some tasks had finished before the cancel.
+    """
+    if finished:
+        if cancelled:
+            return JobState.CANCELLED
+        if counts.get(str(TaskState.FAILED), 0) or counts.get(str(TaskState.CANCELLED), 0):
+            return JobState.FAILED
+        return JobState.SUCCEEDED
+    started = sum(n for state, n in counts.items() if state != str(TaskState.QUEUED))
+    return JobState.RUNNING if started else JobState.QUEUED

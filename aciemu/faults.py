@@ -1,0 +1,110 @@
+"""Fault injection rules, from a JSON file (`--faults`) or the admin endpoint `/_emulator/faults`.
+
+A rule: `{"op": "create", "match": {"name": "job-*", "image": "*"}, "fault": "throttle", "probability": 0.1,
+"count": 5, ...fault parameters}`. `op` is one of create, get, delete, stop, start, restart, list, logs or
+`*`; `count` limits how often the rule fires (omit for unlimited); `probability` defaults to 1.
+
+Faults answered at the API: `throttle` (429 + Retry-After, `retryAfter` seconds), `error` (`status`,
+`code`, `message`; `code: null` sends a message-only body like real ACI), `quota` (400
+ContainerGroupQuotaReached), `pull_failure` (400 InaccessibleImage at create).
+Faults applied to a created group's life: `capacity` (provisioning fails with ACI's capacity message and no
+code), `slow` (`seconds` of extra provisioning), `evict` (Spot eviction after `afterSeconds`), `kill` (the
+container is killed with exit 137 after `afterSeconds`), `vanish` (the group is deleted out of band after
+`afterSeconds`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+API_FAULTS = {"throttle", "error", "quota", "pull_failure"}
+LIFE_FAULTS = {"capacity", "slow", "evict", "kill", "vanish"}
+OPERATIONS = {"create", "get", "delete", "stop", "start", "restart", "list", "logs", "*"}
+
+
+class FaultRuleInvalid(ValueError):
+    pass
+
+
+@dataclass
+class FaultRule:
+    op: str
+    fault: str
+    match: dict[str, str] = field(default_factory=dict)
+    probability: float = 1.0
+    count: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    fired: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FaultRule:
+        if not isinstance(data, dict):
+            raise FaultRuleInvalid("a fault rule must be a JSON object")
+        op, fault = data.get("op", "*"), data.get("fault")
+        if op not in OPERATIONS:
+            raise FaultRuleInvalid(f"op must be one of {sorted(OPERATIONS)}")
+        if fault not in API_FAULTS | LIFE_FAULTS:
+            raise FaultRuleInvalid(f"fault must be one of {sorted(API_FAULTS | LIFE_FAULTS)}")
+        if fault in LIFE_FAULTS and op not in {"create", "*"}:
+            raise FaultRuleInvalid(f"fault '{fault}' applies to a group's life: use op 'create'")
+        probability = data.get("probability", 1.0)
+        count = data.get("count")
+        if not isinstance(probability, int | float) or not 0 <= probability <= 1:
+            raise FaultRuleInvalid("probability must be a number from 0 to 1")
+        if count is not None and (not isinstance(count, int) or count < 0):
+            raise FaultRuleInvalid("count must be a non-negative integer")
+        match = data.get("match", {})
+        if not isinstance(match, dict) or set(match) - {"name", "image"}:
+            raise FaultRuleInvalid("match may hold 'name' and/or 'image' glob patterns")
+        params = {k: v for k, v in data.items() if k not in {"op", "fault", "match", "probability", "count"}}
+        return cls(op, str(fault), dict(match), float(probability), count, params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "op": self.op, "fault": self.fault, "match": self.match, "probability": self.probability,
+            "count": self.count, "fired": self.fired, **self.params,
+        }  # fmt: skip
+
+    def matches(self, op: str, name: str, image: str | None) -> bool:
+        if self.op not in {"*", op}:
+            return False
+        if "name" in self.match and not fnmatch.fnmatchcase(name, self.match["name"]):
+            return False
+        return "image" not in self.match or (image is not None and fnmatch.fnmatchcase(image, self.match["image"]))
+
+
+class FaultBook:
+    """The active rules; thread-safe because the server and the lifecycle tasks both consult it."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.rules: list[FaultRule] = []
+        self.random = random.Random(seed)
+        self.lock = threading.Lock()
+
+    def add(self, data: dict[str, Any]) -> FaultRule:
+        rule = FaultRule.from_dict(data)
+        with self.lock:
+            self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        with self.lock:
+            self.rules.clear()
+
+    def draw(self, op: str, name: str, image: str | None, kinds: set[str]) -> list[FaultRule]:
+        """The rules of the given kinds that fire now (each firing counts)."""
+        fired = []
+        with self.lock:
+            for rule in self.rules:
+                if rule.fault not in kinds or not rule.matches(op, name, image):
+                    continue
+                if rule.count is not None and rule.fired >= rule.count:
+                    continue
+                if self.random.random() < rule.probability:
+                    rule.fired += 1
+                    fired.append(rule)
+        return fired

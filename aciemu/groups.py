@@ -1,0 +1,383 @@
+"""Container groups: their stored definition, their runtime view, and the lifecycle that runs their processes.
+
+One asyncio task per group drives it: Pending -> Creating (Pulling/Pulled events, init containers in order)
+-> Succeeded with containers Running; container exits apply the restart policy (with back-off); stop, restart,
+start and delete kill the processes. Evictions and kills injected as faults look the way the README says.
+State is saved as one JSON file per group (mode 0600: it holds secure values, an emulator-only trade-off)
+so groups survive an emulator restart, which the emulator treats like a host reboot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aciemu import sandbox
+
+MAINTENANCE_EXIT_CODE = 7147
+KILLED_EXIT_CODE = 137
+LOG_CAP_BYTES = 4 * 1024 * 1024
+RESTART_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
+EVENTS_KEPT = 50
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class Timings:
+    provisioning_seconds: float = 0.02  # Pending -> Creating -> containers started
+    restart_backoff_scale: float = 1.0
+    eviction_restart_seconds: float = 1.0
+    stop_grace_seconds: float = 2.0
+
+
+@dataclass
+class ContainerRun:
+    name: str
+    restart_count: int = 0
+    current: dict[str, Any] = field(default_factory=lambda: {"state": "Waiting", "detailStatus": "Pending"})
+    previous: dict[str, Any] | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "restartCount": self.restart_count, "current": self.current,
+                "previous": self.previous, "events": self.events}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ContainerRun:
+        return cls(data["name"], data["restartCount"], data["current"], data.get("previous"), data["events"])
+
+    def event(self, name: str, message: str, kind: str = "Normal") -> None:
+        stamp = now_iso()
+        self.events.append({"count": 1, "firstTimestamp": stamp, "lastTimestamp": stamp, "name": name,
+                            "message": message, "type": kind})  # fmt: skip
+        del self.events[:-EVENTS_KEPT]
+
+    def terminated(self, exit_code: int, detail: str) -> None:
+        start = self.current.get("startTime") if self.current.get("state") == "Running" else None
+        self.previous = self.current if self.current.get("state") != "Waiting" else self.previous
+        self.current = {"state": "Terminated", "exitCode": exit_code, "detailStatus": detail, "finishTime": now_iso()}
+        if start:
+            self.current["startTime"] = start
+
+
+@dataclass
+class Group:
+    """A container group: the PUT body as stored (`body`) plus the runtime view."""
+
+    key: str  # "<sub>/<rg>/<name>" lower-cased: ARM names are case-insensitive
+    subscription: str
+    resource_group: str
+    name: str
+    body: dict[str, Any]
+    provisioning_state: str = "Pending"
+    state: str = "Pending"
+    group_events: list[dict[str, Any]] = field(default_factory=list)
+    containers: dict[str, ContainerRun] = field(default_factory=dict)
+    init_containers: dict[str, ContainerRun] = field(default_factory=dict)
+    faults: list[dict[str, Any]] = field(default_factory=list)  # life faults drawn at create
+    created: float = field(default_factory=time.time)
+    failure: str | None = None
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        props: dict[str, Any] = self.body.setdefault("properties", {})
+        return props
+
+    @property
+    def location(self) -> str:
+        return str(self.body.get("location", ""))
+
+    @property
+    def restart_policy(self) -> str:
+        return str(self.properties.get("restartPolicy") or "Always")
+
+    @property
+    def cores(self) -> float:
+        return sum(
+            float(c.get("properties", {}).get("resources", {}).get("requests", {}).get("cpu", 0))
+            for c in self.properties.get("containers", [])
+        )
+
+    def spec_containers(self, init: bool = False) -> list[dict[str, Any]]:
+        return list(self.properties.get("initContainers" if init else "containers") or [])
+
+    def group_event(self, name: str, message: str, kind: str = "Normal") -> None:
+        stamp = now_iso()
+        self.group_events.append({"count": 1, "firstTimestamp": stamp, "lastTimestamp": stamp, "name": name,
+                                  "message": message, "type": kind})  # fmt: skip
+        del self.group_events[:-EVENTS_KEPT]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "subscription": self.subscription, "resourceGroup": self.resource_group,
+            "name": self.name, "body": self.body, "provisioningState": self.provisioning_state, "state": self.state,
+            "groupEvents": self.group_events, "containers": [c.to_dict() for c in self.containers.values()],
+            "initContainers": [c.to_dict() for c in self.init_containers.values()], "faults": self.faults,
+            "created": self.created, "failure": self.failure,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Group:
+        return cls(
+            key=data["key"], subscription=data["subscription"], resource_group=data["resourceGroup"],
+            name=data["name"], body=data["body"], provisioning_state=data["provisioningState"], state=data["state"],
+            group_events=data["groupEvents"],
+            containers={c["name"]: ContainerRun.from_dict(c) for c in data["containers"]},
+            init_containers={c["name"]: ContainerRun.from_dict(c) for c in data["initContainers"]},
+            faults=data.get("faults", []), created=data.get("created", time.time()), failure=data.get("failure"),
+        )  # fmt: skip
+
+
+class GroupRuntime:
+    """Runs one group's processes; owned by the `Emulator`."""
+
+    def __init__(self, group: Group, emulator: Any) -> None:
+        self.group = group
+        self.emulator = emulator
+        self.task: asyncio.Task[None] | None = None
+        self.processes: dict[str, asyncio.subprocess.Process] = {}
+        self.generation = 0  # bumps on stop/restart so a finishing process from an old run is ignored
+
+    @property
+    def marker(self) -> str:
+        return f"{self.emulator.instance_marker}:{self.group.key}"
+
+    def workdir(self) -> Path:
+        path: Path = self.emulator.work_dir(self.group)
+        return path
+
+    def log_path(self, container: str) -> Path:
+        path: Path = self.emulator.log_dir(self.group) / f"{container}.log"
+        return path
+
+    def start(self, after_reboot: bool = False) -> None:
+        self.generation += 1
+        self.task = asyncio.get_running_loop().create_task(self.run(self.generation, after_reboot))
+
+    async def stop_processes(self, reason_event: str | None = None) -> None:
+        self.generation += 1
+        current = asyncio.current_task()
+        if self.task is not None and self.task is not current and not self.task.done():
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+        processes, self.processes = self.processes, {}
+        for name, process in processes.items():
+            run = self.group.containers.get(name) or self.group.init_containers.get(name)
+            if run is not None and reason_event:
+                run.event("Killing", f"Killing container {name}")
+            await sandbox.terminate(process, self.marker, self.emulator.timings.stop_grace_seconds)
+        sandbox.kill_marked(self.marker)
+
+    def save(self) -> None:
+        self.emulator.save(self.group)
+
+    def env_for(self, spec: dict[str, Any]) -> dict[str, str]:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": self.group.name,
+               "HOME": str(self.workdir())}  # fmt: skip
+        for item in spec.get("properties", {}).get("environmentVariables") or []:
+            value = item.get("secureValue") if item.get("secureValue") is not None else item.get("value")
+            env[str(item["name"])] = "" if value is None else str(value)
+        return env
+
+    def command_for(self, spec: dict[str, Any]) -> list[str] | None:
+        command = spec.get("properties", {}).get("command")
+        if command:
+            return [str(arg) for arg in command]
+        default: list[str] | None = self.emulator.catalog_command(spec.get("properties", {}).get("image", ""))
+        return default
+
+    async def launch(self, spec: dict[str, Any], run: ContainerRun) -> asyncio.subprocess.Process | None:
+        name = spec["name"]
+        command = self.command_for(spec)
+        if command is None:  # validated at PUT; a catalog change since then lands here
+            run.terminated(1, "ImageHasNoCommand")
+            return None
+        memory = float(spec.get("properties", {}).get("resources", {}).get("requests", {}).get("memoryInGB", 1))
+        self.cap_log(name)
+        try:
+            process = await sandbox.spawn(
+                command, self.env_for(spec), self.workdir(), self.log_path(name), memory, self.marker,
+                self.emulator.use_bwrap,
+            )  # fmt: skip
+        except OSError as error:
+            run.event("Failed", f"Error: failed to start container {name}: {error.strerror}", "Warning")
+            run.terminated(128, "ContainerCannotRun")
+            return None
+        run.previous = run.current if run.current.get("state") == "Terminated" else run.previous
+        run.current = {"state": "Running", "detailStatus": "", "startTime": now_iso()}
+        run.event("Started", f"Started container {name}")
+        self.processes[name] = process
+        return process
+
+    def cap_log(self, container: str) -> None:
+        path = self.log_path(container)
+        with contextlib.suppress(OSError):
+            if path.stat().st_size > LOG_CAP_BYTES:
+                data = path.read_bytes()[-LOG_CAP_BYTES // 2 :]
+                path.write_bytes(data)
+
+    async def run(self, generation: int, after_reboot: bool) -> None:
+        group = self.group
+        try:
+            await self.provision(after_reboot)
+            if generation != self.generation or group.provisioning_state == "Failed":
+                return
+            await self.supervise(generation)
+        except asyncio.CancelledError:
+            raise
+        finally:
+            if generation == self.generation:
+                self.save()
+
+    async def provision(self, after_reboot: bool) -> None:
+        group = self.group
+        timings = self.emulator.timings
+        slow = sum(float(f.get("seconds", 5)) for f in group.faults if f["fault"] == "slow")
+        if not after_reboot:
+            group.provisioning_state, group.state = "Pending", "Pending"
+            self.save()
+            await asyncio.sleep(timings.provisioning_seconds / 2 + slow)
+            group.provisioning_state = "Creating"
+        if any(f["fault"] == "capacity" for f in group.faults) and not after_reboot:
+            message = (
+                f"The requested resource is not available in the location '{group.location}' at this moment. "
+                "Please retry with a different resource request or in another location. "
+                f"Resource requested: '{group.cores:g}' CPU 'Linux' OS"
+            )
+            group.group_event("InsufficientCapacity.", message, "Warning")
+            group.provisioning_state, group.state, group.failure = "Failed", "Failed", message
+            return
+        for spec in group.spec_containers():
+            run = group.containers.setdefault(spec["name"], ContainerRun(spec["name"]))
+            image = spec.get("properties", {}).get("image", "")
+            run.event("Pulling", f'pulling image "{image}"')
+            run.event("Pulled", f'Successfully pulled image "{image}"')
+        await asyncio.sleep(timings.provisioning_seconds / 2)
+        for spec in group.spec_containers(init=True):
+            run = group.init_containers.setdefault(spec["name"], ContainerRun(spec["name"]))
+            process = await self.launch(spec, run)
+            code = await process.wait() if process is not None else 1
+            self.processes.pop(spec["name"], None)
+            if run.current.get("state") == "Running":
+                run.terminated(code, "Completed" if code == 0 else "Error")
+            if code != 0:
+                group.provisioning_state, group.state = "Failed", "Failed"
+                group.failure = f"init container {spec['name']} exited with {code}"
+                return
+        group.provisioning_state, group.state = "Succeeded", "Running"
+
+    async def supervise(self, generation: int) -> None:
+        group = self.group
+        specs = {spec["name"]: spec for spec in group.spec_containers()}
+        waits: dict[str, asyncio.Task[int]] = {}
+        for name, spec in specs.items():
+            process = await self.launch(spec, group.containers[name])
+            if process is not None:
+                waits[name] = asyncio.ensure_future(process.wait())
+        self.save()
+        for fault in group.faults:
+            if fault["fault"] in {"evict", "kill", "vanish"}:
+                asyncio.get_running_loop().create_task(self.life_fault(fault, generation))
+        while waits:
+            done, _ = await asyncio.wait(waits.values(), return_when=asyncio.FIRST_COMPLETED)
+            for name in [n for n, task in waits.items() if task in done]:
+                code = waits.pop(name).result()
+                self.processes.pop(name, None)
+                if generation != self.generation:
+                    return
+                run = group.containers[name]
+                sandbox.kill_marked(self.marker) if not self.processes else None
+                run.terminated(code, "Completed" if code == 0 else "Error")
+                if self.should_restart(code):
+                    delay = RESTART_BACKOFF_SECONDS[min(run.restart_count, len(RESTART_BACKOFF_SECONDS) - 1)]
+                    run.event("BackOff", "Back-off restarting failed container", "Warning") if code else None
+                    self.save()
+                    await asyncio.sleep(delay * self.emulator.timings.restart_backoff_scale)
+                    if generation != self.generation:
+                        return
+                    run.restart_count += 1
+                    process = await self.launch(specs[name], run)
+                    if process is not None:
+                        waits[name] = asyncio.ensure_future(process.wait())
+                self.update_group_state()
+                self.save()
+
+    def should_restart(self, exit_code: int) -> bool:
+        policy = self.group.restart_policy
+        return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
+
+    def update_group_state(self) -> None:
+        runs = list(self.group.containers.values())
+        if any(run.current.get("state") != "Terminated" for run in runs):
+            self.group.state = "Running"
+        else:
+            failed = any(run.current.get("exitCode") != 0 for run in runs)
+            self.group.state = "Failed" if failed else "Succeeded"
+
+    async def life_fault(self, fault: dict[str, Any], generation: int) -> None:
+        await asyncio.sleep(float(fault.get("afterSeconds", 1.0)))
+        if generation != self.generation or self.group.key not in self.emulator.groups:
+            return
+        kind = fault["fault"]
+        if kind == "vanish":
+            await self.emulator.delete_group(self.group, out_of_band=True)
+            return
+        await self.stop_processes()
+        for run in self.group.containers.values():
+            if run.current.get("state") == "Running":
+                run.event("Killing", f"Killing container {run.name}", "Warning")
+                run.terminated(KILLED_EXIT_CODE, "Killed")
+        if kind == "kill":
+            self.update_group_state()
+            self.save()
+            return
+        # Spot eviction: ACI restarts the group on a new node by itself, with restartCount incremented.
+        self.group.group_event("SpotEvicted", "The Spot container group was evicted; restarting it", "Warning")
+        self.group.state = "Pending"
+        self.save()
+        await asyncio.sleep(self.emulator.timings.eviction_restart_seconds)
+        if self.group.key not in self.emulator.groups:
+            return
+        for run in self.group.containers.values():
+            run.restart_count += 1
+        self.group.faults = [f for f in self.group.faults if f is not fault]
+        self.start(after_reboot=True)
+
+    async def reboot(self) -> None:
+        """After an emulator restart: what was running was killed by 'platform maintenance'; start it again."""
+        was_running = any(run.current.get("state") == "Running" for run in self.group.containers.values())
+        if self.group.provisioning_state in {"Pending", "Creating"}:
+            self.start()
+            return
+        if not was_running:
+            return
+        for run in self.group.containers.values():
+            if run.current.get("state") == "Running":
+                run.event("Killing", f"Killing container {run.name}: platform maintenance", "Warning")
+                run.terminated(MAINTENANCE_EXIT_CODE, "Killed")
+                run.restart_count += 1
+        self.start(after_reboot=True)
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def write_private_json(path: Path, data: dict[str, Any]) -> None:
+    temporary = path.with_suffix(".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
+    os.replace(temporary, path)

@@ -1,0 +1,558 @@
+"""The ARM HTTP surface of the emulator (api-version 2023-05-01) and the `Emulator` that owns all groups.
+
+Responses follow what the real SDK accepts (see the ACI reference): PUT answers 201/200 with
+`provisioningState: Pending` and an `Azure-AsyncOperation` header pointing back here; stop and restart
+answer exactly 204; start answers 202 with the header; delete answers 200 with the body (204 when absent);
+errors use the ARM envelope `{"error": {"code", "message"}}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import copy
+import fnmatch
+import hashlib
+import json
+import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from aciemu import sandbox
+from aciemu.faults import API_FAULTS, LIFE_FAULTS, FaultBook, FaultRuleInvalid
+from aciemu.groups import Group, GroupRuntime, Timings, now_iso, remove_tree, write_private_json
+
+PROVIDER = "Microsoft.ContainerInstance"
+GROUP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,61}[a-z0-9]$|^[a-z0-9]$")
+CONTAINER_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,61}[a-z0-9]$|^[a-z0-9]$")
+MAX_CPU, MAX_MEMORY_GB = 4.0, 16.0
+RESTART_POLICIES = {"Always", "OnFailure", "Never"}
+CREATE_RATE_WINDOW_SECONDS = 300
+TRANSITIONING = {"Pending", "Creating"}
+
+
+class ArmFailure(Exception):
+    def __init__(self, status: int, code: str | None, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+def arm_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=json.dumps(body).encode(), status=status, headers=headers,
+        content_type="application/json", charset="utf-8",
+    )  # fmt: skip
+
+
+class Emulator:
+    def __init__(
+        self,
+        data_dir: Path,
+        location: str = "westeurope",
+        max_groups: int = 100,
+        max_cores: float = 100.0,
+        create_rate: int | None = None,
+        page_size: int = 100,
+        images: dict[str, list[str]] | None = None,
+        timings: Timings | None = None,
+        use_bwrap: bool | None = None,
+        fault_seed: int | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.location = location
+        self.max_groups, self.max_cores = max_groups, max_cores
+        self.create_rate = create_rate
+        self.page_size = page_size
+        self.images = images or {}
+        self.timings = timings or Timings()
+        self.use_bwrap = sandbox.bwrap_path() is not None if use_bwrap is None else use_bwrap
+        self.faults = FaultBook(fault_seed)
+        self.groups: dict[str, Group] = {}
+        self.runtimes: dict[str, GroupRuntime] = {}
+        self.recent_creates: deque[float] = deque()
+        self.instance_marker = "aciemu-" + hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+        for folder in ("groups", "logs", "work"):
+            (data_dir / folder).mkdir(parents=True, exist_ok=True)
+
+    # -- storage ---------------------------------------------------------------------------------------------
+
+    def _file(self, key: str) -> str:
+        return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+    def save(self, group: Group) -> None:
+        if group.key in self.groups:
+            write_private_json(self.data_dir / "groups" / f"{self._file(group.key)}.json", group.to_dict())
+
+    def log_dir(self, group: Group) -> Path:
+        path = self.data_dir / "logs" / self._file(group.key)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def work_dir(self, group: Group) -> Path:
+        return self.data_dir / "work" / self._file(group.key)
+
+    async def load(self) -> None:
+        for path in sorted((self.data_dir / "groups").glob("*.json")):
+            group = Group.from_dict(json.loads(path.read_text()))
+            self.groups[group.key] = group
+            runtime = GroupRuntime(group, self)
+            self.runtimes[group.key] = runtime
+            sandbox.kill_marked(runtime.marker)  # leftovers of a crashed emulator without bubblewrap
+            await runtime.reboot()
+
+    async def shutdown(self) -> None:
+        for runtime in list(self.runtimes.values()):
+            await runtime.stop_processes()
+
+    def catalog_command(self, image: str) -> list[str] | None:
+        for pattern, command in self.images.items():
+            if fnmatch.fnmatchcase(image, pattern):
+                return list(command)
+        return None
+
+    # -- quota, throttling, faults ---------------------------------------------------------------------------
+
+    def check_api_faults(self, op: str, name: str, image: str | None) -> None:
+        for rule in self.faults.draw(op, name, image, API_FAULTS):
+            if rule.fault == "throttle":
+                seconds = str(rule.params.get("retryAfter", 1))
+                raise ArmFailure(429, "TooManyRequests", "Too many requests; retry later.", {"Retry-After": seconds})
+            if rule.fault == "quota":
+                raise ArmFailure(400, "ContainerGroupQuotaReached", self.quota_message("ContainerGroups", 0, 0, 1))
+            if rule.fault == "pull_failure" and op == "create":
+                raise ArmFailure(400, "InaccessibleImage", self.inaccessible(image or "", name))
+            if rule.fault == "error":
+                status = int(rule.params.get("status", 500))
+                code = rule.params.get("code", "InternalServerError")
+                raise ArmFailure(status, code, str(rule.params.get("message", "An internal error occurred.")))
+
+    def quota_message(self, quota: str, limit: float, usage: float, requested: float) -> str:
+        return (
+            f"Resource type '{PROVIDER}/containerGroups' container group quota '{quota}' exceeded in region "
+            f"'{self.location}'. Limit: '{limit:g}', Usage: '{usage:g}' Requested: '{requested:g}'."
+        )
+
+    @staticmethod
+    def inaccessible(image: str, name: str) -> str:
+        return (
+            f"The image '{image}' in container group '{name}' is not accessible. "
+            "Please check the image and registry credential."
+        )
+
+    def check_quota(self, group: Group, replacing: Group | None) -> None:
+        others = [g for g in self.groups.values() if g is not replacing]
+        if len(others) + 1 > self.max_groups:
+            raise ArmFailure(
+                400, "ContainerGroupQuotaReached", self.quota_message("ContainerGroups", self.max_groups, len(others), 1)
+            )
+        used = sum(g.cores for g in others if g.state not in {"Stopped"})
+        if used + group.cores > self.max_cores + 1e-9:
+            quota = "StandardSpotCores" if group.properties.get("priority") == "Spot" else "StandardCores"
+            raise ArmFailure(
+                400, "ContainerGroupQuotaReached", self.quota_message(quota, self.max_cores, used, group.cores)
+            )
+
+    def check_create_rate(self) -> None:
+        if self.create_rate is None:
+            return
+        now = time.monotonic()
+        while self.recent_creates and now - self.recent_creates[0] > CREATE_RATE_WINDOW_SECONDS:
+            self.recent_creates.popleft()
+        if len(self.recent_creates) >= self.create_rate:
+            retry = int(CREATE_RATE_WINDOW_SECONDS - (now - self.recent_creates[0])) + 1
+            raise ArmFailure(
+                429, "TooManyRequests", "The container group create rate limit was exceeded; retry later.",
+                {"Retry-After": str(retry)},
+            )  # fmt: skip
+        self.recent_creates.append(now)
+
+    # -- validation ------------------------------------------------------------------------------------------
+
+    def validate(self, name: str, body: Any) -> None:
+        if not GROUP_NAME.match(name):
+            raise ArmFailure(
+                400, "InvalidContainerGroupName",
+                f"The container group name '{name}' is invalid. A container group name must contain no more than "
+                "63 characters and must match the regex '[a-z0-9]([-a-z0-9]*[a-z0-9])?' (e.g. 'my-name').",
+            )  # fmt: skip
+        if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
+            raise ArmFailure(400, "InvalidRequestContent", "The request content was invalid: 'properties' is required.")
+        if not body.get("location"):
+            raise ArmFailure(400, "LocationRequired", "The location property is required for this definition.")
+        props = body["properties"]
+        containers = props.get("containers")
+        if not isinstance(containers, list) or not containers:
+            raise ArmFailure(400, "MissingRequiredProperty", "At least one container is required.")
+        if props.get("osType") not in {"Linux", "Windows"}:
+            raise ArmFailure(400, "InvalidOsType", "The 'osType' must be 'Linux' or 'Windows'.")
+        policy = props.get("restartPolicy")
+        if policy is not None and policy not in RESTART_POLICIES:
+            raise ArmFailure(400, "InvalidRestartPolicy", f"The restart policy '{policy}' is not supported.")
+        seen: set[str] = set()
+        for container in [*containers, *(props.get("initContainers") or [])]:
+            cname = str(container.get("name", ""))
+            if not CONTAINER_NAME.match(cname) or cname in seen:
+                raise ArmFailure(400, "InvalidContainerName", f"The container name '{cname}' is invalid or repeated.")
+            seen.add(cname)
+            cprops = container.get("properties") or {}
+            image = cprops.get("image")
+            if not image:
+                raise ArmFailure(400, "MissingRequiredProperty", f"The container '{cname}' has no image.")
+            if not cprops.get("command") and self.catalog_command(str(image)) is None:
+                raise ArmFailure(400, "InaccessibleImage", self.inaccessible(str(image), name))
+        for container in containers:
+            requests = ((container.get("properties") or {}).get("resources") or {}).get("requests") or {}
+            cpu, memory = requests.get("cpu"), requests.get("memoryInGB")
+            if not isinstance(cpu, int | float) or not 0 < cpu <= MAX_CPU:
+                raise ArmFailure(400, "InvalidContainerResourceRequests",
+                                 f"The cpu request of container '{container['name']}' must be >0 and <= {MAX_CPU:g}.")
+            if not isinstance(memory, int | float) or not 0 < memory <= MAX_MEMORY_GB:
+                raise ArmFailure(
+                    400, "InvalidContainerResourceRequests",
+                    f"The memory request of container '{container['name']}' must be >0 and <= {MAX_MEMORY_GB:g} GB.",
+                )  # fmt: skip
+
+    # -- rendering -------------------------------------------------------------------------------------------
+
+    def resource_id(self, group: Group) -> str:
+        return (
+            f"/subscriptions/{group.subscription}/resourceGroups/{group.resource_group}/providers/{PROVIDER}"
+            f"/containerGroups/{group.name}"
+        )
+
+    def render(self, group: Group) -> dict[str, Any]:
+        body = copy.deepcopy(group.body)
+        props = body.setdefault("properties", {})
+        for kind, runs in (("containers", group.containers), ("initContainers", group.init_containers)):
+            for container in props.get(kind) or []:
+                cprops = container.setdefault("properties", {})
+                for variable in cprops.get("environmentVariables") or []:
+                    variable.pop("secureValue", None)  # write-only, as in ARM
+                run = runs.get(container["name"])
+                if run is not None:
+                    view: dict[str, Any] = {"restartCount": run.restart_count, "currentState": run.current,
+                                            "events": run.events}  # fmt: skip
+                    if run.previous:
+                        view["previousState"] = run.previous
+                    cprops["instanceView"] = view
+        for credential in props.get("imageRegistryCredentials") or []:
+            credential.pop("password", None)
+        props.setdefault("initContainers", [])
+        props["sku"] = props.get("sku") or "Standard"
+        props["provisioningState"] = group.provisioning_state
+        props["instanceView"] = {"events": group.group_events, "state": group.state}
+        body.update({"id": self.resource_id(group), "name": group.name, "type": f"{PROVIDER}/containerGroups"})
+        return body
+
+    def operation_url(self, request: web.Request, group: Group, kind: str) -> str:
+        token = base64.urlsafe_b64encode(f"{kind}|{group.key}".encode()).decode().rstrip("=")
+        return (
+            f"{request.scheme}://{request.host}/subscriptions/{group.subscription}/providers/{PROVIDER}"
+            f"/locations/{self.location}/operations/{token}?api-version=2018-06-01"
+        )
+
+    # -- operations ------------------------------------------------------------------------------------------
+
+    def find(self, sub: str, rg: str, name: str) -> Group:
+        group = self.groups.get(f"{sub}/{rg}/{name}".lower())
+        if group is None:
+            raise ArmFailure(
+                404, "ResourceNotFound",
+                f"The Resource '{PROVIDER}/containerGroups/{name}' under resource group '{rg}' was not found. "
+                "For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+            )  # fmt: skip
+        return group
+
+    async def put(self, request: web.Request, sub: str, rg: str, name: str, body: Any) -> web.Response:
+        images = [c.get("properties", {}).get("image") for c in (body or {}).get("properties", {}).get("containers", [])]
+        self.check_api_faults("create", name, images[0] if images else None)
+        self.validate(name, body)
+        key = f"{sub}/{rg}/{name}".lower()
+        existing = self.groups.get(key)
+        if existing is not None and existing.provisioning_state in TRANSITIONING:
+            raise ArmFailure(409, "ContainerGroupTransitioning",
+                             f"The container group '{name}' is still transitioning, please retry later.")
+        group = Group(key=key, subscription=sub, resource_group=rg, name=name, body=body)
+        self.check_quota(group, existing)
+        if existing is None:
+            self.check_create_rate()
+        group.faults = [
+            {"fault": rule.fault, **rule.params}
+            for rule in self.faults.draw("create", name, images[0] if images else None, LIFE_FAULTS)
+        ]
+        if existing is not None:
+            await self.runtimes[key].stop_processes(reason_event="Killing")
+            group.containers = existing.containers
+        self.groups[key] = group
+        runtime = GroupRuntime(group, self)
+        self.runtimes[key] = runtime
+        self.save(group)
+        runtime.start()
+        headers = {"Azure-AsyncOperation": self.operation_url(request, group, "create")}
+        return arm_json(self.render(group), 200 if existing else 201, headers)
+
+    async def delete_group(self, group: Group, out_of_band: bool = False) -> None:
+        runtime = self.runtimes.pop(group.key, None)
+        self.groups.pop(group.key, None)
+        if runtime is not None:
+            await runtime.stop_processes()
+        with contextlib.suppress(FileNotFoundError):
+            (self.data_dir / "groups" / f"{self._file(group.key)}.json").unlink()
+        remove_tree(self.data_dir / "logs" / self._file(group.key))
+        remove_tree(self.work_dir(group))
+        del out_of_band
+
+    async def stop(self, group: Group) -> None:
+        runtime = self.runtimes[group.key]
+        await runtime.stop_processes(reason_event="Killing")
+        for run in group.containers.values():
+            if run.current.get("state") != "Terminated":
+                run.terminated(137, "Stopped")
+        group.state = "Stopped"
+        if group.provisioning_state in TRANSITIONING:
+            group.provisioning_state = "Succeeded"
+        self.save(group)
+
+    async def restart(self, group: Group, count_restart: bool) -> None:
+        runtime = self.runtimes[group.key]
+        await runtime.stop_processes(reason_event="Killing")
+        for run in group.containers.values():
+            if run.current.get("state") == "Running":
+                run.terminated(137, "Killed")
+            if count_restart:
+                run.restart_count += 1
+        group.state = "Pending"
+        runtime.start(after_reboot=group.provisioning_state == "Succeeded")
+
+    def operation_status(self, token: str) -> dict[str, Any]:
+        try:
+            kind, key = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode().split("|", 1)
+        except (ValueError, UnicodeDecodeError):
+            raise ArmFailure(404, "OperationNotFound", "The operation was not found.") from None
+        group = self.groups.get(key)
+        if group is None:
+            if kind == "delete":
+                return {"status": "Succeeded"}
+            return {"status": "Failed", "error": {"message": "The container group was deleted."}}
+        base: dict[str, Any] = {"id": self.resource_id(group), "startTime": now_iso(),
+                                "properties": {"events": group.group_events}}  # fmt: skip
+        if group.provisioning_state == "Failed":
+            return {**base, "status": "Failed", "error": {"message": group.failure or "Provisioning failed."}}
+        if group.provisioning_state in TRANSITIONING or (kind == "start" and group.state == "Pending"):
+            return {**base, "status": group.provisioning_state if kind == "create" else "InProgress"}
+        return {**base, "status": "Succeeded"}
+
+    def page(self, request: web.Request, groups: list[Group]) -> dict[str, Any]:
+        groups = sorted(groups, key=lambda g: g.key)
+        skip = int(request.query.get("$skiptoken", "0") or 0)
+        items = groups[skip : skip + self.page_size]
+        body: dict[str, Any] = {"value": [self.render(g) for g in items]}
+        if skip + self.page_size < len(groups):
+            query = dict(request.query)
+            query["$skiptoken"] = str(skip + self.page_size)
+            body["nextLink"] = str(request.url.with_query(query))
+        return body
+
+    def usages(self) -> dict[str, Any]:
+        used_cores = sum(g.cores for g in self.groups.values() if g.state != "Stopped")
+        rows = [("ContainerGroups", "Container Groups", len(self.groups), self.max_groups),
+                ("StandardCores", "Standard Cores", used_cores, self.max_cores),
+                ("StandardSpotCores", "Standard Spot Cores", 0, self.max_cores)]  # fmt: skip
+        return {
+            "value": [
+                {"unit": "Count", "currentValue": current, "limit": limit,
+                 "name": {"value": name, "localizedValue": label}}
+                for name, label, current, limit in rows
+            ]
+        }  # fmt: skip
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def build_app(emulator: Emulator) -> web.Application:
+    group_path = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerInstance/containerGroups/{name}"
+
+    def arm(handler: Handler) -> Handler:
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except ArmFailure as failure:
+                error: dict[str, Any] = {"message": failure.message}
+                if failure.code:
+                    error = {"code": failure.code, **error}
+                return arm_json({"error": error}, failure.status, failure.headers)
+
+        return wrapped
+
+    def names(request: web.Request) -> tuple[str, str, str]:
+        info = request.match_info
+        return info["sub"], info["rg"], info.get("name", "")
+
+    async def health(request: web.Request) -> web.Response:
+        return arm_json({"status": "ok", "groups": len(emulator.groups), "bwrap": emulator.use_bwrap})
+
+    async def list_faults(request: web.Request) -> web.Response:
+        return arm_json({"rules": [rule.to_dict() for rule in emulator.faults.rules]})
+
+    async def add_fault(request: web.Request) -> web.Response:
+        try:
+            data = await request.json()
+            rules = [emulator.faults.add(item) for item in (data if isinstance(data, list) else [data])]
+        except (ValueError, FaultRuleInvalid) as error:
+            return arm_json({"error": {"code": "InvalidFault", "message": str(error)}}, 400)
+        return arm_json({"rules": [rule.to_dict() for rule in rules]}, 201)
+
+    async def clear_faults(request: web.Request) -> web.Response:
+        emulator.faults.clear()
+        return web.Response(status=204)
+
+    @arm
+    async def put_group(request: web.Request) -> web.Response:
+        sub, rg, name = names(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ArmFailure(400, "InvalidRequestContent", "The request content was not valid JSON.") from None
+        return await emulator.put(request, sub, rg, name, body)
+
+    @arm
+    async def get_group(request: web.Request) -> web.Response:
+        sub, rg, name = names(request)
+        emulator.check_api_faults("get", name, None)
+        return arm_json(emulator.render(emulator.find(sub, rg, name)))
+
+    @arm
+    async def patch_group(request: web.Request) -> web.Response:
+        sub, rg, name = names(request)
+        group = emulator.find(sub, rg, name)
+        body = await request.json()
+        if isinstance(body, dict) and isinstance(body.get("tags"), dict):
+            group.body["tags"] = body["tags"]
+            emulator.save(group)
+        return arm_json(emulator.render(group))
+
+    @arm
+    async def delete_group(request: web.Request) -> web.Response:
+        sub, rg, name = names(request)
+        emulator.check_api_faults("delete", name, None)
+        try:
+            group = emulator.find(sub, rg, name)
+        except ArmFailure:
+            return web.Response(status=204)
+        rendered = emulator.render(group)
+        await emulator.delete_group(group)
+        rendered["properties"]["provisioningState"] = "Succeeded"
+        return arm_json(rendered, 200)
+
+    @arm
+    async def group_action(request: web.Request) -> web.Response:
+        sub, rg, name = names(request)
+        action = request.match_info["action"]
+        emulator.check_api_faults(action, name, None)
+        group = emulator.find(sub, rg, name)
+        if group.provisioning_state in TRANSITIONING and action != "stop":
+            raise ArmFailure(409, "ContainerGroupTransitioning",
+                             f"The container group '{name}' is still transitioning, please retry later.")
+        if action == "stop":
+            await emulator.stop(group)
+            return web.Response(status=204)
+        if action == "restart":
+            await emulator.restart(group, count_restart=True)
+            return web.Response(status=204)
+        if group.state == "Running":
+            return web.Response(status=204)
+        await emulator.restart(group, count_restart=False)
+        return web.Response(status=202, headers={"Azure-AsyncOperation": emulator.operation_url(request, group, "start")})
+
+    @arm
+    async def container_logs(request: web.Request) -> web.Response:
+        sub, rg, name = names(request)
+        emulator.check_api_faults("logs", name, None)
+        group = emulator.find(sub, rg, name)
+        container = request.match_info["container"]
+        path = emulator.log_dir(group) / f"{container}.log"
+        if container not in group.containers and container not in group.init_containers or not path.exists():
+            raise ArmFailure(
+                404, "ContainerLogNotAvailable",
+                f"Log of container '{container}' in container group '{name}' is not available yet. Please check "
+                "container 'InstanceView' for more information or retry later.",
+            )  # fmt: skip
+        content = path.read_bytes().decode("utf-8", "replace")
+        tail = request.query.get("tail")
+        if tail and tail.isdigit():
+            content = "".join(content.splitlines(keepends=True)[-int(tail) :]) if int(tail) else ""
+        return arm_json({"content": content})
+
+    @arm
+    async def unsupported(request: web.Request) -> web.Response:
+        raise ArmFailure(400, "UnsupportedOperation",
+                         "The emulator does not support exec or attach: containers are local processes.")
+
+    @arm
+    async def list_in_group(request: web.Request) -> web.Response:
+        sub, rg, _ = names(request)
+        emulator.check_api_faults("list", "", None)
+        prefix = f"{sub}/{rg}/".lower()
+        return arm_json(emulator.page(request, [g for k, g in emulator.groups.items() if k.startswith(prefix)]))
+
+    @arm
+    async def list_in_subscription(request: web.Request) -> web.Response:
+        sub = request.match_info["sub"].lower()
+        emulator.check_api_faults("list", "", None)
+        return arm_json(emulator.page(request, [g for k, g in emulator.groups.items() if k.startswith(sub + "/")]))
+
+    @arm
+    async def operation(request: web.Request) -> web.Response:
+        return arm_json(emulator.operation_status(request.match_info["op"]))
+
+    @arm
+    async def usages(request: web.Request) -> web.Response:
+        return arm_json(emulator.usages())
+
+    app = web.Application(client_max_size=4 * 1024 * 1024)
+    app.router.add_get("/_emulator/health", health)
+    app.router.add_get("/_emulator/faults", list_faults)
+    app.router.add_post("/_emulator/faults", add_fault)
+    app.router.add_delete("/_emulator/faults", clear_faults)
+    app.router.add_put(group_path, put_group)
+    app.router.add_get(group_path, get_group)
+    app.router.add_patch(group_path, patch_group)
+    app.router.add_delete(group_path, delete_group)
+    app.router.add_post(group_path + "/{action:stop|start|restart}", group_action)
+    app.router.add_get(group_path + "/containers/{container}/logs", container_logs)
+    app.router.add_post(group_path + "/containers/{container}/{kind:exec|attach}", unsupported)
+    app.router.add_get(
+        "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerInstance/containerGroups", list_in_group
+    )
+    app.router.add_get("/subscriptions/{sub}/providers/Microsoft.ContainerInstance/containerGroups", list_in_subscription)
+    app.router.add_get("/subscriptions/{sub}/providers/Microsoft.ContainerInstance/locations/{loc}/operations/{op}", operation)
+    app.router.add_get("/subscriptions/{sub}/providers/Microsoft.ContainerInstance/locations/{loc}/usages", usages)
+
+    async def on_startup(app: web.Application) -> None:
+        await emulator.load()
+
+    async def on_cleanup(app: web.Application) -> None:
+        await emulator.shutdown()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+async def serve(emulator: Emulator, host: str, port: int, stop: asyncio.Event) -> None:
+    runner = web.AppRunner(build_app(emulator), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    print(f"aciemu listening on http://{host}:{port} (bubblewrap: {emulator.use_bwrap})", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,114 @@
+"""ACI activities: thin, idempotent wrappers over `acibatch.aci.AciGateway`.
+
+Expected ARM failures are returned as data (`{"ok": false, "error": {...}}`) so the task orchestrator can
+decide with the policy; only unexpected bugs raise. Secrets (the callback token, sealed secure env values)
+are produced here, inside the activity, so they never enter orchestration history.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from acibatch.aci import AciGateway, ArmError, GroupRequest, RegistryCredentials, arm_error_from, make_client
+from acibatch.plan import TaskInput
+from acibatch.sealing import unseal
+from acibatch.settings import current as settings
+from acibatch.tokens import callback_token
+from activities import bp
+
+LOG_TAIL_CHARS = 16 * 1024
+
+
+@cache
+def gateway() -> AciGateway:
+    config = settings()
+    return AciGateway(make_client(config.subscription_id, config.aci_endpoint), config.resource_group)
+
+
+def registry() -> RegistryCredentials | None:
+    config = settings()
+    if not config.registry_server:
+        return None
+    return RegistryCredentials(
+        server=config.registry_server,
+        username=config.registry_username,
+        password=config.registry_password,
+        identity=config.registry_identity,
+    )
+
+
+def callback_url(task: TaskInput) -> str:
+    base = settings().callback_base_url.rstrip("/")
+    return f"{base}/api/callbacks/{task.job_id}/{task.task_id}?tenant={task.tenant}"
+
+
+def group_request(payload: dict[str, Any]) -> GroupRequest:
+    task = TaskInput.from_dict(payload)
+    config = settings()
+    attempt = int(payload["attempt"])
+    secure = unseal(config.signing_keys, task.sealed_secure_env) if task.sealed_secure_env else {}
+    system_env = {
+        "BATCH_CALLBACK_URL": callback_url(task),
+        "BATCH_JOB_ID": task.job_id,
+        "BATCH_TASK_ID": task.task_id,
+        "BATCH_TASK_INDEX": str(task.index),
+        "BATCH_ATTEMPT": str(attempt),
+    }
+    token = callback_token(config.callback_signing_key, str(payload["owner"]), attempt)
+    return GroupRequest(
+        name=str(payload["name"]),
+        tenant=task.tenant,
+        job_id=task.job_id,
+        task_id=task.task_id,
+        attempt=attempt,
+        owner=str(payload["owner"]),
+        image=task.image,
+        command=task.command,
+        env={**task.env, **system_env},
+        secure_env={**secure, "BATCH_CALLBACK_TOKEN": token},
+        cpu=task.cpu,
+        memory_gb=task.memory_gb,
+        priority=str(payload["priority"]),
+        created_at=int(payload["createdAt"]),
+        location=config.location,
+    )
+
+
+@bp.activity_trigger(input_name="payload", activity="create_group")
+def create_group(payload: dict[str, Any]) -> dict[str, Any]:
+    try:
+        gateway().create(group_request(payload), registry())
+    except ArmError as error:
+        return {"ok": False, "error": error.to_dict()}
+    except Exception as exc:  # transport errors and the like: the policy treats status None as transient
+        return {"ok": False, "error": arm_error_from(exc).to_dict()}
+    return {"ok": True}
+
+
+@bp.activity_trigger(input_name="payload", activity="get_group_state")
+def get_group_state(payload: dict[str, Any]) -> dict[str, Any]:
+    return gateway().get_state(str(payload["name"])).to_dict()
+
+
+@bp.activity_trigger(input_name="payload", activity="restart_group")
+def restart_group(payload: dict[str, Any]) -> bool:
+    return gateway().restart(str(payload["name"]))
+
+
+@bp.activity_trigger(input_name="payload", activity="cleanup_group")
+def cleanup_group(payload: dict[str, Any]) -> dict[str, Any]:
+    """Keep the log tail and exit code, then stop and/or delete the group (both idempotent)."""
+    name = str(payload["name"])
+    aci = gateway()
+    state = aci.get_state(name)
+    log = aci.logs(name) if state.exists else None
+    if state.exists and payload.get("stop"):
+        aci.stop(name)
+    if state.exists and payload.get("delete"):
+        aci.delete(name)
+    return {
+        "logTail": None if log is None else log[-LOG_TAIL_CHARS:],
+        "exitCode": state.exit_code,
+        "existed": state.exists,
+    }

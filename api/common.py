@@ -1,0 +1,171 @@
+"""Shared plumbing for the HTTP API: JSON responses, error envelopes, body limits and authentication.
+
+Every error is `{"error": {"code", "message", "details"?}}` with a message that says what to fix.
+Authentication is `Authorization: Bearer <key>` with the admin key or a tenant key; tenant keys are
+found by their tenant prefix and checked against the stored hash in constant time.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import json
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from acibatch import durable_names as names
+from acibatch.apikeys import tenant_of_key, verify_api_key
+from acibatch.settings import current as settings
+from acibatch.tenancy import TenantState
+
+JSON = "application/json"
+
+
+class ApiError(Exception):
+    """Raised inside a handler to answer with an error envelope."""
+
+    def __init__(self, status: int, code: str, message: str, details: list[dict[str, str]] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+def json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        mimetype=JSON,
+        headers=dict(headers or {}),
+    )
+
+
+def error_response(error: ApiError) -> func.HttpResponse:
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.details:
+        body["details"] = error.details
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    return json_response({"error": body}, error.status, headers)
+
+
+Handler = Callable[..., Awaitable[func.HttpResponse]]
+
+
+def handle_errors(handler: Handler) -> Handler:
+    """Turn `ApiError` into its response; any other exception into a 500 that leaks no internals."""
+
+    # functools.wraps keeps the signature: the Functions worker binds parameters by name.
+    @functools.wraps(handler)
+    async def wrapper(*args: Any, **kwargs: Any) -> func.HttpResponse:
+        try:
+            return await handler(*args, **kwargs)
+        except ApiError as error:
+            return error_response(error)
+
+    return wrapper
+
+
+def _reject_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not valid JSON")
+
+
+def read_json(req: func.HttpRequest) -> Any:
+    """The request body as JSON, enforcing the size limit; 413/400 with a clear message otherwise."""
+    body = req.get_body() or b""
+    limit = settings().max_body_bytes
+    if len(body) > limit:
+        raise ApiError(
+            413, "PayloadTooLarge", f"the request body is {len(body)} bytes; the limit is {limit} bytes"
+        )
+    if not body.strip():
+        raise ApiError(400, "InvalidJson", "the request body is empty; send a JSON object")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "InvalidJson", f"the request body is not valid UTF-8 (byte {exc.start})") from exc
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise ApiError(400, "InvalidJson", "the request body is nested too deeply") from exc
+    except ValueError as exc:
+        raise ApiError(400, "InvalidJson", f"the request body is not valid JSON: {exc}") from exc
+
+
+def finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant: str | None  # None for the admin
+
+    @property
+    def is_admin(self) -> bool:
+        return self.tenant is None
+
+
+def bearer_token(req: func.HttpRequest) -> str:
+    header = req.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401, "Unauthorized", "send 'Authorization: Bearer <key>' with the admin key or a tenant key"
+        )
+    return token.strip()
+
+
+async def read_tenant(client: df.DurableOrchestrationClient, tenant: str) -> TenantState | None:
+    response = await client.read_entity_state(df.EntityId(names.TENANT_ENTITY, tenant))
+    if not response.entity_exists or not response.entity_state:
+        return None
+    return TenantState.from_dict(response.entity_state)
+
+
+async def authenticate(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> Principal:
+    key = bearer_token(req)
+    if hmac.compare_digest(key.encode(), settings().admin_key.encode()):
+        return Principal(tenant=None)
+    tenant = tenant_of_key(key)
+    state = await read_tenant(client, tenant) if tenant else None
+    if (
+        tenant is None
+        or state is None
+        or not state.api_key_hash
+        or not verify_api_key(key, state.api_key_hash)
+    ):
+        raise ApiError(401, "Unauthorized", "the key is not valid; use the admin key or a current tenant key")
+    return Principal(tenant=tenant)
+
+
+def require_admin(principal: Principal) -> None:
+    if not principal.is_admin:
+        raise ApiError(403, "Forbidden", "this operation needs the admin key")
+
+
+def require_tenant(principal: Principal) -> str:
+    if principal.tenant is None:
+        raise ApiError(403, "Forbidden", "jobs belong to tenants: use the tenant's key, not the admin key")
+    return principal.tenant
+
+
+def query_int(req: func.HttpRequest, name: str, default: int, low: int, high: int) -> int:
+    raw = req.params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(
+            400, "InvalidQuery", f"query parameter '{name}' must be an integer from {low} to {high}"
+        )
+    return int(raw)
+
+
+def base_url(req: func.HttpRequest) -> str:
+    """The public origin + route prefix the client used, so returned URLs work behind any host name."""
+    url = req.url
+    marker = url.find("/api/")
+    return url[:marker] + "/api" if marker >= 0 else url.rstrip("/")

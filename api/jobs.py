@@ -1,0 +1,285 @@
+"""Job API: submit (idempotent on jobId), list, show with task progress, cancel, read a task's log."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from datetime import UTC, datetime
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from acibatch import durable_names as names
+from acibatch.aci import AciGateway, make_client
+from acibatch.callbacks import decode_event_payload
+from acibatch.naming import job_instance_id, new_job_id, task_instance_id
+from acibatch.plan import JobInput, progress_entity_key
+from acibatch.records import JobProgress, JobState, TaskRecord, TaskState, job_state_from_counts
+from acibatch.sealing import seal
+from acibatch.settings import current as settings
+from acibatch.spec import JobSpec, JobSpecInvalid, parse_job_spec
+from acibatch.tenancy import list_jobs
+from api import bp
+from api.common import (
+    ApiError,
+    authenticate,
+    base_url,
+    handle_errors,
+    json_response,
+    query_int,
+    read_json,
+    read_tenant,
+    require_tenant,
+)
+
+TERMINAL = {"Completed", "Failed", "Terminated", "Canceled"}
+STATUS_READS_IN_PARALLEL = 16
+
+
+def _runtime(status: Any) -> str | None:
+    runtime = getattr(status, "runtime_status", None)
+    return None if runtime is None else str(getattr(runtime, "value", runtime))
+
+
+def _stored_input(status: Any) -> dict[str, Any]:
+    # Inputs of instances started by the Python client come back as JSON text (double-encoded).
+    data = decode_event_payload(getattr(status, "input_", None))
+    return data if isinstance(data, dict) else {}
+
+
+def keyed_fingerprint(spec: JobSpec) -> str:
+    # Keyed, so the stored value says nothing about secure env values even to a brute-force guess.
+    key = settings().callback_signing_key.encode()
+    return hmac.new(key, spec.fingerprint().encode(), hashlib.sha256).hexdigest()
+
+
+def job_links(req: func.HttpRequest, job_id: str) -> dict[str, str]:
+    root = f"{base_url(req)}/jobs/{job_id}"
+    return {"statusUrl": root, "cancelUrl": f"{root}/cancel"}
+
+
+def job_id_from_route(req: func.HttpRequest) -> str:
+    job_id = req.route_params.get("jobId", "")
+    # Ids we issue or accept always match the spec's id rule; anything else cannot name a job.
+    if not job_id or len(job_id) > 63 or not all(c.isalnum() or c in "-_." for c in job_id):
+        raise ApiError(404, "JobNotFound", "no such job")
+    return job_id
+
+
+@bp.route(route="jobs", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@handle_errors
+async def submit_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    tenant = require_tenant(await authenticate(req, client))
+    body = read_json(req)
+    try:
+        spec = parse_job_spec(body)
+    except JobSpecInvalid as invalid:
+        details = [{"path": error.path, "message": error.message} for error in invalid.errors]
+        raise ApiError(
+            400, "InvalidJobSpec", f"the job spec has {len(details)} error(s); fix them all", details
+        ) from None
+    job_id = spec.job_id or new_job_id()
+    instance = job_instance_id(tenant, job_id)
+    fingerprint = keyed_fingerprint(spec)
+    links = job_links(req, job_id)
+    accepted = {"jobId": job_id, **links}
+
+    existing = await client.get_status(instance)
+    if _runtime(existing) is None:
+        signing = settings()
+        sealed = seal(signing.callback_signing_key, spec.secure_env) if spec.secure_env else None
+        spec_without_secrets = spec.to_dict()
+        spec_without_secrets["secureEnv"] = {}
+        job = JobInput(
+            tenant=tenant,
+            job_id=job_id,
+            spec=spec_without_secrets,
+            sealed_secure_env=sealed,
+            fingerprint=fingerprint,
+            submitted_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            poll_seconds=signing.poll_seconds,
+        )
+        await client.signal_entity(
+            df.EntityId(names.TENANT_ENTITY, tenant),
+            "register_job",
+            {"jobId": job_id, "createdAt": job.submitted_at, "fingerprint": fingerprint},
+        )
+        try:
+            await client.start_new(names.JOB_ORCHESTRATOR, instance, job.to_dict())
+        except Exception:
+            # A concurrent submit of the same jobId won the race; fall through to the idempotency check.
+            existing = await client.get_status(instance)
+            if _runtime(existing) is None:
+                raise
+        else:
+            return json_response(
+                {**accepted, "state": str(JobState.QUEUED)}, 202, {"Location": links["statusUrl"]}
+            )
+    if _stored_input(existing).get("fingerprint") != fingerprint:
+        raise ApiError(
+            409,
+            "JobIdConflict",
+            f"job '{job_id}' already exists with a different spec; resubmit the same spec or use a new jobId",
+        )
+    return json_response({**accepted, "state": "Existing"}, 202, {"Location": links["statusUrl"]})
+
+
+@bp.route(route="jobs", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+@handle_errors
+async def list_tenant_jobs(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    tenant = require_tenant(await authenticate(req, client))
+    state_filter = req.params.get("state") or None
+    if state_filter is not None and state_filter not in {str(state) for state in JobState}:
+        allowed = ", ".join(str(state) for state in JobState)
+        raise ApiError(400, "InvalidQuery", f"query parameter 'state' must be one of {allowed}")
+    offset = query_int(req, "offset", 0, 0, 10**9)
+    limit = query_int(req, "limit", 50, 1, 500)
+    state = await read_tenant(client, tenant)
+    page, total = list_jobs(state, state_filter, offset, limit) if state is not None else ([], 0)
+    jobs = [{**item, **job_links(req, item["jobId"])} for item in page]
+    next_offset = offset + len(page) if offset + len(page) < total else None
+    return json_response({"jobs": jobs, "total": total, "offset": offset, "nextOffset": next_offset})
+
+
+async def read_progress(client: df.DurableOrchestrationClient, tenant: str, job_id: str) -> JobProgress:
+    entity = df.EntityId(names.PROGRESS_ENTITY, progress_entity_key(tenant, job_id))
+    response = await client.read_entity_state(entity)
+    return JobProgress.from_dict(response.entity_state if response.entity_exists else None)
+
+
+async def read_task(
+    client: df.DurableOrchestrationClient, tenant: str, job_id: str, task_id: str
+) -> TaskRecord:
+    status = await client.get_status(task_instance_id(tenant, job_id, task_id))
+    runtime = _runtime(status)
+    if runtime is None:
+        return TaskRecord(id=task_id)
+    data = (
+        status.output if runtime == "Completed" and isinstance(status.output, dict) else status.custom_status
+    )
+    record = TaskRecord.from_dict(data) if isinstance(data, dict) else TaskRecord(id=task_id)
+    if runtime in {"Failed", "Terminated"} and not record.state.terminal:
+        record = record.with_(state=TaskState.FAILED, error=f"task orchestration {runtime.lower()}")
+    return record
+
+
+async def find_job(client: df.DurableOrchestrationClient, tenant: str, job_id: str) -> Any:
+    status = await client.get_status(job_instance_id(tenant, job_id), show_input=True)
+    if _runtime(status) is None:
+        raise ApiError(404, "JobNotFound", f"job '{job_id}' does not exist")
+    return status
+
+
+@bp.route(route="jobs/{jobId}", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+@handle_errors
+async def get_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    tenant = require_tenant(await authenticate(req, client))
+    job_id = job_id_from_route(req)
+    offset = query_int(req, "offset", 0, 0, 10**6)
+    limit = query_int(req, "limit", 100, 0, 1000)
+    status = await find_job(client, tenant, job_id)
+    job = _stored_input(status)
+    task_ids = [task["id"] for task in job.get("spec", {}).get("tasks", [])]
+    progress = await read_progress(client, tenant, job_id)
+    counts = progress.counts()
+    runtime = _runtime(status)
+    output = status.output if isinstance(status.output, dict) else {}
+    error = output.get("error")
+    if runtime == "Completed":
+        state = JobState(output["state"])
+        counts = {**counts, **output.get("counts", {})}
+    elif runtime in {"Failed", "Terminated", "Canceled"}:
+        state = JobState.FAILED if runtime == "Failed" else JobState.CANCELLED
+        error = error or f"job orchestration {runtime.lower()}"
+    else:
+        counts = {
+            **counts,
+            str(TaskState.QUEUED): counts[str(TaskState.QUEUED)] + max(0, len(task_ids) - progress.total),
+        }
+        state = job_state_from_counts(counts, finished=False, cancelled=progress.cancelled)
+
+    semaphore = asyncio.Semaphore(STATUS_READS_IN_PARALLEL)
+
+    async def one(task_id: str) -> dict[str, Any]:
+        async with semaphore:
+            return (await read_task(client, tenant, job_id, task_id)).public()
+
+    page = task_ids[offset : offset + limit]
+    tasks = await asyncio.gather(*(one(task_id) for task_id in page))
+    custom = status.custom_status if isinstance(status.custom_status, dict) else {}
+    body = {
+        "jobId": job_id,
+        "tenant": tenant,
+        "state": str(state),
+        "cancelRequested": progress.cancelled,
+        "createdAt": job.get("submittedAt"),
+        "startedAt": output.get("startedAt") or custom.get("startedAt"),
+        "finishedAt": output.get("finishedAt"),
+        "error": error,
+        "taskCount": len(task_ids),
+        "counts": counts,
+        "tasks": tasks,
+        "offset": offset,
+        "nextOffset": offset + len(page) if offset + len(page) < len(task_ids) else None,
+        **job_links(req, job_id),
+    }
+    return json_response(body)
+
+
+@bp.route(route="jobs/{jobId}/cancel", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@handle_errors
+async def cancel_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    tenant = require_tenant(await authenticate(req, client))
+    job_id = job_id_from_route(req)
+    status = await find_job(client, tenant, job_id)
+    if _runtime(status) in TERMINAL:
+        output = status.output if isinstance(status.output, dict) else {}
+        raise ApiError(
+            409,
+            "JobFinished",
+            f"job '{job_id}' already finished ({output.get('state', 'unknown')}); nothing to cancel",
+        )
+    await client.raise_event(
+        job_instance_id(tenant, job_id), names.EVENT_CANCEL, {"requestedAt": datetime.now(UTC).isoformat()}
+    )
+    return json_response({"jobId": job_id, "state": "Cancelling", **job_links(req, job_id)}, 202)
+
+
+@bp.route(route="jobs/{jobId}/tasks/{taskId}/logs", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+@handle_errors
+async def task_logs(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    tenant = require_tenant(await authenticate(req, client))
+    job_id = job_id_from_route(req)
+    task_id = req.route_params.get("taskId", "")
+    tail = query_int(req, "tail", 0, 0, 100_000) or None
+    await find_job(client, tenant, job_id)
+    record = await read_task(client, tenant, job_id, task_id)
+    if record.group_name is None and record.log_tail is None:
+        if record.state is TaskState.QUEUED:
+            raise ApiError(404, "LogNotAvailable", f"task '{task_id}' has not started yet; no log exists")
+        raise ApiError(404, "LogNotAvailable", f"no log was kept for task '{task_id}'")
+    content, source = None, "kept"
+    if not record.state.terminal and record.group_name:
+        config = settings()
+        gateway = AciGateway(make_client(config.subscription_id, config.aci_endpoint), config.resource_group)
+        content = await asyncio.to_thread(gateway.logs, record.group_name, tail)
+        source = "aci"
+    if content is None:
+        content, source = record.log_tail or "", "kept"
+        if tail:
+            content = "\n".join(content.splitlines()[-tail:])
+    body = {
+        "jobId": job_id,
+        "taskId": task_id,
+        "groupName": record.group_name,
+        "source": source,
+        "content": content,
+    }
+    return json_response(body)

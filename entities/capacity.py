@@ -1,0 +1,46 @@
+"""`capacity` entity (one, key `region`): the single source of truth for who may run a container group now.
+
+It holds the regional ACI limits (from settings), every tenant's quota, the running leases and the fair
+queue; operations delegate to `acibatch.tenancy` and return JSON results to the calling orchestration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.durable_functions as df
+
+from acibatch import durable_names as names
+from acibatch import tenancy
+from acibatch.settings import current as settings
+from entities import bp
+
+
+def apply(state: tenancy.CapacityState, operation: str, data: Any) -> tuple[tenancy.CapacityState, Any]:
+    if operation == "acquire":
+        state, acquired = tenancy.acquire(state, tenancy.LeaseRequest.from_dict(data))
+        return state, acquired.to_dict()
+    if operation == "release":
+        state, released = tenancy.release(state, data["leaseId"], float(data.get("now", 0)))
+        return state, released.to_dict()
+    if operation == "set_quota":
+        state, granted = tenancy.set_tenant_quota(
+            state, data["tenant"], tenancy.Quota.from_dict(data["quota"])
+        )
+        return state, {"granted": [lease.to_dict() for lease in granted]}
+    raise ValueError(f"capacity entity has no operation '{operation}'")
+
+
+@bp.entity_trigger(context_name="context", entity_name=names.CAPACITY_ENTITY)
+def capacity(context: df.DurableEntityContext) -> None:
+    config = settings()
+    stored = context.get_state(lambda: None)
+    state = (
+        tenancy.CapacityState.from_dict(stored)
+        if stored
+        else tenancy.CapacityState.empty(max_groups=config.max_groups, max_cores=config.max_cores)
+    )
+    state = tenancy.set_region_limits(state, config.max_groups, config.max_cores)
+    state, result = apply(state, context.operation_name, context.get_input())
+    context.set_state(state.to_dict())
+    context.set_result(result)

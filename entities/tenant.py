@@ -1,0 +1,38 @@
+"""`tenant` entity (one per tenant): quota, API key hash, usage, task outcome counts and the job index.
+
+Operations delegate to the pure functions in `acibatch.tenancy`; this module only maps operation names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.durable_functions as df
+
+from acibatch import durable_names as names
+from acibatch import tenancy
+from entities import bp
+
+
+def apply(state: tenancy.TenantState, operation: str, data: Any) -> tenancy.TenantState:
+    if operation == "configure":
+        quota = tenancy.Quota.from_dict(data["quota"])
+        return tenancy.configure_tenant(state, quota, data.get("apiKeyHash"))
+    if operation == "record_usage":
+        return tenancy.record_usage(
+            state, data["leaseId"], float(data["cores"]), float(data["memoryGb"]), float(data["seconds"])
+        )
+    if operation == "task_finished":
+        return tenancy.count_task(state, data["outcome"])
+    if operation == "register_job":
+        return tenancy.register_job(state, data["jobId"], data["createdAt"], data.get("fingerprint", ""))
+    if operation == "update_job":
+        return tenancy.update_job(state, data["jobId"], data["state"], data.get("finishedAt"))
+    raise ValueError(f"tenant entity has no operation '{operation}'")
+
+
+@bp.entity_trigger(context_name="context", entity_name=names.TENANT_ENTITY)
+def tenant(context: df.DurableEntityContext) -> None:
+    state = tenancy.TenantState.from_dict(context.get_state(lambda: None))
+    state = apply(state, context.operation_name, context.get_input())
+    context.set_state(state.to_dict())

@@ -1,0 +1,296 @@
+"""Task orchestrator: one task's life through attempts, each attempt one ACI container group.
+
+Per attempt: take a capacity lease (waiting on `CapacityGranted` raced with a back-off timer), create the
+group, race the signed callback against a poll timer until the task timeout, decide with
+`acibatch.policy.decide`, clean the group up, release the lease and record usage.
+
+Waiters for external events are created once and reused across `task_any` calls: the Python SDK hands an
+event to the most recently created waiter of that name, so an abandoned waiter would swallow a later event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import azure.durable_functions as df
+
+from acibatch import durable_names as names
+from acibatch.callbacks import CallbackReport, CallbackStatus, decode_event_payload
+from acibatch.naming import container_group_name
+from acibatch.observe import observation_from_state
+from acibatch.plan import TaskInput
+from acibatch.policy import AttemptState, Decision, GroupAction, Next, Observation, ObservationKind, decide
+from acibatch.records import TaskRecord, TaskState
+from orchestrators import bp
+
+Steps = Generator[Any, Any, Any]
+
+CAPACITY = df.EntityId(names.CAPACITY_ENTITY, names.CAPACITY_KEY)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _capacity_wait_seconds(waits: int) -> float:
+    # Wake-ups come as events; the timer only heals a lost one, so it can back off quickly.
+    return float(min(5 * 2**waits, 30))
+
+
+class TaskRun:
+    def __init__(self, context: df.DurableOrchestrationContext, task: TaskInput) -> None:
+        self.context = context
+        self.task = task
+        self.progress = df.EntityId(names.PROGRESS_ENTITY, task.progress_key)
+        self.tenant = df.EntityId(names.TENANT_ENTITY, task.tenant)
+        self.record = TaskRecord(id=task.task_id)
+        self.cancel_waiter = context.wait_for_external_event(names.EVENT_CANCEL)
+        self.cancelled = False
+        self.callback_waiter: Any = None
+        self.granted_waiter: Any = None
+
+    @property
+    def now(self) -> datetime:
+        now: datetime = self.context.current_utc_datetime
+        return now
+
+    def publish(self, **changes: Any) -> None:
+        self.record = replace(self.record, **changes)
+        self.context.set_custom_status(self.record.to_dict())
+
+    def report_state(self, state: TaskState) -> None:
+        self.context.signal_entity(self.progress, "set", {"taskId": self.task.task_id, "state": str(state)})
+
+    def finish(self, state: TaskState, error: str | None = None) -> dict[str, Any]:
+        self.publish(state=state, finished_at=_iso(self.now), error=error)
+        self.report_state(state)
+        self.context.signal_entity(self.tenant, "task_finished", {"outcome": str(state)})
+        return self.record.to_dict()
+
+    def run(self) -> Steps:
+        begin = yield self.context.call_entity(self.progress, "begin", self.task.task_id)
+        if begin.get("cancelled"):
+            return self.finish(TaskState.CANCELLED, "the job was cancelled before this task started")
+        attempt, priority = 1, self.task.priority
+        while True:
+            group = container_group_name(self.task.tenant, self.task.job_id, self.task.task_id, attempt)
+            self.publish(state=TaskState.QUEUED, attempt=attempt, group_name=group, exit_code=None)
+            lease_id = f"{self.context.instance_id}#{attempt}"
+            admitted = yield from self.acquire(lease_id)
+            if admitted is not None:
+                state = TaskState.CANCELLED if self.cancelled else TaskState.FAILED
+                return self.finish(state, admitted)
+            self.publish(attempts=attempt)
+            decision, result = yield from self.attempt(attempt, group, priority)
+            yield from self.release(lease_id)
+            if decision.next is Next.SUCCEED:
+                self.publish(result=result)
+                return self.finish(TaskState.SUCCEEDED)
+            if decision.next is Next.CANCEL:
+                return self.finish(TaskState.CANCELLED, decision.reason)
+            if decision.next is Next.NEW_ATTEMPT:
+                self.publish(error=decision.reason)
+                attempt, priority = attempt + 1, decision.next_priority
+                continue
+            return self.finish(TaskState.FAILED, decision.reason)
+
+    # -- admission ---------------------------------------------------------------------------------------
+
+    def acquire(self, lease_id: str) -> Steps:
+        """Hold a capacity lease; returns None when granted, else why the task cannot run."""
+        request = {
+            "leaseId": lease_id,
+            "tenant": self.task.tenant,
+            "cores": self.task.cpu,
+            "memoryGb": self.task.memory_gb,
+            "requestedAt": self.now.timestamp(),
+        }
+        waits = 0
+        while True:
+            if self.cancelled:
+                yield self.context.call_entity(CAPACITY, "release", {"leaseId": lease_id, "now": 0})
+                return "the job was cancelled while the task was queued"
+            result = yield self.context.call_entity(CAPACITY, "acquire", request)
+            status = result["status"]
+            if status == "GRANTED":
+                return None
+            if status == "REJECTED":
+                return f"the task can never be scheduled: {result.get('reason')}"
+            timer = self.context.create_timer(self.now + timedelta(seconds=_capacity_wait_seconds(waits)))
+            if self.granted_waiter is None:
+                self.granted_waiter = self.context.wait_for_external_event(names.EVENT_CAPACITY_GRANTED)
+            winner = yield self.context.task_any([self.granted_waiter, self.cancel_waiter, timer])
+            if winner is not timer:
+                timer.cancel()
+            if winner is self.granted_waiter:
+                self.granted_waiter = None
+            elif winner is self.cancel_waiter:
+                self.cancelled = True
+            waits += 1
+
+    def release(self, lease_id: str) -> Steps:
+        released = yield self.context.call_entity(
+            CAPACITY, "release", {"leaseId": lease_id, "now": self.now.timestamp()}
+        )
+        granted = [lease["leaseId"] for lease in released.get("granted", [])]
+        if granted:
+            yield self.context.call_activity(names.WAKE_WAITERS, granted)
+        lease = released.get("released")
+        if lease:
+            seconds = max(0.0, self.now.timestamp() - float(lease["startedAt"]))
+            self.context.signal_entity(
+                self.tenant,
+                "record_usage",
+                {
+                    "leaseId": lease_id,
+                    "cores": self.task.cpu,
+                    "memoryGb": self.task.memory_gb,
+                    "seconds": seconds,
+                },
+            )
+
+    # -- one attempt ---------------------------------------------------------------------------------------
+
+    def sleep(self, seconds: float) -> Steps:
+        """A durable pause that ends early on cancel; returns True when cancelled."""
+        timer = self.context.create_timer(self.now + timedelta(seconds=seconds))
+        winner = yield self.context.task_any([timer, self.cancel_waiter])
+        if winner is self.cancel_waiter:
+            timer.cancel()
+            self.cancelled = True
+        return self.cancelled
+
+    def attempt(self, attempt: int, group: str, priority: str) -> Steps:
+        """Run one attempt to its decision; returns `(decision, reported result)`.
+
+        Create failures (synchronous ARM errors, or provisioning that fails later) that the policy calls
+        transient re-create the same attempt after a back-off: they do not count against maxAttempts.
+        """
+        state = AttemptState(
+            attempt=attempt,
+            max_attempts=self.task.max_attempts,
+            restarts_in_place=0,
+            transient_errors=0,
+            priority=priority,
+            spot_fallback=self.task.spot_fallback,
+            on_success=self.task.on_success,
+            on_failure=self.task.on_failure,
+        )
+        create_input = {
+            **self.task.to_dict(),
+            "name": group,
+            "attempt": attempt,
+            "priority": priority,
+            "owner": self.context.instance_id,
+            "createdAt": int(self.now.timestamp()),
+        }
+        deadline: datetime | None = None
+        while True:
+            if self.cancelled:
+                decision = decide(Observation(kind=ObservationKind.CANCELLED), state)
+                return (yield from self.apply(decision, group)), None
+            created = yield self.context.call_activity(names.CREATE_GROUP, create_input)
+            if created["ok"]:
+                if deadline is None:
+                    deadline = self.now + timedelta(seconds=self.task.task_timeout_seconds)
+                    self.publish(state=TaskState.RUNNING, started_at=self.record.started_at or _iso(self.now))
+                    self.report_state(TaskState.RUNNING)
+                decision, result = yield from self.watch(attempt, group, state, deadline)
+            else:
+                error = created["error"]
+                observation = Observation(
+                    kind=ObservationKind.CREATE_FAILED,
+                    arm_status=error.get("status"),
+                    arm_code=error.get("code"),
+                    arm_message=error.get("message"),
+                )
+                decision, result = decide(observation, state), None
+            if decision.next is not Next.RETRY_CREATE:
+                return (yield from self.apply(decision, group)), result
+            yield self.context.call_activity(
+                names.CLEANUP_GROUP, {"name": group, "stop": False, "delete": True}
+            )
+            state = replace(state, transient_errors=state.transient_errors + 1)
+            yield from self.sleep(decision.delay_seconds)
+
+    def watch(self, attempt: int, group: str, state: AttemptState, deadline: datetime) -> Steps:
+        """Watch a created group until something ends the attempt; returns `(decision, reported result)`."""
+        while True:
+            observation: Observation | None = None
+            result: Any = None
+            remaining = (deadline - self.now).total_seconds()
+            if self.cancelled:
+                observation = Observation(kind=ObservationKind.CANCELLED)
+            elif remaining <= 0:
+                observation = Observation(
+                    kind=ObservationKind.TIMED_OUT,
+                    message=f"the task ran longer than taskTimeoutSeconds={self.task.task_timeout_seconds}",
+                )
+            else:
+                observation, result = yield from self.wait_for_news(
+                    attempt, group, min(remaining, self.poll())
+                )
+            if observation is None:
+                continue
+            decision = decide(observation, state)
+            if decision.next is Next.WAIT:
+                continue
+            if decision.group_action is GroupAction.RESTART_IN_PLACE:
+                yield self.context.call_activity(names.RESTART_GROUP, {"name": group})
+                state = replace(state, restarts_in_place=state.restarts_in_place + 1)
+                continue
+            if observation.exit_code is not None:
+                self.publish(exit_code=observation.exit_code)
+            return decision, result
+
+    def poll(self) -> float:
+        return max(0.1, self.task.poll_seconds)
+
+    def wait_for_news(self, attempt: int, group: str, seconds: float) -> Steps:
+        """Wait for a callback, a cancel or the poll timer; returns `(observation or None, result)`."""
+        timer = self.context.create_timer(self.now + timedelta(seconds=seconds))
+        if self.callback_waiter is None:
+            self.callback_waiter = self.context.wait_for_external_event(names.EVENT_CALLBACK)
+        winner = yield self.context.task_any([self.callback_waiter, self.cancel_waiter, timer])
+        if winner is not timer:
+            timer.cancel()
+        if winner is self.cancel_waiter:
+            self.cancelled = True
+            return None, None
+        if winner is self.callback_waiter:
+            self.callback_waiter = None
+            report = CallbackReport.from_event(decode_event_payload(winner.result))
+            if report is None or report.attempt != attempt:
+                return None, None  # a stale attempt's or malformed report: never completes this attempt
+            if report.status is CallbackStatus.PROGRESS:
+                self.publish(progress=report.progress)
+                return None, None
+            kind = (
+                ObservationKind.CALLBACK_SUCCEEDED
+                if report.status is CallbackStatus.SUCCEEDED
+                else ObservationKind.CALLBACK_FAILED
+            )
+            return Observation(kind=kind, exit_code=report.exit_code, message=report.message), report.result
+        group_state = yield self.context.call_activity(names.GET_GROUP_STATE, {"name": group})
+        return observation_from_state(group_state), None
+
+    def apply(self, decision: Decision, group: str) -> Steps:
+        """Carry out the decision's group action (stop and/or delete), keeping the log tail."""
+        keep = decision.group_action is GroupAction.STOP and not decision.delete_after_stop
+        stop = decision.group_action is GroupAction.STOP
+        cleanup = {"name": group, "stop": stop, "delete": not keep}
+        cleaned = yield self.context.call_activity(names.CLEANUP_GROUP, cleanup)
+        if cleaned.get("logTail") is not None:
+            self.publish(log_tail=cleaned["logTail"])
+        if cleaned.get("exitCode") is not None and self.record.exit_code is None:
+            self.publish(exit_code=cleaned["exitCode"])
+        return decision
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=names.TASK_ORCHESTRATOR)
+def task_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
+    task = TaskInput.from_dict(context.get_input())
+    return (yield from TaskRun(context, task).run())

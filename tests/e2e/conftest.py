@@ -1,0 +1,95 @@
+"""The local stack (aciemu + devhost running this app) for end-to-end tests, plus job helpers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from acibatch.aci import AciGateway, make_client
+from acibatch.client import BatchClient
+from acibatch.localstack import LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION, REPO_ROOT, LocalStack, local_stack
+
+WORKER_DIR = REPO_ROOT / "examples" / "worker"
+TERMINAL = {"Succeeded", "Failed", "Cancelled"}
+
+# Region limit for the engine tests: small enough that two tenants compete for it.
+REGION_GROUPS = 5
+
+
+@pytest.fixture(scope="package")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    data = tmp_path_factory.mktemp("stack")
+    settings = {
+        "BATCH_POLL_SECONDS": "1",
+        "ACI_MAX_GROUPS": str(REGION_GROUPS),
+        "ACI_MAX_CORES": str(REGION_GROUPS),
+        "BATCH_SWEEP_GRACE_SECONDS": "0",
+    }
+    with local_stack(data, settings=settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="package")
+def admin(stack: LocalStack) -> BatchClient:
+    return BatchClient(stack.api_url, stack.admin_key)
+
+
+@pytest.fixture(scope="package")
+def gateway(stack: LocalStack) -> AciGateway:
+    return AciGateway(
+        make_client(LOCAL_SUBSCRIPTION, stack.aci_url, polling_interval=0.1), LOCAL_RESOURCE_GROUP
+    )
+
+
+def make_tenant(admin: BatchClient, name: str, **quota: Any) -> BatchClient:
+    created = admin.put_tenant(name, quota or {"maxGroups": 2, "maxCores": 2, "maxMemoryGb": 4, "weight": 1})
+    assert created["created"] is True
+    return BatchClient(admin.api_url, created["apiKey"])
+
+
+def python_job(code: str, tasks: int = 1, **overrides: Any) -> dict[str, Any]:
+    """A job whose containers run `python3 -c code` with the stdlib report helper importable."""
+    spec: dict[str, Any] = {
+        "image": "mcr.microsoft.com/azurelinux/base/python:3.12",
+        "command": ["python3", "-c", code],
+        "cpu": 1,
+        "memoryGb": 1,
+        "env": {"PYTHONPATH": str(WORKER_DIR)},
+        "taskCount": tasks,
+        "maxAttempts": 2,
+        "taskTimeoutSeconds": 60,
+    }
+    spec.update(overrides)
+    return spec
+
+
+def wait_job(client: BatchClient, job_id: str, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = client.job(job_id, limit=1000)
+        if job["state"] in TERMINAL:
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} still {job['state']} after {timeout} s: {job['counts']}")
+        time.sleep(0.3)
+
+
+def tasks_by_id(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {task["id"]: task for task in job["tasks"]}
+
+
+def wait_no_groups(gateway: AciGateway, prefix: str = "", timeout: float = 20) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [group.name for group in gateway.list_app_groups() if group.name.startswith(prefix)]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.3)
+
+
+def read_log(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""

@@ -1,0 +1,73 @@
+"""Task records, live job progress and the job state rule."""
+
+import pytest
+
+from acibatch.records import JobProgress, JobState, TaskRecord, TaskState, job_state_from_counts
+
+
+def test_task_record_round_trips_and_public_view_hides_internal_fields() -> None:
+    record = TaskRecord(
+        id="t1",
+        state=TaskState.FAILED,
+        attempts=3,
+        attempt=3,
+        exit_code=2,
+        group_name="g",
+        started_at="a",
+        finished_at="b",
+        error="boom",
+        result={"x": 1},
+        log_tail="tail",
+    )
+    assert TaskRecord.from_dict(record.to_dict()) == record
+    public = record.public()
+    assert set(public) == {
+        "id",
+        "state",
+        "attempts",
+        "exitCode",
+        "groupName",
+        "startedAt",
+        "finishedAt",
+        "error",
+        "result",
+        "progress",
+    }
+    assert public["state"] == "Failed"
+
+
+def test_progress_counts_tasks_not_yet_reported_as_queued() -> None:
+    progress = JobProgress(total=5)
+    progress.set_task("a", TaskState.RUNNING)
+    progress.set_task("b", TaskState.SUCCEEDED)
+    assert progress.counts() == {"Queued": 3, "Running": 1, "Succeeded": 1, "Failed": 0, "Cancelled": 0}
+
+
+def test_progress_never_moves_a_finished_task_back() -> None:
+    progress = JobProgress(total=1)
+    progress.set_task("a", TaskState.SUCCEEDED)
+    progress.set_task("a", TaskState.RUNNING)
+    assert progress.task_state("a") is TaskState.SUCCEEDED
+    assert progress.task_state("unknown") is TaskState.QUEUED
+
+
+def test_progress_round_trips() -> None:
+    progress = JobProgress(total=2, cancelled=True, states={"a": "R"})
+    assert JobProgress.from_dict(progress.to_dict()) == progress
+    assert JobProgress.from_dict(None) == JobProgress()
+
+
+@pytest.mark.parametrize(
+    ("counts", "finished", "cancelled", "expected"),
+    [
+        ({"Queued": 3}, False, False, JobState.QUEUED),
+        ({"Queued": 2, "Running": 1}, False, False, JobState.RUNNING),
+        ({"Queued": 2, "Succeeded": 1}, False, False, JobState.RUNNING),
+        ({"Succeeded": 3}, True, False, JobState.SUCCEEDED),
+        ({"Succeeded": 2, "Failed": 1}, True, False, JobState.FAILED),
+        ({"Succeeded": 2, "Cancelled": 1}, True, False, JobState.FAILED),
+        ({"Succeeded": 2, "Cancelled": 1}, True, True, JobState.CANCELLED),
+    ],
+)
+def test_job_state(counts: dict[str, int], finished: bool, cancelled: bool, expected: JobState) -> None:
+    assert job_state_from_counts(counts, finished=finished, cancelled=cancelled) is expected
