@@ -1,0 +1,725 @@
+"""The Durable Functions engine of devhost: histories, replay episodes, activities, timers, entities.
+
+It plays the role of the Durable extension + DTFx for the Python SDK, following
+`shared/reference/durable-functions-protocol.md`: the history shapes and sequence-number allocation of
+§2.2-2.4, retries with DTFx semantics (§2.6), continue-as-new, terminate/suspend (§3), entities (§4).
+Episodes run one at a time on the event loop; activities run concurrently (sync ones in a thread pool).
+Events that make the SDK allocate retry ids are delivered alone, one per episode (§2.4), while plain
+completions and external events are batched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import traceback
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.functions._durable_functions import df_dumps, df_loads
+
+from devhost.app import AppIndex, FunctionInfo
+from devhost.store import Store
+
+log = logging.getLogger("devhost.durable")
+
+RUNNING_STATES = {"Pending", "Running", "Suspended", "ContinuedAsNew"}
+TERMINAL_STATES = {"Completed", "Failed", "Terminated", "Canceled"}
+ENTITY_BATCH = 50
+OUT_OF_PROC_MARKER = "\n\n$OutOfProcData$:"
+
+# DTFx EventType numbers (§2.2).
+EXECUTION_STARTED, EXECUTION_COMPLETED, EXECUTION_TERMINATED = 0, 1, 3
+TASK_SCHEDULED, TASK_COMPLETED, TASK_FAILED = 4, 5, 6
+SUB_CREATED, SUB_COMPLETED, SUB_FAILED = 7, 8, 9
+TIMER_CREATED, TIMER_FIRED = 10, 11
+ORCHESTRATOR_STARTED, ORCHESTRATOR_COMPLETED = 12, 13
+EVENT_SENT, EVENT_RAISED = 14, 15
+
+
+def iso(moment: float | None = None) -> str:
+    return datetime.fromtimestamp(time.time() if moment is None else moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def event(kind: int, event_id: int = -1, **fields: Any) -> dict[str, Any]:
+    return {"EventType": kind, "EventId": event_id, "IsPlayed": False, "Timestamp": iso(), **fields}
+
+
+class DurableError(Exception):
+    """A client request that cannot be served (unknown function, bad id, wrong state)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Instance:
+    id: str
+    name: str
+    input: Any
+    execution_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    status: str = "Pending"
+    output: Any = None
+    custom_status: Any = None
+    created: float = field(default_factory=time.time)
+    updated: float = field(default_factory=time.time)
+    parent: dict[str, Any] | None = None  # {"id", "taskId", "execution"}
+    history: list[dict[str, Any]] = field(default_factory=list)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    next_id: int = 0
+    seen: int = 0
+    action_ids: list[int | None] = field(default_factory=list)
+    retries: dict[str, dict[str, Any]] = field(default_factory=dict)  # by action index
+    activities: dict[str, dict[str, Any]] = field(default_factory=dict)  # outstanding, by task id
+    timers: dict[str, float] = field(default_factory=dict)  # outstanding fire times, by timer id
+    children: dict[str, str] = field(default_factory=dict)  # outstanding child instance ids, by task id
+    held: list[dict[str, Any]] = field(default_factory=list)  # events held while suspended
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Instance:
+        return cls(**data)
+
+    def input_text(self) -> str | None:
+        if self.input is None:
+            return None
+        return self.input if isinstance(self.input, str) else json.dumps(self.input)
+
+
+@dataclass
+class EntityRecord:
+    id: str  # "@name@key"
+    exists: bool = False
+    state: str | None = None
+    queue: list[dict[str, Any]] = field(default_factory=list)
+    updated: float = field(default_factory=time.time)
+
+    @property
+    def name(self) -> str:
+        return self.id.split("@")[1]
+
+    @property
+    def key(self) -> str:
+        return self.id.split("@", 2)[2]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EntityRecord:
+        return cls(**data)
+
+
+def flatten(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    flat: list[dict[str, Any]] = []
+    for action in actions:
+        if action.get("actionType") in {11, 12}:
+            flat.extend(flatten(action.get("compoundActions") or []))
+        else:
+            flat.append(action)
+    return flat
+
+
+class Engine:
+    """Owns instances and entities; `invoke` runs user functions (provided by the host)."""
+
+    def __init__(
+        self,
+        index: AppIndex,
+        store: Store,
+        invoke_activity: Callable[[FunctionInfo, str], Any],
+        http_call: Callable[[dict[str, Any]], Any],
+    ) -> None:
+        self.index = index
+        self.store = store
+        self.invoke_activity = invoke_activity
+        self.http_call = http_call
+        self.instances: dict[str, Instance] = {}
+        self.entities: dict[str, EntityRecord] = {}
+        self.ready: deque[str] = deque()
+        self.ready_set: set[str] = set()
+        self.wakeup = asyncio.Event()
+        self.timer_handles: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self.tasks: set[asyncio.Future[Any]] = set()
+        self.worker: asyncio.Task[None] | None = None
+        self.completion_waiters: dict[str, list[asyncio.Future[None]]] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for data in self.store.load_all("instances"):
+            instance = Instance.from_dict(data)
+            self.instances[instance.id] = instance
+        for data in self.store.load_all("entities"):
+            record = EntityRecord.from_dict(data)
+            self.entities[record.id] = record
+        for instance in self.instances.values():
+            if instance.status in TERMINAL_STATES:
+                continue
+            for task_id, activity in instance.activities.items():
+                self.run_activity(instance, int(task_id), activity)
+            for timer_id, fire_at in instance.timers.items():
+                self.schedule_timer(instance, int(timer_id), fire_at)
+            for task_id, child_id in instance.children.items():
+                if child_id not in self.instances:
+                    log.warning("recreating lost child %s of %s", child_id, instance.id)
+            if instance.pending and instance.status != "Suspended":
+                self.mark_ready(instance.id)
+        for record in self.entities.values():
+            if record.queue:
+                self.mark_ready(record.id)
+        self.worker = asyncio.get_running_loop().create_task(self.work())
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            try:
+                await self.worker
+            except asyncio.CancelledError:
+                pass
+        for handle in self.timer_handles.values():
+            handle.cancel()
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def save(self, instance: Instance) -> None:
+        instance.updated = time.time()
+        self.store.put("instances", instance.id, instance.to_dict())
+
+    def save_entity(self, record: EntityRecord) -> None:
+        record.updated = time.time()
+        self.store.put("entities", record.id, record.to_dict())
+
+    def mark_ready(self, key: str) -> None:
+        if key not in self.ready_set:
+            self.ready_set.add(key)
+            self.ready.append(key)
+            self.wakeup.set()
+
+    async def work(self) -> None:
+        while True:
+            if not self.ready:
+                self.wakeup.clear()
+                await self.wakeup.wait()
+                continue
+            key = self.ready.popleft()
+            self.ready_set.discard(key)
+            try:
+                if key.startswith("@"):
+                    self.run_entity_batch(key)
+                else:
+                    self.run_episode(key)
+            except Exception:
+                log.exception("internal error while running %s", key)
+            await asyncio.sleep(0)
+
+    # -- client operations -----------------------------------------------------------------------------------
+
+    def orchestrator(self, name: str) -> FunctionInfo:
+        info = self.index.orchestrators.get(name.lower())
+        if info is None:
+            known = ", ".join(sorted(f.name for f in self.index.orchestrators.values()))
+            raise DurableError(
+                400,
+                f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function. "
+                f"Additional info: The following are the known orchestrator functions: {known}.",
+            )
+        return info
+
+    def start_instance(
+        self, name: str, instance_id: str | None, input_value: Any, parent: dict[str, Any] | None = None
+    ) -> Instance:
+        info = self.orchestrator(name)
+        instance_id = instance_id or uuid.uuid4().hex
+        if instance_id.startswith("@") or any(c in instance_id for c in "/\\?#") or len(instance_id) > 256 or any(
+            ord(c) < 32 for c in instance_id
+        ):
+            raise DurableError(400, f"Instance ID '{instance_id[:80]}' contains invalid characters or is too long.")
+        existing = self.instances.get(instance_id)
+        if existing is not None and existing.status in RUNNING_STATES:
+            raise DurableError(409, f"An instance with ID '{instance_id}' already exists and is {existing.status}.")
+        instance = Instance(id=instance_id, name=str(info.durable_name), input=input_value, parent=parent)
+        instance.pending.append(
+            event(EXECUTION_STARTED, Name=instance.name, Input=instance.input_text(), Version=None,
+                  OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": instance.execution_id},
+                  ParentInstance=parent)  # fmt: skip
+        )
+        self.instances[instance_id] = instance
+        self.save(instance)
+        self.mark_ready(instance_id)
+        return instance
+
+    def deliver(self, instance_id: str, new_event: dict[str, Any], execution_id: str | None = None) -> bool:
+        """Queue an event for an instance; False when the instance is gone, finished or another execution."""
+        instance = self.instances.get(instance_id)
+        if instance is None or instance.status in TERMINAL_STATES:
+            return False
+        if execution_id is not None and execution_id != instance.execution_id:
+            return False
+        if instance.status == "Suspended":
+            instance.held.append(new_event)
+        else:
+            instance.pending.append(new_event)
+            self.mark_ready(instance_id)
+        self.save(instance)
+        return True
+
+    def raise_event(self, instance_id: str, name: str, input_text: str | None) -> None:
+        instance = self.instances.get(instance_id)
+        if instance is None:
+            raise DurableError(404, f"No instance with ID '{instance_id}' was found.")
+        if instance.status in TERMINAL_STATES:
+            raise DurableError(410, f"The instance '{instance_id}' is {instance.status} and cannot receive events.")
+        self.deliver(instance_id, event(EVENT_RAISED, Name=name, Input=input_text))
+
+    def terminate(self, instance_id: str, reason: str | None) -> None:
+        instance = self.require(instance_id)
+        if instance.status in TERMINAL_STATES:
+            raise DurableError(410, f"The instance '{instance_id}' is already {instance.status}.")
+        instance.history.append(event(EXECUTION_TERMINATED, Input=reason))
+        self.finish(instance, "Terminated", reason, None)
+
+    def suspend(self, instance_id: str) -> None:
+        instance = self.require(instance_id)
+        if instance.status in TERMINAL_STATES:
+            raise DurableError(410, f"The instance '{instance_id}' is already {instance.status}.")
+        instance.status = "Suspended"
+        instance.held, instance.pending = instance.held + instance.pending, []
+        self.save(instance)
+
+    def resume(self, instance_id: str) -> None:
+        instance = self.require(instance_id)
+        if instance.status != "Suspended":
+            raise DurableError(410, f"The instance '{instance_id}' is {instance.status}, not Suspended.")
+        instance.status = "Running"
+        instance.pending, instance.held = instance.held + instance.pending, []
+        self.save(instance)
+        if instance.pending:
+            self.mark_ready(instance.id)
+
+    def restart(self, instance_id: str, new_id: bool) -> Instance:
+        instance = self.require(instance_id)
+        return self.start_instance(instance.name, None if new_id else instance_id, instance.input)
+
+    def purge(self, instance_id: str) -> bool:
+        instance = self.instances.get(instance_id)
+        if instance is None:
+            return False
+        if instance.status in RUNNING_STATES:
+            raise DurableError(400, f"The instance '{instance_id}' is {instance.status}; terminate it before purging.")
+        del self.instances[instance_id]
+        self.store.delete("instances", instance_id)
+        return True
+
+    def require(self, instance_id: str) -> Instance:
+        instance = self.instances.get(instance_id)
+        if instance is None:
+            raise DurableError(404, f"No instance with ID '{instance_id}' was found.")
+        return instance
+
+    def signal_entity(self, entity_id: str, operation: str, input_text: str | None) -> None:
+        name = entity_id.split("@")[1]
+        if name not in self.index.entities:
+            raise DurableError(400, f"The function '{name}' doesn't exist, is disabled, or is not an entity function.")
+        self.enqueue_entity(entity_id, {"name": operation, "input": input_text, "isSignal": True})
+        self.save_entity(self.entities[entity_id])
+
+    def enqueue_entity(self, entity_id: str, operation: dict[str, Any]) -> None:
+        record = self.entities.setdefault(entity_id, EntityRecord(entity_id))
+        record.queue.append(operation)
+        self.mark_ready(entity_id)
+
+    async def wait_for_completion(self, instance_id: str, timeout: float) -> None:
+        instance = self.instances.get(instance_id)
+        if instance is None or instance.status in TERMINAL_STATES:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.completion_waiters.setdefault(instance_id, []).append(future)
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            pass
+
+    # -- episodes ---------------------------------------------------------------------------------------------
+
+    def take_events(self, instance: Instance) -> list[dict[str, Any]]:
+        """The next batch: plain events together, a retry-sensitive event alone (§2.4)."""
+        batch: list[dict[str, Any]] = []
+        while instance.pending:
+            candidate = instance.pending[0]
+            sensitive = self.retry_record_for(instance, candidate) is not None
+            if sensitive and batch:
+                break
+            batch.append(instance.pending.pop(0))
+            if sensitive:
+                break
+        return batch
+
+    def retry_record_for(self, instance: Instance, new_event: dict[str, Any]) -> dict[str, Any] | None:
+        kind = new_event["EventType"]
+        for record in instance.retries.values():
+            if kind in {TASK_FAILED, SUB_FAILED} and new_event.get("TaskScheduledId") == record["taskId"]:
+                return record
+            if kind == TIMER_FIRED and new_event.get("TimerId") == record.get("timerId"):
+                return record
+        return None
+
+    def run_episode(self, instance_id: str) -> None:
+        instance = self.instances.get(instance_id)
+        if instance is None or instance.status in TERMINAL_STATES or instance.status == "Suspended":
+            return
+        if not instance.pending:
+            return
+        info = self.index.orchestrators.get(instance.name.lower())
+        delivered = self.take_events(instance)
+        started = event(ORCHESTRATOR_STARTED)
+        played = [{**e, "IsPlayed": True} for e in instance.history]
+        context = {
+            "history": [*played, started, *delivered],
+            "input": instance.input_text(),
+            "instanceId": instance.id,
+            "isReplaying": False,
+            "parentInstanceId": instance.parent["id"] if instance.parent else None,
+            "upperSchemaVersion": 1,
+            "upperSchemaVersionNew": 2,
+        }
+        instance.status = "Running"
+        error: str | None = None
+        state: dict[str, Any] = {}
+        if info is None:
+            error = f"The orchestrator function '{instance.name}' no longer exists in the app."
+        else:
+            try:
+                state = json.loads(info.callable(json.dumps(context)))
+            except Exception as exc:
+                message = str(exc)
+                if OUT_OF_PROC_MARKER in message:
+                    text, _, data = message.partition(OUT_OF_PROC_MARKER)
+                    try:
+                        state = json.loads(data)
+                    except ValueError:
+                        state = {}
+                    error = state.get("error") or text
+                else:
+                    error = "".join(traceback.format_exception_only(exc)).strip()
+        with self.store.transaction():
+            new_history = [started, *delivered]
+            scheduled: list[dict[str, Any]] = []
+            effects: list[Callable[[], None]] = []
+            for delivered_event in delivered:
+                self.retry_bookkeeping(instance, delivered_event, scheduled, effects)
+            actions = flatten((state.get("actions") or [[]])[0] if state.get("actions") else [])
+            if error is None:
+                try:
+                    self.schedule_actions(instance, actions, scheduled, effects)
+                except DurableError as exc:
+                    error = str(exc)
+            if "customStatus" in state:
+                instance.custom_status = state["customStatus"]
+            instance.history.extend([*new_history, *scheduled, event(ORCHESTRATOR_COMPLETED)])
+            if error is not None:
+                instance.history.append(event(EXECUTION_COMPLETED, OrchestrationStatus=3, Result=error))
+                self.finish(instance, "Failed", f"Orchestrator function '{instance.name}' failed: {error}", error)
+            elif state.get("isDone"):
+                last = actions[-1] if actions else {}
+                if last.get("actionType") == 4:
+                    self.continue_as_new(instance, last.get("input"))
+                else:
+                    output = state.get("output")
+                    instance.history.append(event(EXECUTION_COMPLETED, OrchestrationStatus=1, Result=json.dumps(output)))
+                    self.finish(instance, "Completed", output, None)
+            else:
+                self.save(instance)
+        for effect in effects:
+            effect()
+        if instance.pending and instance.status == "Running":
+            self.mark_ready(instance.id)
+
+    def allocate(self, instance: Instance) -> int:
+        task_id = instance.next_id
+        instance.next_id += 1
+        return task_id
+
+    def retry_bookkeeping(
+        self, instance: Instance, new_event: dict[str, Any], scheduled: list[dict[str, Any]],
+        effects: list[Callable[[], None]],
+    ) -> None:  # fmt: skip
+        record = self.retry_record_for(instance, new_event)
+        if record is None:
+            return
+        if new_event["EventType"] in {TASK_FAILED, SUB_FAILED}:
+            timer_id = self.allocate(instance)
+            last = record["attempt"] >= record["max"]
+            fire_at = time.time() + (0 if last else record["intervalMs"] / 1000)
+            record["timerId"] = timer_id
+            scheduled.append(event(TIMER_CREATED, timer_id, FireAt=iso(fire_at)))
+            instance.timers[str(timer_id)] = fire_at
+            effects.append(lambda: self.schedule_timer(instance, timer_id, fire_at))
+            return
+        # TimerFired of a retry timer: the next attempt, unless that was the final (dummy) timer.
+        record["timerId"] = None
+        if record["attempt"] >= record["max"]:
+            return
+        record["attempt"] += 1
+        task_id = self.allocate(instance)
+        record["taskId"] = task_id
+        self.schedule_work(instance, task_id, record["action"], scheduled, effects)
+
+    def schedule_actions(
+        self, instance: Instance, actions: list[dict[str, Any]], scheduled: list[dict[str, Any]],
+        effects: list[Callable[[], None]],
+    ) -> None:  # fmt: skip
+        # Cancelled timers that are still pending need not fire (the SDK would ignore them anyway).
+        for index in range(min(instance.seen, len(actions))):
+            action = actions[index]
+            task_id = instance.action_ids[index] if index < len(instance.action_ids) else None
+            if action.get("actionType") == 5 and action.get("isCanceled") and task_id is not None:
+                if instance.timers.pop(str(task_id), None) is not None:
+                    handle = self.timer_handles.pop((instance.id, str(task_id)), None)
+                    if handle is not None:
+                        handle.cancel()
+        for index in range(instance.seen, len(actions)):
+            action = actions[index]
+            kind = action.get("actionType")
+            if kind in {4, 6}:
+                instance.action_ids.append(None)
+                continue
+            task_id = self.allocate(instance)
+            instance.action_ids.append(task_id)
+            if kind in {1, 3}:
+                options = action.get("retryOptions") or {}
+                instance.retries[str(index)] = {
+                    "action": action, "taskId": task_id, "attempt": 1, "timerId": None,
+                    "max": int(options.get("maxNumberOfAttempts", 1)),
+                    "intervalMs": float(options.get("firstRetryIntervalInMilliseconds", 0)),
+                }  # fmt: skip
+            self.schedule_work(instance, task_id, action, scheduled, effects)
+        instance.seen = len(actions)
+
+    def schedule_work(
+        self, instance: Instance, task_id: int, action: dict[str, Any], scheduled: list[dict[str, Any]],
+        effects: list[Callable[[], None]],
+    ) -> None:  # fmt: skip
+        kind = action.get("actionType")
+        if kind in {0, 1}:
+            name = str(action["functionName"])
+            if name.lower() not in self.index.activities:
+                known = ", ".join(sorted(f.name for f in self.index.activities.values()))
+                raise DurableError(
+                    400, f"The function '{name}' doesn't exist, is disabled, or is not an activity function. "
+                    f"Additional info: The following are the known activity functions: '{known}'.",
+                )  # fmt: skip
+            scheduled.append(event(TASK_SCHEDULED, task_id, Name=name, Version="", Input=action.get("input")))
+            work = {"name": name, "input": action.get("input"), "execution": instance.execution_id}
+            instance.activities[str(task_id)] = work
+            effects.append(lambda: self.run_activity(instance, task_id, work))
+        elif kind in {2, 3}:
+            name = str(action["functionName"])
+            self.orchestrator(name)
+            child_id = action.get("instanceId") or f"{instance.execution_id}:{task_id}"
+            scheduled.append(event(SUB_CREATED, task_id, Name=name, InstanceId=child_id, Input=action.get("input"),
+                                   Version=action.get("version")))  # fmt: skip
+            instance.children[str(task_id)] = child_id
+            parent = {"id": instance.id, "taskId": task_id, "execution": instance.execution_id}
+            self.start_child(name, child_id, action.get("input"), parent)
+        elif kind == 5:
+            fire_at = parse_iso(str(action["fireAt"]))
+            scheduled.append(event(TIMER_CREATED, task_id, FireAt=action["fireAt"]))
+            if not action.get("isCanceled"):
+                instance.timers[str(task_id)] = fire_at
+                effects.append(lambda: self.schedule_timer(instance, task_id, fire_at))
+        elif kind in {7, 9}:
+            entity_id = str(action["instanceId"])
+            name = entity_id.split("@")[1] if entity_id.count("@") >= 2 else ""
+            if name not in self.index.entities:
+                raise DurableError(400, f"The function '{name}' doesn't exist, is disabled, or is not an entity function.")
+            request_id = str(uuid.uuid4())
+            message: dict[str, Any] = {"op": action["operation"], "input": action.get("input"), "id": request_id,
+                                       "parent": instance.id, "parentExecution": instance.execution_id}  # fmt: skip
+            if kind == 9:
+                message["signal"] = True
+            scheduled.append(event(EVENT_SENT, task_id, InstanceId=entity_id, Name=action["operation"],
+                                   Input=json.dumps(message)))  # fmt: skip
+            raw_input = action.get("input")
+            self.enqueue_entity(entity_id, {
+                "name": action["operation"], "input": None if raw_input is None else json.dumps(raw_input),
+                "isSignal": kind == 9, "id": request_id, "parent": instance.id,
+                "parentExecution": instance.execution_id,
+            })  # fmt: skip
+            self.save_entity(self.entities[entity_id])
+        elif kind == 8:
+            scheduled.append(event(TASK_SCHEDULED, task_id, Name="BuiltIn::HttpActivity", Version=""))
+            work = {"name": "BuiltIn::HttpActivity", "http": action.get("httpRequest"), "execution": instance.execution_id}
+            instance.activities[str(task_id)] = work
+            effects.append(lambda: self.run_activity(instance, task_id, work))
+        else:
+            raise DurableError(400, f"unsupported action type {kind}")
+
+    def start_child(self, name: str, child_id: str, input_text: Any, parent: dict[str, Any]) -> None:
+        existing = self.instances.get(child_id)
+        if existing is not None and existing.status in RUNNING_STATES:
+            return  # recreated after a restart: already there
+        self.start_instance(name, child_id, input_text, parent)
+
+    def continue_as_new(self, instance: Instance, input_text: Any) -> None:
+        instance.status = "Running"
+        instance.input = input_text
+        instance.execution_id = uuid.uuid4().hex
+        instance.history, instance.pending = [], []
+        instance.next_id = instance.seen = 0
+        instance.action_ids, instance.retries = [], {}
+        instance.activities, instance.children = {}, {}
+        for timer_id in list(instance.timers):
+            handle = self.timer_handles.pop((instance.id, timer_id), None)
+            if handle is not None:
+                handle.cancel()
+        instance.timers = {}
+        instance.pending.append(
+            event(EXECUTION_STARTED, Name=instance.name, Input=instance.input_text(), Version=None,
+                  OrchestrationInstance={"InstanceId": instance.id, "ExecutionId": instance.execution_id})  # fmt: skip
+        )
+        self.save(instance)
+        self.mark_ready(instance.id)
+
+    def finish(self, instance: Instance, status: str, output: Any, error: str | None) -> None:
+        instance.status = status
+        instance.output = output
+        instance.pending, instance.held = [], []
+        instance.activities, instance.children = {}, {}
+        for timer_id in list(instance.timers):
+            handle = self.timer_handles.pop((instance.id, timer_id), None)
+            if handle is not None:
+                handle.cancel()
+        instance.timers = {}
+        self.save(instance)
+        parent = instance.parent
+        if parent is not None:
+            if status == "Completed":
+                notice = event(SUB_COMPLETED, TaskScheduledId=parent["taskId"], Result=json.dumps(output))
+            else:
+                reason = error or f"the sub-orchestration was {status.lower()}"
+                notice = event(SUB_FAILED, TaskScheduledId=parent["taskId"], Reason=reason, Details=None)
+            parent_instance = self.instances.get(parent["id"])
+            if parent_instance is not None:
+                parent_instance.children.pop(str(parent["taskId"]), None)
+            self.deliver(parent["id"], notice, parent.get("execution"))
+        for waiter in self.completion_waiters.pop(instance.id, []):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- activities and timers --------------------------------------------------------------------------------
+
+    def run_activity(self, instance: Instance, task_id: int, work: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+
+        async def run() -> None:
+            try:
+                if work["name"] == "BuiltIn::HttpActivity":
+                    result_text = json.dumps(await self.http_call(work["http"]))
+                else:
+                    info = self.index.activities[work["name"].lower()]
+                    result_text = await self.invoke_activity(info, work.get("input") or "null")
+                outcome = event(TASK_COMPLETED, TaskScheduledId=task_id, Result=result_text)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                reason = f"Activity function '{work['name']}' failed: {type(exc).__name__}: {exc}"
+                outcome = event(TASK_FAILED, TaskScheduledId=task_id, Reason=reason,
+                                Details="".join(traceback.format_exception(exc))[-4000:])  # fmt: skip
+            current = self.instances.get(instance.id)
+            if current is None or current.execution_id != work["execution"]:
+                return
+            with self.store.transaction():
+                current.activities.pop(str(task_id), None)
+                self.deliver(current.id, outcome, work["execution"])
+
+        task = loop.create_task(run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def schedule_timer(self, instance: Instance, timer_id: int, fire_at: float) -> None:
+        loop = asyncio.get_running_loop()
+        execution = instance.execution_id
+
+        def fire() -> None:
+            self.timer_handles.pop((instance.id, str(timer_id)), None)
+            current = self.instances.get(instance.id)
+            if current is None or current.execution_id != execution or str(timer_id) not in current.timers:
+                return
+            with self.store.transaction():
+                current.timers.pop(str(timer_id), None)
+                self.deliver(current.id, event(TIMER_FIRED, TimerId=timer_id, FireAt=iso(fire_at)), execution)
+
+        delay = max(0.0, fire_at - time.time())
+        self.timer_handles[(instance.id, str(timer_id))] = loop.call_later(delay, fire)
+
+    # -- entities ---------------------------------------------------------------------------------------------
+
+    def run_entity_batch(self, entity_id: str) -> None:
+        record = self.entities.get(entity_id)
+        if record is None or not record.queue:
+            return
+        info = self.index.entities.get(record.name)
+        batch, rest = record.queue[:ENTITY_BATCH], record.queue[ENTITY_BATCH:]
+        context = {
+            "self": {"name": record.name, "key": record.key},
+            "exists": record.exists,
+            "state": record.state,
+            "batch": [{"name": op["name"], "input": op.get("input"), "isSignal": op.get("isSignal", False)}
+                      for op in batch],
+        }  # fmt: skip
+        results: list[dict[str, Any]]
+        try:
+            if info is None:
+                raise RuntimeError(f"the entity function '{record.name}' does not exist")
+            answer = json.loads(info.callable(json.dumps(context)))
+            record.exists = bool(answer.get("entityExists"))
+            record.state = answer.get("entityState") if record.exists else None
+            results = list(answer.get("results") or [])
+        except Exception as exc:
+            results = [{"isError": True, "result": json.dumps(str(exc))} for _ in batch]
+        with self.store.transaction():
+            record.queue = rest
+            self.save_entity(record)
+            for op, result in zip(batch, results + [{}] * (len(batch) - len(results)), strict=False):
+                if op.get("isSignal") or not op.get("parent"):
+                    continue
+                response: dict[str, Any] = {"result": result.get("result") if result.get("result") is not None else "null"}
+                if result.get("isError"):
+                    response["exceptionType"] = "Error"
+                self.deliver(op["parent"], event(EVENT_RAISED, Name=op["id"], Input=json.dumps(response)),
+                             op.get("parentExecution"))  # fmt: skip
+        if record.queue:
+            self.mark_ready(entity_id)
+
+    def entity_state(self, entity_id: str) -> Any:
+        record = self.entities.get(entity_id)
+        if record is None or not record.exists or record.state is None:
+            return None, False
+        return df_loads(record.state), True
+
+
+def decode_activity_input(text: str) -> Any:
+    try:
+        return df_loads(text)
+    except ValueError:
+        return text
+
+
+def encode_activity_result(value: Any) -> str:
+    return df_dumps(value)

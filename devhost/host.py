@@ -1,0 +1,402 @@
+"""The devhost HTTP server: HTTP triggers, timer triggers, the Durable HTTP API and `/admin/host/status`.
+
+One long-lived event loop runs the server, every async user function and the Durable engine; sync user
+functions run in a thread pool. The Durable client binding points back at this server (`rpcBaseUrl`),
+and the Durable HTTP API is served under both `/runtime/webhooks/durabletask/` and `/durabletask/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import json
+import logging
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import azure.functions as func
+from aiohttp import web
+
+from devhost.app import AppIndex, FunctionInfo
+from devhost.durable import (
+    TERMINAL_STATES,
+    DurableError,
+    Engine,
+    Instance,
+    decode_activity_input,
+    encode_activity_result,
+)
+from devhost.ncrontab import Schedule
+from devhost.store import Store
+
+log = logging.getLogger("devhost")
+DURABLE_PREFIXES = ("/runtime/webhooks/durabletask", "/durabletask")
+
+
+async def close_durable_client_session() -> None:
+    """The Durable SDK keeps one module-global aiohttp session for its client; close it with the loop."""
+    try:
+        from azure.durable_functions.models.utils import http_utils  # noqa: PLC0415  (SDK internals)
+    except ImportError:
+        return
+    closer = getattr(http_utils, "_close_session", None)
+    if closer is not None:
+        await closer()
+
+
+class InvocationContext:
+    """What the worker passes as `context` to functions that ask for it (azure.functions.Context's fields)."""
+
+    def __init__(self, function_name: str) -> None:
+        self.invocation_id = str(uuid.uuid4())
+        self.function_name = function_name
+        self.function_directory = ""
+        self.trace_context = None
+        self.retry_context = None
+        self.thread_local_storage = None
+
+
+def route_pattern(template: str) -> re.Pattern[str]:
+    """ASP.NET route templates: {x}, {x?}, {x:int}, {x:alpha}, {*rest}."""
+    pattern = ""
+    position = 0
+    for match in re.finditer(r"/?\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?(\?)?\}", template):
+        pattern += re.escape(template[position : match.start()])
+        catch_all, name, constraint, optional = match.groups()
+        slash = "/" if match.group(0).startswith("/") else ""
+        if catch_all:
+            body = f"(?P<{name}>.*)"
+        elif constraint == "int":
+            body = f"(?P<{name}>-?[0-9]+)"
+        elif constraint == "alpha":
+            body = f"(?P<{name}>[A-Za-z]+)"
+        else:
+            body = f"(?P<{name}>[^/]+)"
+        pattern += f"(?:{re.escape(slash)}{body})?" if optional or catch_all else f"{re.escape(slash)}{body}"
+        position = match.end()
+    pattern += re.escape(template[position:])
+    return re.compile(f"^{pattern}/?$", re.IGNORECASE)
+
+
+class Host:
+    def __init__(self, index: AppIndex, store: Store, port: int, enforce_keys: str | None = None) -> None:
+        self.index = index
+        self.port = port
+        self.enforce_keys = enforce_keys
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="devhost-fn")
+        self.engine = Engine(index, store, self.invoke_activity, self.http_call)
+        self.routes = [
+            (route_pattern(str(info.route).strip("/")), info) for info in index.functions if info.kind == "http"
+        ]
+        self.timer_tasks: list[asyncio.Task[None]] = []
+        self.session: aiohttp.ClientSession | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- invoking user code -----------------------------------------------------------------------------------
+
+    def client_binding(self) -> str:
+        webhook = f"{self.base}/runtime/webhooks/durabletask"
+        query = f"taskHub={self.index.hub_name}&connection=Storage"
+        instance = f"{webhook}/instances/INSTANCEID"
+        return json.dumps({
+            "taskHubName": self.index.hub_name,
+            "creationUrls": {
+                "createNewInstancePostUri": f"{webhook}/orchestrators/{{functionName}}[/{{instanceId}}]",
+                "createAndWaitOnNewInstancePostUri": f"{webhook}/orchestrators/{{functionName}}[/{{instanceId}}]"
+                "?timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}",
+            },
+            "managementUrls": {
+                "id": "INSTANCEID",
+                "statusQueryGetUri": f"{instance}?{query}",
+                "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{query}",
+                "terminatePostUri": f"{instance}/terminate?reason={{text}}&{query}",
+                "rewindPostUri": f"{instance}/rewind?reason={{text}}&{query}",
+                "purgeHistoryDeleteUri": f"{instance}?{query}",
+                "restartPostUri": f"{instance}/restart?{query}",
+                "suspendPostUri": f"{instance}/suspend?reason={{text}}&{query}",
+                "resumePostUri": f"{instance}/resume?reason={{text}}&{query}",
+            },
+            "baseUrl": webhook,
+            "requiredQueryStringParameters": "",
+            "rpcBaseUrl": f"{self.base}/durabletask/",
+            "httpBaseUrl": "",
+        })  # fmt: skip
+
+    async def call(self, info: FunctionInfo, trigger_value: Any) -> Any:
+        kwargs: dict[str, Any] = {info.trigger_param: trigger_value}
+        if info.client_param:
+            kwargs[info.client_param] = self.client_binding()
+        if info.takes_context:
+            kwargs["context"] = InvocationContext(info.name)
+        if info.is_async:
+            return await info.callable(**kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, functools.partial(info.callable, **kwargs))
+
+    async def invoke_activity(self, info: FunctionInfo, input_text: str) -> str:
+        return encode_activity_result(await self.call(info, decode_activity_input(input_text)))
+
+    async def http_call(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.session is not None
+        async with self.session.request(
+            request.get("method", "GET"), request["uri"], data=request.get("content"), headers=request.get("headers")
+        ) as response:
+            return {"statusCode": response.status, "headers": dict(response.headers), "content": await response.text()}
+
+    # -- HTTP triggers ----------------------------------------------------------------------------------------
+
+    async def http_trigger(self, request: web.Request) -> web.StreamResponse:
+        prefix = f"/{self.index.route_prefix}/" if self.index.route_prefix else "/"
+        path = request.path
+        if not path.startswith(prefix) and not (prefix == "/"):
+            raise web.HTTPNotFound(text="no function handles this path")
+        relative = path[len(prefix) :] if prefix != "/" else path.lstrip("/")
+        allowed: set[str] = set()
+        for pattern, info in self.routes:
+            match = pattern.match(relative)
+            if match is None:
+                continue
+            if info.methods and request.method not in info.methods:
+                allowed.update(info.methods)
+                continue
+            return await self.run_http(request, info, {k: v for k, v in match.groupdict().items() if v is not None})
+        if allowed:
+            raise web.HTTPMethodNotAllowed(request.method, sorted(allowed))
+        raise web.HTTPNotFound(text="no function handles this path")
+
+    async def run_http(self, request: web.Request, info: FunctionInfo, route_params: dict[str, str]) -> web.Response:
+        if self.enforce_keys and info.auth_level.upper() != "ANONYMOUS":
+            key = request.headers.get("x-functions-key") or request.query.get("code")
+            if key != self.enforce_keys:
+                return web.Response(status=401, text="missing or wrong function key")
+        body = await request.read()
+        http_request = func.HttpRequest(
+            method=request.method,
+            url=str(request.url),
+            headers=dict(request.headers),
+            params=dict(request.query),
+            route_params=route_params,
+            body=body,
+        )
+        try:
+            result = await self.call(info, http_request)
+        except Exception:
+            log.exception("function %s failed", info.name)
+            return web.Response(status=500, text=f"Exception while executing function: Functions.{info.name}")
+        if isinstance(result, func.HttpResponse):
+            headers = dict(result.headers)
+            response = web.Response(status=result.status_code, body=result.get_body(), headers=headers)
+            if "content-type" not in {k.lower() for k in headers}:
+                mimetype = result.mimetype or "text/plain"
+                response.headers["Content-Type"] = f"{mimetype}; charset={result.charset or 'utf-8'}"
+            return response
+        if isinstance(result, str | bytes):
+            return web.Response(status=200, body=result if isinstance(result, bytes) else result.encode())
+        if result is None:
+            return web.Response(status=204)
+        log.error("function %s returned %s, which is not an HTTP response", info.name, type(result).__name__)
+        return web.Response(status=500, text=f"Function {info.name} returned an unsupported value")
+
+    # -- timers -----------------------------------------------------------------------------------------------
+
+    async def run_timer(self, info: FunctionInfo) -> None:
+        schedule = Schedule(str(info.schedule))
+        first = True
+        while True:
+            now = datetime.now(UTC)
+            due = schedule.next_after(now)
+            if not (first and info.run_on_startup):
+                await asyncio.sleep((due - now).total_seconds())
+            first = False
+            timer = func.TimerRequest(past_due=False, schedule_status={}, schedule={"AdjustForDST": True})
+            try:
+                await self.call(info, timer)
+            except Exception:
+                log.exception("timer function %s failed", info.name)
+
+    # -- Durable HTTP API -------------------------------------------------------------------------------------
+
+    def status_body(self, instance: Instance, request: web.Request) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": instance.name,
+            "instanceId": instance.id,
+            "runtimeStatus": instance.status,
+            "input": instance.input,
+            "customStatus": instance.custom_status,
+            "output": instance.output,
+            "createdTime": datetime.fromtimestamp(instance.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "lastUpdatedTime": datetime.fromtimestamp(instance.updated, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        if request.query.get("showInput", "true").lower() == "false":
+            body["input"] = None
+        if request.query.get("showHistory", "").lower() == "true":
+            show_output = request.query.get("showHistoryOutput", "").lower() == "true"
+            body["historyEvents"] = [
+                {k: v for k, v in e.items() if show_output or k not in {"Result", "Input"}} for e in instance.history
+            ]
+        return body
+
+    def management_payload(self, request: web.Request, instance_id: str) -> dict[str, Any]:
+        payload = json.loads(self.client_binding())["managementUrls"]
+        origin = f"{request.scheme}://{request.host}"
+        return {k: v.replace("INSTANCEID", quote(instance_id, safe="")).replace(self.base, origin)
+                for k, v in payload.items()}  # fmt: skip
+
+    async def durable_api(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        for prefix in DURABLE_PREFIXES:
+            if path.startswith(prefix + "/"):
+                path = path[len(prefix) + 1 :]
+                break
+        parts = [part for part in path.split("/") if part != ""]
+        try:
+            return await self.durable_route(request, parts)
+        except DurableError as error:
+            return web.json_response({"Message": str(error), "ExceptionMessage": str(error)}, status=error.status)
+
+    async def read_body(self, request: web.Request) -> tuple[bool, Any]:
+        raw = await request.read()
+        if not raw:
+            return False, None
+        try:
+            return True, json.loads(raw)
+        except ValueError:
+            raise DurableError(400, "the request body must be JSON") from None
+
+    async def durable_route(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
+        method = request.method
+        engine = self.engine
+        if parts[:1] == ["orchestrators"] and method == "POST" and len(parts) in {2, 3}:
+            has_body, value = await self.read_body(request)
+            instance = engine.start_instance(parts[1], parts[2] if len(parts) == 3 else None, value if has_body else None)
+            payload = self.management_payload(request, instance.id)
+            return web.json_response(payload, status=202, headers={"Location": payload["statusQueryGetUri"]})
+        if parts[:1] == ["instances"]:
+            if len(parts) == 1:
+                return await self.instances_query(request)
+            instance_id = parts[1]
+            if len(parts) == 2 and method == "GET":
+                instance = engine.instances.get(instance_id)
+                if instance is None:
+                    return web.Response(status=404)
+                code = 200 if instance.status in TERMINAL_STATES else 202
+                return web.json_response(self.status_body(instance, request), status=code)
+            if len(parts) == 2 and method == "DELETE":
+                if not engine.purge(instance_id):
+                    return web.json_response({"instancesDeleted": 0}, status=404)
+                return web.json_response({"instancesDeleted": 1})
+            action = parts[2] if len(parts) >= 3 else ""
+            if action == "raiseEvent" and method == "POST" and len(parts) == 4:
+                has_body, value = await self.read_body(request)
+                # Reproduces the real host: the body is parsed once and re-serialised, so the Python client's
+                # double-encoded payload reaches the orchestrator as JSON text (durable-python issue #295).
+                engine.raise_event(instance_id, parts[3], json.dumps(value) if has_body else None)
+                return web.Response(status=202)
+            if action == "terminate" and method == "POST":
+                try:
+                    engine.terminate(instance_id, request.query.get("reason"))
+                except DurableError as error:
+                    if error.status != 410:
+                        raise
+                    return web.Response(status=410)
+                return web.Response(status=202)
+            if action in {"suspend", "resume"} and method == "POST":
+                (engine.suspend if action == "suspend" else engine.resume)(instance_id)
+                return web.Response(status=202)
+            if action == "restart" and method == "POST":
+                new_id = request.query.get("restartWithNewInstanceId", "true").lower() != "false"
+                instance = engine.restart(instance_id, new_id)
+                return web.json_response(self.management_payload(request, instance.id), status=202)
+            if action == "rewind" and method == "POST":
+                raise DurableError(501, "devhost does not implement rewind")
+        if parts[:1] == ["entities"] and len(parts) == 3:
+            entity_id = f"@{parts[1].lower()}@{parts[2]}"
+            if method == "POST":
+                operation = request.query.get("op", "")
+                has_body, value = await self.read_body(request)
+                engine.signal_entity(entity_id, operation, json.dumps(value) if has_body else None)
+                return web.Response(status=202)
+            if method == "GET":
+                state, exists = engine.entity_state(entity_id)
+                if not exists:
+                    return web.Response(status=404)
+                return web.json_response(state)
+        raise DurableError(404, f"no Durable API route for {method} {request.path}")
+
+    async def instances_query(self, request: web.Request) -> web.Response:
+        engine = self.engine
+        if request.method == "DELETE":
+            chosen = self.filter_instances(request)
+            deleted = sum(engine.purge(instance.id) for instance in chosen if instance.status in TERMINAL_STATES)
+            return web.json_response({"instancesDeleted": deleted}, status=200 if deleted else 404)
+        chosen = self.filter_instances(request)
+        top = int(request.query.get("top", "0") or 0)
+        start = int(request.headers.get("x-ms-continuation-token", "0") or 0)
+        page = chosen[start : start + top] if top else chosen[start:]
+        headers = {}
+        if top and start + top < len(chosen):
+            headers["x-ms-continuation-token"] = str(start + top)
+        return web.json_response([self.status_body(i, request) for i in page], headers=headers)
+
+    def filter_instances(self, request: web.Request) -> list[Instance]:
+        query = request.query
+        statuses = {s.strip() for s in query.get("runtimeStatus", "").split(",") if s.strip()}
+        prefix = query.get("instanceIdPrefix", "")
+
+        def stamp(name: str) -> float | None:
+            text = query.get(name)
+            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
+
+        start, end = stamp("createdTimeFrom"), stamp("createdTimeTo")
+        return [
+            instance
+            for instance in sorted(self.engine.instances.values(), key=lambda i: i.created)
+            if (not statuses or instance.status in statuses)
+            and instance.id.startswith(prefix)
+            and (start is None or instance.created >= start)
+            and (end is None or instance.created <= end)
+        ]
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response({"state": "Running", "functions": [f.name for f in self.index.functions]})
+
+    # -- app --------------------------------------------------------------------------------------------------
+
+    def build(self) -> web.Application:
+        app = web.Application(client_max_size=100 * 1024 * 1024)
+        app.router.add_get("/admin/host/status", self.status)
+        for prefix in DURABLE_PREFIXES:
+            app.router.add_route("*", prefix + "/{tail:.*}", self.durable_api)
+        app.router.add_route("*", "/{tail:.*}", self.http_trigger)
+        app.on_startup.append(self.on_startup)
+        app.on_cleanup.append(self.on_cleanup)
+        return app
+
+    async def on_startup(self, app: web.Application) -> None:
+        self.session = aiohttp.ClientSession()
+        await self.engine.start()
+        loop = asyncio.get_running_loop()
+        for info in self.index.functions:
+            if info.kind == "timer":
+                self.timer_tasks.append(loop.create_task(self.run_timer(info)))
+
+    async def on_cleanup(self, app: web.Application) -> None:
+        for task in self.timer_tasks:
+            task.cancel()
+        for task in self.timer_tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.engine.stop()
+        if self.session is not None:
+            await self.session.close()
+        await close_durable_client_session()
+        self.pool.shutdown(wait=False, cancel_futures=True)

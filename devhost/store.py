@@ -1,0 +1,64 @@
+"""SQLite (WAL) persistence for devhost: one JSON document per orchestration instance and per entity.
+
+Every state change is written before its effects are started (a scheduled activity is stored before it
+runs), so killing the process at any moment and starting again resumes every instance: unfinished
+activities run again (at-least-once, as in Azure), timers fire (late ones at once), queued entity
+operations and raised events are kept. Several rows changed by one step are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS instances (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entities (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+"""
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable against process crashes in WAL mode (only a power loss can drop the last commits).
+        self.connection.execute("PRAGMA synchronous=NORMAL")
+        self.connection.executescript(SCHEMA)
+        self._depth = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._depth == 0:
+            self.connection.execute("BEGIN")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self.connection.execute("ROLLBACK")
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            self.connection.execute("COMMIT")
+
+    def put(self, table: str, key: str, data: dict[str, Any]) -> None:
+        self.connection.execute(
+            f"INSERT INTO {table} (id, data) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data",  # noqa: S608
+            (key, json.dumps(data, separators=(",", ":"))),
+        )
+
+    def delete(self, table: str, key: str) -> None:
+        self.connection.execute(f"DELETE FROM {table} WHERE id = ?", (key,))  # noqa: S608
+
+    def load_all(self, table: str) -> Iterator[dict[str, Any]]:
+        for (data,) in self.connection.execute(f"SELECT data FROM {table}"):  # noqa: S608
+            yield json.loads(data)
+
+    def close(self) -> None:
+        self.connection.close()
