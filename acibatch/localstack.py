@@ -7,26 +7,18 @@ Secrets (admin key, callback signing key) are generated per run unless given.
 from __future__ import annotations
 
 import secrets
-import socket
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from aciemu.launcher import AciEmulatorProcess
-from devhost.launcher import DevhostProcess
+from devhost.launcher import DevhostProcess, free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 LOCAL_RESOURCE_GROUP = "acibatch-local"
 LOCAL_LOCATION = "westeurope"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -73,6 +65,7 @@ def local_stack(
             "BATCH_CALLBACK_SIGNING_KEY": secrets.token_urlsafe(48),
             "BATCH_CALLBACK_BASE_URL": host_url,
             "BATCH_POLL_SECONDS": "5",
+            "BATCH_SWEEP_SCHEDULE": "0 */5 * * * *",
             **(settings or {}),
         }
         host = stack.enter_context(

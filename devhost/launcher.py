@@ -79,9 +79,10 @@ class ServiceProcess:
         )
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            code = self.process.poll()
+            if code is not None:
                 self.stop()
-                raise ServiceFailed(f"{self.module} exited with {self.process.returncode}:\n{self.log_tail()}")
+                raise ServiceFailed(f"{self.module} exited with {code}:\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as response:
                     if response.status == 200:
