@@ -1,0 +1,48 @@
+"""App settings: every missing or invalid setting is named in one error."""
+
+import pytest
+
+from acibatch.settings import Settings, SettingsError
+
+VALID = {
+    "ACI_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000001",
+    "ACI_RESOURCE_GROUP": "rg",
+    "ACI_LOCATION": "westeurope",
+    "BATCH_ADMIN_KEY": "admin-secret",
+    "BATCH_CALLBACK_SIGNING_KEY": "s" * 32,
+    "BATCH_CALLBACK_BASE_URL": "https://batch.example.com",
+}
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env(VALID)
+    assert settings.aci_endpoint is None
+    assert (settings.max_groups, settings.max_cores, settings.poll_seconds) == (100, 100.0, 30.0)
+    assert settings.sweep_schedule == "0 */5 * * * *"
+    assert settings.signing_keys == ("s" * 32,)
+    assert settings.max_body_bytes == 1024 * 1024
+
+
+def test_optional_values_and_rotation() -> None:
+    settings = Settings.from_env({
+        **VALID, "ACI_ENDPOINT": "http://127.0.0.1:7073", "BATCH_CALLBACK_SIGNING_KEY_PREVIOUS": "p" * 40,
+        "ACI_REGISTRY_SERVER": "acr.example.io", "ACI_REGISTRY_IDENTITY": "/subscriptions/x/id",
+        "BATCH_POLL_SECONDS": "0.5", "ACI_MAX_GROUPS": "7",
+    })  # fmt: skip
+    assert settings.aci_endpoint == "http://127.0.0.1:7073"
+    assert settings.signing_keys == ("s" * 32, "p" * 40)
+    assert (settings.poll_seconds, settings.max_groups) == (0.5, 7)
+
+
+def test_every_problem_is_named() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({
+            "ACI_SUBSCRIPTION_ID": "", "BATCH_CALLBACK_SIGNING_KEY": "short", "BATCH_POLL_SECONDS": "soon",
+            "ACI_ENDPOINT": "not a url", "ACI_REGISTRY_USERNAME": "user",
+        })  # fmt: skip
+    message = str(caught.value)
+    for name in ("ACI_SUBSCRIPTION_ID", "ACI_RESOURCE_GROUP", "ACI_LOCATION", "BATCH_ADMIN_KEY",
+                 "BATCH_CALLBACK_BASE_URL", "BATCH_POLL_SECONDS", "ACI_ENDPOINT", "ACI_REGISTRY_PASSWORD",
+                 "ACI_REGISTRY_SERVER"):  # fmt: skip
+        assert name in message
+    assert "BATCH_CALLBACK_SIGNING_KEY is too short" in message

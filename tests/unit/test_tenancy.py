@@ -1,0 +1,199 @@
+"""Capacity (fair queue across tenants) and tenant accounting, with property-based tests."""
+
+from collections import Counter
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from acibatch.tenancy import (
+    AcquireStatus,
+    CapacityState,
+    LeaseRequest,
+    Quota,
+    TenantState,
+    acquire,
+    count_task,
+    list_jobs,
+    record_usage,
+    register_job,
+    release,
+    set_region_limits,
+    set_tenant_quota,
+    snapshot,
+    update_job,
+)
+
+TENANTS = ("a", "b", "c")
+
+
+def request(lease: str, tenant: str, cores: float = 1.0, memory: float = 1.0, at: float = 0.0) -> LeaseRequest:
+    return LeaseRequest(lease, tenant, cores, memory, at)
+
+
+def region(groups: int = 4, cores: float = 4.0, **quotas: Quota) -> CapacityState:
+    state = CapacityState.empty(groups, cores)
+    for tenant, quota in quotas.items():
+        state, _ = set_tenant_quota(state, tenant, quota)
+    return state
+
+
+def test_grant_queue_release_and_idempotency() -> None:
+    state = region(2, 2, a=Quota(2, 2, 4, 1))
+    state, first = acquire(state, request("l1", "a"))
+    state, second = acquire(state, request("l2", "a"))
+    state, third = acquire(state, request("l3", "a", at=1))
+    assert [r.status for r in (first, second, third)] == [AcquireStatus.GRANTED] * 2 + [AcquireStatus.QUEUED]
+    assert acquire(state, request("l1", "a"))[1].status is AcquireStatus.GRANTED
+    assert acquire(state, request("l3", "a"))[1].status is AcquireStatus.QUEUED
+    state, released = release(state, "l1", now=10)
+    assert released.released is not None and released.released.started_at == 0.0
+    assert [r.lease_id for r in released.granted] == ["l3"]
+    assert state.running["l3"].started_at == 10
+    again, twice = release(state, "l1", now=11)
+    assert twice.released is None and twice.granted == [] and again.to_dict() == state.to_dict()
+    assert CapacityState.from_dict(state.to_dict()).to_dict() == state.to_dict()
+    assert snapshot(state, "a") == {"running_groups": 2, "running_cores": 2.0, "running_memory_gb": 2.0, "queued": 0}
+
+
+def test_rejections_name_the_reason() -> None:
+    state = region(4, 4, a=Quota(2, 2, 2, 1))
+    assert "no quota" in str(acquire(state, request("x", "nobody"))[1].reason)
+    assert "at most 2 cores" in str(acquire(state, request("x", "a", cores=3))[1].reason)
+    state = set_region_limits(region(4, 1, a=Quota(2, 2, 2, 1)), 4, 1)
+    assert "region allows 1" in str(acquire(state, request("x", "a", cores=2))[1].reason)
+
+
+def test_released_capacity_goes_to_the_tenant_with_the_lowest_weighted_share() -> None:
+    state = region(3, 3, big=Quota(3, 3, 9, 1), small=Quota(3, 3, 9, 1))
+    for index in range(3):
+        state, _ = acquire(state, request(f"big{index}", "big", at=index))
+    for index in range(3, 6):
+        state, _ = acquire(state, request(f"big{index}", "big", at=index))
+    state, queued = acquire(state, request("small0", "small", at=10))
+    assert queued.status is AcquireStatus.QUEUED
+    state, released = release(state, "big0", now=20)
+    assert [r.lease_id for r in released.granted] == ["small0"]  # small runs 0 cores: lowest share
+
+
+def test_weights_divide_capacity() -> None:
+    state = region(6, 6, heavy=Quota(6, 6, 6, 2), light=Quota(6, 6, 6, 1))
+    state = set_region_limits(state, 0, 6)
+    for index in range(6):
+        state, _ = acquire(state, request(f"h{index}", "heavy", at=index))
+        state, _ = acquire(state, request(f"l{index}", "light", at=index))
+    state = set_region_limits(state, 6, 6)
+    state, _ = release(state, "nonexistent", now=1)  # runs the dispatcher with the new limit
+    running = Counter(lease.request.tenant for lease in state.running.values())
+    assert running == {"heavy": 4, "light": 2}
+
+
+def test_a_queued_request_can_be_withdrawn() -> None:
+    state = region(1, 1, a=Quota(1, 1, 1, 1))
+    state, _ = acquire(state, request("l1", "a"))
+    state, _ = acquire(state, request("l2", "a"))
+    state, withdrawn = release(state, "l2", now=1)
+    assert withdrawn.released is None and state.queued("l2") is None
+
+
+def test_raising_a_quota_grants_waiting_requests() -> None:
+    state = region(4, 4, a=Quota(1, 1, 1, 1))
+    state, _ = acquire(state, request("l1", "a"))
+    state, _ = acquire(state, request("l2", "a"))
+    state, granted = set_tenant_quota(state, "a", Quota(2, 2, 2, 1), now=5)
+    assert [r.lease_id for r in granted] == ["l2"]
+
+
+class CapacityMachine(RuleBasedStateMachine):
+    """Random acquire/release sequences never over-grant, lose or double-grant a lease."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = region(5, 6, a=Quota(3, 3, 6, 1), b=Quota(2, 4, 4, 2), c=Quota(4, 2, 8, 1))
+        self.clock = 0.0
+        self.granted_ever: Counter[str] = Counter()
+        self.released: set[str] = set()
+        self.requested: dict[str, LeaseRequest] = {}
+        self.counter = 0
+
+    def note(self, granted: list[LeaseRequest]) -> None:
+        for lease in granted:
+            self.granted_ever[lease.lease_id] += 1
+
+    @rule(tenant=st.sampled_from(TENANTS), cores=st.sampled_from([0.5, 1.0, 2.0]), memory=st.sampled_from([1.0, 2.0]))
+    def acquire(self, tenant: str, cores: float, memory: float) -> None:
+        self.counter += 1
+        self.clock += 1
+        lease = request(f"{tenant}{self.counter}", tenant, cores, memory, self.clock)
+        self.state, result = acquire(self.state, lease)
+        self.requested[lease.lease_id] = lease
+        if result.status is AcquireStatus.GRANTED:
+            self.note([lease])
+
+    @precondition(lambda self: bool(self.state.running))
+    @rule(data=st.data())
+    def release_running(self, data: st.DataObject) -> None:
+        lease_id = data.draw(st.sampled_from(sorted(self.state.running)))
+        self.clock += 1
+        self.state, result = release(self.state, lease_id, self.clock)
+        self.released.add(lease_id)
+        self.note(result.granted)
+
+    @invariant()
+    def never_over_granted(self) -> None:
+        groups, cores = self.state.region_usage()
+        assert groups <= self.state.max_groups and cores <= self.state.max_cores + 1e-9
+        for tenant, quota in self.state.quotas.items():
+            used_groups, used_cores, used_memory = self.state.tenant_usage(tenant)
+            assert used_groups <= quota.max_groups
+            assert used_cores <= quota.max_cores + 1e-9 and used_memory <= quota.max_memory_gb + 1e-9
+
+    @invariant()
+    def no_lease_lost_or_granted_twice(self) -> None:
+        assert all(count == 1 for count in self.granted_ever.values())
+        queued = {r.lease_id for queue in self.state.queues.values() for r in queue}
+        running = set(self.state.running)
+        assert not queued & running
+        for lease_id in self.requested:
+            assert (lease_id in queued) + (lease_id in running) + (lease_id in self.released) == 1
+
+    @invariant()
+    def nothing_waits_that_could_run(self) -> None:
+        for queue in self.state.queues.values():
+            if queue:
+                assert not self.state.fits_now(queue[0])
+
+    def teardown(self) -> None:
+        # Drain: releasing everything eventually grants every queued request exactly once.
+        while self.state.running:
+            lease_id = sorted(self.state.running)[0]
+            self.state, result = release(self.state, lease_id, self.clock)
+            self.released.add(lease_id)
+            self.note(result.granted)
+        assert not any(self.state.queues.values())
+        assert set(self.granted_ever) == set(self.requested)
+
+
+TestCapacityMachine = CapacityMachine.TestCase
+TestCapacityMachine.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+
+
+def test_tenant_accounting_counts_usage_once_and_indexes_jobs() -> None:
+    state = TenantState()
+    state = record_usage(state, "l1", cores=2, memory_gb=4, seconds=10)
+    state = record_usage(state, "l1", cores=2, memory_gb=4, seconds=10)
+    assert (state.core_seconds, state.gb_seconds) == (20, 40)
+    state = count_task(count_task(state, "Succeeded"), "Failed")
+    assert state.task_counts == {"succeeded": 1, "failed": 1, "cancelled": 0}
+    for index in range(5):
+        state = register_job(state, f"j{index}", f"2026-01-0{index + 1}", "fp")
+    state = register_job(state, "j0", "later", "other")  # already known: unchanged
+    state = update_job(state, "j1", "Succeeded", "done")
+    state = update_job(state, "j1", "Running")  # a finished job never goes back
+    page, total = list_jobs(state, None, 0, 2)
+    assert total == 5 and [job["jobId"] for job in page] == ["j4", "j3"]
+    assert list_jobs(state, "Succeeded", 0, 10)[0] == [
+        {"jobId": "j1", "state": "Succeeded", "createdAt": "2026-01-02", "finishedAt": "done"}
+    ]
+    assert TenantState.from_dict(state.to_dict()) == state
+    assert TenantState.from_dict(None) == TenantState()
