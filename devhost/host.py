@@ -22,6 +22,7 @@ from urllib.parse import quote
 import aiohttp
 import azure.functions as func
 from aiohttp import web
+from azure.functions.timer import TimerRequest
 
 from devhost.app import AppIndex, FunctionInfo
 from devhost.durable import (
@@ -217,8 +218,8 @@ class Host:
             if not (first and info.run_on_startup):
                 await asyncio.sleep((due - now).total_seconds())
             first = False
-            timer = func.TimerRequest(past_due=False, schedule_status={}, schedule={"AdjustForDST": True})
             try:
+                timer = TimerRequest(past_due=False, schedule_status={}, schedule={"AdjustForDST": True})
                 await self.call(info, timer)
             except Exception:
                 log.exception("timer function %s failed", info.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import urllib.error
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from acibatch.aci import AciGateway
+from acibatch.aci import AciGateway, GroupRequest
 from acibatch.client import ApiCallError, BatchClient
 from acibatch.localstack import LocalStack
 from acibatch.naming import task_instance_id
@@ -235,3 +236,38 @@ def test_quotas_hold_and_the_small_tenant_is_not_starved(admin: BatchClient, gat
         # Usage is billed per lease (create to delete), so it is at least the tasks' run time.
         assert runtime * 0.8 <= info["usage"]["coreSeconds"] <= runtime * 3 + 10
     assert wait_no_groups(gateway) == []
+
+
+def add_fault(stack: LocalStack, rule: dict[str, Any]) -> None:
+    request = urllib.request.Request(
+        f"{stack.aci_url}/_emulator/faults", data=json.dumps(rule).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
+
+
+def test_spot_eviction_is_recovered_on_regular_priority(
+    stack: LocalStack, admin: BatchClient, gateway: AciGateway
+) -> None:
+    client = make_tenant(admin, "spotty")
+    add_fault(stack, {"op": "create", "fault": "evict", "afterSeconds": 0.5, "match": {"name": "spotty-*"}, "count": 1})
+    code = "import time, acibatch_report as r; time.sleep(2); r.succeeded({'done': True})"
+    client.submit(python_job(code, jobId="preempt", priority="Spot", maxAttempts=1))
+    job = wait_job(client, "preempt")
+    task = job["tasks"][0]
+    assert job["state"] == "Succeeded"
+    assert task["attempts"] == 2  # the evicted Spot attempt, then the Regular fallback
+    assert task["result"] == {"done": True}
+    assert_no_groups_left(gateway, "spotty")
+
+
+def test_orphan_sweep_deletes_groups_nobody_owns(gateway: AciGateway) -> None:
+    orphan = GroupRequest(
+        name="ghost-orphan-a1", tenant="ghost", job_id="j", task_id="0", attempt=1, owner="task:ghost:j:0",
+        image="python:3", command=("sleep", "60"), env={}, secure_env={}, cpu=0.5, memory_gb=0.5,
+        priority="Regular", created_at=int(time.time()) - 3600, location="westeurope",
+    )  # fmt: skip
+    gateway.create(orphan, None)
+    assert "ghost-orphan-a1" in tenant_groups(gateway, "ghost")
+    assert_no_groups_left(gateway, "ghost")
