@@ -61,8 +61,8 @@ def local_stack(
             "ACI_RESOURCE_GROUP": LOCAL_RESOURCE_GROUP,
             "ACI_LOCATION": LOCAL_LOCATION,
             "ACI_ENDPOINT": emulator.url,
-            "BATCH_ADMIN_KEY": secrets.token_urlsafe(24),
-            "BATCH_CALLBACK_SIGNING_KEY": secrets.token_urlsafe(48),
+            "BATCH_ADMIN_KEY": secrets.token_hex(24),  # hex: never starts with "-", safe as a CLI flag value
+            "BATCH_CALLBACK_SIGNING_KEY": secrets.token_hex(32),
             "BATCH_CALLBACK_BASE_URL": host_url,
             "BATCH_POLL_SECONDS": "5",
             "BATCH_SWEEP_SCHEDULE": "0 */5 * * * *",
