@@ -89,6 +89,10 @@ def arm_error_from(exc: BaseException) -> ArmError:
     return ArmError(None, None, f"{type(exc).__name__}: {exc}")
 
 
+def _iso_or_none(moment: Any) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
 def _tag(value: str) -> str:
     return value[:TAG_VALUE_MAX]
 
@@ -101,9 +105,7 @@ def build_container_group(request: GroupRequest, registry: RegistryCredentials |
         image=request.image,
         command=list(request.command) or None,
         environment_variables=env,
-        resources=ResourceRequirements(
-            requests=ResourceRequests(cpu=request.cpu, memory_in_gb=request.memory_gb)
-        ),
+        resources=ResourceRequirements(requests=ResourceRequests(cpu=request.cpu, memory_in_gb=request.memory_gb)),
     )
     credentials, identity = None, None
     if registry is not None and request.image.split("/", 1)[0].lower() == registry.server.lower():
@@ -114,9 +116,7 @@ def build_container_group(request: GroupRequest, registry: RegistryCredentials |
             )
         elif registry.username:
             credentials = [
-                ImageRegistryCredential(
-                    server=registry.server, username=registry.username, password=registry.password
-                )
+                ImageRegistryCredential(server=registry.server, username=registry.username, password=registry.password)
             ]
     return ContainerGroup(
         location=request.location,
@@ -196,13 +196,13 @@ class GroupState:
         container = group.containers[0] if group.containers else None
         container_view = container.instance_view if container is not None else None
         current = container_view.current_state if container_view is not None else None
-        events = list(view.events or []) if view is not None else []
+        events: list[Any] = list(view.events or []) if view is not None else []
         events += list(container_view.events or []) if container_view is not None else []
         names = [str(event.name) for event in events if event.name]
         warnings = [event.message for event in events if event.type == "Warning" and event.message]
         evicted = any(name in EVICTION_EVENTS for name in names)
-        failure = warnings[-1] if warnings else None
-        if group.provisioning_state == "Failed" and failure is None:
+        failure: str | None = str(warnings[-1]) if warnings else None
+        if failure is None and group.provisioning_state == "Failed":
             failure = "provisioning failed"
         exit_code = current.exit_code if current is not None else None
         return cls(
@@ -213,10 +213,8 @@ class GroupState:
             exit_code=exit_code,
             restart_count=int(container_view.restart_count or 0) if container_view is not None else 0,
             detail_status=current.detail_status if current is not None else None,
-            started_at=current.start_time.isoformat() if current is not None and current.start_time else None,
-            finished_at=current.finish_time.isoformat()
-            if current is not None and current.finish_time
-            else None,
+            started_at=_iso_or_none(getattr(current, "start_time", None)),
+            finished_at=_iso_or_none(getattr(current, "finish_time", None)),
             evicted=evicted,
             failure=failure,
             events=tuple(names[-EVENTS_KEPT:]),
@@ -240,9 +238,7 @@ class AciGateway:
         """PUT by name without waiting for provisioning: a retry of the same attempt is the same PUT."""
         group = build_container_group(request, registry)
         try:
-            self.client.container_groups.begin_create_or_update(
-                self.resource_group, request.name, group, polling=False
-            )
+            self.client.container_groups.begin_create_or_update(self.resource_group, request.name, group, polling=False)
         except Exception as exc:
             raise arm_error_from(exc) from exc
 
@@ -311,7 +307,7 @@ def make_client(
 ) -> ContainerInstanceManagementClient:
     if endpoint:
         return ContainerInstanceManagementClient(
-            credential=_StaticToken(),  # type: ignore[arg-type]
+            credential=_StaticToken(),
             subscription_id=subscription_id,
             base_url=endpoint,
             authentication_policy=_LocalAuthPolicy(),

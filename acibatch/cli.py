@@ -72,10 +72,7 @@ def command_up(args: argparse.Namespace) -> int:
         print(f"ACI emulator   {stack.aci_url}")
         print(f"admin key      {stack.admin_key}")
         print(f"logs           {data_dir / 'devhost.log'}, {data_dir / 'aciemu.log'}")
-        print(
-            f"try:           ACIBATCH_URL={stack.api_url} ACIBATCH_KEY=<admin key> "
-            "acibatch tenant create demo"
-        )
+        print(f"try:           ACIBATCH_URL={stack.api_url} ACIBATCH_KEY=<admin key> acibatch tenant create demo")
         print("Ctrl-C stops everything.", flush=True)
         try:
             while not stopping:
@@ -151,12 +148,8 @@ def run_api_command(args: argparse.Namespace, client: BatchClient) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="acibatch", description=__doc__)
-    parser.add_argument(
-        "--url", default=os.environ.get("ACIBATCH_URL", DEFAULT_URL), help="API root (ACIBATCH_URL)"
-    )
-    parser.add_argument(
-        "--key", default=os.environ.get("ACIBATCH_KEY"), help="admin or tenant key (ACIBATCH_KEY)"
-    )
+    parser.add_argument("--url", default=os.environ.get("ACIBATCH_URL", DEFAULT_URL), help="API root (ACIBATCH_URL)")
+    parser.add_argument("--key", default=os.environ.get("ACIBATCH_KEY"), help="admin or tenant key (ACIBATCH_KEY)")
     parser.add_argument("--json", action="store_true", help="print raw JSON answers")
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -89,9 +89,7 @@ class BatchClient:
         return self.request("POST", f"jobs/{_quote(job_id)}/cancel", {})
 
     def logs(self, job_id: str, task_id: str, tail: int | None = None) -> Any:
-        return self.request(
-            "GET", f"jobs/{_quote(job_id)}/tasks/{_quote(task_id)}/logs", query={"tail": tail}
-        )
+        return self.request("GET", f"jobs/{_quote(job_id)}/tasks/{_quote(task_id)}/logs", query={"tail": tail})
 
 
 def _quote(segment: str) -> str:

@@ -92,9 +92,7 @@ class Checks:
         return all(ok for _, ok, _ in self.results)
 
 
-def show_progress(
-    clients: dict[str, BatchClient], jobs: dict[str, str], admin: BatchClient, timeout: float
-) -> None:
+def show_progress(clients: dict[str, BatchClient], jobs: dict[str, str], admin: BatchClient, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     interactive = sys.stdout.isatty()
     last_line = ""
@@ -103,9 +101,7 @@ def show_progress(
         for tenant, job_id in jobs.items():
             job = clients[tenant].job(job_id, limit=0)
             finished += job["state"] in TERMINAL_JOB_STATES
-            parts.append(
-                f"{tenant}/{job_id} {job['state']:<9} {progress_bar(job['counts'], job['taskCount'], 16)}"
-            )
+            parts.append(f"{tenant}/{job_id} {job['state']:<9} {progress_bar(job['counts'], job['taskCount'], 16)}")
         for tenant in jobs:
             live = admin.get_tenant(tenant)
             parts.append(f"{tenant}: running {live['running']['groups']} queued {live['queued']}")
@@ -146,9 +142,7 @@ def run_demo(data_dir: Path, timeout: float) -> Checks:
                 )
             )["jobId"],
             "beta": clients["beta"].submit(
-                python_job(
-                    "primes", PRIMES_CODE, PRIMES_TASKS, {"M": str(PRIMES_BELOW), "SLICES": str(PRIMES_TASKS)}
-                )
+                python_job("primes", PRIMES_CODE, PRIMES_TASKS, {"M": str(PRIMES_BELOW), "SLICES": str(PRIMES_TASKS)})
             )["jobId"],
         }
         show_progress(clients, jobs, admin, timeout)
@@ -162,15 +156,12 @@ def run_demo(data_dir: Path, timeout: float) -> Checks:
             checks.check(f"{tenant} job succeeded", job["state"] == "Succeeded", job["state"])
             for task in tasks:
                 print(
-                    f"    task {task['id']:<4} {task['state']:<9} "
-                    f"attempts {task['attempts']} exit {task['exitCode']}"
+                    f"    task {task['id']:<4} {task['state']:<9} attempts {task['attempts']} exit {task['exitCode']}"
                 )
 
         squares = sum(task["result"]["partial"] for task in squares_tasks if task.get("result"))
         expected_squares = SQUARES_N * (SQUARES_N + 1) * (2 * SQUARES_N + 1) // 6
-        checks.check(
-            "alpha: sum of squares is right", squares == expected_squares, f"{squares} vs {expected_squares}"
-        )
+        checks.check("alpha: sum of squares is right", squares == expected_squares, f"{squares} vs {expected_squares}")
         retried = [task for task in squares_tasks if task["id"] == "3"]
         checks.check(
             "alpha: task 3 failed once and succeeded on retry",
@@ -190,23 +181,18 @@ def run_demo(data_dir: Path, timeout: float) -> Checks:
                     task["state"] == "Succeeded" and task["result"] is None,
                 )
         expected_primes = count_primes_below(PRIMES_BELOW)
-        checks.check(
-            "beta: prime count is right", primes == expected_primes, f"{primes} vs {expected_primes}"
-        )
+        checks.check("beta: prime count is right", primes == expected_primes, f"{primes} vs {expected_primes}")
 
         print("\ntenants")
         for tenant in jobs:
             info = admin.get_tenant(tenant)
             usage = info["usage"]
             print(
-                f"  {tenant}: {usage['coreSeconds']:.1f} core-s, {usage['gbSeconds']:.1f} GB-s, "
-                f"tasks {usage['tasks']}"
+                f"  {tenant}: {usage['coreSeconds']:.1f} core-s, {usage['gbSeconds']:.1f} GB-s, tasks {usage['tasks']}"
             )
             checks.check(f"{tenant}: usage recorded", usage["coreSeconds"] > 0)
 
-        gateway = AciGateway(
-            make_client(LOCAL_SUBSCRIPTION, stack.aci_url, polling_interval=0.2), LOCAL_RESOURCE_GROUP
-        )
+        gateway = AciGateway(make_client(LOCAL_SUBSCRIPTION, stack.aci_url, polling_interval=0.2), LOCAL_RESOURCE_GROUP)
         left = gateway.list_app_groups()
         print(f"\ncontainer groups left in the emulator: {len(left)}")
         checks.check("no container groups left", not left, ", ".join(group.name for group in left))

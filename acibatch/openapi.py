@@ -26,7 +26,13 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 
 def _path_param(name: str, description: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string"}}
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
+    }
 
 
 def _query_int(name: str, description: str, minimum: int, maximum: int, default: int) -> dict[str, Any]:
@@ -81,7 +87,11 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["id"],
-        "properties": {"id": {"type": "string", "pattern": spec.ID_RULE.pattern}, "env": ENV, "command": COMMAND},
+        "properties": {
+            "id": {"type": "string", "pattern": spec.ID_RULE.pattern},
+            "env": ENV,
+            "command": COMMAND,
+        },
     },
     "JobSpec": {
         "type": "object",
@@ -90,9 +100,18 @@ SCHEMAS: dict[str, Any] = {
         "description": "Give exactly one of `tasks` or `taskCount`.",
         "properties": {
             "jobId": {"type": "string", "pattern": spec.ID_RULE.pattern, "description": "idempotency key"},
-            "image": {"type": "string", "maxLength": 512, "examples": ["myregistry.azurecr.io/team/worker:1.2"]},
+            "image": {
+                "type": "string",
+                "maxLength": 512,
+                "examples": ["myregistry.azurecr.io/team/worker:1.2"],
+            },
             "command": COMMAND,
-            "cpu": {"type": "number", "minimum": spec.CPU_STEP, "maximum": spec.MAX_CPU, "default": spec.DEFAULT_CPU},
+            "cpu": {
+                "type": "number",
+                "minimum": spec.CPU_STEP,
+                "maximum": spec.MAX_CPU,
+                "default": spec.DEFAULT_CPU,
+            },
             "memoryGb": {
                 "type": "number",
                 "minimum": spec.MIN_MEMORY_GB,
@@ -100,7 +119,11 @@ SCHEMAS: dict[str, Any] = {
                 "default": spec.DEFAULT_MEMORY_GB,
             },
             "env": ENV,
-            "secureEnv": {**ENV, "description": "passed as ACI secure values; never returned", "writeOnly": True},
+            "secureEnv": {
+                **ENV,
+                "description": "passed as ACI secure values; never returned",
+                "writeOnly": True,
+            },
             "tasks": {"type": "array", "items": _ref("TaskSpec"), "minItems": 1, "maxItems": spec.MAX_TASKS},
             "taskCount": {"type": "integer", "minimum": 1, "maximum": spec.MAX_TASKS},
             "maxAttempts": {
@@ -183,7 +206,10 @@ SCHEMAS: dict[str, Any] = {
             "tenant": {"type": "string"},
             "quota": _ref("TenantQuota"),
             "created": {"type": "boolean"},
-            "apiKey": {"type": "string", "description": "shown only when the tenant is created or its key rotated"},
+            "apiKey": {
+                "type": "string",
+                "description": "shown only when the tenant is created or its key rotated",
+            },
         },
     },
     "Tenant": {
@@ -229,14 +255,21 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/health": {"get": {"operationId": "health", "security": [], "responses": {"200": {"description": "alive"}}}},
         "/openapi.json": {
-            "get": {"operationId": "openapi", "security": [], "responses": {"200": {"description": "this document"}}}
+            "get": {
+                "operationId": "openapi",
+                "security": [],
+                "responses": {"200": {"description": "this document"}},
+            }
         },
         "/tenants/{tenant}": {
             "parameters": [TENANT],
             "put": {
                 "operationId": "putTenant",
                 "summary": "Create or update a tenant's quota (admin key)",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("TenantQuota")}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("TenantQuota")}},
+                },
                 "responses": {
                     "200": _json(_ref("TenantCreated"), "updated"),
                     "201": _json(_ref("TenantCreated"), "created; holds the apiKey"),
@@ -254,14 +287,20 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "post": {
                 "operationId": "rotateTenantKey",
                 "summary": "Rotate the tenant's API key (admin key)",
-                "responses": {"200": _json(_ref("TenantCreated"), "the new key"), **_errors(400, 401, 403, 404)},
+                "responses": {
+                    "200": _json(_ref("TenantCreated"), "the new key"),
+                    **_errors(400, 401, 403, 404),
+                },
             },
         },
         "/jobs": {
             "post": {
                 "operationId": "submitJob",
                 "summary": "Submit a job (tenant key); idempotent on jobId",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("JobSpec")}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("JobSpec")}},
+                },
                 "responses": {
                     "202": {
                         **_json(_ref("JobAccepted"), "accepted (or the same job again)"),
@@ -321,7 +360,10 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
                 "summary": "A task container reports progress or its outcome",
                 "description": "The bearer is the task attempt's token from BATCH_CALLBACK_TOKEN, not an API key.",
                 "security": [{"taskToken": []}],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Callback")}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("Callback")}},
+                },
                 "responses": {
                     "200": {"description": "the task already finished; the report was ignored"},
                     "202": {"description": "accepted and delivered to the task"},
@@ -336,7 +378,7 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "title": "acibatch",
             "version": "1.0.0",
             "description": "Multi-tenant batch jobs on Azure Container Instances. Every error is "
-            "`{\"error\": {\"code\", \"message\", \"details\"?}}`.",
+            '`{"error": {"code", "message", "details"?}}`.',
         },
         "security": [{"apiKey": []}],
         "paths": paths,

@@ -151,7 +151,7 @@ class Decision:
 
 def backoff_seconds(n: int, base: float = 2.0, cap: float = 120.0, seed: str = "") -> float:
     """Exponential back-off with deterministic jitter of up to +25%, derived from `seed` and `n`."""
-    raw = min(cap, base * 2 ** max(0, n))
+    raw = min(cap, base * float(2 ** max(0, n)))
     digest = hashlib.sha256(f"{seed}:{n}".encode()).digest()
     jitter = int.from_bytes(digest[:2], "big") / 65535 * 0.25
     return round(min(cap, raw * (1 + jitter)), 3)
@@ -243,9 +243,7 @@ def decide(observation: Observation, state: AttemptState) -> Decision:
         return _finish(state, succeeded=False, reason=f"ACI refused the container group: {arm}")
     limit = MAX_QUOTA_WAITS if error_class is ErrorClass.QUOTA else MAX_TRANSIENT_CREATE_ERRORS
     if state.transient_errors >= limit:
-        return _finish(
-            state, succeeded=False, reason=f"ACI kept failing ({state.transient_errors} tries): {arm}"
-        )
+        return _finish(state, succeeded=False, reason=f"ACI kept failing ({state.transient_errors} tries): {arm}")
     base, cap = (15.0, 300.0) if error_class is ErrorClass.QUOTA else (2.0, 60.0)
     return Decision(
         GroupAction.NONE,

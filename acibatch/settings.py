@@ -81,9 +81,7 @@ class Settings:
                 if parts.scheme not in {"http", "https"} or not parts.hostname:
                     problems.append(f"{name}={value!r} is invalid: set an absolute http(s) URL")
 
-        subscription = required(
-            "ACI_SUBSCRIPTION_ID", "the Azure subscription id that holds the container groups"
-        )
+        subscription = required("ACI_SUBSCRIPTION_ID", "the Azure subscription id that holds the container groups")
         resource_group = required("ACI_RESOURCE_GROUP", "the resource group for the container groups")
         location = required("ACI_LOCATION", "the Azure region for the container groups, e.g. westeurope")
         endpoint = get("ACI_ENDPOINT")
@@ -98,12 +96,8 @@ class Settings:
             ("BATCH_CALLBACK_SIGNING_KEY_PREVIOUS", previous),
         ):
             if value and len(value) < MIN_SIGNING_KEY_CHARS:
-                problems.append(
-                    f"{name} is too short: use at least {MIN_SIGNING_KEY_CHARS} random characters"
-                )
-        base_url = required(
-            "BATCH_CALLBACK_BASE_URL", "the public https URL of this app, which containers call back"
-        )
+                problems.append(f"{name} is too short: use at least {MIN_SIGNING_KEY_CHARS} random characters")
+        base_url = required("BATCH_CALLBACK_BASE_URL", "the public https URL of this app, which containers call back")
         url("BATCH_CALLBACK_BASE_URL", base_url or None)
         username, password = get("ACI_REGISTRY_USERNAME"), get("ACI_REGISTRY_PASSWORD")
         if (username is None) != (password is None):
@@ -111,9 +105,7 @@ class Settings:
         registry = get("ACI_REGISTRY_SERVER")
         identity = get("ACI_REGISTRY_IDENTITY")
         if registry is None and (username or identity):
-            problems.append(
-                "ACI_REGISTRY_SERVER is not set: it is required with registry credentials or identity"
-            )
+            problems.append("ACI_REGISTRY_SERVER is not set: it is required with registry credentials or identity")
 
         settings = cls(
             subscription_id=subscription,
@@ -133,9 +125,7 @@ class Settings:
             poll_seconds=number("BATCH_POLL_SECONDS", 30.0, 0.1, 3600),
             sweep_schedule=get("BATCH_SWEEP_SCHEDULE") or "0 */5 * * * *",
             sweep_grace_seconds=number("BATCH_SWEEP_GRACE_SECONDS", 600.0, 0, 7 * 24 * 3600),
-            max_body_bytes=int(
-                number("BATCH_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024, integer=True)
-            ),
+            max_body_bytes=int(number("BATCH_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024, integer=True)),
         )
         if problems:
             raise SettingsError("invalid app settings:\n  " + "\n  ".join(problems))

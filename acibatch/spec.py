@@ -36,7 +36,8 @@ RESERVED_ENV_PREFIX = "BATCH_"
 
 ID_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ENV_NAME_RULE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_]{0,61}[A-Za-z0-9])?$")
-# [registry host (with a '.', a port, or localhost)/] then lowercase path components, then :tag and/or @sha256:digest (Docker's grammar).
+# Docker's grammar: [registry host (with a '.', a port, or localhost)/] lowercase path components,
+# then :tag and/or @sha256:digest.
 IMAGE_RULE = re.compile(
     r"^(?:(?P<registry>(?:localhost|[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+)(?::[0-9]+)?|[a-zA-Z0-9-]+:[0-9]+)/)?"
     r"(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
@@ -216,15 +217,11 @@ def _env(errors: _Collector, path: str, value: object) -> dict[str, str]:
         if not ENV_NAME_RULE.match(name):
             errors.add(item_path, "name must be 1-63 letters, digits or '_', not starting or ending with '_'")
         elif name.upper().startswith(RESERVED_ENV_PREFIX):
-            errors.add(
-                item_path, f"names starting with {RESERVED_ENV_PREFIX} are reserved for acibatch; rename it"
-            )
+            errors.add(item_path, f"names starting with {RESERVED_ENV_PREFIX} are reserved for acibatch; rename it")
         if not isinstance(item, str):
             errors.add(item_path, "value must be a string (quote numbers and booleans)")
         elif len(item) > MAX_ENV_VALUE_CHARS or "\x00" in item:
-            errors.add(
-                item_path, f"value must be at most {MAX_ENV_VALUE_CHARS} characters and contain no NUL"
-            )
+            errors.add(item_path, f"value must be at most {MAX_ENV_VALUE_CHARS} characters and contain no NUL")
         else:
             result[name] = item
     return result
@@ -242,15 +239,11 @@ def _command(errors: _Collector, path: str, value: object) -> tuple[str, ...] | 
         if position == 0 and not arg:
             errors.add(f"{path}[0]", "the program must not be empty")
         if len(arg) > MAX_ARG_CHARS or "\x00" in arg:
-            errors.add(
-                f"{path}[{position}]", f"must be at most {MAX_ARG_CHARS} characters and contain no NUL"
-            )
+            errors.add(f"{path}[{position}]", f"must be at most {MAX_ARG_CHARS} characters and contain no NUL")
     return tuple(value)
 
 
-def _ranged_int(
-    errors: _Collector, data: Mapping[str, Any], name: str, low: int, high: int, default: int
-) -> int:
+def _ranged_int(errors: _Collector, data: Mapping[str, Any], name: str, low: int, high: int, default: int) -> int:
     value = data.get(name, default)
     if not _int(value) or not low <= value <= high:
         errors.add(name, f"must be an integer from {low} to {high}")
@@ -260,9 +253,7 @@ def _ranged_int(
 
 def _check_id(errors: _Collector, path: str, value: object) -> str | None:
     if not isinstance(value, str) or not ID_RULE.match(value):
-        errors.add(
-            path, "must be 1-63 characters: letters, digits, '-', '_' or '.', starting with a letter or digit"
-        )
+        errors.add(path, "must be 1-63 characters: letters, digits, '-', '_' or '.', starting with a letter or digit")
         return None
     return value
 
@@ -296,9 +287,7 @@ def _tasks(errors: _Collector, data: Mapping[str, Any]) -> tuple[TaskSpec, ...]:
             errors.add(f"{path}.{unknown}", f"unknown field; allowed: {', '.join(sorted(TASK_FIELDS))}")
         task_id = _check_id(errors, f"{path}.id", item.get("id"))
         if task_id is not None and task_id in seen:
-            errors.add(
-                f"{path}.id", f"duplicates tasks[{seen[task_id]}].id '{task_id}'; task ids must be unique"
-            )
+            errors.add(f"{path}.id", f"duplicates tasks[{seen[task_id]}].id '{task_id}'; task ids must be unique")
         elif task_id is not None:
             seen[task_id] = index
         command = _command(errors, f"{path}.command", item.get("command"))
@@ -337,19 +326,11 @@ def parse_job_spec(data: object) -> JobSpec:
     command = _command(errors, "command", data.get("command")) or ()
 
     cpu = data.get("cpu", DEFAULT_CPU)
-    if (
-        not _number(cpu)
-        or not CPU_STEP <= cpu <= MAX_CPU
-        or abs(round(cpu / CPU_STEP) * CPU_STEP - cpu) > 1e-9
-    ):
+    if not _number(cpu) or not CPU_STEP <= cpu <= MAX_CPU or abs(round(cpu / CPU_STEP) * CPU_STEP - cpu) > 1e-9:
         errors.add("cpu", f"must be a number from {CPU_STEP} to {MAX_CPU} in steps of {CPU_STEP}")
         cpu = DEFAULT_CPU
     memory = data.get("memoryGb", DEFAULT_MEMORY_GB)
-    if (
-        not _number(memory)
-        or not MIN_MEMORY_GB <= memory <= MAX_MEMORY_GB
-        or abs(round(memory, 1) - memory) > 1e-9
-    ):
+    if not _number(memory) or not MIN_MEMORY_GB <= memory <= MAX_MEMORY_GB or abs(round(memory, 1) - memory) > 1e-9:
         errors.add("memoryGb", f"must be a number from {MIN_MEMORY_GB} to {MAX_MEMORY_GB} in steps of 0.1")
         memory = DEFAULT_MEMORY_GB
 
@@ -362,14 +343,10 @@ def parse_job_spec(data: object) -> JobSpec:
         errors.add("command", "must not be empty (omit it to run the image's default command)")
 
     max_attempts = _ranged_int(errors, data, "maxAttempts", 1, MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS)
-    task_timeout = _ranged_int(
-        errors, data, "taskTimeoutSeconds", 1, MAX_TIMEOUT_SECONDS, DEFAULT_TASK_TIMEOUT_SECONDS
-    )
+    task_timeout = _ranged_int(errors, data, "taskTimeoutSeconds", 1, MAX_TIMEOUT_SECONDS, DEFAULT_TASK_TIMEOUT_SECONDS)
     job_timeout = None
     if data.get("jobTimeoutSeconds") is not None:
-        job_timeout = _ranged_int(
-            errors, data, "jobTimeoutSeconds", 1, MAX_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS
-        )
+        job_timeout = _ranged_int(errors, data, "jobTimeoutSeconds", 1, MAX_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS)
 
     priority = data.get("priority", "Regular")
     if priority not in {p.value for p in Priority}:

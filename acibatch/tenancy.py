@@ -43,9 +43,7 @@ class Quota:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Quota:
-        return cls(
-            int(data["maxGroups"]), float(data["maxCores"]), float(data["maxMemoryGb"]), float(data["weight"])
-        )
+        return cls(int(data["maxGroups"]), float(data["maxCores"]), float(data["maxMemoryGb"]), float(data["weight"]))
 
 
 @dataclass(frozen=True)
@@ -134,9 +132,7 @@ class CapacityState:
             "maxCores": self.max_cores,
             "quotas": {tenant: quota.to_dict() for tenant, quota in self.quotas.items()},
             "running": [lease.to_dict() for lease in self.running.values()],
-            "queues": {
-                tenant: [r.to_dict() for r in queue] for tenant, queue in self.queues.items() if queue
-            },
+            "queues": {tenant: [r.to_dict() for r in queue] for tenant, queue in self.queues.items() if queue},
         }
 
     @classmethod
@@ -322,9 +318,7 @@ def configure_tenant(state: TenantState, quota: Quota, api_key_hash: str | None)
     return new
 
 
-def record_usage(
-    state: TenantState, lease_id: str, cores: float, memory_gb: float, seconds: float
-) -> TenantState:
+def record_usage(state: TenantState, lease_id: str, cores: float, memory_gb: float, seconds: float) -> TenantState:
     """Add one lease's usage once. Duplicates of a release arrive close together (at-least-once delivery
     of the same step), so remembering the most recent lease ids is enough and keeps the state bounded."""
     if lease_id in state.recent_leases:
@@ -359,9 +353,7 @@ def register_job(state: TenantState, job_id: str, created_at: str, fingerprint: 
     return new
 
 
-def update_job(
-    state: TenantState, job_id: str, job_state: str, finished_at: str | None = None
-) -> TenantState:
+def update_job(state: TenantState, job_id: str, job_state: str, finished_at: str | None = None) -> TenantState:
     new = copy.deepcopy(state)
     job = new.jobs.setdefault(job_id, {"jobId": job_id, "createdAt": None, "fingerprint": None})
     if job.get("finishedAt") is None:  # a finished job's record never goes back to Running

@@ -28,9 +28,7 @@ def callback_token(signing_key: str, task_instance_id: str, attempt: int) -> str
     return _TOKEN_PREFIX + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
-def verify_callback_token(
-    token: str, task_instance_id: str, attempt: int, signing_keys: Sequence[str]
-) -> bool:
+def verify_callback_token(token: str, task_instance_id: str, attempt: int, signing_keys: Sequence[str]) -> bool:
     if not isinstance(token, str) or not token.isascii():
         return False
     valid = False

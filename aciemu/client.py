@@ -41,7 +41,7 @@ def emulator_client(
     base_url: str, subscription_id: str = SUBSCRIPTION, polling_interval: float = 0.1, retry_total: int = 3
 ) -> ContainerInstanceManagementClient:
     return ContainerInstanceManagementClient(
-        StaticToken(),  # type: ignore[arg-type]
+        StaticToken(),
         subscription_id,
         base_url=base_url,
         **_options(polling_interval, retry_total),

@@ -66,7 +66,12 @@ class ContainerRun:
     def terminated(self, exit_code: int, detail: str) -> None:
         start = self.current.get("startTime") if self.current.get("state") == "Running" else None
         self.previous = self.current if self.current.get("state") != "Waiting" else self.previous
-        self.current = {"state": "Terminated", "exitCode": exit_code, "detailStatus": detail, "finishTime": now_iso()}
+        self.current = {
+            "state": "Terminated",
+            "exitCode": exit_code,
+            "detailStatus": detail,
+            "finishTime": now_iso(),
+        }
         if start:
             self.current["startTime"] = start
 

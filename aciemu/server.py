@@ -149,13 +149,17 @@ class Emulator:
         others = [g for g in self.groups.values() if g is not replacing]
         if len(others) + 1 > self.max_groups:
             raise ArmFailure(
-                400, "ContainerGroupQuotaReached", self.quota_message("ContainerGroups", self.max_groups, len(others), 1)
+                400,
+                "ContainerGroupQuotaReached",
+                self.quota_message("ContainerGroups", self.max_groups, len(others), 1),
             )
         used = sum(g.cores for g in others if g.state not in {"Stopped"})
         if used + group.cores > self.max_cores + 1e-9:
             quota = "StandardSpotCores" if group.properties.get("priority") == "Spot" else "StandardCores"
             raise ArmFailure(
-                400, "ContainerGroupQuotaReached", self.quota_message(quota, self.max_cores, used, group.cores)
+                400,
+                "ContainerGroupQuotaReached",
+                self.quota_message(quota, self.max_cores, used, group.cores),
             )
 
     def check_create_rate(self) -> None:
@@ -210,8 +214,11 @@ class Emulator:
             requests = ((container.get("properties") or {}).get("resources") or {}).get("requests") or {}
             cpu, memory = requests.get("cpu"), requests.get("memoryInGB")
             if not isinstance(cpu, int | float) or not 0 < cpu <= MAX_CPU:
-                raise ArmFailure(400, "InvalidContainerResourceRequests",
-                                 f"The cpu request of container '{container['name']}' must be >0 and <= {MAX_CPU:g}.")
+                raise ArmFailure(
+                    400,
+                    "InvalidContainerResourceRequests",
+                    f"The cpu request of container '{container['name']}' must be >0 and <= {MAX_CPU:g}.",
+                )
             if not isinstance(memory, int | float) or not 0 < memory <= MAX_MEMORY_GB:
                 raise ArmFailure(
                     400, "InvalidContainerResourceRequests",
@@ -270,14 +277,19 @@ class Emulator:
         return group
 
     async def put(self, request: web.Request, sub: str, rg: str, name: str, body: Any) -> web.Response:
-        images = [c.get("properties", {}).get("image") for c in (body or {}).get("properties", {}).get("containers", [])]
+        images = [
+            c.get("properties", {}).get("image") for c in (body or {}).get("properties", {}).get("containers", [])
+        ]
         self.check_api_faults("create", name, images[0] if images else None)
         self.validate(name, body)
         key = f"{sub}/{rg}/{name}".lower()
         existing = self.groups.get(key)
         if existing is not None and existing.provisioning_state in TRANSITIONING:
-            raise ArmFailure(409, "ContainerGroupTransitioning",
-                             f"The container group '{name}' is still transitioning, please retry later.")
+            raise ArmFailure(
+                409,
+                "ContainerGroupTransitioning",
+                f"The container group '{name}' is still transitioning, please retry later.",
+            )
         group = Group(key=key, subscription=sub, resource_group=rg, name=name, body=body)
         self.check_quota(group, existing)
         if existing is None:
@@ -458,8 +470,11 @@ def build_app(emulator: Emulator) -> web.Application:
         emulator.check_api_faults(action, name, None)
         group = emulator.find(sub, rg, name)
         if group.provisioning_state in TRANSITIONING and action != "stop":
-            raise ArmFailure(409, "ContainerGroupTransitioning",
-                             f"The container group '{name}' is still transitioning, please retry later.")
+            raise ArmFailure(
+                409,
+                "ContainerGroupTransitioning",
+                f"The container group '{name}' is still transitioning, please retry later.",
+            )
         if action == "stop":
             await emulator.stop(group)
             return web.Response(status=204)
@@ -469,7 +484,9 @@ def build_app(emulator: Emulator) -> web.Application:
         if group.state == "Running":
             return web.Response(status=204)
         await emulator.restart(group, count_restart=False)
-        return web.Response(status=202, headers={"Azure-AsyncOperation": emulator.operation_url(request, group, "start")})
+        return web.Response(
+            status=202, headers={"Azure-AsyncOperation": emulator.operation_url(request, group, "start")}
+        )
 
     @arm
     async def container_logs(request: web.Request) -> web.Response:
@@ -478,7 +495,7 @@ def build_app(emulator: Emulator) -> web.Application:
         group = emulator.find(sub, rg, name)
         container = request.match_info["container"]
         path = emulator.log_dir(group) / f"{container}.log"
-        if container not in group.containers and container not in group.init_containers or not path.exists():
+        if (container not in group.containers and container not in group.init_containers) or not path.exists():
             raise ArmFailure(
                 404, "ContainerLogNotAvailable",
                 f"Log of container '{container}' in container group '{name}' is not available yet. Please check "
@@ -492,8 +509,11 @@ def build_app(emulator: Emulator) -> web.Application:
 
     @arm
     async def unsupported(request: web.Request) -> web.Response:
-        raise ArmFailure(400, "UnsupportedOperation",
-                         "The emulator does not support exec or attach: containers are local processes.")
+        raise ArmFailure(
+            400,
+            "UnsupportedOperation",
+            "The emulator does not support exec or attach: containers are local processes.",
+        )
 
     @arm
     async def list_in_group(request: web.Request) -> web.Response:
@@ -529,10 +549,16 @@ def build_app(emulator: Emulator) -> web.Application:
     app.router.add_get(group_path + "/containers/{container}/logs", container_logs)
     app.router.add_post(group_path + "/containers/{container}/{kind:exec|attach}", unsupported)
     app.router.add_get(
-        "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerInstance/containerGroups", list_in_group
+        "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerInstance/containerGroups",
+        list_in_group,
     )
-    app.router.add_get("/subscriptions/{sub}/providers/Microsoft.ContainerInstance/containerGroups", list_in_subscription)
-    app.router.add_get("/subscriptions/{sub}/providers/Microsoft.ContainerInstance/locations/{loc}/operations/{op}", operation)
+    app.router.add_get(
+        "/subscriptions/{sub}/providers/Microsoft.ContainerInstance/containerGroups", list_in_subscription
+    )
+    app.router.add_get(
+        "/subscriptions/{sub}/providers/Microsoft.ContainerInstance/locations/{loc}/operations/{op}",
+        operation,
+    )
     app.router.add_get("/subscriptions/{sub}/providers/Microsoft.ContainerInstance/locations/{loc}/usages", usages)
 
     async def on_startup(app: web.Application) -> None:

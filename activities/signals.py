@@ -22,9 +22,7 @@ log = logging.getLogger(__name__)
 RAISES_IN_PARALLEL = 16
 
 
-async def raise_to_all(
-    client: df.DurableOrchestrationClient, instances: list[str], event: str, data: Any
-) -> int:
+async def raise_to_all(client: df.DurableOrchestrationClient, instances: list[str], event: str, data: Any) -> int:
     semaphore = asyncio.Semaphore(RAISES_IN_PARALLEL)
 
     async def one(instance: str) -> bool:

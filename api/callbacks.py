@@ -39,9 +39,7 @@ async def task_callback(req: func.HttpRequest, client: df.DurableOrchestrationCl
     if runtime is None or not isinstance(custom, dict):
         raise ApiError(403, "Forbidden", REFUSED)
     record = TaskRecord.from_dict(custom)
-    if record.attempt < 1 or not verify_callback_token(
-        token, instance, record.attempt, settings().signing_keys
-    ):
+    if record.attempt < 1 or not verify_callback_token(token, instance, record.attempt, settings().signing_keys):
         raise ApiError(403, "Forbidden", REFUSED)
     try:
         report = parse_callback(read_json(req), record.attempt)

@@ -34,9 +34,7 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.details = status, code, message, details
 
 
-def json_response(
-    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
-) -> func.HttpResponse:
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> func.HttpResponse:
     return func.HttpResponse(
         json.dumps(body, separators=(",", ":")),
         status_code=status,
@@ -79,9 +77,7 @@ def read_json(req: func.HttpRequest) -> Any:
     body = req.get_body() or b""
     limit = settings().max_body_bytes
     if len(body) > limit:
-        raise ApiError(
-            413, "PayloadTooLarge", f"the request body is {len(body)} bytes; the limit is {limit} bytes"
-        )
+        raise ApiError(413, "PayloadTooLarge", f"the request body is {len(body)} bytes; the limit is {limit} bytes")
     if not body.strip():
         raise ApiError(400, "InvalidJson", "the request body is empty; send a JSON object")
     try:
@@ -110,12 +106,10 @@ class Principal:
 
 
 def bearer_token(req: func.HttpRequest) -> str:
-    header = req.headers.get("Authorization", "")
+    header = str(req.headers.get("Authorization", ""))
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(
-            401, "Unauthorized", "send 'Authorization: Bearer <key>' with the admin key or a tenant key"
-        )
+        raise ApiError(401, "Unauthorized", "send 'Authorization: Bearer <key>' with the admin key or a tenant key")
     return token.strip()
 
 
@@ -132,12 +126,7 @@ async def authenticate(req: func.HttpRequest, client: df.DurableOrchestrationCli
         return Principal(tenant=None)
     tenant = tenant_of_key(key)
     state = await read_tenant(client, tenant) if tenant else None
-    if (
-        tenant is None
-        or state is None
-        or not state.api_key_hash
-        or not verify_api_key(key, state.api_key_hash)
-    ):
+    if tenant is None or state is None or not state.api_key_hash or not verify_api_key(key, state.api_key_hash):
         raise ApiError(401, "Unauthorized", "the key is not valid; use the admin key or a current tenant key")
     return Principal(tenant=tenant)
 
@@ -158,14 +147,12 @@ def query_int(req: func.HttpRequest, name: str, default: int, low: int, high: in
     if raw is None or raw == "":
         return default
     if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ApiError(
-            400, "InvalidQuery", f"query parameter '{name}' must be an integer from {low} to {high}"
-        )
+        raise ApiError(400, "InvalidQuery", f"query parameter '{name}' must be an integer from {low} to {high}")
     return int(raw)
 
 
 def base_url(req: func.HttpRequest) -> str:
     """The public origin + route prefix the client used, so returned URLs work behind any host name."""
-    url = req.url
+    url = str(req.url)
     marker = url.find("/api/")
     return url[:marker] + "/api" if marker >= 0 else url.rstrip("/")

@@ -61,7 +61,7 @@ def job_links(req: func.HttpRequest, job_id: str) -> dict[str, str]:
 
 
 def job_id_from_route(req: func.HttpRequest) -> str:
-    job_id = req.route_params.get("jobId", "")
+    job_id = str(req.route_params.get("jobId", ""))
     # Ids we issue or accept always match the spec's id rule; anything else cannot name a job.
     if not job_id or len(job_id) > 63 or not all(c.isalnum() or c in "-_." for c in job_id):
         raise ApiError(404, "JobNotFound", "no such job")
@@ -115,9 +115,7 @@ async def submit_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
             if _runtime(existing) is None:
                 raise
         else:
-            return json_response(
-                {**accepted, "state": str(JobState.QUEUED)}, 202, {"Location": links["statusUrl"]}
-            )
+            return json_response({**accepted, "state": str(JobState.QUEUED)}, 202, {"Location": links["statusUrl"]})
     if _stored_input(existing).get("fingerprint") != fingerprint:
         raise ApiError(
             409,
@@ -151,16 +149,12 @@ async def read_progress(client: df.DurableOrchestrationClient, tenant: str, job_
     return JobProgress.from_dict(response.entity_state if response.entity_exists else None)
 
 
-async def read_task(
-    client: df.DurableOrchestrationClient, tenant: str, job_id: str, task_id: str
-) -> TaskRecord:
+async def read_task(client: df.DurableOrchestrationClient, tenant: str, job_id: str, task_id: str) -> TaskRecord:
     status = await client.get_status(task_instance_id(tenant, job_id, task_id))
     runtime = _runtime(status)
     if runtime is None:
         return TaskRecord(id=task_id)
-    data = (
-        status.output if runtime == "Completed" and isinstance(status.output, dict) else status.custom_status
-    )
+    data = status.output if runtime == "Completed" and isinstance(status.output, dict) else status.custom_status
     record = TaskRecord.from_dict(data) if isinstance(data, dict) else TaskRecord(id=task_id)
     if runtime in {"Failed", "Terminated"} and not record.state.terminal:
         record = record.with_(state=TaskState.FAILED, error=f"task orchestration {runtime.lower()}")

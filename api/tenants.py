@@ -37,7 +37,7 @@ APPLY_TIMEOUT_SECONDS = 30.0
 
 
 def tenant_from_route(req: func.HttpRequest) -> str:
-    tenant = req.route_params.get("tenant", "")
+    tenant = str(req.route_params.get("tenant", ""))
     problem = validate_tenant_id(tenant)
     if problem:
         raise ApiError(400, "InvalidTenantId", f"tenant id '{tenant[:80]}': {problem}")
@@ -92,8 +92,7 @@ async def wait_until(check: Callable[[], Any], what: str) -> None:
             raise ApiError(
                 503,
                 "NotApplied",
-                f"{what} was accepted but not applied within {APPLY_TIMEOUT_SECONDS:.0f} s; "
-                "retry the request",
+                f"{what} was accepted but not applied within {APPLY_TIMEOUT_SECONDS:.0f} s; retry the request",
             )
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.5)
@@ -106,9 +105,7 @@ async def read_capacity(client: df.DurableOrchestrationClient) -> CapacityState 
     return CapacityState.from_dict(response.entity_state)
 
 
-async def apply_tenant(
-    client: df.DurableOrchestrationClient, tenant: str, quota: Quota, key_hash: str | None
-) -> None:
+async def apply_tenant(client: df.DurableOrchestrationClient, tenant: str, quota: Quota, key_hash: str | None) -> None:
     """Send the quota (and new key hash) to the tenant and capacity entities and wait until both hold it."""
     change: dict[str, Any] = {"quota": current_quota_dict(quota)}
     if key_hash is not None:
@@ -150,9 +147,7 @@ async def put_tenant(req: func.HttpRequest, client: df.DurableOrchestrationClien
 @bp.route(route="tenants/{tenant}/keys", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 @handle_errors
-async def rotate_tenant_key(
-    req: func.HttpRequest, client: df.DurableOrchestrationClient
-) -> func.HttpResponse:
+async def rotate_tenant_key(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     require_admin(await authenticate(req, client))
     tenant = tenant_from_route(req)
     existing = await read_tenant(client, tenant)

@@ -11,6 +11,7 @@ completions and external events are batched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -83,7 +84,7 @@ class Instance:
     retries: dict[str, dict[str, Any]] = field(default_factory=dict)  # by action index
     activities: dict[str, dict[str, Any]] = field(default_factory=dict)  # outstanding, by task id
     timers: dict[str, float] = field(default_factory=dict)  # outstanding fire times, by timer id
-    children: dict[str, str] = field(default_factory=dict)  # outstanding child instance ids, by task id
+    children: dict[str, dict[str, Any]] = field(default_factory=dict)  # outstanding children, by task id
     held: list[dict[str, Any]] = field(default_factory=list)  # events held while suspended
 
     def to_dict(self) -> dict[str, Any]:
@@ -173,9 +174,11 @@ class Engine:
                 self.run_activity(instance, int(task_id), activity)
             for timer_id, fire_at in instance.timers.items():
                 self.schedule_timer(instance, int(timer_id), fire_at)
-            for task_id, child_id in instance.children.items():
-                if child_id not in self.instances:
-                    log.warning("recreating lost child %s of %s", child_id, instance.id)
+            for task_id, child in instance.children.items():
+                # The parent was committed but the process died before the child was stored: start it now.
+                if child["id"] not in self.instances:
+                    parent = {"id": instance.id, "taskId": int(task_id), "execution": instance.execution_id}
+                    self.start_child(child["name"], child["id"], child["input"], parent)
             if instance.pending and instance.status != "Suspended":
                 self.mark_ready(instance.id)
         for record in self.entities.values():
@@ -186,10 +189,8 @@ class Engine:
     async def stop(self) -> None:
         if self.worker is not None:
             self.worker.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self.worker
-            except asyncio.CancelledError:
-                pass
         for handle in self.timer_handles.values():
             handle.cancel()
         for task in list(self.tasks):
@@ -246,8 +247,11 @@ class Engine:
     ) -> Instance:
         info = self.orchestrator(name)
         instance_id = instance_id or uuid.uuid4().hex
-        if instance_id.startswith("@") or any(c in instance_id for c in "/\\?#") or len(instance_id) > 256 or any(
-            ord(c) < 32 for c in instance_id
+        if (
+            instance_id.startswith("@")
+            or any(c in instance_id for c in "/\\?#")
+            or len(instance_id) > 256
+            or any(ord(c) < 32 for c in instance_id)
         ):
             raise DurableError(400, f"Instance ID '{instance_id[:80]}' contains invalid characters or is too long.")
         existing = self.instances.get(instance_id)
@@ -255,9 +259,14 @@ class Engine:
             raise DurableError(409, f"An instance with ID '{instance_id}' already exists and is {existing.status}.")
         instance = Instance(id=instance_id, name=str(info.durable_name), input=input_value, parent=parent)
         instance.pending.append(
-            event(EXECUTION_STARTED, Name=instance.name, Input=instance.input_text(), Version=None,
-                  OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": instance.execution_id},
-                  ParentInstance=parent)  # fmt: skip
+            event(
+                EXECUTION_STARTED,
+                Name=instance.name,
+                Input=instance.input_text(),
+                Version=None,
+                OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": instance.execution_id},
+                ParentInstance=parent,
+            )
         )
         self.instances[instance_id] = instance
         self.save(instance)
@@ -350,10 +359,8 @@ class Engine:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.completion_waiters.setdefault(instance_id, []).append(future)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            pass
 
     # -- episodes ---------------------------------------------------------------------------------------------
 
@@ -441,7 +448,9 @@ class Engine:
                     self.continue_as_new(instance, last.get("input"))
                 else:
                     output = state.get("output")
-                    instance.history.append(event(EXECUTION_COMPLETED, OrchestrationStatus=1, Result=json.dumps(output)))
+                    instance.history.append(
+                        event(EXECUTION_COMPLETED, OrchestrationStatus=1, Result=json.dumps(output))
+                    )
                     self.finish(instance, "Completed", output, None)
             else:
                 self.save(instance)
@@ -488,11 +497,11 @@ class Engine:
         for index in range(min(instance.seen, len(actions))):
             action = actions[index]
             task_id = instance.action_ids[index] if index < len(instance.action_ids) else None
-            if action.get("actionType") == 5 and action.get("isCanceled") and task_id is not None:
-                if instance.timers.pop(str(task_id), None) is not None:
-                    handle = self.timer_handles.pop((instance.id, str(task_id)), None)
-                    if handle is not None:
-                        handle.cancel()
+            cancelled_timer = action.get("actionType") == 5 and action.get("isCanceled") and task_id is not None
+            if cancelled_timer and instance.timers.pop(str(task_id), None) is not None:
+                handle = self.timer_handles.pop((instance.id, str(task_id)), None)
+                if handle is not None:
+                    handle.cancel()
         for index in range(instance.seen, len(actions)):
             action = actions[index]
             kind = action.get("actionType")
@@ -534,7 +543,7 @@ class Engine:
             child_id = action.get("instanceId") or f"{instance.execution_id}:{task_id}"
             scheduled.append(event(SUB_CREATED, task_id, Name=name, InstanceId=child_id, Input=action.get("input"),
                                    Version=action.get("version")))  # fmt: skip
-            instance.children[str(task_id)] = child_id
+            instance.children[str(task_id)] = {"id": child_id, "name": name, "input": action.get("input")}
             parent = {"id": instance.id, "taskId": task_id, "execution": instance.execution_id}
             self.start_child(name, child_id, action.get("input"), parent)
         elif kind == 5:
@@ -547,7 +556,9 @@ class Engine:
             entity_id = str(action["instanceId"])
             name = entity_id.split("@")[1] if entity_id.count("@") >= 2 else ""
             if name not in self.index.entities:
-                raise DurableError(400, f"The function '{name}' doesn't exist, is disabled, or is not an entity function.")
+                raise DurableError(
+                    400, f"The function '{name}' doesn't exist, is disabled, or is not an entity function."
+                )
             request_id = str(uuid.uuid4())
             message: dict[str, Any] = {"op": action["operation"], "input": action.get("input"), "id": request_id,
                                        "parent": instance.id, "parentExecution": instance.execution_id}  # fmt: skip
@@ -564,7 +575,11 @@ class Engine:
             self.save_entity(self.entities[entity_id])
         elif kind == 8:
             scheduled.append(event(TASK_SCHEDULED, task_id, Name="BuiltIn::HttpActivity", Version=""))
-            work = {"name": "BuiltIn::HttpActivity", "http": action.get("httpRequest"), "execution": instance.execution_id}
+            work = {
+                "name": "BuiltIn::HttpActivity",
+                "http": action.get("httpRequest"),
+                "execution": instance.execution_id,
+            }
             instance.activities[str(task_id)] = work
             effects.append(lambda: self.run_activity(instance, task_id, work))
         else:
@@ -590,8 +605,13 @@ class Engine:
                 handle.cancel()
         instance.timers = {}
         instance.pending.append(
-            event(EXECUTION_STARTED, Name=instance.name, Input=instance.input_text(), Version=None,
-                  OrchestrationInstance={"InstanceId": instance.id, "ExecutionId": instance.execution_id})  # fmt: skip
+            event(
+                EXECUTION_STARTED,
+                Name=instance.name,
+                Input=instance.input_text(),
+                Version=None,
+                OrchestrationInstance={"InstanceId": instance.id, "ExecutionId": instance.execution_id},
+            )
         )
         self.save(instance)
         self.mark_ready(instance.id)
@@ -699,7 +719,9 @@ class Engine:
             for op, result in zip(batch, results + [{}] * (len(batch) - len(results)), strict=False):
                 if op.get("isSignal") or not op.get("parent"):
                     continue
-                response: dict[str, Any] = {"result": result.get("result") if result.get("result") is not None else "null"}
+                response: dict[str, Any] = {
+                    "result": result.get("result") if result.get("result") is not None else "null"
+                }
                 if result.get("isError"):
                     response["exceptionType"] = "Error"
                 self.deliver(op["parent"], event(EVENT_RAISED, Name=op["id"], Input=json.dumps(response)),

@@ -149,9 +149,16 @@ class Host:
     async def http_call(self, request: dict[str, Any]) -> dict[str, Any]:
         assert self.session is not None
         async with self.session.request(
-            request.get("method", "GET"), request["uri"], data=request.get("content"), headers=request.get("headers")
+            request.get("method", "GET"),
+            request["uri"],
+            data=request.get("content"),
+            headers=request.get("headers"),
         ) as response:
-            return {"statusCode": response.status, "headers": dict(response.headers), "content": await response.text()}
+            return {
+                "statusCode": response.status,
+                "headers": dict(response.headers),
+                "content": await response.text(),
+            }
 
     # -- HTTP triggers ----------------------------------------------------------------------------------------
 
@@ -278,7 +285,9 @@ class Host:
         engine = self.engine
         if parts[:1] == ["orchestrators"] and method == "POST" and len(parts) in {2, 3}:
             has_body, value = await self.read_body(request)
-            instance = engine.start_instance(parts[1], parts[2] if len(parts) == 3 else None, value if has_body else None)
+            instance = engine.start_instance(
+                parts[1], parts[2] if len(parts) == 3 else None, value if has_body else None
+            )
             payload = self.management_payload(request, instance.id)
             return web.json_response(payload, status=202, headers={"Location": payload["statusQueryGetUri"]})
         if parts[:1] == ["instances"]:
@@ -286,11 +295,11 @@ class Host:
                 return await self.instances_query(request)
             instance_id = parts[1]
             if len(parts) == 2 and method == "GET":
-                instance = engine.instances.get(instance_id)
-                if instance is None:
+                found = engine.instances.get(instance_id)
+                if found is None:
                     return web.Response(status=404)
-                code = 200 if instance.status in TERMINAL_STATES else 202
-                return web.json_response(self.status_body(instance, request), status=code)
+                code = 200 if found.status in TERMINAL_STATES else 202
+                return web.json_response(self.status_body(found, request), status=code)
             if len(parts) == 2 and method == "DELETE":
                 if not engine.purge(instance_id):
                     return web.json_response({"instancesDeleted": 0}, status=404)

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 _RANGES = ((0, 59), (0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
 _NAMES = {
-    4: {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())},
-    5: {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())},
+    4: {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())},  # noqa: SIM905
+    5: {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())},  # noqa: SIM905
 }
 
 
@@ -18,10 +18,10 @@ class ScheduleError(ValueError):
 def _field(text: str, index: int) -> frozenset[int]:
     low, high = _RANGES[index]
     values: set[int] = set()
-    for part in text.lower().split(","):
-        step = 1
-        if "/" in part:
-            part, step_text = part.split("/", 1)
+    for item in text.lower().split(","):
+        part, step = item, 1
+        if "/" in item:
+            part, step_text = item.split("/", 1)
             step = int(step_text)
             if step < 1:
                 raise ScheduleError(f"step must be positive in '{text}'")

@@ -49,15 +49,15 @@ class Store:
 
     def put(self, table: str, key: str, data: dict[str, Any]) -> None:
         self.connection.execute(
-            f"INSERT INTO {table} (id, data) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data",  # noqa: S608
+            f"INSERT INTO {table} (id, data) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
             (key, json.dumps(data, separators=(",", ":"))),
         )
 
     def delete(self, table: str, key: str) -> None:
-        self.connection.execute(f"DELETE FROM {table} WHERE id = ?", (key,))  # noqa: S608
+        self.connection.execute(f"DELETE FROM {table} WHERE id = ?", (key,))
 
     def load_all(self, table: str) -> Iterator[dict[str, Any]]:
-        for (data,) in self.connection.execute(f"SELECT data FROM {table}"):  # noqa: S608
+        for (data,) in self.connection.execute(f"SELECT data FROM {table}"):
             yield json.loads(data)
 
     def close(self) -> None:

@@ -24,9 +24,7 @@ def apply(state: tenancy.CapacityState, operation: str, data: Any) -> tuple[tena
         state, released = tenancy.release(state, data["leaseId"], float(data.get("now", 0)))
         return state, released.to_dict()
     if operation == "set_quota":
-        state, granted = tenancy.set_tenant_quota(
-            state, data["tenant"], tenancy.Quota.from_dict(data["quota"])
-        )
+        state, granted = tenancy.set_tenant_quota(state, data["tenant"], tenancy.Quota.from_dict(data["quota"]))
         return state, {"granted": [lease.to_dict() for lease in granted]}
     raise ValueError(f"capacity entity has no operation '{operation}'")
 

@@ -55,9 +55,7 @@ def job_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
     waits = [all_chunks, cancel_waiter]
     timeout = None
     if spec.job_timeout_seconds is not None:
-        timeout = context.create_timer(
-            context.current_utc_datetime + timedelta(seconds=spec.job_timeout_seconds)
-        )
+        timeout = context.create_timer(context.current_utc_datetime + timedelta(seconds=spec.job_timeout_seconds))
         waits.append(timeout)
 
     winner = yield context.task_any(waits)
@@ -89,9 +87,7 @@ def job_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
         "finishedAt": finished_at,
         "error": error,
     }
-    context.signal_entity(
-        tenant, "update_job", {"jobId": job.job_id, "state": str(state), "finishedAt": finished_at}
-    )
+    context.signal_entity(tenant, "update_job", {"jobId": job.job_id, "state": str(state), "finishedAt": finished_at})
     if spec.notify_url:
         notification = {"jobId": job.job_id, "tenant": job.tenant, **output}
         try:
@@ -109,9 +105,6 @@ def chunk_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
     spec = job.job_spec()
     tasks = task_inputs(job, spec, 0, len(spec.tasks))
     results = yield context.task_all(
-        [
-            context.call_sub_orchestrator(names.TASK_ORCHESTRATOR, task.to_dict(), task.instance_id)
-            for task in tasks
-        ]
+        [context.call_sub_orchestrator(names.TASK_ORCHESTRATOR, task.to_dict(), task.instance_id) for task in tasks]
     )
     return dict(Counter(result["state"] for result in results))

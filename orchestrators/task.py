@@ -210,9 +210,7 @@ class TaskRun:
                 decision, result = decide(observation, state), None
             if decision.next is not Next.RETRY_CREATE:
                 return (yield from self.apply(decision, group)), result
-            yield self.context.call_activity(
-                names.CLEANUP_GROUP, {"name": group, "stop": False, "delete": True}
-            )
+            yield self.context.call_activity(names.CLEANUP_GROUP, {"name": group, "stop": False, "delete": True})
             state = replace(state, transient_errors=state.transient_errors + 1)
             yield from self.sleep(decision.delay_seconds)
 
@@ -230,9 +228,7 @@ class TaskRun:
                     message=f"the task ran longer than taskTimeoutSeconds={self.task.task_timeout_seconds}",
                 )
             else:
-                observation, result = yield from self.wait_for_news(
-                    attempt, group, min(remaining, self.poll())
-                )
+                observation, result = yield from self.wait_for_news(attempt, group, min(remaining, self.poll()))
             if observation is None:
                 continue
             decision = decide(observation, state)

@@ -29,8 +29,15 @@ def test_durable_functions_are_registered_under_their_contract_names(functions: 
     orchestrations = {getattr(t, "orchestration", None) for t in triggers.values() if t.type == "orchestrationTrigger"}
     assert orchestrations == {names.JOB_ORCHESTRATOR, names.CHUNK_ORCHESTRATOR, names.TASK_ORCHESTRATOR}
     activities = {getattr(t, "activity", None) for t in triggers.values() if t.type == "activityTrigger"}
-    assert activities == {names.CREATE_GROUP, names.GET_GROUP_STATE, names.RESTART_GROUP, names.CLEANUP_GROUP,
-                          names.WAKE_WAITERS, names.CANCEL_TASKS, names.NOTIFY_JOB}
+    assert activities == {
+        names.CREATE_GROUP,
+        names.GET_GROUP_STATE,
+        names.RESTART_GROUP,
+        names.CLEANUP_GROUP,
+        names.WAKE_WAITERS,
+        names.CANCEL_TASKS,
+        names.NOTIFY_JOB,
+    }
     entities = {getattr(t, "entity_name", None) for t in triggers.values() if t.type == "entityTrigger"}
     assert entities == {names.CAPACITY_ENTITY, names.TENANT_ENTITY, names.PROGRESS_ENTITY}
     timer = next(t for t in triggers.values() if t.type == "timerTrigger")

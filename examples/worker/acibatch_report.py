@@ -46,9 +46,7 @@ def _post(body: dict[str, Any], retries: int = RETRIES) -> dict[str, Any]:
                 return answer
         except urllib.error.HTTPError as error:
             if error.code < 500 or attempt == retries:
-                raise RuntimeError(
-                    f"acibatch refused the report: HTTP {error.code} {error.read()[:500]!r}"
-                ) from None
+                raise RuntimeError(f"acibatch refused the report: HTTP {error.code} {error.read()[:500]!r}") from None
         except OSError:
             if attempt == retries:
                 raise

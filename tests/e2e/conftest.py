@@ -42,9 +42,7 @@ def admin(stack: LocalStack) -> BatchClient:
 
 @pytest.fixture(scope="package")
 def gateway(stack: LocalStack) -> AciGateway:
-    return AciGateway(
-        make_client(LOCAL_SUBSCRIPTION, stack.aci_url, polling_interval=0.1), LOCAL_RESOURCE_GROUP
-    )
+    return AciGateway(make_client(LOCAL_SUBSCRIPTION, stack.aci_url, polling_interval=0.1), LOCAL_RESOURCE_GROUP)
 
 
 def make_tenant(admin: BatchClient, name: str, **quota: Any) -> BatchClient:

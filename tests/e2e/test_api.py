@@ -20,7 +20,9 @@ pytestmark = pytest.mark.e2e
 QUICK = "import acibatch_report as r; r.succeeded({'ok': 1})"
 
 
-def raw(stack: LocalStack, method: str, path: str, body: bytes | None = None, key: str | None = None) -> tuple[int, Any]:
+def raw(
+    stack: LocalStack, method: str, path: str, body: bytes | None = None, key: str | None = None
+) -> tuple[int, Any]:
     headers = {"Content-Type": "application/json"}
     if key:
         headers["Authorization"] = f"Bearer {key}"

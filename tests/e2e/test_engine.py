@@ -36,11 +36,7 @@ def assert_no_groups_left(gateway: AciGateway, tenant: str) -> None:
 
 def test_multi_task_job_succeeds_with_every_result(admin: BatchClient, gateway: AciGateway) -> None:
     client = make_tenant(admin, "basic", maxGroups=3, maxCores=3, maxMemoryGb=6, weight=1)
-    code = (
-        "import os, acibatch_report as r\n"
-        "i = int(os.environ['BATCH_TASK_INDEX'])\n"
-        "r.succeeded({'square': i * i})\n"
-    )
+    code = "import os, acibatch_report as r\ni = int(os.environ['BATCH_TASK_INDEX'])\nr.succeeded({'square': i * i})\n"
     accepted = client.submit(python_job(code, tasks=6, jobId="squares"))
     assert accepted["jobId"] == "squares"
     assert accepted["statusUrl"].endswith("/api/jobs/squares")
@@ -97,9 +93,7 @@ def test_container_that_never_calls_back_finishes_by_polling(admin: BatchClient,
 def test_hung_task_is_stopped_at_its_timeout(admin: BatchClient, gateway: AciGateway) -> None:
     client = make_tenant(admin, "hung")
     started = time.monotonic()
-    client.submit(
-        python_job("import time; time.sleep(300)", jobId="sleeper", maxAttempts=1, taskTimeoutSeconds=3)
-    )
+    client.submit(python_job("import time; time.sleep(300)", jobId="sleeper", maxAttempts=1, taskTimeoutSeconds=3))
     job = wait_job(client, "sleeper", timeout=60)
     assert time.monotonic() - started < 40
     task = job["tasks"][0]
@@ -228,9 +222,7 @@ def test_quotas_hold_and_the_small_tenant_is_not_starved(admin: BatchClient, gat
         assert info["running"]["groups"] == 0
         assert info["queued"] == 0
         runtime = sum(
-            (
-                datetime.fromisoformat(task["finishedAt"].replace("Z", "+00:00")) - started(task)
-            ).total_seconds()
+            (datetime.fromisoformat(task["finishedAt"].replace("Z", "+00:00")) - started(task)).total_seconds()
             for task in job["tasks"]
         )
         # Usage is billed per lease (create to delete), so it is at least the tasks' run time.
@@ -251,7 +243,10 @@ def test_spot_eviction_is_recovered_on_regular_priority(
     stack: LocalStack, admin: BatchClient, gateway: AciGateway
 ) -> None:
     client = make_tenant(admin, "spotty")
-    add_fault(stack, {"op": "create", "fault": "evict", "afterSeconds": 0.5, "match": {"name": "spotty-*"}, "count": 1})
+    add_fault(
+        stack,
+        {"op": "create", "fault": "evict", "afterSeconds": 0.5, "match": {"name": "spotty-*"}, "count": 1},
+    )
     code = "import time, acibatch_report as r; time.sleep(2); r.succeeded({'done': True})"
     client.submit(python_job(code, jobId="preempt", priority="Spot", maxAttempts=1))
     job = wait_job(client, "preempt")

@@ -49,9 +49,7 @@ def test_registry_credentials_only_for_images_on_that_registry() -> None:
     assert list(identity.identity.user_assigned_identities) == ["/ids/pull"]
     other = build_container_group(REQUEST, RegistryCredentials("elsewhere.io", "user", "pw"))
     assert other.image_registry_credentials is None
-    regular = build_container_group(
-        GroupRequest(**{**REQUEST.__dict__, "priority": "Regular", "command": ()}), None
-    )
+    regular = build_container_group(GroupRequest(**{**REQUEST.__dict__, "priority": "Regular", "command": ()}), None)
     assert regular.priority is None and regular.containers[0].command is None
 
 
@@ -82,7 +80,9 @@ def test_arm_errors_keep_status_code_and_message() -> None:
 
 
 def group_with(
-    state: dict[str, Any] | None, events: list[dict[str, str]] | None = None, provisioning: str = "Succeeded",
+    state: dict[str, Any] | None,
+    events: list[dict[str, str]] | None = None,
+    provisioning: str = "Succeeded",
     group_state: str = "Running",
 ) -> ContainerGroup:
     """A group as ARM returns it on GET (read-only fields can only be set by deserializing)."""
@@ -103,7 +103,12 @@ def group_with(
 
 
 def test_polled_states_become_observations() -> None:
-    terminated = {"state": "Terminated", "exitCode": 3, "finishTime": "2026-01-01T00:00:00Z", "detailStatus": "Error"}
+    terminated = {
+        "state": "Terminated",
+        "exitCode": 3,
+        "finishTime": "2026-01-01T00:00:00Z",
+        "detailStatus": "Error",
+    }
     exited = GroupState.from_group(group_with(terminated, group_state="Failed"))
     assert exited.finished_at is not None and exited.finished_at.startswith("2026-01-01")
     observation = observation_from_state(exited.to_dict())
@@ -115,7 +120,11 @@ def test_polled_states_become_observations() -> None:
     )
     assert evicted.evicted
     assert observation_from_state(evicted).kind is ObservationKind.EVICTED  # type: ignore[union-attr]
-    capacity = {"name": "InsufficientCapacity.", "type": "Warning", "message": "not available in the location"}
+    capacity = {
+        "name": "InsufficientCapacity.",
+        "type": "Warning",
+        "message": "not available in the location",
+    }
     failed = GroupState.from_group(group_with(None, [capacity], provisioning="Failed", group_state="Failed"))
     observed = observation_from_state(failed)
     assert observed is not None and observed.kind is ObservationKind.CREATE_FAILED
@@ -129,9 +138,16 @@ def test_polled_states_become_observations() -> None:
 def test_plan_chunks_and_task_inputs() -> None:
     assert chunk_ranges(250, 100) == [(0, 100), (100, 100), (200, 50)]
     assert chunk_ranges(0) == []
-    spec = parse_job_spec({"image": "python:3", "command": ["x"], "tasks": [{"id": "a"}, {"id": "b", "env": {"E": "1"}}]})
+    spec = parse_job_spec(
+        {"image": "python:3", "command": ["x"], "tasks": [{"id": "a"}, {"id": "b", "env": {"E": "1"}}]}
+    )
     job = JobInput("t", "j", spec.to_dict(), None, "fp", "now", 2.0)
     assert JobInput.from_dict(job.to_dict()) == job
     second = task_inputs(job, spec, 1, 1)[0]
-    assert (second.task_id, second.index, second.env, second.instance_id) == ("b", 1, {"E": "1"}, "task:t:j:b")
+    assert (second.task_id, second.index, second.env, second.instance_id) == (
+        "b",
+        1,
+        {"E": "1"},
+        "task:t:j:b",
+    )
     assert type(second).from_dict(second.to_dict()) == second

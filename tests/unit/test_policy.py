@@ -87,7 +87,8 @@ def test_transient_create_errors_back_off_then_fail() -> None:
 
 def test_permanent_failure_reports_the_arm_message() -> None:
     decision = decide(
-        Observation(K.CREATE_FAILED, arm_status=400, arm_code="InaccessibleImage", arm_message="image 'x' is gone"), FIRST
+        Observation(K.CREATE_FAILED, arm_status=400, arm_code="InaccessibleImage", arm_message="image 'x' is gone"),
+        FIRST,
     )
     assert decision.reason.endswith("InaccessibleImage: image 'x' is gone")
 
@@ -101,7 +102,12 @@ def test_permanent_failure_reports_the_arm_message() -> None:
         (409, "ServiceUnavailable", CAPACITY, ErrorClass.TRANSIENT),
         (None, None, CAPACITY, ErrorClass.TRANSIENT),
         (400, "ContainerGroupQuotaReached", None, ErrorClass.QUOTA),
-        (409, "ServiceUnavailable", "container group quota 'ContainerGroups' exceeded in region", ErrorClass.QUOTA),
+        (
+            409,
+            "ServiceUnavailable",
+            "container group quota 'ContainerGroups' exceeded in region",
+            ErrorClass.QUOTA,
+        ),
         (429, None, None, ErrorClass.TRANSIENT),
         (503, None, None, ErrorClass.TRANSIENT),
         (None, None, "ConnectionError: refused", ErrorClass.TRANSIENT),

@@ -53,7 +53,12 @@ def test_grant_queue_release_and_idempotency() -> None:
     again, twice = release(state, "l1", now=11)
     assert twice.released is None and twice.granted == [] and again.to_dict() == state.to_dict()
     assert CapacityState.from_dict(state.to_dict()).to_dict() == state.to_dict()
-    assert snapshot(state, "a") == {"running_groups": 2, "running_cores": 2.0, "running_memory_gb": 2.0, "queued": 0}
+    assert snapshot(state, "a") == {
+        "running_groups": 2,
+        "running_cores": 2.0,
+        "running_memory_gb": 2.0,
+        "queued": 0,
+    }
 
 
 def test_rejections_name_the_reason() -> None:
@@ -120,7 +125,11 @@ class CapacityMachine(RuleBasedStateMachine):
         for lease in granted:
             self.granted_ever[lease.lease_id] += 1
 
-    @rule(tenant=st.sampled_from(TENANTS), cores=st.sampled_from([0.5, 1.0, 2.0]), memory=st.sampled_from([1.0, 2.0]))
+    @rule(
+        tenant=st.sampled_from(TENANTS),
+        cores=st.sampled_from([0.5, 1.0, 2.0]),
+        memory=st.sampled_from([1.0, 2.0]),
+    )
     def acquire(self, tenant: str, cores: float, memory: float) -> None:
         self.counter += 1
         self.clock += 1
