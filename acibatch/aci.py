@@ -202,12 +202,13 @@ class GroupState:
         warnings = [event.message for event in events if event.type == "Warning" and event.message]
         evicted = any(name in EVICTION_EVENTS for name in names)
         failure: str | None = str(warnings[-1]) if warnings else None
-        if failure is None and group.provisioning_state == "Failed":
+        provisioning: str | None = getattr(group, "provisioning_state", None)
+        if failure is None and provisioning == "Failed":
             failure = "provisioning failed"
         exit_code = current.exit_code if current is not None else None
         return cls(
             exists=True,
-            provisioning_state=group.provisioning_state,
+            provisioning_state=provisioning,
             state=view.state if view is not None else None,
             container_state=current.state if current is not None else None,
             exit_code=exit_code,
