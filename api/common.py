@@ -20,6 +20,7 @@ import azure.functions as func
 
 from acibatch import durable_names as names
 from acibatch.apikeys import tenant_of_key, verify_api_key
+from acibatch.settings import SettingsError
 from acibatch.settings import current as settings
 from acibatch.tenancy import TenantState
 
@@ -64,6 +65,8 @@ def handle_errors(handler: Handler) -> Handler:
             return await handler(*args, **kwargs)
         except ApiError as error:
             return error_response(error)
+        except SettingsError as error:  # an operator's mistake: say exactly which settings to fix
+            return error_response(ApiError(500, "InvalidSettings", str(error)))
 
     return wrapper
 

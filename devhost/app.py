@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import logging
 import os
 import sys
 import traceback
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import azure.functions as func
+
+log = logging.getLogger("devhost")
 
 
 class AppLoadError(RuntimeError):
@@ -72,10 +75,16 @@ def _host_json(app_dir: Path) -> dict[str, Any]:
     path = app_dir / "host.json"
     if not path.exists():
         return {}
+    text = path.read_text()
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
+        data, end = json.JSONDecoder().raw_decode(text.lstrip())
     except ValueError as error:
         raise AppLoadError(f"host.json is not valid JSON: {error}") from None
+    if text.lstrip()[end:].strip():
+        # Some published samples ship two concatenated objects; use the first, as a lenient reader would.
+        log.warning("host.json has extra content after its first JSON object; ignoring it")
+    if not isinstance(data, dict):
+        raise AppLoadError("host.json must hold a JSON object")
     return data
 
 

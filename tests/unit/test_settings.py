@@ -46,3 +46,15 @@ def test_every_problem_is_named() -> None:
                  "ACI_REGISTRY_SERVER"):  # fmt: skip
         assert name in message
     assert "BATCH_CALLBACK_SIGNING_KEY is too short" in message
+
+
+def test_the_sample_settings_file_lists_valid_values_for_every_setting() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    values = json.loads((root / "local.settings.sample.json").read_text())["Values"]
+    Settings.from_env(values)
+    read = set(re.findall(r'"((?:ACI|BATCH)_[A-Z_]+)"', (root / "acibatch" / "settings.py").read_text()))
+    assert read <= set(values), f"settings missing from the sample: {read - set(values)}"

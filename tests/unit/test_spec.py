@@ -102,3 +102,13 @@ def test_invalid_image_references(image: object) -> None:
 
 def test_non_object_body_is_refused() -> None:
     assert errors_of([1, 2]) == {"body": "must be a JSON object describing the job"}
+
+
+def test_the_example_job_specs_are_valid() -> None:
+    import json
+    from pathlib import Path
+
+    examples = sorted((Path(__file__).parents[2] / "examples").glob("*.json"))
+    assert len(examples) >= 3
+    for path in examples:
+        assert parse_job_spec(json.loads(path.read_text())).tasks
