@@ -72,7 +72,7 @@ def route_pattern(template: str) -> re.Pattern[str]:
         catch_all, name, constraint, optional = match.groups()
         slash = "/" if match.group(0).startswith("/") else ""
         if catch_all:
-            body = f"(?P<{name}>.*)"
+            body = f"(?P<{name}>[\\s\\S]*)"
         elif constraint == "int":
             body = f"(?P<{name}>-?[0-9]+)"
         elif constraint == "alpha":
@@ -165,8 +165,8 @@ class Host:
     async def http_trigger(self, request: web.Request) -> web.StreamResponse:
         prefix = f"/{self.index.route_prefix}/" if self.index.route_prefix else "/"
         path = request.path
-        if not path.startswith(prefix) and not (prefix == "/"):
-            raise web.HTTPNotFound(text="no function handles this path")
+        if not path.startswith(prefix) and prefix != "/":
+            return web.Response(status=404)  # like the Functions host: no body for an unmatched route
         relative = path[len(prefix) :] if prefix != "/" else path.lstrip("/")
         allowed: set[str] = set()
         for pattern, info in self.routes:
@@ -178,8 +178,8 @@ class Host:
                 continue
             return await self.run_http(request, info, {k: v for k, v in match.groupdict().items() if v is not None})
         if allowed:
-            raise web.HTTPMethodNotAllowed(request.method, sorted(allowed))
-        raise web.HTTPNotFound(text="no function handles this path")
+            return web.Response(status=405, headers={"Allow": ", ".join(sorted(allowed))})
+        return web.Response(status=404)
 
     async def run_http(self, request: web.Request, info: FunctionInfo, route_params: dict[str, str]) -> web.Response:
         if self.enforce_keys and info.auth_level.upper() != "ANONYMOUS":
@@ -385,8 +385,8 @@ class Host:
         app = web.Application(client_max_size=100 * 1024 * 1024)
         app.router.add_get("/admin/host/status", self.status)
         for prefix in DURABLE_PREFIXES:
-            app.router.add_route("*", prefix + "/{tail:.*}", self.durable_api)
-        app.router.add_route("*", "/{tail:.*}", self.http_trigger)
+            app.router.add_route("*", prefix + r"/{tail:[\s\S]*}", self.durable_api)
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.http_trigger)
         app.on_startup.append(self.on_startup)
         app.on_cleanup.append(self.on_cleanup)
         return app
