@@ -78,6 +78,8 @@ class TaskRun:
         while True:
             group = container_group_name(self.task.tenant, self.task.job_id, self.task.task_id, attempt)
             self.publish(state=TaskState.QUEUED, attempt=attempt, group_name=group, exit_code=None)
+            if attempt > 1:
+                self.report_state(TaskState.QUEUED)  # back in the queue until the next attempt gets a lease
             lease_id = f"{self.context.instance_id}#{attempt}"
             admitted = yield from self.acquire(lease_id)
             if admitted is not None:

@@ -57,7 +57,9 @@ class Stack:
 
 
 @contextmanager
-def stack(tmp_path: Path, emulator_args: list[str] | None = None) -> Iterator[Stack]:
+def stack(
+    tmp_path: Path, emulator_args: list[str] | None = None, extra: dict[str, str] | None = None
+) -> Iterator[Stack]:
     emulator = AciEmulatorProcess(tmp_path / "aciemu", args=emulator_args or [], log_path=tmp_path / "aciemu.log")
     emulator.start()
     port = free_port()
@@ -67,6 +69,7 @@ def stack(tmp_path: Path, emulator_args: list[str] | None = None) -> Iterator[St
         "BATCH_CALLBACK_SIGNING_KEY": secrets.token_hex(32), "BATCH_CALLBACK_BASE_URL": f"http://127.0.0.1:{port}",
         "BATCH_POLL_SECONDS": "1", "BATCH_SWEEP_SCHEDULE": "0 0 0 1 1 *", "ACI_MAX_GROUPS": "8", "ACI_MAX_CORES": "8",
     }  # fmt: skip
+    settings.update(extra or {})
     running = Stack(tmp_path, port, settings, emulator)
     try:
         running.start_host()
