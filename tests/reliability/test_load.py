@@ -72,8 +72,8 @@ def submit_many(api: str, keys: list[str], clients: int, jobs: int, timed: Timed
 
 
 def post(url: str, token: str, body: dict[str, Any]) -> int:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})  # fmt: skip
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return int(response.status)
