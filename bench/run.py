@@ -1,0 +1,214 @@
+"""`make bench`: devhost and the whole stack measured side by side with peers on this machine.
+
+1. HelloCities5: N orchestrations x 5 sequential activities, started and awaited through the Durable HTTP API;
+   history events per second (10 per orchestration), and the same workload on DBOS (SQLite) in the same run.
+2. Fan-out/fan-in: one orchestration with 1k and with 4k parallel activities; the 4k/1k time ratio.
+3. End-to-end batch: a job of `sleep 1` + callback tasks with capacity for 50 groups, against the floor (the
+   same commands run directly 50 at a time); dispatch latency (a lease freed -> the next task's group created).
+4. Peak RSS of devhost and aciemu during 3.
+
+Prints a table and writes JSON to bench/results/. `--smoke` runs tiny sizes (CI checks the harness works).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from acibatch.client import BatchClient
+from acibatch.localstack import local_stack
+from devhost.launcher import DevhostProcess
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+WORKER = BENCH.parent / "examples" / "worker"
+
+
+def post_json(url: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=120) as response:
+        return json.loads(response.read())
+
+
+def wait_all(host: str, ids: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pending = set(ids)
+    while pending:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(pending)} orchestrations unfinished")
+        listed = get_json(f"{host}/runtime/webhooks/durabletask/instances/?runtimeStatus=Completed,Failed,Terminated")
+        for item in listed:
+            if item["runtimeStatus"] != "Completed" and item["instanceId"] in pending:
+                raise RuntimeError(f"{item['instanceId']} {item['runtimeStatus']}: {item['output']}")
+            pending.discard(item["instanceId"])
+        time.sleep(0.2)
+
+
+def hello_cities(host: str, count: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    with ThreadPoolExecutor(16) as pool:
+        ids = list(pool.map(lambda i: post_json(f"{host}/runtime/webhooks/durabletask/orchestrators/hello_cities/hc-{i}")["id"],
+                            range(count)))  # fmt: skip
+    wait_all(host, ids, timeout=600)
+    seconds = time.perf_counter() - started
+    return {"orchestrations": count, "seconds": round(seconds, 3), "events_per_second": round(count * 10 / seconds)}
+
+
+def fan_out(host: str, width: int) -> float:
+    started = time.perf_counter()
+    instance = post_json(f"{host}/runtime/webhooks/durabletask/orchestrators/fan_out/fan-{width}", width)["id"]
+    wait_all(host, [instance], timeout=900)
+    return time.perf_counter() - started
+
+
+def dbos_hello_cities(count: int) -> dict[str, Any]:
+    try:
+        output = subprocess.run(
+            [sys.executable, str(BENCH / "dbos_hello_cities.py"), str(count)],
+            capture_output=True, text=True, timeout=900, check=True,
+        ).stdout  # fmt: skip
+    except (subprocess.CalledProcessError, FileNotFoundError) as error:
+        return {"error": f"DBOS run failed: {error}"}
+    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def floor_seconds(tasks: int, concurrency: int) -> float:
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(lambda _: subprocess.run(["sleep", "1"], check=True), range(tasks)))
+    return time.perf_counter() - started
+
+
+def parse(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def end_to_end(tasks: int, slots: int, data: Path) -> dict[str, Any]:
+    settings = {"ACI_MAX_GROUPS": str(slots), "ACI_MAX_CORES": str(slots), "BATCH_POLL_SECONDS": "30"}
+    emulator_args = ["--max-groups", str(slots + 10), "--max-cores", str(slots + 10)]
+    with local_stack(data, settings=settings, emulator_args=emulator_args) as stack:
+        admin = BatchClient(stack.api_url, stack.admin_key)
+        key = admin.put_tenant("bench", {"maxGroups": slots, "maxCores": slots, "maxMemoryGb": slots})["apiKey"]
+        client = BatchClient(stack.api_url, key)
+        code = "import time, acibatch_report as r; time.sleep(1); r.succeeded()"
+        spec = {"jobId": "e2e", "image": "python:3.12", "command": ["python3", "-c", code], "cpu": 1, "memoryGb": 1,
+                "env": {"PYTHONPATH": str(WORKER)}, "taskCount": tasks, "taskTimeoutSeconds": 600}  # fmt: skip
+        started = time.perf_counter()
+        client.submit(spec)
+        while client.job("e2e", limit=0)["state"] not in {"Succeeded", "Failed", "Cancelled"}:
+            time.sleep(0.5)
+        seconds = time.perf_counter() - started
+        job = client.job("e2e", limit=0)
+        records = client.all_tasks("e2e")
+        pids = {name: peak_rss_mb(pid) for name, pid in find_pids(stack.host_url, stack.aci_url).items()}
+    starts = sorted(parse(r["startedAt"]) for r in records if r["startedAt"])
+    finishes = sorted(parse(r["finishedAt"]) for r in records if r["finishedAt"])
+    # With `slots` leases, the k-th start after the first `slots` waits for the (k - slots)-th lease to free.
+    latencies = [
+        max(0.0, starts[k] - finishes[k - slots]) for k in range(slots, min(len(starts), len(finishes) + slots))
+    ]
+    ordered = sorted(latencies) or [0.0]
+    return {
+        "tasks": tasks, "slots": slots, "state": job["state"], "seconds": round(seconds, 2),
+        "dispatch_ms_median": round(statistics.median(ordered) * 1000, 1),
+        "dispatch_ms_p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 1),
+        "peak_rss_mb": pids,
+    }  # fmt: skip
+
+
+def find_pids(host_url: str, aci_url: str) -> dict[str, int]:
+    """The devhost and aciemu processes listening on the stack's ports (children of this process)."""
+    found: dict[str, int] = {}
+    ports = {"devhost": host_url.rsplit(":", 1)[1], "aciemu": aci_url.rsplit(":", 1)[1]}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            command = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        args = [part.decode(errors="replace") for part in command]
+        for name, port in ports.items():
+            if "-m" in args and name in args and port in args:
+                found[name] = int(entry)
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: check the harness, not the machine")
+    args = parser.parse_args(argv)
+    hello_count, widths, e2e_tasks, slots = (20, (50, 200), 20, 5) if args.smoke else (1000, (1000, 4000), 1000, 50)
+    cores = os.cpu_count() or 1
+    results: dict[str, Any] = {"machine_cores": cores, "smoke": args.smoke, "when": datetime.now(UTC).isoformat()}
+    with tempfile.TemporaryDirectory(prefix="acibatch-bench-") as scratch:
+        data = Path(scratch)
+        with DevhostProcess(BENCH / "app", data / "devhost", log_path=data / "devhost.log") as host:
+            results["hello_cities5"] = {"devhost": hello_cities(host.url, hello_count)}
+            times = {width: fan_out(host.url, width) for width in widths}
+        results["hello_cities5"]["dbos"] = dbos_hello_cities(hello_count)
+        dbos_rate = results["hello_cities5"]["dbos"].get("events_per_second")
+        devhost_rate = results["hello_cities5"]["devhost"]["events_per_second"]
+        results["hello_cities5"]["devhost_over_dbos"] = round(devhost_rate / dbos_rate, 2) if dbos_rate else None
+        small, large = widths
+        results["fan_out"] = {f"{w}_seconds": round(t, 2) for w, t in times.items()}
+        results["fan_out"]["ratio"] = round(times[large] / times[small], 2)
+        e2e = end_to_end(e2e_tasks, slots, data / "e2e")
+        floor = floor_seconds(e2e_tasks, slots)
+        e2e["floor_seconds"] = round(floor, 2)
+        e2e["over_floor"] = round(e2e["seconds"] / floor, 2)
+        results["end_to_end"] = e2e
+
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"bench-{'smoke-' if args.smoke else ''}{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    out.write_text(json.dumps(results, indent=2))
+    hc, fo = results["hello_cities5"], results["fan_out"]
+    rows = [
+        ("HelloCities5 devhost (events/s)", hc["devhost"]["events_per_second"]),
+        ("HelloCities5 DBOS (events/s)", hc["dbos"].get("events_per_second", hc["dbos"].get("error"))),
+        ("devhost / DBOS", hc["devhost_over_dbos"]),
+        (f"fan-out {small} / {large} (s)", f"{fo[f'{small}_seconds']} / {fo[f'{large}_seconds']}"),
+        (f"fan-out ratio {large}/{small}", fo["ratio"]),
+        (f"end-to-end {e2e_tasks} tasks, {slots} slots (s)", e2e["seconds"]),
+        ("floor (s)", e2e["floor_seconds"]),
+        ("end-to-end / floor", e2e["over_floor"]),
+        ("dispatch latency median / p99 (ms)", f"{e2e['dispatch_ms_median']} / {e2e['dispatch_ms_p99']}"),
+        ("peak RSS devhost / aciemu (MB)", f"{e2e['peak_rss_mb'].get('devhost')} / {e2e['peak_rss_mb'].get('aciemu')}"),
+    ]
+    print(f"\nacibatch bench on {cores} cores{' (smoke)' if args.smoke else ''}")
+    for name, value in rows:
+        print(f"  {name:<44} {value}")
+    print(f"\nresults: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
