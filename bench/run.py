@@ -63,9 +63,9 @@ def wait_all(host: str, ids: list[str], timeout: float) -> None:
 
 def hello_cities(host: str, count: int) -> dict[str, Any]:
     started = time.perf_counter()
+    start_url = f"{host}/runtime/webhooks/durabletask/orchestrators/hello_cities"
     with ThreadPoolExecutor(16) as pool:
-        ids = list(pool.map(lambda i: post_json(f"{host}/runtime/webhooks/durabletask/orchestrators/hello_cities/hc-{i}")["id"],
-                            range(count)))  # fmt: skip
+        ids = list(pool.map(lambda i: post_json(f"{start_url}/hc-{i}")["id"], range(count)))
     wait_all(host, ids, timeout=600)
     seconds = time.perf_counter() - started
     return {"orchestrations": count, "seconds": round(seconds, 3), "events_per_second": round(count * 10 / seconds)}
