@@ -253,7 +253,9 @@ async def task_logs(req: func.HttpRequest, client: df.DurableOrchestrationClient
     job_id = job_id_from_route(req)
     task_id = req.route_params.get("taskId", "")
     tail = query_int(req, "tail", 0, 0, 100_000) or None
-    await find_job(client, tenant, job_id)
+    job = _stored_input(await find_job(client, tenant, job_id))
+    if task_id not in {task["id"] for task in job.get("spec", {}).get("tasks", [])}:
+        raise ApiError(404, "TaskNotFound", f"job '{job_id}' has no task '{task_id[:80]}'")
     record = await read_task(client, tenant, job_id, task_id)
     if record.group_name is None and record.log_tail is None:
         if record.state is TaskState.QUEUED:

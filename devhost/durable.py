@@ -124,6 +124,18 @@ class EntityRecord:
         return cls(**data)
 
 
+def execution_started(instance: Instance) -> dict[str, Any]:
+    """The first event of an execution (`Version` is mandatory for the SDK, even when null)."""
+    return event(
+        EXECUTION_STARTED,
+        Name=instance.name,
+        Input=instance.input_text(),
+        Version=None,
+        OrchestrationInstance={"InstanceId": instance.id, "ExecutionId": instance.execution_id},
+        ParentInstance=instance.parent,
+    )
+
+
 def flatten(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     flat: list[dict[str, Any]] = []
     for action in actions:
@@ -258,16 +270,7 @@ class Engine:
         if existing is not None and existing.status in RUNNING_STATES:
             raise DurableError(409, f"An instance with ID '{instance_id}' already exists and is {existing.status}.")
         instance = Instance(id=instance_id, name=str(info.durable_name), input=input_value, parent=parent)
-        instance.pending.append(
-            event(
-                EXECUTION_STARTED,
-                Name=instance.name,
-                Input=instance.input_text(),
-                Version=None,
-                OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": instance.execution_id},
-                ParentInstance=parent,
-            )
-        )
+        instance.pending.append(execution_started(instance))
         self.instances[instance_id] = instance
         self.save(instance)
         self.mark_ready(instance_id)
@@ -599,33 +602,24 @@ class Engine:
         instance.next_id = instance.seen = 0
         instance.action_ids, instance.retries = [], {}
         instance.activities, instance.children = {}, {}
+        self.drop_timers(instance)
+        instance.pending.append(execution_started(instance))
+        self.save(instance)
+        self.mark_ready(instance.id)
+
+    def drop_timers(self, instance: Instance) -> None:
         for timer_id in list(instance.timers):
             handle = self.timer_handles.pop((instance.id, timer_id), None)
             if handle is not None:
                 handle.cancel()
         instance.timers = {}
-        instance.pending.append(
-            event(
-                EXECUTION_STARTED,
-                Name=instance.name,
-                Input=instance.input_text(),
-                Version=None,
-                OrchestrationInstance={"InstanceId": instance.id, "ExecutionId": instance.execution_id},
-            )
-        )
-        self.save(instance)
-        self.mark_ready(instance.id)
 
     def finish(self, instance: Instance, status: str, output: Any, error: str | None) -> None:
         instance.status = status
         instance.output = output
         instance.pending, instance.held = [], []
         instance.activities, instance.children = {}, {}
-        for timer_id in list(instance.timers):
-            handle = self.timer_handles.pop((instance.id, timer_id), None)
-            if handle is not None:
-                handle.cancel()
-        instance.timers = {}
+        self.drop_timers(instance)
         self.save(instance)
         parent = instance.parent
         if parent is not None:

@@ -114,6 +114,9 @@ def test_submit_is_idempotent_on_job_id(pair: tuple[BatchClient, BatchClient]) -
         alice.submit({**spec, "cpu": 0.5})
     assert conflict.value.status == 409
     wait_job(alice, "once")
+    with pytest.raises(ApiCallError) as no_task:
+        alice.logs("once", "99")
+    assert no_task.value.status == 404 and no_task.value.code == "TaskNotFound"
     assert alice.submit(dict(spec))["jobId"] == "once"
     listed = alice.jobs(state="Succeeded")
     assert "once" in {job["jobId"] for job in listed["jobs"]}
