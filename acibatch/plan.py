@@ -1,6 +1,6 @@
 """The inputs of the job, chunk and task orchestrations, derived from a validated job spec.
 
-A job fans out in two levels: the job orchestration starts one chunk orchestration per `CHUNK_SIZE` tasks,
+A job fans out in two levels: the job orchestration starts one chunk orchestration per ~sqrt(n) tasks,
 and each chunk starts one task orchestration per task. That keeps every history bounded (the Python SDK
 replays the whole history on each episode), so a 10,000-task job costs the same per event as a small one.
 Secure env values are sealed before they get here: orchestration inputs are stored in plaintext.
@@ -8,6 +8,7 @@ Secure env values are sealed before they get here: orchestration inputs are stor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from acibatch.naming import job_instance_id, task_instance_id
 from acibatch.spec import JobSpec
 
 CHUNK_SIZE = 100
+MIN_CHUNK_SIZE = 10
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,13 @@ def task_inputs(job: JobInput, spec: JobSpec, first: int, count: int) -> list[Ta
     ]
 
 
-def chunk_ranges(task_count: int, chunk_size: int = CHUNK_SIZE) -> list[tuple[int, int]]:
+def chunk_size_for(task_count: int) -> int:
+    """About sqrt(n) tasks per chunk: each completion replays its chunk's history and each chunk's completion the
+    job's, so the replay work is ~n*size + (n/size)^2, smallest near size = sqrt(n) (bounded to 10..100)."""
+    return max(MIN_CHUNK_SIZE, min(CHUNK_SIZE, math.isqrt(max(task_count, 1) - 1) + 1))
+
+
+def chunk_ranges(task_count: int, chunk_size: int | None = None) -> list[tuple[int, int]]:
     """`(first, count)` per chunk covering all tasks in order."""
-    return [(first, min(chunk_size, task_count - first)) for first in range(0, task_count, chunk_size)]
+    size = chunk_size or chunk_size_for(task_count)
+    return [(first, min(size, task_count - first)) for first in range(0, task_count, size)]

@@ -33,6 +33,9 @@ log = logging.getLogger("devhost.durable")
 RUNNING_STATES = {"Pending", "Running", "Suspended", "ContinuedAsNew"}
 TERMINAL_STATES = {"Completed", "Failed", "Terminated", "Canceled"}
 ENTITY_BATCH = 50
+COALESCE_MIN_HISTORY = 200
+COALESCE_SECONDS_PER_EVENT = 20e-6
+COALESCE_MAX_SECONDS = 0.25
 OUT_OF_PROC_MARKER = "\n\n$OutOfProcData$:"
 
 # DTFx EventType numbers (§2.2).
@@ -164,6 +167,7 @@ class Engine:
         self.entities: dict[str, EntityRecord] = {}
         self.ready: deque[str] = deque()
         self.ready_set: set[str] = set()
+        self.ready_since: dict[str, float] = {}
         self.wakeup = asyncio.Event()
         self.timer_handles: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self.tasks: set[asyncio.Future[Any]] = set()
@@ -221,8 +225,24 @@ class Engine:
     def mark_ready(self, key: str) -> None:
         if key not in self.ready_set:
             self.ready_set.add(key)
+            self.ready_since.setdefault(key, time.monotonic())
             self.ready.append(key)
             self.wakeup.set()
+
+    def coalescing_window(self, key: str) -> float:
+        """How long an instance's new events may wait to be delivered together.
+
+        The SDK replays the whole history on every episode, so an orchestration with a long history and many
+        tasks still running (a fan-out) would cost O(n) per completion, O(n^2) in all. Waiting a time
+        proportional to the history before the next episode batches completions, so replay stays a bounded
+        fraction of the work and the total grows linearly. Short histories are never delayed.
+        """
+        instance = self.instances.get(key)
+        if instance is None or len(instance.history) < COALESCE_MIN_HISTORY:
+            return 0.0
+        if not (instance.activities or instance.children):
+            return 0.0  # nothing else is coming: deliver now
+        return min(COALESCE_MAX_SECONDS, len(instance.history) * COALESCE_SECONDS_PER_EVENT)
 
     async def work(self) -> None:
         while True:
@@ -231,7 +251,17 @@ class Engine:
                 await self.wakeup.wait()
                 continue
             key = self.ready.popleft()
+            window = 0.0 if key.startswith("@") else self.coalescing_window(key)
+            waited = time.monotonic() - self.ready_since.get(key, 0.0)
+            if waited < window:
+                self.ready.append(key)  # let more events arrive; others go first
+                if len(self.ready) == 1:
+                    await asyncio.sleep(window - waited)
+                else:
+                    await asyncio.sleep(0)
+                continue
             self.ready_set.discard(key)
+            self.ready_since.pop(key, None)
             try:
                 if key.startswith("@"):
                     self.run_entity_batch(key)
