@@ -1,9 +1,9 @@
 """Job orchestrator and its chunk orchestrators: fan a job out to one task orchestration per task.
 
 The job starts one chunk per ~sqrt(n) tasks (10 to 100) and each chunk starts its tasks, so every history grows
-with about sqrt(n), not n (the SDK replays a whole history on each episode). The job waits for every chunk, a cancel request or its own timeout;
-on cancel or timeout it tells every task to stop and still waits for them, so it never finishes while a
-container group of its own is alive.
+with about sqrt(n), not n (the SDK replays a whole history on each episode). The job waits for every chunk,
+a cancel request or its own timeout; on cancel or timeout it tells every task to stop and still waits for
+them, so it never finishes while a container group of its own is alive.
 """
 
 from __future__ import annotations
