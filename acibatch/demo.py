@@ -24,9 +24,9 @@ from acibatch.client import BatchClient
 from acibatch.localstack import LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION, REPO_ROOT, local_stack
 
 WORKER_DIR = REPO_ROOT / "examples" / "worker"
-SQUARES_N = 80_000
+SQUARES_N = 2_000_000
 SQUARES_TASKS = 8
-PRIMES_BELOW = 200_000
+PRIMES_BELOW = 400_000
 PRIMES_TASKS = 4
 
 SQUARES_CODE = """

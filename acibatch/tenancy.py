@@ -16,7 +16,6 @@ All functions are pure: they return new state and never read a clock (callers pa
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -172,6 +171,16 @@ class CapacityState:
             and region_cores + request.cores <= self.max_cores + EPSILON
         )
 
+    def clone(self) -> CapacityState:
+        """A copy safe to change: leases and requests are immutable, so only the containers are copied."""
+        return CapacityState(
+            max_groups=self.max_groups,
+            max_cores=self.max_cores,
+            quotas=dict(self.quotas),
+            running=dict(self.running),
+            queues={tenant: list(queue) for tenant, queue in self.queues.items()},
+        )
+
     def queued(self, lease_id: str) -> LeaseRequest | None:
         for queue in self.queues.values():
             for request in queue:
@@ -223,7 +232,7 @@ def acquire(state: CapacityState, request: LeaseRequest) -> tuple[CapacityState,
     reason = _never_fits(state, request)
     if reason is not None:
         return state, AcquireResult(AcquireStatus.REJECTED, reason)
-    new = copy.deepcopy(state)
+    new = state.clone()
     new.queues.setdefault(request.tenant, []).append(request)
     _dispatch(new, request.requested_at)
     status = AcquireStatus.GRANTED if request.lease_id in new.running else AcquireStatus.QUEUED
@@ -232,7 +241,7 @@ def acquire(state: CapacityState, request: LeaseRequest) -> tuple[CapacityState,
 
 def release(state: CapacityState, lease_id: str, now: float) -> tuple[CapacityState, ReleaseResult]:
     """End a lease (or withdraw a queued request); reports the waiting requests this granted, in order."""
-    new = copy.deepcopy(state)
+    new = state.clone()
     released = new.running.pop(lease_id, None)
     if released is None:
         for queue in new.queues.values():
@@ -245,7 +254,7 @@ def set_tenant_quota(
     state: CapacityState, tenant: str, quota: Quota, now: float = 0.0
 ) -> tuple[CapacityState, list[LeaseRequest]]:
     """Set a tenant's quota; raising it may grant waiting requests (returned)."""
-    new = copy.deepcopy(state)
+    new = state.clone()
     new.quotas[tenant] = quota
     return new, _dispatch(new, now)
 
@@ -253,7 +262,7 @@ def set_tenant_quota(
 def set_region_limits(state: CapacityState, max_groups: int, max_cores: float) -> CapacityState:
     if state.max_groups == max_groups and state.max_cores == max_cores:
         return state
-    new = copy.deepcopy(state)
+    new = state.clone()
     new.max_groups, new.max_cores = max_groups, max_cores
     return new
 
@@ -310,8 +319,21 @@ class TenantState:
         )
 
 
+def _clone(state: TenantState) -> TenantState:
+    # Job records are replaced, never changed in place, so copying the containers is enough.
+    return TenantState(
+        quota=state.quota,
+        api_key_hash=state.api_key_hash,
+        core_seconds=state.core_seconds,
+        gb_seconds=state.gb_seconds,
+        task_counts=dict(state.task_counts),
+        jobs=dict(state.jobs),
+        recent_leases=list(state.recent_leases),
+    )
+
+
 def configure_tenant(state: TenantState, quota: Quota, api_key_hash: str | None) -> TenantState:
-    new = copy.deepcopy(state)
+    new = _clone(state)
     new.quota = quota
     if api_key_hash is not None:
         new.api_key_hash = api_key_hash
@@ -323,7 +345,7 @@ def record_usage(state: TenantState, lease_id: str, cores: float, memory_gb: flo
     of the same step), so remembering the most recent lease ids is enough and keeps the state bounded."""
     if lease_id in state.recent_leases:
         return state
-    new = copy.deepcopy(state)
+    new = _clone(state)
     new.core_seconds += cores * max(0.0, seconds)
     new.gb_seconds += memory_gb * max(0.0, seconds)
     new.recent_leases = [*new.recent_leases, lease_id][-RECENT_LEASES_KEPT:]
@@ -334,7 +356,7 @@ def count_task(state: TenantState, outcome: str) -> TenantState:
     key = outcome.lower()
     if key not in OUTCOMES:
         raise ValueError(f"unknown task outcome '{outcome}'")
-    new = copy.deepcopy(state)
+    new = _clone(state)
     new.task_counts[key] = new.task_counts.get(key, 0) + 1
     return new
 
@@ -342,7 +364,7 @@ def count_task(state: TenantState, outcome: str) -> TenantState:
 def register_job(state: TenantState, job_id: str, created_at: str, fingerprint: str) -> TenantState:
     if job_id in state.jobs:
         return state
-    new = copy.deepcopy(state)
+    new = _clone(state)
     new.jobs[job_id] = {
         "jobId": job_id,
         "state": "Queued",
@@ -354,11 +376,12 @@ def register_job(state: TenantState, job_id: str, created_at: str, fingerprint: 
 
 
 def update_job(state: TenantState, job_id: str, job_state: str, finished_at: str | None = None) -> TenantState:
-    new = copy.deepcopy(state)
-    job = new.jobs.setdefault(job_id, {"jobId": job_id, "createdAt": None, "fingerprint": None})
+    new = _clone(state)
+    job = dict(new.jobs.get(job_id) or {"jobId": job_id, "createdAt": None, "fingerprint": None})
     if job.get("finishedAt") is None:  # a finished job's record never goes back to Running
         job["state"] = job_state
         job["finishedAt"] = finished_at
+    new.jobs[job_id] = job
     return new
 
 

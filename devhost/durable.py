@@ -37,6 +37,7 @@ COALESCE_MIN_HISTORY = 200
 COALESCE_SECONDS_PER_EVENT = 20e-6
 COALESCE_MAX_SECONDS = 0.25
 OUT_OF_PROC_MARKER = "\n\n$OutOfProcData$:"
+ROW_FIELDS = frozenset({"history", "pending", "activities"})
 
 # DTFx EventType numbers (§2.2).
 EXECUTION_STARTED, EXECUTION_COMPLETED, EXECUTION_TERMINATED = 0, 1, 3
@@ -89,9 +90,11 @@ class Instance:
     timers: dict[str, float] = field(default_factory=dict)  # outstanding fire times, by timer id
     children: dict[str, dict[str, Any]] = field(default_factory=dict)  # outstanding children, by task id
     held: list[dict[str, Any]] = field(default_factory=list)  # events held while suspended
+    pending_consumed: int = 0  # how many pending events were ever taken off the front (row numbering)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+    def meta(self) -> dict[str, Any]:
+        """Everything but the row-stored parts (history, pending events, outstanding activities)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ROW_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Instance:
@@ -101,6 +104,23 @@ class Instance:
         if self.input is None:
             return None
         return self.input if isinstance(self.input, str) else json.dumps(self.input)
+
+    def take_pending(self, count: int | None = None) -> list[dict[str, Any]]:
+        """Remove events from the front of the pending queue (all of them by default)."""
+        count = len(self.pending) if count is None else count
+        taken, self.pending = self.pending[:count], self.pending[count:]
+        self.pending_consumed += len(taken)
+        return taken
+
+
+@dataclass
+class Persisted:
+    """What of an instance is already in the store, so a save writes only the difference."""
+
+    execution: str = ""
+    history: int = 0
+    pending_upto: int = 0
+    activities: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -170,6 +190,7 @@ class Engine:
         self.ready_since: dict[str, float] = {}
         self.wakeup = asyncio.Event()
         self.timer_handles: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self.persisted: dict[str, Persisted] = {}
         self.tasks: set[asyncio.Future[Any]] = set()
         self.worker: asyncio.Task[None] | None = None
         self.completion_waiters: dict[str, list[asyncio.Future[None]]] = {}
@@ -177,8 +198,18 @@ class Engine:
     # -- lifecycle -------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        history, pending, activities = (self.store.rows(t) for t in ("history", "pending", "activities"))
         for data in self.store.load_all("instances"):
             instance = Instance.from_dict(data)
+            instance.history = [item for _, item in history.get(instance.id, [])]
+            instance.pending = [item for seq, item in pending.get(instance.id, []) if seq >= instance.pending_consumed]
+            instance.activities = {str(task): work for task, work in activities.get(instance.id, [])}
+            self.persisted[instance.id] = Persisted(
+                instance.execution_id,
+                len(instance.history),
+                instance.pending_consumed + len(instance.pending),
+                set(instance.activities),
+            )
             self.instances[instance.id] = instance
         for data in self.store.load_all("entities"):
             record = EntityRecord.from_dict(data)
@@ -214,9 +245,34 @@ class Engine:
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
 
-    def save(self, instance: Instance) -> None:
+    def save(self, instance: Instance, meta: bool = True) -> None:
+        """Write what changed since the last save: new history, the pending queue's ends, activity rows."""
         instance.updated = time.time()
-        self.store.put("instances", instance.id, instance.to_dict())
+        done = self.persisted.setdefault(instance.id, Persisted())
+        with self.store.transaction():
+            if done.execution != instance.execution_id or done.history > len(instance.history):
+                # A new execution (start over a finished id, continue-as-new): its rows start afresh.
+                for table in ("history", "pending", "activities"):
+                    self.store.delete_rows(table, instance.id)
+                done = self.persisted[instance.id] = Persisted(instance.execution_id, 0, instance.pending_consumed)
+            if len(instance.history) > done.history:
+                self.store.append_rows("history", instance.id, done.history, instance.history[done.history :])
+                done.history = len(instance.history)
+            self.store.delete_rows("pending", instance.id, below=instance.pending_consumed)
+            end = instance.pending_consumed + len(instance.pending)
+            start = max(done.pending_upto, instance.pending_consumed)
+            if end > start:
+                fresh = instance.pending[start - instance.pending_consumed :]
+                self.store.append_rows("pending", instance.id, start, fresh)
+            done.pending_upto = end
+            current = set(instance.activities)
+            for task in done.activities - current:
+                self.store.delete_rows("activities", instance.id, key=int(task))
+            for task in current - done.activities:
+                self.store.put_row("activities", instance.id, int(task), instance.activities[task])
+            done.activities = current
+            if meta:
+                self.store.put("instances", instance.id, instance.meta())
 
     def save_entity(self, record: EntityRecord) -> None:
         record.updated = time.time()
@@ -315,10 +371,11 @@ class Engine:
             return False
         if instance.status == "Suspended":
             instance.held.append(new_event)
+            self.save(instance)
         else:
             instance.pending.append(new_event)
             self.mark_ready(instance_id)
-        self.save(instance)
+            self.save(instance, meta=False)  # only a new pending row (and activity rows) changed
         return True
 
     def raise_event(self, instance_id: str, name: str, input_text: str | None) -> None:
@@ -341,7 +398,7 @@ class Engine:
         if instance.status in TERMINAL_STATES:
             raise DurableError(410, f"The instance '{instance_id}' is already {instance.status}.")
         instance.status = "Suspended"
-        instance.held, instance.pending = instance.held + instance.pending, []
+        instance.held = instance.held + instance.take_pending()
         self.save(instance)
 
     def resume(self, instance_id: str) -> None:
@@ -349,7 +406,7 @@ class Engine:
         if instance.status != "Suspended":
             raise DurableError(410, f"The instance '{instance_id}' is {instance.status}, not Suspended.")
         instance.status = "Running"
-        instance.pending, instance.held = instance.held + instance.pending, []
+        instance.pending, instance.held = instance.held + instance.take_pending(), []
         self.save(instance)
         if instance.pending:
             self.mark_ready(instance.id)
@@ -365,7 +422,11 @@ class Engine:
         if instance.status in RUNNING_STATES:
             raise DurableError(400, f"The instance '{instance_id}' is {instance.status}; terminate it before purging.")
         del self.instances[instance_id]
-        self.store.delete("instances", instance_id)
+        self.persisted.pop(instance_id, None)
+        with self.store.transaction():
+            self.store.delete("instances", instance_id)
+            for table in ("history", "pending", "activities"):
+                self.store.delete_rows(table, instance_id)
         return True
 
     def require(self, instance_id: str) -> Instance:
@@ -405,7 +466,7 @@ class Engine:
             sensitive = self.retry_record_for(instance, candidate) is not None
             if sensitive and batch:
                 break
-            batch.append(instance.pending.pop(0))
+            batch.extend(instance.take_pending(1))
             if sensitive:
                 break
         return batch
@@ -628,7 +689,8 @@ class Engine:
         instance.status = "Running"
         instance.input = input_text
         instance.execution_id = uuid.uuid4().hex
-        instance.history, instance.pending = [], []
+        instance.take_pending()
+        instance.history = []
         instance.next_id = instance.seen = 0
         instance.action_ids, instance.retries = [], {}
         instance.activities, instance.children = {}, {}
@@ -647,7 +709,8 @@ class Engine:
     def finish(self, instance: Instance, status: str, output: Any, error: str | None) -> None:
         instance.status = status
         instance.output = output
-        instance.pending, instance.held = [], []
+        instance.take_pending()
+        instance.held = []
         instance.activities, instance.children = {}, {}
         self.drop_timers(instance)
         self.save(instance)

@@ -18,7 +18,13 @@ from typing import Any
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS entities (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history (instance TEXT, position INTEGER, event TEXT, PRIMARY KEY (instance, position));
+CREATE TABLE IF NOT EXISTS pending (instance TEXT, seq INTEGER, event TEXT, PRIMARY KEY (instance, seq));
+CREATE TABLE IF NOT EXISTS activities (instance TEXT, task INTEGER, work TEXT, PRIMARY KEY (instance, task));
 """
+# An instance is stored as a small metadata document plus append-only rows (history, pending events,
+# outstanding activities), so a step writes what changed, not the whole history: a fan-out of n activities
+# then costs O(n) writes in all instead of O(n^2).
 
 
 class Store:
@@ -55,6 +61,32 @@ class Store:
 
     def delete(self, table: str, key: str) -> None:
         self.connection.execute(f"DELETE FROM {table} WHERE id = ?", (key,))
+
+    def append_rows(self, table: str, instance: str, first: int, items: list[dict[str, Any]]) -> None:
+        column = {"history": "position, event", "pending": "seq, event", "activities": "task, work"}[table]
+        self.connection.executemany(
+            f"INSERT OR REPLACE INTO {table} (instance, {column}) VALUES (?, ?, ?)",
+            [(instance, first + offset, json.dumps(item, separators=(",", ":"))) for offset, item in enumerate(items)],
+        )
+
+    def put_row(self, table: str, instance: str, key: int, item: dict[str, Any]) -> None:
+        self.append_rows(table, instance, key, [item])
+
+    def delete_rows(self, table: str, instance: str, below: int | None = None, key: int | None = None) -> None:
+        column = {"history": "position", "pending": "seq", "activities": "task"}[table]
+        if key is not None:
+            self.connection.execute(f"DELETE FROM {table} WHERE instance = ? AND {column} = ?", (instance, key))
+        elif below is not None:
+            self.connection.execute(f"DELETE FROM {table} WHERE instance = ? AND {column} < ?", (instance, below))
+        else:
+            self.connection.execute(f"DELETE FROM {table} WHERE instance = ?", (instance,))
+
+    def rows(self, table: str) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+        column = {"history": "position, event", "pending": "seq, event", "activities": "task, work"}[table]
+        grouped: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        for instance, key, data in self.connection.execute(f"SELECT instance, {column} FROM {table} ORDER BY 1, 2"):
+            grouped.setdefault(instance, []).append((key, json.loads(data)))
+        return grouped
 
     def load_all(self, table: str) -> Iterator[dict[str, Any]]:
         for (data,) in self.connection.execute(f"SELECT data FROM {table}"):

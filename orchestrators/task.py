@@ -36,8 +36,9 @@ def _iso(moment: datetime) -> str:
 
 
 def _capacity_wait_seconds(waits: int) -> float:
-    # Wake-ups come as events; the timer only heals a lost one, so it can back off quickly.
-    return float(min(5 * 2**waits, 30))
+    # Wake-ups come as CapacityGranted events (raised by an at-least-once activity); the timer only heals a
+    # lost one, so it starts late and backs off: a thousand waiting tasks must not poll the capacity entity.
+    return float(min(30 * 2**waits, 300))
 
 
 class TaskRun:
