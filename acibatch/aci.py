@@ -32,6 +32,8 @@ from azure.mgmt.containerinstance.models import (
 APP_TAG = "acibatch"
 CONTAINER_NAME = "task"
 EVICTION_EVENTS = frozenset({"SpotEvicted", "Evicted", "Preempted"})
+# Exit codes ACI reports when the platform (maintenance, host move) killed the container: not the app's exit.
+MAINTENANCE_EXIT_CODES = frozenset({7147, 7148})
 EVENTS_KEPT = 8
 TAG_VALUE_MAX = 256
 
@@ -149,7 +151,7 @@ class GroupState:
     detail_status: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
-    evicted: bool = False
+    evicted: bool = False  # Spot eviction event, or a platform-maintenance exit code in this or the previous run
     failure: str | None = None
     events: tuple[str, ...] = ()
 
@@ -200,7 +202,10 @@ class GroupState:
         events += list(container_view.events or []) if container_view is not None else []
         names = [str(event.name) for event in events if event.name]
         warnings = [event.message for event in events if event.type == "Warning" and event.message]
-        evicted = any(name in EVICTION_EVENTS for name in names)
+        # The SDK types read-only fields as always None, hence Any for the runs read from a GET body.
+        runs: list[Any] = [current, getattr(container_view, "previous_state", None)]
+        interrupted = any(getattr(run, "exit_code", None) in MAINTENANCE_EXIT_CODES for run in runs)
+        evicted = interrupted or any(name in EVICTION_EVENTS for name in names)
         failure: str | None = str(warnings[-1]) if warnings else None
         provisioning: str | None = getattr(group, "provisioning_state", None)
         if failure is None and provisioning == "Failed":

@@ -35,7 +35,7 @@ def test_group_model_carries_tags_env_and_run_once_policy() -> None:
                           "owner": "task:t:j:0", "created": "1700000000"}  # fmt: skip
     container = group.containers[0]
     assert container.command == ["python3", "run.py"]
-    env = {variable.name: (variable.value, variable.secure_value) for variable in container.environment_variables}
+    env = {variable.name: (variable.value, variable.secure_value) for variable in container.environment_variables or []}
     assert env == {"MODE": ("x", None), "BATCH_CALLBACK_TOKEN": (None, "tok")}
     assert container.resources.requests.cpu == 1.5 and container.resources.requests.memory_in_gb == 2.0
     assert group.image_registry_credentials is None and group.identity is None
@@ -43,10 +43,15 @@ def test_group_model_carries_tags_env_and_run_once_policy() -> None:
 
 def test_registry_credentials_only_for_images_on_that_registry() -> None:
     password = build_container_group(REQUEST, RegistryCredentials("myacr.azurecr.io", "user", "pw"))
+    assert password.image_registry_credentials is not None
     assert password.image_registry_credentials[0].username == "user"
+    assert password.image_registry_credentials[0].password == "pw" and password.identity is None
     identity = build_container_group(REQUEST, RegistryCredentials("myacr.azurecr.io", identity="/ids/pull"))
+    assert identity.image_registry_credentials is not None and identity.identity is not None
     assert identity.image_registry_credentials[0].identity == "/ids/pull"
-    assert list(identity.identity.user_assigned_identities) == ["/ids/pull"]
+    assert identity.image_registry_credentials[0].password is None
+    assert identity.identity.type == "UserAssigned"
+    assert list(identity.identity.user_assigned_identities or {}) == ["/ids/pull"]
     other = build_container_group(REQUEST, RegistryCredentials("elsewhere.io", "user", "pw"))
     assert other.image_registry_credentials is None
     regular = build_container_group(GroupRequest(**{**REQUEST.__dict__, "priority": "Regular", "command": ()}), None)
@@ -151,3 +156,41 @@ def test_plan_chunks_and_task_inputs() -> None:
         "task:t:j:b",
     )
     assert type(second).from_dict(second.to_dict()) == second
+
+
+def test_not_found_and_transient_errors_keep_their_codes() -> None:
+    missing = arm_error_from(http_error(404, b'{"error": {"code": "ResourceNotFound", "message": "gone"}}'))
+    assert (missing.status, missing.code, missing.message) == (404, "ResourceNotFound", "gone")
+    busy = arm_error_from(http_error(409, b'{"error": {"code": "ServiceUnavailable", "message": "try later"}}'))
+    assert (busy.status, busy.code) == (409, "ServiceUnavailable")
+    assert arm_error_from(busy) is busy
+
+
+def test_group_state_parsing_of_get_bodies() -> None:
+    done = {"state": "Terminated", "exitCode": 0, "detailStatus": "Completed", "startTime": "2026-01-01T00:00:00Z"}
+    succeeded = GroupState.from_group(group_with(done, group_state="Succeeded"))
+    assert (succeeded.container_state, succeeded.exit_code, succeeded.detail_status) == ("Terminated", 0, "Completed")
+    assert succeeded.finished and not succeeded.evicted and succeeded.failure is None
+    assert succeeded.started_at is not None and succeeded.started_at.startswith("2026-01-01")
+    waiting = GroupState.from_group(group_with({"state": "Waiting", "detailStatus": "Pulling"}, group_state="Pending"))
+    assert waiting.container_state == "Waiting" and not waiting.finished and waiting.exit_code is None
+    running = GroupState.from_group(group_with({"state": "Running"}, [{"name": "Started", "type": "Normal"}]))
+    assert not running.finished and running.events == ("Started",)
+    assert GroupState.from_dict(succeeded.to_dict()) == succeeded
+    assert GroupState.from_dict(GroupState(exists=False).to_dict()) == GroupState(exists=False)
+
+
+def test_platform_maintenance_exit_is_not_an_app_exit() -> None:
+    group = group_with({"state": "Running"})
+    view: Any = group.containers[0].instance_view
+    body = group.serialize(keep_readonly=True)
+    body["properties"]["containers"][0]["properties"]["instanceView"] = {
+        **view.serialize(keep_readonly=True),
+        "restartCount": 1,
+        "previousState": {"state": "Terminated", "exitCode": 7147, "detailStatus": "Killed"},
+    }
+    rebooted = ContainerGroup.deserialize(body)
+    state = GroupState.from_group(rebooted)
+    assert state.evicted and state.restart_count == 1 and state.container_state == "Running"
+    app_failure = GroupState.from_group(group_with({"state": "Terminated", "exitCode": 3}, group_state="Failed"))
+    assert not app_failure.evicted and app_failure.exit_code == 3
