@@ -9,9 +9,9 @@ Function App's managed identity in Azure) against real ARM.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -36,6 +36,7 @@ EVICTION_EVENTS = frozenset({"SpotEvicted", "Evicted", "Preempted"})
 MAINTENANCE_EXIT_CODES = frozenset({7147, 7148})
 EVENTS_KEPT = 8
 TAG_VALUE_MAX = 256
+_Result = TypeVar("_Result")
 
 
 @dataclass(frozen=True)
@@ -249,50 +250,56 @@ class AciGateway:
             raise arm_error_from(exc) from exc
 
     def get_state(self, name: str) -> GroupState:
-        try:
-            group = self.client.container_groups.get(self.resource_group, name)
-        except ResourceNotFoundError:
-            return GroupState(exists=False)
-        return GroupState.from_group(group)
+        found, group = _unless_missing(lambda: self.client.container_groups.get(self.resource_group, name))
+        return GroupState.from_group(group) if found and group is not None else GroupState(exists=False)
 
     def stop(self, name: str) -> bool:
-        try:
-            self.client.container_groups.stop(self.resource_group, name)
-        except ResourceNotFoundError:
-            return False
-        return True
+        found, _ = _unless_missing(lambda: self.client.container_groups.stop(self.resource_group, name))
+        return found
 
     def restart(self, name: str) -> bool:
-        try:
-            self.client.container_groups.begin_restart(self.resource_group, name).result()
-        except ResourceNotFoundError:
-            return False
-        return True
+        found, _ = _unless_missing(
+            lambda: self.client.container_groups.begin_restart(self.resource_group, name).result()
+        )
+        return found
 
     def delete(self, name: str) -> bool:
         """Delete and wait until the group is gone, so its quota is free; False when it did not exist."""
         # ARM answers a delete of a missing group with 204, indistinguishable from success: look first.
         if not self.get_state(name).exists:
             return False
-        try:
-            self.client.container_groups.begin_delete(self.resource_group, name).result()
-        except ResourceNotFoundError:
-            return False
-        return True
+        found, _ = _unless_missing(
+            lambda: self.client.container_groups.begin_delete(self.resource_group, name).result()
+        )
+        return found
 
     def logs(self, name: str, tail: int | None = None) -> str | None:
-        try:
-            logs = self.client.containers.list_logs(self.resource_group, name, CONTAINER_NAME, tail=tail)
-        except ResourceNotFoundError:
-            return None
-        return logs.content or ""
+        found, logs = _unless_missing(
+            lambda: self.client.containers.list_logs(self.resource_group, name, CONTAINER_NAME, tail=tail)
+        )
+        return (logs.content or "") if found and logs is not None else None
 
     def list_app_groups(self) -> list[GroupSummary]:
+        """Groups tagged app=acibatch in the resource group, across all result pages."""
+        try:
+            groups = list(self.client.container_groups.list_by_resource_group(self.resource_group))
+        except Exception as exc:
+            raise arm_error_from(exc) from exc
         return [
             GroupSummary(str(group.name), dict(group.tags or {}))
-            for group in self.client.container_groups.list_by_resource_group(self.resource_group)
+            for group in groups
             if (group.tags or {}).get("app") == APP_TAG
         ]
+
+
+def _unless_missing(operation: Callable[[], _Result]) -> tuple[bool, _Result | None]:
+    """Run one ARM call: (False, None) when the resource is missing, ArmError for any other failure."""
+    try:
+        return True, operation()
+    except ResourceNotFoundError:
+        return False, None
+    except Exception as exc:
+        raise arm_error_from(exc) from exc
 
 
 class _StaticToken:

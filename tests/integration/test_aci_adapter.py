@@ -45,7 +45,8 @@ def request(name: str, command: tuple[str, ...], **overrides: object) -> GroupRe
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AciEmulatorProcess]:
     data = tmp_path_factory.mktemp("aciemu")
     # No bubblewrap: the container must write into a host temp dir the test reads back (bwrap gives a private /tmp).
-    args = ["--no-bwrap", "--provisioning-seconds", "0.02", "--eviction-restart-seconds", "0.3"]
+    # A page size of 2 makes listing follow nextLink.
+    args = ["--no-bwrap", "--provisioning-seconds", "0.02", "--eviction-restart-seconds", "0.3", "--page-size", "2"]
     with AciEmulatorProcess(data / "state", args=args, log_path=data / "aciemu.log") as process:
         assert process.url.startswith("http://127.0.0.1:")
         yield process
@@ -85,6 +86,7 @@ def test_run_to_exit_code_with_env_and_secure_env(gateway: AciGateway, tmp_path:
     assert {"OUT_DIR", "MODE", "SECRET_TOKEN"} <= names
     assert "s3cr3t-value" not in logs
     assert gateway.logs("adapter-exit3", tail=1) == logs.splitlines(keepends=True)[-1]
+    assert gateway.delete("adapter-exit3") is True
 
 
 def test_lifecycle_running_stop_restart_delete(gateway: AciGateway) -> None:
@@ -108,20 +110,22 @@ def test_lifecycle_running_stop_restart_delete(gateway: AciGateway) -> None:
     assert gateway.logs("adapter-life") is None
 
 
-def test_list_app_groups_filters_by_tag(gateway: AciGateway) -> None:
-    gateway.create(request("adapter-listed", ("true",)), None)
+def test_list_app_groups_filters_by_tag_across_pages(gateway: AciGateway) -> None:
+    ours = [f"adapter-listed-{index}" for index in range(3)]
+    for name in ours:
+        gateway.create(request(name, ("true",)), None)
     # A group some other tool created in the same resource group: no app tag, so the sweep must not see it.
-    foreign = request("foreign-group", ("true",))
-    model = build_container_group(foreign, None)
+    model = build_container_group(request("foreign-group", ("true",)), None)
     model.tags = {"app": "someone-else"}
     gateway.client.container_groups.begin_create_or_update(RESOURCE_GROUP, "foreign-group", model).result()
     listed = {summary.name: summary.tags for summary in gateway.list_app_groups()}
-    assert "foreign-group" not in listed
-    assert listed["adapter-listed"] == {
+    # At least four groups on two pages: all of ours are listed, the foreign one is not.
+    assert set(ours) <= set(listed) and "foreign-group" not in listed
+    assert listed[ours[0]] == {
         "app": APP_TAG, "tenant": "tenant-a", "job": "job-1", "task": "7", "attempt": "2",
         "owner": "task:tenant-a:job-1:7", "created": "1800000000",
     }  # fmt: skip
-    for name in ("adapter-listed", "foreign-group"):
+    for name in [*ours, "foreign-group"]:
         assert gateway.delete(name) is True
 
 
@@ -140,3 +144,15 @@ def test_spot_eviction_is_visible(gateway: AciGateway, emulator: AciEmulatorProc
     evicted = wait_until(lambda: gateway.get_state("adapter-spot"), lambda s: s.evicted)
     assert "SpotEvicted" in evicted.events
     assert gateway.delete("adapter-spot") is True
+
+
+def test_other_failures_are_arm_errors_even_without_a_code(gateway: AciGateway, emulator: AciEmulatorProcess) -> None:
+    gateway.create(request("adapter-faulty", ("sleep", "60")), None)
+    rule = {"op": "get", "fault": "error", "status": 400, "code": None, "message": "odd failure", "count": 1}
+    add_fault(emulator, {**rule, "match": {"name": "adapter-faulty"}})
+    with pytest.raises(ArmError) as raised:
+        gateway.get_state("adapter-faulty")
+    assert (raised.value.status, raised.value.code) == (400, None)
+    assert "odd failure" in raised.value.message
+    assert gateway.get_state("adapter-faulty").exists  # the rule fired once
+    assert gateway.delete("adapter-faulty") is True

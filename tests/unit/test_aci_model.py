@@ -52,6 +52,8 @@ def test_registry_credentials_only_for_images_on_that_registry() -> None:
     assert identity.image_registry_credentials[0].password is None
     assert identity.identity.type == "UserAssigned"
     assert list(identity.identity.user_assigned_identities or {}) == ["/ids/pull"]
+    anonymous = build_container_group(REQUEST, RegistryCredentials("myacr.azurecr.io"))
+    assert anonymous.image_registry_credentials is None and anonymous.identity is None
     other = build_container_group(REQUEST, RegistryCredentials("elsewhere.io", "user", "pw"))
     assert other.image_registry_credentials is None
     regular = build_container_group(GroupRequest(**{**REQUEST.__dict__, "priority": "Regular", "command": ()}), None)
@@ -194,3 +196,14 @@ def test_platform_maintenance_exit_is_not_an_app_exit() -> None:
     assert state.evicted and state.restart_count == 1 and state.container_state == "Running"
     app_failure = GroupState.from_group(group_with({"state": "Terminated", "exitCode": 3}, group_state="Failed"))
     assert not app_failure.evicted and app_failure.exit_code == 3
+
+
+def test_failed_provisioning_without_events_still_has_a_failure() -> None:
+    failed = GroupState.from_group(group_with(None, provisioning="Failed", group_state="Failed"))
+    assert failed.failure == "provisioning failed" and failed.finished and failed.container_state is None
+
+
+def test_tag_values_are_cut_to_the_arm_limit() -> None:
+    long_owner = GroupRequest(**{**REQUEST.__dict__, "owner": "o" * 300})
+    tags = build_container_group(long_owner, None).tags or {}
+    assert tags["owner"] == "o" * 256
