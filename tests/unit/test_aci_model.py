@@ -14,6 +14,7 @@ from acibatch.aci import (
     RegistryCredentials,
     arm_error_from,
     build_container_group,
+    make_client,
 )
 from acibatch.observe import observation_from_state
 from acibatch.plan import JobInput, chunk_ranges, task_inputs
@@ -207,3 +208,14 @@ def test_tag_values_are_cut_to_the_arm_limit() -> None:
     long_owner = GroupRequest(**{**REQUEST.__dict__, "owner": "o" * 300})
     tags = build_container_group(long_owner, None).tags or {}
     assert tags["owner"] == "o" * 256
+
+
+def test_client_targets_real_arm_or_the_local_endpoint_with_bounded_retries() -> None:
+    # Private config attributes: the SDK offers no public view of how a client was built.
+    azure: Any = make_client("sub", None)
+    assert azure._client._base_url == "https://management.azure.com"
+    assert type(azure._config.credential).__name__ == "DefaultAzureCredential"
+    assert azure._config.retry_policy.total_retries == 4
+    local: Any = make_client("sub", "http://127.0.0.1:7073", polling_interval=0.1)
+    assert local._client._base_url == "http://127.0.0.1:7073" and local._config.polling_interval == 0.1
+    assert local._config.retry_policy.total_retries == 4 and local._config.retry_policy.backoff_factor == 0.2
