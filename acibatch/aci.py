@@ -73,6 +73,10 @@ class ArmError(Exception):
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message = status, code, message
 
+    def __reduce__(self) -> tuple[type[ArmError], tuple[int | None, str | None, str]]:
+        # Exception pickling would call __init__ with the formatted text only.
+        return ArmError, (self.status, self.code, self.message)
+
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "code": self.code, "message": self.message}
 

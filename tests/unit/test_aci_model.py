@@ -1,5 +1,6 @@
 """Container group models built for ACI, ARM error mapping, and polled states turned into observations."""
 
+import pickle
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
@@ -167,6 +168,8 @@ def test_not_found_and_transient_errors_keep_their_codes() -> None:
     busy = arm_error_from(http_error(409, b'{"error": {"code": "ServiceUnavailable", "message": "try later"}}'))
     assert (busy.status, busy.code) == (409, "ServiceUnavailable")
     assert arm_error_from(busy) is busy
+    copied = pickle.loads(pickle.dumps(busy))
+    assert (copied.status, copied.code, copied.message) == (409, "ServiceUnavailable", "try later")
 
 
 def test_group_state_parsing_of_get_bodies() -> None:
