@@ -1,7 +1,8 @@
 """Run a container's command as a sandboxed local process, and make sure every process is gone afterwards.
 
 With bubblewrap installed the command runs in its own PID namespace (`--unshare-pid --die-with-parent`),
-with a read-only view of the host, a private /tmp and a writable working directory; network is shared so
+with a read-only view of the host (including /tmp, where a checkout may live) and a writable working directory
+that is also its TMPDIR; network is shared so
 containers can call back to 127.0.0.1. Without bubblewrap it runs in a new session (process group), and
 every process carries a marker in its environment so `kill_marked` can find detached grandchildren
 (`setsid`, double forks) by scanning /proc. Memory is limited with RLIMIT_AS from `memoryInGB`.
@@ -44,7 +45,7 @@ def sandboxed_argv(argv: Sequence[str], workdir: Path, use_bwrap: bool) -> list[
     bwrap = bwrap_path()
     assert bwrap is not None
     return [
-        bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+        bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
         "--bind", str(workdir), str(workdir), "--chdir", str(workdir),
         "--unshare-pid", "--die-with-parent", "--new-session", "--", *argv,
     ]  # fmt: skip
@@ -60,7 +61,7 @@ async def spawn(
     use_bwrap: bool,
 ) -> asyncio.subprocess.Process:
     workdir.mkdir(parents=True, exist_ok=True)
-    full_env = {**env, MARKER_VAR: marker}
+    full_env = {"TMPDIR": str(workdir), **env, MARKER_VAR: marker}
     with open(log_path, "ab") as log:
         return await asyncio.create_subprocess_exec(
             *sandboxed_argv(argv, workdir, use_bwrap),
