@@ -219,7 +219,10 @@ def decide(observation: Observation, state: AttemptState) -> Decision:
         return _finish(state, succeeded=True, reason="succeeded")
     if kind is ObservationKind.EXITED and code in MAINTENANCE_EXIT_CODES:
         return _restart_in_place(state, f"platform maintenance stopped the container (exit {code})")
-    if kind is ObservationKind.EXITED and code == KILLED_EXIT_CODE and state.priority == "Spot":
+    if kind is ObservationKind.EXITED and code == KILLED_EXIT_CODE and state.priority == "Spot" and state.spot_fallback:
+        # On Spot a kill is most likely an eviction, so fall back to Regular. Without a fallback it is an ordinary
+        # failed attempt: the container is Terminated under restart policy Never, so waiting for ACI to restart it
+        # (what an eviction event gets) would only burn time until the task timeout.
         return _evicted(state, "the Spot container was killed (exit 137)")
     if kind is ObservationKind.CALLBACK_FAILED:
         exit_text = f" with exit code {code}" if code is not None else ""

@@ -1,8 +1,11 @@
 """The decision policy, row by row, and ARM error classification."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from acibatch.policy import (
+    MAX_QUOTA_WAITS,
     MAX_RESTARTS_IN_PLACE,
     MAX_TRANSIENT_CREATE_ERRORS,
     AttemptState,
@@ -47,6 +50,9 @@ CAPACITY = "The requested resource is not available in the location 'westeurope'
         (Observation(K.EXITED, exit_code=137), SPOT, GroupAction.DELETE, Next.NEW_ATTEMPT, False),
         (Observation(K.EVICTED), SPOT_NO_FALLBACK, GroupAction.NONE, Next.WAIT, False),
         (Observation(K.EXITED, exit_code=137), FIRST, GroupAction.DELETE, Next.NEW_ATTEMPT, False),
+        (Observation(K.EXITED, exit_code=137), SPOT_NO_FALLBACK, GroupAction.DELETE, Next.FAIL, False),
+        (Observation(K.EXITED, exit_code=7148), KEEP, GroupAction.RESTART_IN_PLACE, Next.WAIT, False),
+        (Observation(K.EVICTED), FIRST, GroupAction.NONE, Next.WAIT, False),
         (Observation(K.CREATE_FAILED, arm_status=400, arm_code="InaccessibleImage", arm_message="no"), FIRST,
          GroupAction.DELETE, Next.FAIL, False),
         (Observation(K.CREATE_FAILED, arm_status=409, arm_code="ServiceUnavailable", arm_message=CAPACITY), FIRST,
@@ -125,3 +131,75 @@ def test_backoff_is_deterministic_capped_and_jittered_by_seed() -> None:
     assert backoff_seconds(3, seed="a") != backoff_seconds(3, seed="b")
     assert backoff_seconds(30, base=2, cap=60) == 60
     assert 2 <= backoff_seconds(0, base=2) <= 2.5
+
+
+def test_a_spot_kill_without_fallback_is_a_failed_attempt_not_a_wait() -> None:
+    state = AttemptState(attempt=1, max_attempts=2, priority="Spot", spot_fallback=False)
+    decision = decide(Observation(K.EXITED, exit_code=137), state)
+    assert (decision.next, decision.next_priority) == (Next.NEW_ATTEMPT, "Spot")
+    assert "exit code 137" in decision.reason
+
+
+def test_maintenance_restarts_are_capped_then_the_attempt_fails() -> None:
+    state = AttemptState(attempt=2, max_attempts=2, restarts_in_place=MAX_RESTARTS_IN_PLACE)
+    decision = decide(Observation(K.EXITED, exit_code=7147), state)
+    assert (decision.group_action, decision.next) == (GroupAction.DELETE, Next.FAIL)
+    assert "platform maintenance" in decision.reason
+
+
+def test_quota_errors_wait_longer_and_longer_than_transient_ones() -> None:
+    quota = Observation(K.CREATE_FAILED, arm_status=400, arm_code="ContainerGroupQuotaReached", arm_message="full")
+    transient = Observation(K.CREATE_FAILED, arm_status=503, arm_message="busy")
+    for n in range(4):
+        state = AttemptState(1, 3, transient_errors=n, seed="t")
+        assert decide(quota, state).delay_seconds > decide(transient, state).delay_seconds
+    # Quota back-pressure tolerates more tries than a transient error before giving up.
+    between = AttemptState(1, 3, transient_errors=MAX_TRANSIENT_CREATE_ERRORS)
+    assert decide(quota, between).next is Next.RETRY_CREATE
+    assert decide(transient, between).next is Next.FAIL
+    assert decide(quota, AttemptState(1, 3, transient_errors=MAX_QUOTA_WAITS)).next is Next.FAIL
+
+
+STATES = st.builds(
+    AttemptState,
+    attempt=st.integers(1, 6),
+    max_attempts=st.integers(1, 5),
+    restarts_in_place=st.integers(0, 4),
+    transient_errors=st.integers(0, 40),
+    priority=st.sampled_from(["Regular", "Spot"]),
+    spot_fallback=st.booleans(),
+    on_success=st.sampled_from(["delete", "stop"]),
+    on_failure=st.sampled_from(["delete", "stop"]),
+    seed=st.text(max_size=8),
+)
+OBSERVATIONS = st.builds(
+    Observation,
+    kind=st.sampled_from(list(ObservationKind)),
+    exit_code=st.one_of(st.none(), st.sampled_from([0, 1, 2, 137, 7147, 7148, 255])),
+    arm_status=st.one_of(st.none(), st.sampled_from([200, 302, 400, 404, 409, 429, 500, 503])),
+    arm_code=st.one_of(st.none(), st.sampled_from(["InaccessibleImage", "ServiceUnavailable", "QuotaExceeded", "X"])),
+    arm_message=st.one_of(st.none(), st.just(CAPACITY), st.text(max_size=20)),
+    message=st.one_of(st.none(), st.text(max_size=20)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(observation=OBSERVATIONS, state=STATES)
+def test_decide_is_total_and_keeps_attempt_semantics(observation: Observation, state: AttemptState) -> None:
+    decision = decide(observation, state)
+    assert decision == decide(observation, state)  # deterministic: safe to call while replaying
+    assert decision.reason and 0 <= decision.delay_seconds <= 300
+    assert decision.next_priority in {"Regular", "Spot"}
+    if decision.next is Next.NEW_ATTEMPT:
+        # A new attempt counts; only the one-way Spot -> Regular fallback may go past maxAttempts.
+        fallback = (state.priority, decision.next_priority) == ("Spot", "Regular")
+        assert state.attempt < state.max_attempts or fallback
+    if decision.group_action is GroupAction.RESTART_IN_PLACE:
+        assert decision.next is Next.WAIT and state.restarts_in_place < MAX_RESTARTS_IN_PLACE
+    if decision.next is Next.RETRY_CREATE:
+        assert observation.kind is K.CREATE_FAILED and decision.group_action is GroupAction.NONE
+    if not decision.delete_after_stop:  # a group is kept only when the spec asks for it
+        assert decision.group_action is GroupAction.STOP
+        assert (state.on_success if decision.next is Next.SUCCEED else state.on_failure) == "stop"
+    if decision.next in {Next.SUCCEED, Next.FAIL, Next.CANCEL}:
+        assert decision.group_action in {GroupAction.DELETE, GroupAction.STOP}

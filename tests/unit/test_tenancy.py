@@ -1,18 +1,23 @@
 """Capacity (fair queue across tenants) and tenant accounting, with property-based tests."""
 
+import json
 from collections import Counter
 
-from hypothesis import settings
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from acibatch.tenancy import (
+    AcquireResult,
     AcquireStatus,
     CapacityState,
     LeaseRequest,
     Quota,
+    ReleaseResult,
     TenantState,
     acquire,
+    configure_tenant,
     count_task,
     list_jobs,
     record_usage,
@@ -206,3 +211,83 @@ def test_tenant_accounting_counts_usage_once_and_indexes_jobs() -> None:
     ]
     assert TenantState.from_dict(state.to_dict()) == state
     assert TenantState.from_dict(None) == TenantState()
+
+
+def test_results_cross_the_durable_boundary_as_json() -> None:
+    state = region(1, 1, a=Quota(1, 1, 1, 1))
+    state, _ = acquire(state, request("l1", "a"))
+    state, queued = acquire(state, request("l2", "a", at=1))
+    assert json.loads(json.dumps(queued.to_dict())) == {"status": "QUEUED", "reason": None}
+    assert AcquireResult(AcquireStatus.REJECTED, "why").to_dict() == {"status": "REJECTED", "reason": "why"}
+    state, released = release(state, "l1", now=3)
+    wire = json.loads(json.dumps(released.to_dict()))
+    assert wire["released"]["leaseId"] == "l1" and wire["released"]["startedAt"] == 0.0
+    assert [LeaseRequest.from_dict(item) for item in wire["granted"]] == [request("l2", "a", at=1)]
+    assert ReleaseResult([], None).to_dict() == {"granted": [], "released": None}
+    assert json.loads(json.dumps(state.to_dict())) == state.to_dict()
+
+
+def test_a_request_of_a_tenant_without_quota_never_fits() -> None:
+    assert not region(4, 4).fits_now(request("x", "nobody"))
+
+
+def test_configuring_a_tenant_keeps_the_key_hash_unless_a_new_one_is_given() -> None:
+    state = configure_tenant(TenantState(), Quota(1, 2, 3, 1), "hash1")
+    state = configure_tenant(state, Quota(2, 2, 3, 1), None)
+    assert (state.quota, state.api_key_hash) == (Quota(2, 2, 3, 1), "hash1")
+    assert TenantState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+    with pytest.raises(ValueError, match="unknown task outcome"):
+        count_task(state, "Exploded")
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    weights=st.lists(st.sampled_from([1.0, 2.0, 3.0]), min_size=2, max_size=3),
+    size=st.sampled_from([0.5, 1.0, 2.0]),
+    capacity=st.integers(2, 12),
+    choices=st.lists(st.integers(0, 10_000), min_size=1, max_size=40),
+)
+def test_a_tenant_under_its_share_is_not_starved_by_a_long_queue(
+    weights: list[float], size: float, capacity: int, choices: list[int]
+) -> None:
+    """The first tenant fills the region and keeps a long queue; the others arrive later with equal-sized
+    requests. While the first tenant's early leases end, each freed slot goes to a tenant with the lowest
+    share (running cores / weight), and once they have all ended no waiting tenant's share trails another's by
+    more than one request: the capacity has converged to the weights and stays there whichever leases end."""
+    tenants = [f"t{index}" for index in range(len(weights))]
+    quotas = {
+        tenant: Quota(1000, 1000 * size, 1000 * size, weight) for tenant, weight in zip(tenants, weights, strict=True)
+    }
+    state = region(capacity, capacity * size, **quotas)
+    clock = 0.0
+    for tenant, depth in zip(tenants, [4 * capacity] + [capacity] * (len(tenants) - 1), strict=True):
+        for index in range(depth):
+            clock += 1
+            state, _ = acquire(state, request(f"{tenant}-{index}", tenant, size, size, clock))
+    early = sorted(state.running)
+    assert {state.running[lease_id].request.tenant for lease_id in early} == {"t0"}
+
+    def share(tenant: str) -> float:
+        return state.tenant_usage(tenant)[1] / state.quotas[tenant].weight
+
+    def check_balanced() -> None:
+        for behind in (tenant for tenant in tenants if state.queues.get(tenant)):
+            for ahead in tenants:
+                assert share(ahead) - size / state.quotas[ahead].weight <= share(behind) + 1e-9
+
+    for index, lease_id in enumerate(early):
+        waiting = [tenant for tenant in tenants if state.queues.get(tenant)]
+        clock += 1
+        state, result = release(state, lease_id, clock)
+        [granted] = result.granted  # one equal-sized lease ended: exactly one waiting request takes its place
+        lowest = min(share(tenant) - (size / state.quotas[tenant].weight if tenant == granted.tenant else 0)
+                     for tenant in waiting)  # fmt: skip
+        assert share(granted.tenant) - size / state.quotas[granted.tenant].weight <= lowest + 1e-9, index
+    check_balanced()
+    for choice in choices:
+        if not state.running:
+            break
+        clock += 1
+        state, result = release(state, sorted(state.running)[choice % len(state.running)], clock)
+        assert len(result.granted) <= 1
+        check_balanced()
