@@ -18,8 +18,6 @@ def observation_from_state(data: Mapping[str, Any] | GroupState) -> Observation 
     state = data if isinstance(data, GroupState) else GroupState.from_dict(data)
     if not state.exists:
         return Observation(kind=ObservationKind.LOST, message="the container group no longer exists")
-    if state.evicted:
-        return Observation(kind=ObservationKind.EVICTED, message="the Spot container group was evicted")
     if state.provisioning_state == "Failed" and state.container_state != "Terminated":
         return Observation(
             kind=ObservationKind.CREATE_FAILED,
@@ -31,6 +29,9 @@ def observation_from_state(data: Mapping[str, Any] | GroupState) -> Observation 
             exit_code=state.exit_code,
             message=state.detail_status or state.failure,
         )
+    # After the exit check: a container that finished after being restarted by ACI has simply exited.
+    if state.evicted:
+        return Observation(kind=ObservationKind.EVICTED, message="the container group was evicted or interrupted")
     if state.container_state == "Waiting" and state.failure:
         return Observation(kind=ObservationKind.NOT_STARTED, message=state.failure)
     return None
