@@ -74,13 +74,31 @@ def command_up(args: argparse.Namespace) -> int:
         print(f"logs           {data_dir / 'devhost.log'}, {data_dir / 'aciemu.log'}")
         print(f"try:           ACIBATCH_URL={stack.api_url} ACIBATCH_KEY=<admin key> acibatch tenant create demo")
         print("Ctrl-C stops everything.", flush=True)
+        logs = {"devhost": data_dir / "devhost.log", "aciemu": data_dir / "aciemu.log"}
+        offsets = dict.fromkeys(logs, 0)
         try:
             while not stopping:
+                follow_logs(logs, offsets)
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass
     print("stopped.")
     return 0
+
+
+def follow_logs(logs: dict[str, Path], offsets: dict[str, int]) -> None:
+    """Print what the services appended to their logs since the last call, one prefixed line at a time."""
+    for name, path in logs.items():
+        try:
+            with path.open("rb") as handle:
+                handle.seek(offsets[name])
+                chunk = handle.read()
+        except OSError:
+            continue
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        offsets[name] += len(complete)
+        for line in complete.decode(errors="replace").splitlines():
+            print(f"[{name}] {line}", flush=True)
 
 
 def run_api_command(args: argparse.Namespace, client: BatchClient) -> int:

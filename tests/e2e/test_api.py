@@ -163,3 +163,44 @@ def test_cli(stack: LocalStack, admin: BatchClient, tmp_path: Any, capsys: pytes
     assert "key is not valid" in capsys.readouterr().err
     assert cli.main(["--url", "http://127.0.0.1:9/api", "--key", key, "jobs"]) == 1
     assert "cannot reach" in capsys.readouterr().err
+
+
+def test_acibatch_up_serves_until_interrupted(tmp_path: Any) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from devhost.launcher import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "acibatch.cli", "up", "--port", str(port), "--data", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        admin_key = next(line.split()[-1] for line in lines if line.startswith("admin key"))
+        client = BatchClient(f"http://127.0.0.1:{port}/api", admin_key)
+        assert client.put_tenant("viaup", {})["created"] is True
+        time.sleep(1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert "[devhost]" in output and "stopped." in output
+    from pathlib import Path
+
+    leftovers = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(tmp_path).encode() in (entry / "cmdline").read_bytes():
+                leftovers.append(entry.name)
+        except OSError:
+            continue
+    assert leftovers == []  # devhost and aciemu were stopped
