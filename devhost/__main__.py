@@ -13,7 +13,6 @@ from pathlib import Path
 from aiohttp import web
 
 from devhost.app import AppLoadError, apply_settings, load_app, load_settings
-from devhost.episodes import EpisodeRunner
 from devhost.host import Host
 from devhost.store import Store
 
@@ -25,12 +24,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", help="state folder (default: <app>/.devhost)")
     parser.add_argument("--settings", help="settings file (default: <app>/local.settings.json when present)")
     parser.add_argument("--function-key", help="enforce this key on non-anonymous HTTP functions")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="processes that run orchestrator episodes (0: on the event loop); default: one per core",
-    )
     parser.add_argument("--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -77,15 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"devhost: cannot load the app: {error}", file=sys.stderr, flush=True)
         return 2
     data_dir = Path(args.data) if args.data else app_dir / ".devhost"
-    os.environ.setdefault("WEBSITE_HOSTNAME", f"127.0.0.1:{args.port}")
-    runner = EpisodeRunner(index, max(0, args.workers))  # forks before the store, threads and loop exist
     store = Store(data_dir / "taskhub.sqlite")
-    host = Host(index, store, args.port, args.function_key, runner)
+    os.environ.setdefault("WEBSITE_HOSTNAME", f"127.0.0.1:{args.port}")
+    host = Host(index, store, args.port, args.function_key)
     try:
         asyncio.run(serve(host, args.port))
     finally:
         store.close()
-        runner.close()
     return 0
 
 

@@ -26,7 +26,6 @@ from typing import Any
 from azure.functions._durable_functions import df_dumps, df_loads
 
 from devhost.app import AppIndex, FunctionInfo
-from devhost.episodes import EpisodeRunner
 from devhost.store import Store
 
 log = logging.getLogger("devhost.durable")
@@ -179,10 +178,8 @@ class Engine:
         store: Store,
         invoke_activity: Callable[[FunctionInfo, str], Any],
         http_call: Callable[[dict[str, Any]], Any],
-        runner: EpisodeRunner | None = None,
     ) -> None:
         self.index = index
-        self.runner = runner or EpisodeRunner(index)
         self.store = store
         self.invoke_activity = invoke_activity
         self.http_call = http_call
@@ -194,7 +191,6 @@ class Engine:
         self.wakeup = asyncio.Event()
         self.timer_handles: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self.persisted: dict[str, Persisted] = {}
-        self.in_flight: dict[str, asyncio.Task[None]] = {}
         self.tasks: set[asyncio.Future[Any]] = set()
         self.worker: asyncio.Task[None] | None = None
         self.completion_waiters: dict[str, list[asyncio.Future[None]]] = {}
@@ -310,15 +306,7 @@ class Engine:
                 self.wakeup.clear()
                 await self.wakeup.wait()
                 continue
-            if len(self.in_flight) >= self.runner.parallel:
-                await asyncio.wait(set(self.in_flight.values()), return_when=asyncio.FIRST_COMPLETED)
-                continue
             key = self.ready.popleft()
-            if key in self.in_flight:
-                self.ready.append(key)  # one episode per instance at a time; it is re-marked when done
-                self.ready_set.add(key)
-                await asyncio.wait(set(self.in_flight.values()), return_when=asyncio.FIRST_COMPLETED)
-                continue
             window = 0.0 if key.startswith("@") else self.coalescing_window(key)
             waited = time.monotonic() - self.ready_since.get(key, 0.0)
             if waited < window:
@@ -330,33 +318,14 @@ class Engine:
                 continue
             self.ready_set.discard(key)
             self.ready_since.pop(key, None)
-            if key.startswith("@"):
-                try:
+            try:
+                if key.startswith("@"):
                     self.run_entity_batch(key)
-                except Exception:
-                    log.exception("internal error while running %s", key)
-            else:
-                task = asyncio.get_running_loop().create_task(self.guarded_episode(key))
-                self.in_flight[key] = task
+                else:
+                    self.run_episode(key)
+            except Exception:
+                log.exception("internal error while running %s", key)
             await asyncio.sleep(0)
-
-    async def guarded_episode(self, key: str) -> None:
-        try:
-            await self.run_episode(key)
-        except Exception:
-            log.exception("internal error while running %s", key)
-        finally:
-            self.in_flight.pop(key, None)
-            instance = self.instances.get(key)
-            if instance is not None and instance.pending and instance.status == "Running":
-                self.mark_ready(key)
-            self.wakeup.set()
-
-    async def quiesce(self, instance_id: str) -> None:
-        """Wait for the instance's running episode, so a client operation sees a settled instance."""
-        task = self.in_flight.get(instance_id)
-        if task is not None:
-            await asyncio.wait({task})
 
     # -- client operations -----------------------------------------------------------------------------------
 
@@ -489,15 +458,15 @@ class Engine:
 
     # -- episodes ---------------------------------------------------------------------------------------------
 
-    def next_batch(self, instance: Instance) -> list[dict[str, Any]]:
-        """The next batch: plain events together, a retry-sensitive event alone (§2.4). They stay pending (and
-        stored) until the episode that delivers them commits."""
+    def take_events(self, instance: Instance) -> list[dict[str, Any]]:
+        """The next batch: plain events together, a retry-sensitive event alone (§2.4)."""
         batch: list[dict[str, Any]] = []
-        for candidate in instance.pending:
+        while instance.pending:
+            candidate = instance.pending[0]
             sensitive = self.retry_record_for(instance, candidate) is not None
             if sensitive and batch:
                 break
-            batch.append(candidate)
+            batch.extend(instance.take_pending(1))
             if sensitive:
                 break
         return batch
@@ -511,15 +480,14 @@ class Engine:
                 return record
         return None
 
-    async def run_episode(self, instance_id: str) -> None:
+    def run_episode(self, instance_id: str) -> None:
         instance = self.instances.get(instance_id)
         if instance is None or instance.status in TERMINAL_STATES or instance.status == "Suspended":
             return
         if not instance.pending:
             return
         info = self.index.orchestrators.get(instance.name.lower())
-        delivered = self.next_batch(instance)
-        execution = instance.execution_id
+        delivered = self.take_events(instance)
         started = event(ORCHESTRATOR_STARTED)
         played = [{**e, "IsPlayed": True} for e in instance.history]
         context = {
@@ -538,7 +506,7 @@ class Engine:
             error = f"The orchestrator function '{instance.name}' no longer exists in the app."
         else:
             try:
-                state = json.loads(await self.runner.run(str(info.durable_name).lower(), json.dumps(context)))
+                state = json.loads(info.callable(json.dumps(context)))
             except Exception as exc:
                 message = str(exc)
                 if OUT_OF_PROC_MARKER in message:
@@ -550,9 +518,6 @@ class Engine:
                     error = state.get("error") or text
                 else:
                     error = "".join(traceback.format_exception_only(exc)).strip()
-        if instance.status in TERMINAL_STATES or instance.execution_id != execution:
-            return  # terminated (or restarted) while the episode ran: its result no longer applies
-        instance.take_pending(len(delivered))
         with self.store.transaction():
             new_history = [started, *delivered]
             scheduled: list[dict[str, Any]] = []

@@ -33,7 +33,6 @@ from devhost.durable import (
     decode_activity_input,
     encode_activity_result,
 )
-from devhost.episodes import EpisodeRunner
 from devhost.ncrontab import Schedule
 from devhost.store import Store
 
@@ -87,19 +86,12 @@ def route_pattern(template: str) -> re.Pattern[str]:
 
 
 class Host:
-    def __init__(
-        self,
-        index: AppIndex,
-        store: Store,
-        port: int,
-        enforce_keys: str | None = None,
-        runner: EpisodeRunner | None = None,
-    ) -> None:
+    def __init__(self, index: AppIndex, store: Store, port: int, enforce_keys: str | None = None) -> None:
         self.index = index
         self.port = port
         self.enforce_keys = enforce_keys
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="devhost-fn")
-        self.engine = Engine(index, store, self.invoke_activity, self.http_call, runner)
+        self.engine = Engine(index, store, self.invoke_activity, self.http_call)
         self.routes = [
             (route_pattern(str(info.route).strip("/")), info) for info in index.functions if info.kind == "http"
         ]
@@ -308,7 +300,6 @@ class Host:
                     return web.Response(status=404)
                 code = 200 if found.status in TERMINAL_STATES else 202
                 return web.json_response(self.status_body(found, request), status=code)
-            await engine.quiesce(instance_id)
             if len(parts) == 2 and method == "DELETE":
                 if not engine.purge(instance_id):
                     return web.json_response({"instancesDeleted": 0}, status=404)
