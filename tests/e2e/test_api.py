@@ -170,32 +170,31 @@ def test_acibatch_up_serves_until_interrupted(tmp_path: Any) -> None:
     import subprocess
     import sys
     import time
+    from pathlib import Path
 
     from devhost.launcher import free_port
 
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "acibatch.cli", "up", "--port", str(port), "--data", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
+    command = [sys.executable, "-m", "acibatch.cli", "up", "--port", str(port), "--data", str(tmp_path)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
         assert process.stdout is not None
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if "Ctrl-C stops everything" in line:
-                break
-        admin_key = next(line.split()[-1] for line in lines if line.startswith("admin key"))
-        client = BatchClient(f"http://127.0.0.1:{port}/api", admin_key)
-        assert client.put_tenant("viaup", {})["created"] is True
-        time.sleep(1)
-    finally:
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=60)
+        try:
+            lines = []
+            for line in process.stdout:
+                lines.append(line)
+                if "Ctrl-C stops everything" in line:
+                    break
+            admin_key = next(line.split()[-1] for line in lines if line.startswith("admin key"))
+            client = BatchClient(f"http://127.0.0.1:{port}/api", admin_key)
+            assert client.put_tenant("viaup", {})["created"] is True
+            time.sleep(1)
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+        # Read through the same buffered reader: communicate() would skip what it already buffered.
+        output = process.stdout.read()
     assert process.returncode == 0
     assert "[devhost]" in output and "stopped." in output
-    from pathlib import Path
-
     leftovers = []
     for entry in Path("/proc").iterdir():
         try:
