@@ -267,10 +267,11 @@ class AciGateway:
         )
         return found
 
-    def delete(self, name: str) -> bool:
+    def delete(self, name: str, known_to_exist: bool = False) -> bool:
         """Delete and wait until the group is gone, so its quota is free; False when it did not exist."""
-        # ARM answers a delete of a missing group with 204, indistinguishable from success: look first.
-        if not self.get_state(name).exists:
+        # ARM answers a delete of a missing group with 204, indistinguishable from success: look first,
+        # unless the caller has just seen the group.
+        if not known_to_exist and not self.get_state(name).exists:
             return False
         found, _ = _unless_missing(
             lambda: self.client.container_groups.begin_delete(self.resource_group, name).result()

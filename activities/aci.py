@@ -106,7 +106,7 @@ def cleanup_group(payload: dict[str, Any]) -> dict[str, Any]:
     if state.exists and payload.get("stop"):
         aci.stop(name)
     if state.exists and payload.get("delete"):
-        aci.delete(name)
+        aci.delete(name, known_to_exist=True)
     return {
         "logTail": None if log is None else log[-LOG_TAIL_CHARS:],
         "exitCode": state.exit_code,

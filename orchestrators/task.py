@@ -130,6 +130,11 @@ class TaskRun:
                 timer.cancel()
             if winner is self.granted_waiter:
                 self.granted_waiter = None
+                # The releasing task's capacity call already granted these leases; asking again would only
+                # add a round trip to the dispatch path. A stale or foreign wake-up just asks again.
+                granted = decode_event_payload(winner.result)
+                if isinstance(granted, dict) and lease_id in granted.get("leases", []):
+                    return None
             elif winner is self.cancel_waiter:
                 self.cancelled = True
             waits += 1
