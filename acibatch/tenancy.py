@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 EPSILON = 1e-9
@@ -54,6 +55,11 @@ class LeaseRequest:
     requested_at: float
 
     def to_dict(self) -> dict[str, Any]:
+        return dict(self.stored_form)
+
+    @cached_property
+    def stored_form(self) -> dict[str, Any]:
+        """`to_dict()` built once (the request never changes); shared, so read it, never change it."""
         return {
             "leaseId": self.lease_id,
             "tenant": self.tenant,
@@ -79,7 +85,12 @@ class Lease:
     started_at: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.request.to_dict(), "startedAt": self.started_at}
+        return dict(self.stored_form)
+
+    @cached_property
+    def stored_form(self) -> dict[str, Any]:
+        """`to_dict()` built once (the lease never changes); shared, so read it, never change it."""
+        return {**self.request.stored_form, "startedAt": self.started_at}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Lease:
@@ -130,8 +141,9 @@ class CapacityState:
             "maxGroups": self.max_groups,
             "maxCores": self.max_cores,
             "quotas": {tenant: quota.to_dict() for tenant, quota in self.quotas.items()},
-            "running": [lease.to_dict() for lease in self.running.values()],
-            "queues": {tenant: [r.to_dict() for r in queue] for tenant, queue in self.queues.items() if queue},
+            # The entity stores this once per operation: reuse each lease's and request's dict.
+            "running": [lease.stored_form for lease in self.running.values()],
+            "queues": {tenant: [r.stored_form for r in queue] for tenant, queue in self.queues.items() if queue},
         }
 
     @classmethod

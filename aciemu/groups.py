@@ -182,8 +182,10 @@ class GroupRuntime:
             run = self.group.containers.get(name) or self.group.init_containers.get(name)
             if run is not None and reason_event:
                 run.event("Killing", f"Killing container {name}")
-            await sandbox.terminate(process, self.marker, self.emulator.timings.stop_grace_seconds)
-        sandbox.kill_marked(self.marker)
+            await sandbox.terminate(
+                process, self.marker, self.emulator.timings.stop_grace_seconds, self.emulator.use_bwrap
+            )
+        sandbox.kill_marked(self.marker, self.emulator.use_bwrap)
 
     def save(self) -> None:
         self.emulator.save(self.group)
@@ -303,7 +305,7 @@ class GroupRuntime:
                 if generation != self.generation:
                     return
                 run = group.containers[name]
-                sandbox.kill_marked(self.marker) if not self.processes else None
+                sandbox.kill_marked(self.marker, self.emulator.use_bwrap) if not self.processes else None
                 run.terminated(code, "Completed" if code == 0 else "Error")
                 if self.should_restart(code):
                     delay = RESTART_BACKOFF_SECONDS[min(run.restart_count, len(RESTART_BACKOFF_SECONDS) - 1)]
@@ -383,6 +385,6 @@ def remove_tree(path: Path) -> None:
 def write_private_json(path: Path, data: dict[str, Any]) -> None:
     temporary = path.with_suffix(".tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(json.dumps(data).encode())
     os.replace(temporary, path)

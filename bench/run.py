@@ -1,10 +1,12 @@
 """`make bench`: devhost and the whole stack measured side by side with peers on this machine.
 
 1. HelloCities5: N orchestrations x 5 sequential activities, started and awaited through the Durable HTTP API;
-   history events per second (10 per orchestration), and the same workload on DBOS (SQLite) in the same run.
+   history events per second (10 per orchestration), on devhost as shipped and with the Durable SDK left
+   stock (DEVHOST_FAST_TIMESTAMPS=0), and the same workload on DBOS (SQLite) in the same run.
 2. Fan-out/fan-in: one orchestration with 1k and with 4k parallel activities; the 4k/1k time ratio.
 3. End-to-end batch: a job of `sleep 1` + callback tasks with capacity for 50 groups, against the floor (the
-   same commands run directly 50 at a time); dispatch latency (a lease freed -> the next task's group created).
+   same commands run directly 50 at a time); dispatch latency (a lease freed in the capacity entity -> the
+   container of the task it went to running, as that container reports it).
 4. Peak RSS of devhost and aciemu during 3.
 
 Prints a table and writes JSON to bench/results/. `--smoke` runs tiny sizes (CI checks the harness works).
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,7 +31,10 @@ from typing import Any
 
 from acibatch.client import BatchClient
 from acibatch.localstack import local_stack
+from acibatch.naming import task_instance_id
+from devhost.durable import EVENT_RAISED, TASK_SCHEDULED
 from devhost.launcher import DevhostProcess
+from devhost.timestamps import SETTING as FAST_TIMESTAMPS
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -111,6 +117,27 @@ def parse(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
+def sleep_then_call_back() -> list[str]:
+    """The task: `sleep 1`, then report success with the moment the container started (for dispatch latency).
+
+    curl when there is one: a Python reporter costs ~100 ms of CPU per task just to start (more behind a
+    pyenv shim), and at 50 tasks a second that alone would fill both cores: the bench would measure
+    interpreter start-up, not acibatch.
+    """
+    if shutil.which("curl"):
+        body = '{\\"status\\":\\"succeeded\\",\\"exitCode\\":0,\\"result\\":{\\"containerStartedAt\\":$started}}'
+        report = (
+            'curl -fsS -o /dev/null --retry 5 --retry-connrefused -X POST -H "Content-Type: application/json" '
+            f'-H "Authorization: Bearer $BATCH_CALLBACK_TOKEN" --data "{body}" "$BATCH_CALLBACK_URL"'
+        )
+        return ["sh", "-c", f"started=$(date +%s.%N); sleep 1 && {report}"]
+    code = (
+        "import time, acibatch_report as r; started = time.time(); time.sleep(1); "
+        "r.succeeded({'containerStartedAt': started})"
+    )
+    return [sys.executable, "-c", code]
+
+
 def end_to_end(tasks: int, slots: int, data: Path) -> dict[str, Any]:
     settings = {"ACI_MAX_GROUPS": str(slots), "ACI_MAX_CORES": str(slots), "BATCH_POLL_SECONDS": "30"}
     emulator_args = ["--max-groups", str(slots + 10), "--max-cores", str(slots + 10)]
@@ -118,8 +145,7 @@ def end_to_end(tasks: int, slots: int, data: Path) -> dict[str, Any]:
         admin = BatchClient(stack.api_url, stack.admin_key)
         key = admin.put_tenant("bench", {"maxGroups": slots, "maxCores": slots, "maxMemoryGb": slots})["apiKey"]
         client = BatchClient(stack.api_url, key)
-        code = "import time, acibatch_report as r; time.sleep(1); r.succeeded()"
-        spec = {"jobId": "e2e", "image": "python:3.12", "command": ["python3", "-c", code], "cpu": 1, "memoryGb": 1,
+        spec = {"jobId": "e2e", "image": "python:3.12", "command": sleep_then_call_back(), "cpu": 1, "memoryGb": 1,
                 "env": {"PYTHONPATH": str(WORKER)}, "taskCount": tasks, "taskTimeoutSeconds": 600}  # fmt: skip
         started = time.perf_counter()
         client.submit(spec)
@@ -129,19 +155,48 @@ def end_to_end(tasks: int, slots: int, data: Path) -> dict[str, Any]:
         job = client.job("e2e", limit=0)
         records = client.all_tasks("e2e")
         pids = {name: peak_rss_mb(pid) for name, pid in find_pids(stack.host_url, stack.aci_url).items()}
-    starts = sorted(parse(r["startedAt"]) for r in records if r["startedAt"])
-    finishes = sorted(parse(r["finishedAt"]) for r in records if r["finishedAt"])
-    # With `slots` leases, the k-th start after the first `slots` waits for the (k - slots)-th lease to free.
-    latencies = [
-        max(0.0, starts[k] - finishes[k - slots]) for k in range(slots, min(len(starts), len(finishes) + slots))
-    ]
+        container_started = {
+            task_instance_id("bench", "e2e", r["id"]): float(r["result"]["containerStartedAt"])
+            for r in records
+            if isinstance(r.get("result"), dict) and "containerStartedAt" in r["result"]
+        }
+        latencies = dispatch_latencies(stack.host_url, list(container_started), container_started)
     ordered = sorted(latencies) or [0.0]
     return {
         "tasks": tasks, "slots": slots, "state": job["state"], "seconds": round(seconds, 2),
+        "dispatches_measured": len(latencies),
         "dispatch_ms_median": round(statistics.median(ordered) * 1000, 1),
         "dispatch_ms_p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 1),
         "peak_rss_mb": pids,
     }  # fmt: skip
+
+
+def dispatch_latencies(host_url: str, instances: list[str], container_started: dict[str, float]) -> list[float]:
+    """Seconds from a lease freed to the container of the task it went to running, for every hand-over.
+
+    A releasing task's history holds the capacity entity's answer (the moment the lease was freed), then a
+    `wake_waiters` activity naming the leases that answer granted; each lease names the task that got it,
+    whose container reported when it started. Leases granted straight away (nothing was freed) don't count.
+    """
+
+    def history(instance: str) -> list[dict[str, Any]]:
+        url = f"{host_url}/runtime/webhooks/durabletask/instances/{instance}?showHistory=true&showHistoryOutput=true"
+        events: list[dict[str, Any]] = get_json(url).get("historyEvents") or []
+        return events
+
+    latencies = []
+    with ThreadPoolExecutor(16) as pool:
+        for events in pool.map(history, instances):
+            freed_at = None
+            for item in events:
+                if item["EventType"] == EVENT_RAISED:
+                    freed_at = parse(item["Timestamp"])
+                elif item["EventType"] == TASK_SCHEDULED and item.get("Name") == "wake_waiters" and freed_at:
+                    for lease in json.loads(item["Input"]):
+                        owner = str(lease).rpartition("#")[0]
+                        if owner in container_started:
+                            latencies.append(max(0.0, container_started[owner] - freed_at))
+    return latencies
 
 
 def find_pids(host_url: str, aci_url: str) -> dict[str, int]:
@@ -171,13 +226,18 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"machine_cores": cores, "smoke": args.smoke, "when": datetime.now(UTC).isoformat()}
     with tempfile.TemporaryDirectory(prefix="acibatch-bench-") as scratch:
         data = Path(scratch)
+        # devhost as shipped, then with the Durable SDK untouched (no fast timestamp parsing): both are reported.
+        stock = {FAST_TIMESTAMPS: "0"}
+        with DevhostProcess(BENCH / "app", data / "stock", env=stock, log_path=data / "stock.log") as host:
+            stock_run = hello_cities(host.url, hello_count)
         with DevhostProcess(BENCH / "app", data / "devhost", log_path=data / "devhost.log") as host:
-            results["hello_cities5"] = {"devhost": hello_cities(host.url, hello_count)}
+            results["hello_cities5"] = {"devhost": hello_cities(host.url, hello_count), "devhost_stock_sdk": stock_run}
             times = {width: fan_out(host.url, width) for width in widths}
-        results["hello_cities5"]["dbos"] = dbos_hello_cities(hello_count)
-        dbos_rate = results["hello_cities5"]["dbos"].get("events_per_second")
-        devhost_rate = results["hello_cities5"]["devhost"]["events_per_second"]
-        results["hello_cities5"]["devhost_over_dbos"] = round(devhost_rate / dbos_rate, 2) if dbos_rate else None
+        hc = results["hello_cities5"]
+        hc["dbos"] = dbos_hello_cities(hello_count)
+        dbos_rate = hc["dbos"].get("events_per_second")
+        for name in ("devhost", "devhost_stock_sdk"):
+            hc[f"{name}_over_dbos"] = round(hc[name]["events_per_second"] / dbos_rate, 2) if dbos_rate else None
         small, large = widths
         results["fan_out"] = {f"{w}_seconds": round(t, 2) for w, t in times.items()}
         results["fan_out"]["ratio"] = round(times[large] / times[small], 2)
@@ -193,14 +253,16 @@ def main(argv: list[str] | None = None) -> int:
     hc, fo = results["hello_cities5"], results["fan_out"]
     rows = [
         ("HelloCities5 devhost (events/s)", hc["devhost"]["events_per_second"]),
+        ("HelloCities5 devhost, stock SDK (events/s)", hc["devhost_stock_sdk"]["events_per_second"]),
         ("HelloCities5 DBOS (events/s)", hc["dbos"].get("events_per_second", hc["dbos"].get("error"))),
-        ("devhost / DBOS", hc["devhost_over_dbos"]),
+        ("devhost / DBOS (stock SDK / DBOS)", f"{hc['devhost_over_dbos']} ({hc['devhost_stock_sdk_over_dbos']})"),
         (f"fan-out {small} / {large} (s)", f"{fo[f'{small}_seconds']} / {fo[f'{large}_seconds']}"),
         (f"fan-out ratio {large}/{small}", fo["ratio"]),
         (f"end-to-end {e2e_tasks} tasks, {slots} slots (s)", e2e["seconds"]),
         ("floor (s)", e2e["floor_seconds"]),
         ("end-to-end / floor", e2e["over_floor"]),
         ("dispatch latency median / p99 (ms)", f"{e2e['dispatch_ms_median']} / {e2e['dispatch_ms_p99']}"),
+        ("  hand-overs measured", e2e["dispatches_measured"]),
         ("peak RSS devhost / aciemu (MB)", f"{e2e['peak_rss_mb'].get('devhost')} / {e2e['peak_rss_mb'].get('aciemu')}"),
     ]
     print(f"\nacibatch bench on {cores} cores{' (smoke)' if args.smoke else ''}")

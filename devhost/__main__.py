@@ -15,6 +15,8 @@ from aiohttp import web
 from devhost.app import AppLoadError, apply_settings, load_app, load_settings
 from devhost.host import Host
 from devhost.store import Store
+from devhost.timestamps import SETTING as FAST_TIMESTAMPS
+from devhost.timestamps import install as install_fast_timestamps
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -69,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     except AppLoadError as error:
         print(f"devhost: cannot load the app: {error}", file=sys.stderr, flush=True)
         return 2
+    if not install_fast_timestamps():
+        print(f"devhost: {FAST_TIMESTAMPS}=0: the Durable SDK parses history timestamps with dateutil", flush=True)
     data_dir = Path(args.data) if args.data else app_dir / ".devhost"
     store = Store(data_dir / "taskhub.sqlite")
     os.environ.setdefault("WEBSITE_HOSTNAME", f"127.0.0.1:{args.port}")

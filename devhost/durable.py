@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -33,6 +34,7 @@ log = logging.getLogger("devhost.durable")
 RUNNING_STATES = {"Pending", "Running", "Suspended", "ContinuedAsNew"}
 TERMINAL_STATES = {"Completed", "Failed", "Terminated", "Canceled"}
 ENTITY_BATCH = 50
+BATCH_SECONDS = 0.02  # the longest the event loop is held by one batch of steps (one commit)
 COALESCE_MIN_HISTORY = 200
 COALESCE_SECONDS_PER_EVENT = 20e-6
 COALESCE_MAX_SECONDS = 0.25
@@ -49,7 +51,15 @@ EVENT_SENT, EVENT_RAISED = 14, 15
 
 
 def iso(moment: float | None = None) -> str:
-    return datetime.fromtimestamp(time.time() if moment is None else moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """`2026-11-25T01:57:46.123456Z`: always microseconds and Z (the shape `devhost.timestamps` reads fast)."""
+    moment = time.time() if moment is None else moment
+    seconds = int(moment // 1)
+    return f"{_iso_seconds(seconds)}.{int((moment - seconds) * 1e6):06d}Z"
+
+
+@functools.lru_cache(maxsize=64)
+def _iso_seconds(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def parse_iso(text: str) -> float:
@@ -120,6 +130,7 @@ class Persisted:
     execution: str = ""
     history: int = 0
     pending_upto: int = 0
+    pending_from: int = 0  # pending rows below this are deleted
     activities: set[str] = field(default_factory=set)
 
 
@@ -194,6 +205,8 @@ class Engine:
         self.tasks: set[asyncio.Future[Any]] = set()
         self.worker: asyncio.Task[None] | None = None
         self.completion_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self.played_json: dict[str, tuple[str, list[str]]] = {}  # instance -> (execution, serialized history)
+        self.arrivals: list[Callable[[], None]] = []  # finished activities and fired timers, for the next batch
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -208,6 +221,7 @@ class Engine:
                 instance.execution_id,
                 len(instance.history),
                 instance.pending_consumed + len(instance.pending),
+                0,  # rows of consumed events may survive a crash: the first save deletes them
                 set(instance.activities),
             )
             self.instances[instance.id] = instance
@@ -254,11 +268,15 @@ class Engine:
                 # A new execution (start over a finished id, continue-as-new): its rows start afresh.
                 for table in ("history", "pending", "activities"):
                     self.store.delete_rows(table, instance.id)
-                done = self.persisted[instance.id] = Persisted(instance.execution_id, 0, instance.pending_consumed)
+                done = self.persisted[instance.id] = Persisted(
+                    instance.execution_id, 0, instance.pending_consumed, instance.pending_consumed
+                )
             if len(instance.history) > done.history:
                 self.store.append_rows("history", instance.id, done.history, instance.history[done.history :])
                 done.history = len(instance.history)
-            self.store.delete_rows("pending", instance.id, below=instance.pending_consumed)
+            if done.pending_from < instance.pending_consumed:
+                self.store.delete_rows("pending", instance.id, below=instance.pending_consumed)
+                done.pending_from = instance.pending_consumed
             end = instance.pending_consumed + len(instance.pending)
             start = max(done.pending_upto, instance.pending_consumed)
             if end > start:
@@ -278,11 +296,14 @@ class Engine:
         record.updated = time.time()
         self.store.put("entities", record.id, record.to_dict())
 
-    def mark_ready(self, key: str) -> None:
+    def mark_ready(self, key: str, first: bool = False) -> None:
         if key not in self.ready_set:
             self.ready_set.add(key)
             self.ready_since.setdefault(key, time.monotonic())
-            self.ready.append(key)
+            if first:
+                self.ready.appendleft(key)
+            else:
+                self.ready.append(key)
             self.wakeup.set()
 
     def coalescing_window(self, key: str) -> float:
@@ -302,30 +323,49 @@ class Engine:
 
     async def work(self) -> None:
         while True:
-            if not self.ready:
+            if not (self.ready or self.arrivals):
                 self.wakeup.clear()
                 await self.wakeup.wait()
                 continue
-            key = self.ready.popleft()
-            window = 0.0 if key.startswith("@") else self.coalescing_window(key)
-            waited = time.monotonic() - self.ready_since.get(key, 0.0)
-            if waited < window:
-                self.ready.append(key)  # let more events arrive; others go first
-                if len(self.ready) == 1:
-                    await asyncio.sleep(window - waited)
-                else:
-                    await asyncio.sleep(0)
-                continue
-            self.ready_set.discard(key)
-            self.ready_since.pop(key, None)
-            try:
-                if key.startswith("@"):
-                    self.run_entity_batch(key)
-                else:
-                    self.run_episode(key)
-            except Exception:
-                log.exception("internal error while running %s", key)
-            await asyncio.sleep(0)
+            ran, wait = self.run_batch()
+            await asyncio.sleep(0 if ran or wait is None else wait)
+
+    def run_batch(self) -> tuple[int, float | None]:
+        """Run ready steps for up to BATCH_SECONDS in one transaction (one commit for the lot).
+
+        Returns how many steps ran and, when none could, how long until the first coalescing window ends.
+        Nothing started by a step (activities, timers) runs before the commit: they need the event loop,
+        which this synchronous batch holds until it has committed.
+        """
+        deadline = time.monotonic() + BATCH_SECONDS
+        ran, wait, deferred = 0, None, 0
+        with self.store.transaction():
+            arrivals, self.arrivals = self.arrivals, []
+            for arrival in arrivals:
+                self.run_step(arrival)
+            while self.ready and deferred < len(self.ready) and time.monotonic() < deadline:
+                key = self.ready.popleft()
+                window = 0.0 if key.startswith("@") else self.coalescing_window(key)
+                waited = time.monotonic() - self.ready_since.get(key, 0.0)
+                if waited < window:
+                    self.ready.append(key)  # let more events arrive; others go first
+                    deferred += 1
+                    wait = window - waited if wait is None else min(wait, window - waited)
+                    continue
+                deferred = 0
+                self.ready_set.discard(key)
+                self.ready_since.pop(key, None)
+                step = self.run_entity_batch if key.startswith("@") else self.run_episode
+                self.run_step(functools.partial(step, key))
+                ran += 1
+        return ran, wait
+
+    def run_step(self, step: Callable[[], None]) -> None:
+        try:
+            with self.store.transaction():
+                step()
+        except Exception:
+            log.exception("internal error while running %s", step)
 
     # -- client operations -----------------------------------------------------------------------------------
 
@@ -489,9 +529,7 @@ class Engine:
         info = self.index.orchestrators.get(instance.name.lower())
         delivered = self.take_events(instance)
         started = event(ORCHESTRATOR_STARTED)
-        played = [{**e, "IsPlayed": True} for e in instance.history]
         context = {
-            "history": [*played, started, *delivered],
             "input": instance.input_text(),
             "instanceId": instance.id,
             "isReplaying": False,
@@ -506,7 +544,7 @@ class Engine:
             error = f"The orchestrator function '{instance.name}' no longer exists in the app."
         else:
             try:
-                state = json.loads(info.callable(json.dumps(context)))
+                state = json.loads(info.callable(self.context_json(instance, [started, *delivered], context)))
             except Exception as exc:
                 message = str(exc)
                 if OUT_OF_PROC_MARKER in message:
@@ -552,6 +590,19 @@ class Engine:
             effect()
         if instance.pending and instance.status == "Running":
             self.mark_ready(instance.id)
+
+    def context_json(self, instance: Instance, new_events: list[dict[str, Any]], fields: dict[str, Any]) -> str:
+        """The orchestration trigger's JSON: past events (IsPlayed) + new ones, then the other fields.
+
+        Past events never change, so each is serialized once per execution and kept (not stored).
+        """
+        cached = self.played_json.get(instance.id)
+        if cached is None or cached[0] != instance.execution_id or len(cached[1]) > len(instance.history):
+            cached = self.played_json[instance.id] = (instance.execution_id, [])
+        played = cached[1]
+        played.extend(json.dumps({**e, "IsPlayed": True}) for e in instance.history[len(played) :])
+        history = ",".join([*played, *(json.dumps(e) for e in new_events)])
+        return f'{{"history":[{history}],{json.dumps(fields)[1:]}'
 
     def allocate(self, instance: Instance) -> int:
         task_id = instance.next_id
@@ -709,6 +760,7 @@ class Engine:
     def finish(self, instance: Instance, status: str, output: Any, error: str | None) -> None:
         instance.status = status
         instance.output = output
+        self.played_json.pop(instance.id, None)
         instance.take_pending()
         instance.held = []
         instance.activities, instance.children = {}, {}
@@ -748,16 +800,29 @@ class Engine:
                 reason = f"Activity function '{work['name']}' failed: {type(exc).__name__}: {exc}"
                 outcome = event(TASK_FAILED, TaskScheduledId=task_id, Reason=reason,
                                 Details="".join(traceback.format_exception(exc))[-4000:])  # fmt: skip
-            current = self.instances.get(instance.id)
-            if current is None or current.execution_id != work["execution"]:
-                return
-            with self.store.transaction():
-                current.activities.pop(str(task_id), None)
-                self.deliver(current.id, outcome, work["execution"])
+            self.arrive(lambda: self.activity_done(instance.id, task_id, work["execution"], outcome))
 
         task = loop.create_task(run())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def arrive(self, arrival: Callable[[], None]) -> None:
+        self.arrivals.append(arrival)
+        self.wakeup.set()
+
+    def activity_done(self, instance_id: str, task_id: int, execution: str, outcome: dict[str, Any]) -> None:
+        current = self.instances.get(instance_id)
+        if current is None or current.execution_id != execution:
+            return
+        current.activities.pop(str(task_id), None)
+        self.deliver(current.id, outcome, execution)
+
+    def timer_fired(self, instance_id: str, timer_id: int, execution: str, fire_at: float) -> None:
+        current = self.instances.get(instance_id)
+        if current is None or current.execution_id != execution or str(timer_id) not in current.timers:
+            return
+        current.timers.pop(str(timer_id), None)
+        self.deliver(current.id, event(TIMER_FIRED, TimerId=timer_id, FireAt=iso(fire_at)), execution)
 
     def schedule_timer(self, instance: Instance, timer_id: int, fire_at: float) -> None:
         loop = asyncio.get_running_loop()
@@ -765,12 +830,7 @@ class Engine:
 
         def fire() -> None:
             self.timer_handles.pop((instance.id, str(timer_id)), None)
-            current = self.instances.get(instance.id)
-            if current is None or current.execution_id != execution or str(timer_id) not in current.timers:
-                return
-            with self.store.transaction():
-                current.timers.pop(str(timer_id), None)
-                self.deliver(current.id, event(TIMER_FIRED, TimerId=timer_id, FireAt=iso(fire_at)), execution)
+            self.arrive(lambda: self.timer_fired(instance.id, timer_id, execution, fire_at))
 
         delay = max(0.0, fire_at - time.time())
         self.timer_handles[(instance.id, str(timer_id))] = loop.call_later(delay, fire)
@@ -814,7 +874,9 @@ class Engine:
                 self.deliver(op["parent"], event(EVENT_RAISED, Name=op["id"], Input=json.dumps(response)),
                              op.get("parentExecution"))  # fmt: skip
         if record.queue:
-            self.mark_ready(entity_id)
+            # Straight back to the front: callers wait on these answers, and an entity behind every busy
+            # orchestration would take a full round of the ready queue per ENTITY_BATCH operations.
+            self.mark_ready(entity_id, first=True)
 
     def entity_state(self, entity_id: str) -> Any:
         record = self.entities.get(entity_id)

@@ -3,7 +3,9 @@
 Every state change is written before its effects are started (a scheduled activity is stored before it
 runs), so killing the process at any moment and starting again resumes every instance: unfinished
 activities run again (at-least-once, as in Azure), timers fire (late ones at once), queued entity
-operations and raised events are kept. Several rows changed by one step are written in one transaction.
+operations and raised events are kept. Several rows changed by one step are written in one transaction, and
+the engine runs a batch of steps in one outer transaction (group commit): the effects of a step (an activity
+started, a timer set) only start once the loop regains control, which is after that commit.
 """
 
 from __future__ import annotations
@@ -39,19 +41,20 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        if self._depth == 0:
-            self.connection.execute("BEGIN")
+        """All or nothing; a nested transaction is a savepoint, so a failing step undoes only its own writes."""
+        savepoint = f"step{self._depth}"
+        self.connection.execute("BEGIN" if self._depth == 0 else f"SAVEPOINT {savepoint}")
         self._depth += 1
         try:
             yield
         except BaseException:
             self._depth -= 1
-            if self._depth == 0:
-                self.connection.execute("ROLLBACK")
+            self.connection.execute("ROLLBACK" if self._depth == 0 else f"ROLLBACK TO {savepoint}")
+            if self._depth:
+                self.connection.execute(f"RELEASE {savepoint}")
             raise
         self._depth -= 1
-        if self._depth == 0:
-            self.connection.execute("COMMIT")
+        self.connection.execute("COMMIT" if self._depth == 0 else f"RELEASE {savepoint}")
 
     def put(self, table: str, key: str, data: dict[str, Any]) -> None:
         self.connection.execute(

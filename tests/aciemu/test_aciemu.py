@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -129,6 +130,15 @@ def test_exit_codes_and_restart_policies(client: ContainerInstanceManagementClie
     assert client.container_groups.get(RG, "ok").instance_view.state == "Succeeded"
     for name in ("never", "onfailure", "always", "ok"):
         client.container_groups.begin_delete(RG, name).result()
+
+
+def test_memory_beyond_the_limit_is_refused(client: ContainerInstanceManagementClient) -> None:
+    # 0.5 GB asks for the 2 GiB address-space floor: a 3 GiB allocation must fail inside the container.
+    grab = "import sys\ntry:\n    bytearray(3 * 1024**3)\nexcept MemoryError:\n    sys.exit(42)"
+    client.container_groups.begin_create_or_update(RG, "greedy", group(sys.executable, "-c", grab)).result()
+    view = wait_for(lambda: terminated(client, "greedy"))
+    assert view.current_state.exit_code == 42
+    client.container_groups.begin_delete(RG, "greedy").result()
 
 
 def test_listing_pages_and_usages(client: ContainerInstanceManagementClient) -> None:

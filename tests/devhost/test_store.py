@@ -1,0 +1,36 @@
+"""devhost's store: a nested transaction is a savepoint, so a failing step undoes only its own writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devhost.store import Store
+
+
+def test_a_failed_step_inside_a_batch_rolls_back_alone(tmp_path: Path) -> None:
+    store = Store(tmp_path / "hub.sqlite")
+    with store.transaction():
+        store.put("instances", "kept-before", {"n": 1})
+        with pytest.raises(RuntimeError), store.transaction():
+            store.put("instances", "lost", {"n": 2})
+            with store.transaction():
+                store.put("instances", "lost-inner", {"n": 3})
+            raise RuntimeError("the step fails")
+        store.put("instances", "kept-after", {"n": 4})
+    store.close()
+    reopened = Store(tmp_path / "hub.sqlite")
+    assert sorted(item["n"] for item in reopened.load_all("instances")) == [1, 4]
+
+
+def test_a_failed_batch_leaves_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "hub.sqlite")
+    with pytest.raises(RuntimeError), store.transaction():
+        with store.transaction():
+            store.put("instances", "step", {"n": 1})
+        raise RuntimeError("the batch fails")
+    assert list(store.load_all("instances")) == []
+    with store.transaction():  # and the store is usable again
+        store.put("instances", "next", {"n": 2})
+    assert [item["n"] for item in store.load_all("instances")] == [2]

@@ -1,0 +1,54 @@
+"""devhost's fast timestamp parser gives the Durable SDK exactly what dateutil would."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from azure.durable_functions.models.history.HistoryEvent import HistoryEvent
+from dateutil.parser import parse as dateutil_parse
+from hypothesis import given
+from hypothesis import strategies as st
+
+from devhost import timestamps
+from devhost.durable import iso
+
+MOMENTS = st.datetimes(min_value=datetime(1971, 1, 2), max_value=datetime(2200, 1, 1))
+
+
+@given(MOMENTS)
+def test_devhost_timestamps_parse_to_what_dateutil_returns(moment: datetime) -> None:
+    text = iso(moment.replace(tzinfo=UTC).timestamp())
+    fast, slow = timestamps.parse_timestamp(text), dateutil_parse(text)
+    assert fast == slow
+    assert fast.replace(tzinfo=None) == slow.replace(tzinfo=None)
+    assert fast.utcoffset() == slow.utcoffset() == timedelta(0)
+    assert type(fast.tzinfo) is type(slow.tzinfo)
+
+
+@given(st.sampled_from(["2026-11-25T01:57:46Z", "2026-11-25T01:57:46.1234567Z", "2026-11-25 01:57:46+02:00",
+                        "2026-11-25T01:57:46.123456+00:00", "2026-13-25T01:57:46.123456Z"]))  # fmt: skip
+def test_other_shapes_are_left_to_dateutil(text: str) -> None:
+    try:
+        expected = dateutil_parse(text)
+    except ValueError:
+        expected = None
+    if expected is None:
+        try:
+            timestamps.parse_timestamp(text)
+        except ValueError:
+            return
+        raise AssertionError(f"{text!r} should not parse")
+    assert timestamps.parse_timestamp(text) == expected
+
+
+def test_install_switches_the_sdk_parser_and_the_setting_turns_it_off() -> None:
+    text = "2026-11-25T01:57:46.123456Z"
+    try:
+        assert timestamps.install({timestamps.SETTING: "0"}) is False
+        stock = HistoryEvent(EventType=12, EventId=-1, IsPlayed=False, Timestamp=text).timestamp
+        assert timestamps.install({}) is True
+        assert timestamps._HISTORY_EVENT_MODULE.dt_parse is timestamps.parse_timestamp
+        fast = HistoryEvent(EventType=12, EventId=-1, IsPlayed=False, Timestamp=text).timestamp
+        assert fast == stock and fast.isoformat() == stock.isoformat()
+    finally:
+        timestamps.install({timestamps.SETTING: "0"})
