@@ -132,6 +132,7 @@ class Persisted:
     pending_upto: int = 0
     pending_from: int = 0  # pending rows below this are deleted
     activities: set[str] = field(default_factory=set)
+    changed_activities: set[str] = field(default_factory=set)  # added or removed since the last save
 
 
 @dataclass
@@ -269,8 +270,9 @@ class Engine:
                 for table in ("history", "pending", "activities"):
                     self.store.delete_rows(table, instance.id)
                 done = self.persisted[instance.id] = Persisted(
-                    instance.execution_id, 0, instance.pending_consumed, instance.pending_consumed
-                )
+                    instance.execution_id, 0, instance.pending_consumed, instance.pending_consumed,
+                    changed_activities=done.changed_activities,  # every outstanding one is new to this execution
+                )  # fmt: skip
             if len(instance.history) > done.history:
                 self.store.append_rows("history", instance.id, done.history, instance.history[done.history :])
                 done.history = len(instance.history)
@@ -283,14 +285,25 @@ class Engine:
                 fresh = instance.pending[start - instance.pending_consumed :]
                 self.store.append_rows("pending", instance.id, start, fresh)
             done.pending_upto = end
-            current = set(instance.activities)
-            for task in done.activities - current:
-                self.store.delete_rows("activities", instance.id, key=int(task))
-            for task in current - done.activities:
-                self.store.put_row("activities", instance.id, int(task), instance.activities[task])
-            done.activities = current
+            # Only the activities scheduled or finished since the last save: a fan-out has thousands outstanding.
+            for task in done.changed_activities:
+                if task in instance.activities and task not in done.activities:
+                    self.store.put_row("activities", instance.id, int(task), instance.activities[task])
+                    done.activities.add(task)
+                elif task not in instance.activities and task in done.activities:
+                    self.store.delete_rows("activities", instance.id, key=int(task))
+                    done.activities.discard(task)
+            done.changed_activities.clear()
             if meta:
                 self.store.put("instances", instance.id, instance.meta())
+
+    def set_activity(self, instance: Instance, task: str, work: dict[str, Any] | None) -> None:
+        """Record an outstanding activity (or its end, with None) so the next save writes just that row."""
+        if work is None:
+            instance.activities.pop(task, None)
+        else:
+            instance.activities[task] = work
+        self.persisted.setdefault(instance.id, Persisted()).changed_activities.add(task)
 
     def save_entity(self, record: EntityRecord) -> None:
         record.updated = time.time()
@@ -680,7 +693,7 @@ class Engine:
                 )  # fmt: skip
             scheduled.append(event(TASK_SCHEDULED, task_id, Name=name, Version="", Input=action.get("input")))
             work = {"name": name, "input": action.get("input"), "execution": instance.execution_id}
-            instance.activities[str(task_id)] = work
+            self.set_activity(instance, str(task_id), work)
             effects.append(lambda: self.run_activity(instance, task_id, work))
         elif kind in {2, 3}:
             name = str(action["functionName"])
@@ -725,7 +738,7 @@ class Engine:
                 "http": action.get("httpRequest"),
                 "execution": instance.execution_id,
             }
-            instance.activities[str(task_id)] = work
+            self.set_activity(instance, str(task_id), work)
             effects.append(lambda: self.run_activity(instance, task_id, work))
         else:
             raise DurableError(400, f"unsupported action type {kind}")
@@ -763,7 +776,9 @@ class Engine:
         self.played_json.pop(instance.id, None)
         instance.take_pending()
         instance.held = []
-        instance.activities, instance.children = {}, {}
+        for task in list(instance.activities):
+            self.set_activity(instance, task, None)
+        instance.children = {}
         self.drop_timers(instance)
         self.save(instance)
         parent = instance.parent
@@ -814,7 +829,7 @@ class Engine:
         current = self.instances.get(instance_id)
         if current is None or current.execution_id != execution:
             return
-        current.activities.pop(str(task_id), None)
+        self.set_activity(current, str(task_id), None)
         self.deliver(current.id, outcome, execution)
 
     def timer_fired(self, instance_id: str, timer_id: int, execution: str, fire_at: float) -> None:

@@ -1,8 +1,9 @@
 """Task orchestrator: one task's life through attempts, each attempt one ACI container group.
 
-Per attempt: take a capacity lease (for the first attempt asked together with registering at the job) (waiting on `CapacityGranted` raced with a back-off timer), create the
-group, race the signed callback against a poll timer until the task timeout, decide with
-`acibatch.policy.decide`, clean the group up, release the lease and record usage.
+Per attempt: take a capacity lease (waiting on `CapacityGranted` raced with a back-off timer; the first attempt
+asks in the same round trip as registering at the job), create the group, race the signed callback against a
+poll timer until the task timeout, decide with `acibatch.policy.decide`, clean the group up, release the lease
+and record usage.
 
 Waiters for external events are created once and reused across `task_any` calls: the Python SDK hands an
 event to the most recently created waiter of that name, so an abandoned waiter would swallow a later event.
