@@ -2,7 +2,7 @@
 
 1. HelloCities5: N orchestrations x 5 sequential activities, started and awaited through the Durable HTTP API;
    history events per second (10 per orchestration), on devhost as shipped and with the Durable SDK left
-   stock (DEVHOST_FAST_TIMESTAMPS=0), and the same workload on DBOS (SQLite) in the same run.
+   stock (DEVHOST_SDK_FAST_PATHS=0), and the same workload on DBOS (SQLite) in the same run.
 2. Fan-out/fan-in: one orchestration with 1k and with 4k parallel activities (median of 3 runs each); the 4k/1k
    time ratio.
 3. End-to-end batch: a job of `sleep 1` + callback tasks with capacity for 50 groups, against the floor (the
@@ -34,8 +34,8 @@ from acibatch.client import BatchClient
 from acibatch.localstack import local_stack
 from acibatch.naming import task_instance_id
 from devhost.durable import EVENT_RAISED, TASK_SCHEDULED
+from devhost.fastpaths import SETTING as SDK_FAST_PATHS
 from devhost.launcher import DevhostProcess
-from devhost.timestamps import SETTING as FAST_TIMESTAMPS
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -244,8 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"machine_cores": cores, "smoke": args.smoke, "when": datetime.now(UTC).isoformat()}
     with tempfile.TemporaryDirectory(prefix="acibatch-bench-") as scratch:
         data = Path(scratch)
-        # devhost as shipped, then with the Durable SDK untouched (no fast timestamp parsing): both are reported.
-        stock = {FAST_TIMESTAMPS: "0"}
+        # devhost as shipped, then with the Durable SDK untouched (no fast paths): both are reported.
+        stock = {SDK_FAST_PATHS: "0"}
         with DevhostProcess(BENCH / "app", data / "stock", env=stock, log_path=data / "stock.log") as host:
             stock_run = hello_cities(host.url, hello_count)
         with DevhostProcess(BENCH / "app", data / "devhost", log_path=data / "devhost.log") as host:

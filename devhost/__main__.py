@@ -12,11 +12,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from devhost.app import AppLoadError, apply_settings, load_app, load_settings
+from devhost.app import AppLoadError, apply_settings, load_settings
+from devhost.fastpaths import SETTING as SDK_FAST_PATHS
+from devhost.fastpaths import enabled as sdk_fast_paths_enabled
 from devhost.host import Host
 from devhost.store import Store
-from devhost.timestamps import SETTING as FAST_TIMESTAMPS
-from devhost.timestamps import install as install_fast_timestamps
+from devhost.workers import WorkerPool, worker_count
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -30,28 +31,39 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def serve(host: Host, port: int) -> None:
-    runner = web.AppRunner(host.build(), access_log=logging.getLogger("devhost.access") if host else None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    print(f"devhost: listening on http://127.0.0.1:{port}", flush=True)
-    for info in host.index.functions:
-        if info.kind == "http":
-            methods = ",".join(info.methods) or "ALL"
-            print(f"  {info.name}: [{methods}] http://127.0.0.1:{port}/{host.index.route_prefix}/{info.route}")
-        else:
-            print(f"  {info.name}: {info.kind}{' ' + str(info.durable_name) if info.durable_name else ''}")
-    sys.stdout.flush()
+async def serve(app_dir: Path, data_dir: Path, port: int, function_key: str | None) -> int:
+    workers = WorkerPool(app_dir, worker_count(), f"http://127.0.0.1:{port}")
     try:
+        index = await workers.start()
+    except AppLoadError as error:
+        print(f"devhost: cannot load the app: {error}", file=sys.stderr, flush=True)
+        return 2
+    store = Store(data_dir / "taskhub.sqlite")
+    host = Host(index, store, port, workers, function_key)
+    runner = web.AppRunner(host.build(), access_log=logging.getLogger("devhost.access"))
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", port)
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        print(f"devhost: listening on http://127.0.0.1:{port} ({len(workers.slots)} language worker(s))", flush=True)
+        for info in index.functions:
+            if info.kind == "http":
+                methods = ",".join(info.methods) or "ALL"
+                print(f"  {info.name}: [{methods}] http://127.0.0.1:{port}/{index.route_prefix}/{info.route}")
+            else:
+                print(f"  {info.name}: {info.kind}{' ' + str(info.durable_name) if info.durable_name else ''}")
+        sys.stdout.flush()
         await stop.wait()
     finally:
         await runner.cleanup()
+        await workers.stop()
+        store.close()
         print("devhost: stopped", flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,22 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     settings_file = Path(args.settings) if args.settings else app_dir / "local.settings.json"
     try:
         if args.settings or settings_file.exists():
-            apply_settings(load_settings(settings_file))
-        index = load_app(app_dir)
+            apply_settings(load_settings(settings_file))  # before workers start: they inherit the environment
+        worker_count()
     except AppLoadError as error:
         print(f"devhost: cannot load the app: {error}", file=sys.stderr, flush=True)
         return 2
-    if not install_fast_timestamps():
-        print(f"devhost: {FAST_TIMESTAMPS}=0: the Durable SDK parses history timestamps with dateutil", flush=True)
+    if not sdk_fast_paths_enabled():
+        print(f"devhost: {SDK_FAST_PATHS}=0: the Durable SDK runs stock, without devhost's fast paths", flush=True)
     data_dir = Path(args.data) if args.data else app_dir / ".devhost"
-    store = Store(data_dir / "taskhub.sqlite")
     os.environ.setdefault("WEBSITE_HOSTNAME", f"127.0.0.1:{args.port}")
-    host = Host(index, store, args.port, args.function_key)
-    try:
-        asyncio.run(serve(host, args.port))
-    finally:
-        store.close()
-    return 0
+    return asyncio.run(serve(app_dir, data_dir, args.port, args.function_key))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,10 @@
 The app folder goes on `sys.path`, `function_app.py` is imported, the one `FunctionRegister` at module top
 level is found and `get_functions()` is called exactly once. Durable names follow the extension: orchestrator
 and activity names match case-insensitively, entity names are lower-cased.
+
+Only language workers (`devhost.worker`) import the app. They send the host its index as metadata
+(`AppIndex.to_dict`), as the real Python worker reports its functions to the Functions host; the host never
+holds a user callable.
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ class AppLoadError(RuntimeError):
 class FunctionInfo:
     name: str
     kind: str  # http | timer | orchestrator | activity | entity
-    callable: Callable[..., Any]
     trigger_param: str
     client_param: str | None
     takes_context: bool
@@ -53,6 +56,33 @@ class AppIndex:
     entities: dict[str, FunctionInfo] = field(default_factory=dict)
     route_prefix: str = "api"
     hub_name: str = "TestHubName"
+    functions_by_name: dict[str, FunctionInfo] = field(default_factory=dict)
+    callables: dict[str, Callable[..., Any]] = field(default_factory=dict)  # by function name; workers only
+
+    def add(self, info: FunctionInfo) -> None:
+        self.functions.append(info)
+        self.functions_by_name[info.name] = info
+        if info.kind == "orchestrator":
+            self.orchestrators[str(info.durable_name).lower()] = info
+        elif info.kind == "activity":
+            self.activities[str(info.durable_name).lower()] = info
+        elif info.kind == "entity":
+            self.entities[str(info.durable_name).lower()] = info
+
+    def to_dict(self) -> dict[str, Any]:
+        """The metadata the host needs (no callables), as JSON."""
+        return {
+            "routePrefix": self.route_prefix,
+            "hubName": self.hub_name,
+            "functions": [{**info.__dict__, "methods": list(info.methods)} for info in self.functions],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AppIndex:
+        index = cls(route_prefix=data["routePrefix"], hub_name=data["hubName"])
+        for item in data["functions"]:
+            index.add(FunctionInfo(**{**item, "methods": tuple(item["methods"])}))
+        return index
 
 
 def load_settings(path: Path) -> dict[str, str]:
@@ -128,13 +158,8 @@ def load_app(app_dir: Path) -> AppIndex:
         if info.name.lower() in names:
             raise AppLoadError(f"two functions are named '{info.name}'; function names must be unique")
         names.add(info.name.lower())
-        index.functions.append(info)
-        if info.kind == "orchestrator":
-            index.orchestrators[str(info.durable_name).lower()] = info
-        elif info.kind == "activity":
-            index.activities[str(info.durable_name).lower()] = info
-        elif info.kind == "entity":
-            index.entities[str(info.durable_name).lower()] = info
+        index.add(info)
+        index.callables[info.name] = function.get_user_function()
     return index
 
 
@@ -152,7 +177,6 @@ def _describe(function: Any) -> FunctionInfo:
     info = FunctionInfo(
         name=function.get_function_name(),
         kind="other",
-        callable=user,
         trigger_param=trigger.name,
         client_param=client,
         takes_context=takes_context,

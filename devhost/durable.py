@@ -3,7 +3,9 @@
 It plays the role of the Durable extension + DTFx for the Python SDK, following
 `shared/reference/durable-functions-protocol.md`: the history shapes and sequence-number allocation of
 §2.2-2.4, retries with DTFx semantics (§2.6), continue-as-new, terminate/suspend (§3), entities (§4).
-Episodes run one at a time on the event loop; activities run concurrently (sync ones in a thread pool).
+User code runs in language workers (`devhost.workers`): an episode sends the instance's history to a worker
+and its actions are applied when the reply arrives, while the event loop goes on with other instances, so the
+SDK's replay runs on another core. One episode per instance (and one batch per entity) is in flight at a time.
 Events that make the SDK allocate retry ids are delivered alone, one per episode (§2.4), while plain
 completions and external events are batched.
 """
@@ -19,21 +21,23 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.functions._durable_functions import df_dumps, df_loads
+from azure.functions._durable_functions import df_loads
 
 from devhost.app import AppIndex, FunctionInfo
-from devhost.store import Store
+from devhost.store import Store, encode
+from devhost.workers import FunctionFailed, Reply, WorkerExited, WorkerPool
 
 log = logging.getLogger("devhost.durable")
 
 RUNNING_STATES = {"Pending", "Running", "Suspended", "ContinuedAsNew"}
 TERMINAL_STATES = {"Completed", "Failed", "Terminated", "Canceled"}
 ENTITY_BATCH = 50
+WORKER_LOSSES_TOLERATED = 3  # an episode whose worker died this many times fails its orchestration
 BATCH_SECONDS = 0.02  # the longest the event loop is held by one batch of steps (one commit)
 COALESCE_MIN_HISTORY = 200
 COALESCE_SECONDS_PER_EVENT = 20e-6
@@ -51,7 +55,7 @@ EVENT_SENT, EVENT_RAISED = 14, 15
 
 
 def iso(moment: float | None = None) -> str:
-    """`2026-11-25T01:57:46.123456Z`: always microseconds and Z (the shape `devhost.timestamps` reads fast)."""
+    """`2026-11-25T01:57:46.123456Z`: always microseconds and Z (the shape `devhost.fastpaths` reads fast)."""
     moment = time.time() if moment is None else moment
     seconds = int(moment // 1)
     return f"{_iso_seconds(seconds)}.{int((moment - seconds) * 1e6):06d}Z"
@@ -171,6 +175,12 @@ def execution_started(instance: Instance) -> dict[str, Any]:
     )
 
 
+def played_text(stored: str) -> str:
+    """A stored event's JSON as replay sees it. `event()` puts IsPlayed third, after two integers, so the
+    first match is that key and never text inside the event's input or result."""
+    return stored.replace('"IsPlayed":false', '"IsPlayed":true', 1)
+
+
 def flatten(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     flat: list[dict[str, Any]] = []
     for action in actions:
@@ -188,12 +198,12 @@ class Engine:
         self,
         index: AppIndex,
         store: Store,
-        invoke_activity: Callable[[FunctionInfo, str], Any],
+        workers: WorkerPool,
         http_call: Callable[[dict[str, Any]], Any],
     ) -> None:
         self.index = index
         self.store = store
-        self.invoke_activity = invoke_activity
+        self.workers = workers
         self.http_call = http_call
         self.instances: dict[str, Instance] = {}
         self.entities: dict[str, EntityRecord] = {}
@@ -208,6 +218,9 @@ class Engine:
         self.completion_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.played_json: dict[str, tuple[str, list[str]]] = {}  # instance -> (execution, serialized history)
         self.arrivals: list[Callable[[], None]] = []  # finished activities and fired timers, for the next batch
+        self.in_flight: set[str] = set()  # instances and entities whose episode or batch a worker is running
+        self.settling: dict[str, list[asyncio.Future[None]]] = {}  # client operations waiting for an episode
+        self.worker_losses: dict[str, int] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -274,7 +287,9 @@ class Engine:
                     changed_activities=done.changed_activities,  # every outstanding one is new to this execution
                 )  # fmt: skip
             if len(instance.history) > done.history:
-                self.store.append_rows("history", instance.id, done.history, instance.history[done.history :])
+                texts = [encode(item) for item in instance.history[done.history :]]
+                self.store.append_encoded("history", instance.id, done.history, texts)
+                self.remember_played(instance, done.history, texts)
                 done.history = len(instance.history)
             if done.pending_from < instance.pending_consumed:
                 self.store.delete_rows("pending", instance.id, below=instance.pending_consumed)
@@ -368,7 +383,7 @@ class Engine:
                 deferred = 0
                 self.ready_set.discard(key)
                 self.ready_since.pop(key, None)
-                step = self.run_entity_batch if key.startswith("@") else self.run_episode
+                step = self.begin_entity_batch if key.startswith("@") else self.begin_episode
                 self.run_step(functools.partial(step, key))
                 ran += 1
         return ran, wait
@@ -511,15 +526,17 @@ class Engine:
 
     # -- episodes ---------------------------------------------------------------------------------------------
 
-    def take_events(self, instance: Instance) -> list[dict[str, Any]]:
-        """The next batch: plain events together, a retry-sensitive event alone (§2.4)."""
+    def next_events(self, instance: Instance) -> list[dict[str, Any]]:
+        """The next batch: plain events together, a retry-sensitive event alone (§2.4).
+
+        They stay pending (and stored) until the episode that delivers them has been applied.
+        """
         batch: list[dict[str, Any]] = []
-        while instance.pending:
-            candidate = instance.pending[0]
+        for candidate in instance.pending:
             sensitive = self.retry_record_for(instance, candidate) is not None
             if sensitive and batch:
                 break
-            batch.extend(instance.take_pending(1))
+            batch.append(candidate)
             if sensitive:
                 break
         return batch
@@ -533,15 +550,21 @@ class Engine:
                 return record
         return None
 
-    def run_episode(self, instance_id: str) -> None:
+    def begin_episode(self, instance_id: str) -> None:
+        """Send the instance's history and next events to a worker; `end_episode` applies the reply."""
         instance = self.instances.get(instance_id)
         if instance is None or instance.status in TERMINAL_STATES or instance.status == "Suspended":
             return
-        if not instance.pending:
-            return
+        if not instance.pending or instance_id in self.in_flight or instance_id in self.settling:
+            return  # re-marked ready when the episode in flight ends or the client operation is done
         info = self.index.orchestrators.get(instance.name.lower())
-        delivered = self.take_events(instance)
+        delivered = self.next_events(instance)
         started = event(ORCHESTRATOR_STARTED)
+        instance.status = "Running"
+        if info is None:
+            error = f"The orchestrator function '{instance.name}' no longer exists in the app."
+            self.apply_episode(instance, started, delivered, {}, error)
+            return
         context = {
             "input": instance.input_text(),
             "instanceId": instance.id,
@@ -550,16 +573,34 @@ class Engine:
             "upperSchemaVersion": 1,
             "upperSchemaVersionNew": 2,
         }
-        instance.status = "Running"
-        error: str | None = None
-        state: dict[str, Any] = {}
-        if info is None:
-            error = f"The orchestrator function '{instance.name}' no longer exists in the app."
-        else:
+        body = self.context_json(instance, [started, *delivered], context).encode()
+        reply = self.workers.invoke(info, body, affinity=instance.id)
+        self.in_flight.add(instance_id)
+        execution = instance.execution_id
+        reply.add_done_callback(
+            lambda done: self.arrive(lambda: self.end_episode(instance_id, execution, started, delivered, done))
+        )
+
+    def end_episode(
+        self, instance_id: str, execution: str, started: dict[str, Any], delivered: list[dict[str, Any]],
+        reply: asyncio.Future[Reply],
+    ) -> None:  # fmt: skip
+        self.in_flight.discard(instance_id)
+        try:
+            instance = self.instances.get(instance_id)
+            if instance is None or instance.execution_id != execution or instance.status in TERMINAL_STATES:
+                return  # nothing of that execution is left to apply the episode to
+            error: str | None = None
+            state: dict[str, Any] = {}
             try:
-                state = json.loads(info.callable(self.context_json(instance, [started, *delivered], context)))
-            except Exception as exc:
-                message = str(exc)
+                state = json.loads(reply.result()[1])
+            except WorkerExited as exc:
+                losses = self.worker_losses[instance_id] = self.worker_losses.get(instance_id, 0) + 1
+                if losses < WORKER_LOSSES_TOLERATED:
+                    return  # the events are still pending: the episode runs again
+                error = f"{exc} ({losses} times in a row)"
+            except FunctionFailed as exc:
+                message = exc.message
                 if OUT_OF_PROC_MARKER in message:
                     text, _, data = message.partition(OUT_OF_PROC_MARKER)
                     try:
@@ -568,11 +609,30 @@ class Engine:
                         state = {}
                     error = state.get("error") or text
                 else:
-                    error = "".join(traceback.format_exception_only(exc)).strip()
+                    error = f"{exc.type}: {message}"
+            self.worker_losses.pop(instance_id, None)
+            self.apply_episode(instance, started, delivered, state, error)
+        finally:
+            self.after_episode(instance_id)
+
+    def after_episode(self, instance_id: str) -> None:
+        for waiter in self.settling.get(instance_id, []):
+            if not waiter.done():
+                waiter.set_result(None)
+        instance = self.instances.get(instance_id)
+        if instance is not None and instance.pending and instance.status == "Running":
+            self.mark_ready(instance_id)
+
+    def apply_episode(
+        self, instance: Instance, started: dict[str, Any], delivered: list[dict[str, Any]], state: dict[str, Any],
+        error: str | None,
+    ) -> None:  # fmt: skip
+        """Record what an episode did: its events, the actions it scheduled, and its end if it ended."""
+        instance.take_pending(len(delivered))
+        effects: list[Callable[[], None]] = []
         with self.store.transaction():
             new_history = [started, *delivered]
             scheduled: list[dict[str, Any]] = []
-            effects: list[Callable[[], None]] = []
             for delivered_event in delivered:
                 self.retry_bookkeeping(instance, delivered_event, scheduled, effects)
             actions = flatten((state.get("actions") or [[]])[0] if state.get("actions") else [])
@@ -601,21 +661,46 @@ class Engine:
                 self.save(instance)
         for effect in effects:
             effect()
-        if instance.pending and instance.status == "Running":
-            self.mark_ready(instance.id)
+
+    @contextlib.asynccontextmanager
+    async def settled(self, instance_id: str) -> AsyncIterator[None]:
+        """For a client operation that changes more than the pending queue (terminate, suspend, resume):
+        wait until no episode of the instance is in flight, and start none until the operation is done."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self.settling.setdefault(instance_id, [])
+        waiters.append(waiter)
+        try:
+            if instance_id in self.in_flight:
+                await waiter
+            yield
+        finally:
+            waiters.remove(waiter)
+            if not waiters:
+                del self.settling[instance_id]
+                self.after_episode(instance_id)
 
     def context_json(self, instance: Instance, new_events: list[dict[str, Any]], fields: dict[str, Any]) -> str:
         """The orchestration trigger's JSON: past events (IsPlayed) + new ones, then the other fields.
 
-        Past events never change, so each is serialized once per execution and kept (not stored).
+        Past events never change, so each is encoded once per execution (when it is stored) and kept.
         """
+        played = self.played_events(instance)
+        if len(played) < len(instance.history):  # not stored by this process yet (a restart): encode them now
+            played.extend(played_text(encode(item)) for item in instance.history[len(played) :])
+        history = ",".join([*played, *(encode(item) for item in new_events)])
+        return f'{{"history":[{history}],{encode(fields)[1:]}'
+
+    def played_events(self, instance: Instance) -> list[str]:
         cached = self.played_json.get(instance.id)
         if cached is None or cached[0] != instance.execution_id or len(cached[1]) > len(instance.history):
             cached = self.played_json[instance.id] = (instance.execution_id, [])
-        played = cached[1]
-        played.extend(json.dumps({**e, "IsPlayed": True}) for e in instance.history[len(played) :])
-        history = ",".join([*played, *(json.dumps(e) for e in new_events)])
-        return f'{{"history":[{history}],{json.dumps(fields)[1:]}'
+        return cached[1]
+
+    def remember_played(self, instance: Instance, first: int, texts: list[str]) -> None:
+        """Keep the stored encoding of new history events for the next episode's context."""
+        played = self.played_events(instance)
+        if len(played) == first:
+            played.extend(played_text(text) for text in texts)
 
     def allocate(self, instance: Instance) -> int:
         task_id = instance.next_id
@@ -802,19 +887,25 @@ class Engine:
         loop = asyncio.get_running_loop()
 
         async def run() -> None:
+            failed: tuple[str, str, str] | None = None  # type, message, details
             try:
                 if work["name"] == "BuiltIn::HttpActivity":
                     result_text = json.dumps(await self.http_call(work["http"]))
                 else:
                     info = self.index.activities[work["name"].lower()]
-                    result_text = await self.invoke_activity(info, work.get("input") or "null")
-                outcome = event(TASK_COMPLETED, TaskScheduledId=task_id, Result=result_text)
+                    reply = await self.workers.invoke(info, str(work.get("input") or "null").encode())
+                    result_text = reply[1].decode()
             except asyncio.CancelledError:
                 raise
+            except FunctionFailed as exc:
+                failed = (exc.type, exc.message, exc.details)
             except Exception as exc:
-                reason = f"Activity function '{work['name']}' failed: {type(exc).__name__}: {exc}"
-                outcome = event(TASK_FAILED, TaskScheduledId=task_id, Reason=reason,
-                                Details="".join(traceback.format_exception(exc))[-4000:])  # fmt: skip
+                failed = (type(exc).__name__, str(exc), "".join(traceback.format_exception(exc))[-4000:])
+            if failed is None:
+                outcome = event(TASK_COMPLETED, TaskScheduledId=task_id, Result=result_text)
+            else:
+                reason = f"Activity function '{work['name']}' failed: {failed[0]}: {failed[1]}"
+                outcome = event(TASK_FAILED, TaskScheduledId=task_id, Reason=reason, Details=failed[2])
             self.arrive(lambda: self.activity_done(instance.id, task_id, work["execution"], outcome))
 
         task = loop.create_task(run())
@@ -852,12 +943,17 @@ class Engine:
 
     # -- entities ---------------------------------------------------------------------------------------------
 
-    def run_entity_batch(self, entity_id: str) -> None:
+    def begin_entity_batch(self, entity_id: str) -> None:
+        """Send the entity's state and next operations to a worker; `end_entity_batch` applies the reply."""
         record = self.entities.get(entity_id)
-        if record is None or not record.queue:
-            return
+        if record is None or not record.queue or entity_id in self.in_flight:
+            return  # re-marked ready when the batch in flight ends
         info = self.index.entities.get(record.name)
-        batch, rest = record.queue[:ENTITY_BATCH], record.queue[ENTITY_BATCH:]
+        batch = record.queue[:ENTITY_BATCH]
+        if info is None:
+            failure = {"isError": True, "result": json.dumps(f"the entity function '{record.name}' does not exist")}
+            self.apply_entity_batch(record, batch, [failure] * len(batch))
+            return
         context = {
             "self": {"name": record.name, "key": record.key},
             "exists": record.exists,
@@ -865,18 +961,30 @@ class Engine:
             "batch": [{"name": op["name"], "input": op.get("input"), "isSignal": op.get("isSignal", False)}
                       for op in batch],
         }  # fmt: skip
-        results: list[dict[str, Any]]
+        reply = self.workers.invoke(info, json.dumps(context).encode(), affinity=entity_id)
+        self.in_flight.add(entity_id)
+        reply.add_done_callback(lambda done: self.arrive(lambda: self.end_entity_batch(entity_id, batch, done)))
+
+    def end_entity_batch(self, entity_id: str, batch: list[dict[str, Any]], reply: asyncio.Future[Reply]) -> None:
+        self.in_flight.discard(entity_id)
+        record = self.entities[entity_id]
         try:
-            if info is None:
-                raise RuntimeError(f"the entity function '{record.name}' does not exist")
-            answer = json.loads(info.callable(json.dumps(context)))
+            answer = json.loads(reply.result()[1])
             record.exists = bool(answer.get("entityExists"))
             record.state = answer.get("entityState") if record.exists else None
             results = list(answer.get("results") or [])
+        except WorkerExited:
+            self.mark_ready(entity_id, first=True)  # the operations are still queued: run them again
+            return
         except Exception as exc:
             results = [{"isError": True, "result": json.dumps(str(exc))} for _ in batch]
+        self.apply_entity_batch(record, batch, results)
+
+    def apply_entity_batch(
+        self, record: EntityRecord, batch: list[dict[str, Any]], results: list[dict[str, Any]]
+    ) -> None:
         with self.store.transaction():
-            record.queue = rest
+            record.queue = record.queue[len(batch) :]
             self.save_entity(record)
             for op, result in zip(batch, results + [{}] * (len(batch) - len(results)), strict=False):
                 if op.get("isSignal") or not op.get("parent"):
@@ -891,21 +999,10 @@ class Engine:
         if record.queue:
             # Straight back to the front: callers wait on these answers, and an entity behind every busy
             # orchestration would take a full round of the ready queue per ENTITY_BATCH operations.
-            self.mark_ready(entity_id, first=True)
+            self.mark_ready(record.id, first=True)
 
     def entity_state(self, entity_id: str) -> Any:
         record = self.entities.get(entity_id)
         if record is None or not record.exists or record.state is None:
             return None, False
         return df_loads(record.state), True
-
-
-def decode_activity_input(text: str) -> Any:
-    try:
-        return df_loads(text)
-    except ValueError:
-        return text
-
-
-def encode_activity_result(value: Any) -> str:
-    return df_dumps(value)

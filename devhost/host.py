@@ -1,66 +1,34 @@
 """The devhost HTTP server: HTTP triggers, timer triggers, the Durable HTTP API and `/admin/host/status`.
 
-One long-lived event loop runs the server, every async user function and the Durable engine; sync user
-functions run in a thread pool. The Durable client binding points back at this server (`rpcBaseUrl`),
-and the Durable HTTP API is served under both `/runtime/webhooks/durabletask/` and `/durabletask/`.
+One long-lived event loop runs the server and the Durable engine; every user function runs in a language
+worker (`devhost.worker`), as it does in Azure. The Durable client binding points back at this server
+(`rpcBaseUrl`), and the Durable HTTP API is served under both `/runtime/webhooks/durabletask/` and
+`/durabletask/`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import functools
 import json
 import logging
 import re
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import azure.functions as func
 from aiohttp import web
-from azure.functions.timer import TimerRequest
 
 from devhost.app import AppIndex, FunctionInfo
-from devhost.durable import (
-    TERMINAL_STATES,
-    DurableError,
-    Engine,
-    Instance,
-    decode_activity_input,
-    encode_activity_result,
-)
+from devhost.binding import durable_client_binding
+from devhost.durable import TERMINAL_STATES, DurableError, Engine, Instance
 from devhost.ncrontab import Schedule
 from devhost.store import Store
+from devhost.workers import FunctionFailed, WorkerExited, WorkerPool
 
 log = logging.getLogger("devhost")
 DURABLE_PREFIXES = ("/runtime/webhooks/durabletask", "/durabletask")
-
-
-async def close_durable_client_session() -> None:
-    """The Durable SDK keeps one module-global aiohttp session for its client; close it with the loop."""
-    try:
-        from azure.durable_functions.models.utils import http_utils  # noqa: PLC0415  (SDK internals)
-    except ImportError:
-        return
-    closer = getattr(http_utils, "_close_session", None)
-    if closer is not None:
-        await closer()
-
-
-class InvocationContext:
-    """What the worker passes as `context` to functions that ask for it (azure.functions.Context's fields)."""
-
-    def __init__(self, function_name: str) -> None:
-        self.invocation_id = str(uuid.uuid4())
-        self.function_name = function_name
-        self.function_directory = ""
-        self.trace_context = None
-        self.retry_context = None
-        self.thread_local_storage = None
 
 
 def route_pattern(template: str) -> re.Pattern[str]:
@@ -86,12 +54,14 @@ def route_pattern(template: str) -> re.Pattern[str]:
 
 
 class Host:
-    def __init__(self, index: AppIndex, store: Store, port: int, enforce_keys: str | None = None) -> None:
+    def __init__(
+        self, index: AppIndex, store: Store, port: int, workers: WorkerPool, enforce_keys: str | None = None
+    ) -> None:
         self.index = index
         self.port = port
         self.enforce_keys = enforce_keys
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="devhost-fn")
-        self.engine = Engine(index, store, self.invoke_activity, self.http_call)
+        self.workers = workers
+        self.engine = Engine(index, store, workers, self.http_call)
         self.routes = [
             (route_pattern(str(info.route).strip("/")), info) for info in index.functions if info.kind == "http"
         ]
@@ -102,49 +72,8 @@ class Host:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    # -- invoking user code -----------------------------------------------------------------------------------
-
     def client_binding(self) -> str:
-        webhook = f"{self.base}/runtime/webhooks/durabletask"
-        query = f"taskHub={self.index.hub_name}&connection=Storage"
-        instance = f"{webhook}/instances/INSTANCEID"
-        return json.dumps({
-            "taskHubName": self.index.hub_name,
-            "creationUrls": {
-                "createNewInstancePostUri": f"{webhook}/orchestrators/{{functionName}}[/{{instanceId}}]",
-                "createAndWaitOnNewInstancePostUri": f"{webhook}/orchestrators/{{functionName}}[/{{instanceId}}]"
-                "?timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}",
-            },
-            "managementUrls": {
-                "id": "INSTANCEID",
-                "statusQueryGetUri": f"{instance}?{query}",
-                "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{query}",
-                "terminatePostUri": f"{instance}/terminate?reason={{text}}&{query}",
-                "rewindPostUri": f"{instance}/rewind?reason={{text}}&{query}",
-                "purgeHistoryDeleteUri": f"{instance}?{query}",
-                "restartPostUri": f"{instance}/restart?{query}",
-                "suspendPostUri": f"{instance}/suspend?reason={{text}}&{query}",
-                "resumePostUri": f"{instance}/resume?reason={{text}}&{query}",
-            },
-            "baseUrl": webhook,
-            "requiredQueryStringParameters": "",
-            "rpcBaseUrl": f"{self.base}/durabletask/",
-            "httpBaseUrl": "",
-        })  # fmt: skip
-
-    async def call(self, info: FunctionInfo, trigger_value: Any) -> Any:
-        kwargs: dict[str, Any] = {info.trigger_param: trigger_value}
-        if info.client_param:
-            kwargs[info.client_param] = self.client_binding()
-        if info.takes_context:
-            kwargs["context"] = InvocationContext(info.name)
-        if info.is_async:
-            return await info.callable(**kwargs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, functools.partial(info.callable, **kwargs))
-
-    async def invoke_activity(self, info: FunctionInfo, input_text: str) -> str:
-        return encode_activity_result(await self.call(info, decode_activity_input(input_text)))
+        return durable_client_binding(self.base, self.index.hub_name)
 
     async def http_call(self, request: dict[str, Any]) -> dict[str, Any]:
         assert self.session is not None
@@ -186,33 +115,25 @@ class Host:
             key = request.headers.get("x-functions-key") or request.query.get("code")
             if key != self.enforce_keys:
                 return web.Response(status=401, text="missing or wrong function key")
-        body = await request.read()
-        http_request = func.HttpRequest(
-            method=request.method,
-            url=str(request.url),
-            headers=dict(request.headers),
-            params=dict(request.query),
-            route_params=route_params,
-            body=body,
-        )
+        fields = {
+            "method": request.method,
+            "url": str(request.url),
+            "headers": dict(request.headers),
+            "params": dict(request.query),
+            "routeParams": route_params,
+        }
         try:
-            result = await self.call(info, http_request)
-        except Exception:
-            log.exception("function %s failed", info.name)
+            header, body = await self.workers.invoke(info, await request.read(), request=fields)
+        except (FunctionFailed, WorkerExited):  # the worker has logged the traceback
             return web.Response(status=500, text=f"Exception while executing function: Functions.{info.name}")
-        if isinstance(result, func.HttpResponse):
-            headers = dict(result.headers)
-            response = web.Response(status=result.status_code, body=result.get_body(), headers=headers)
-            if "content-type" not in {k.lower() for k in headers}:
-                mimetype = result.mimetype or "text/plain"
-                response.headers["Content-Type"] = f"{mimetype}; charset={result.charset or 'utf-8'}"
-            return response
-        if isinstance(result, str | bytes):
-            return web.Response(status=200, body=result if isinstance(result, bytes) else result.encode())
-        if result is None:
-            return web.Response(status=204)
-        log.error("function %s returned %s, which is not an HTTP response", info.name, type(result).__name__)
-        return web.Response(status=500, text=f"Function {info.name} returned an unsupported value")
+        if "unsupported" in header:
+            return web.Response(status=500, text=f"Function {info.name} returned an unsupported value")
+        result = header["response"]
+        response = web.Response(status=result["status"], body=body, headers=result["headers"])
+        if "mimetype" in result and "content-type" not in {k.lower() for k in result["headers"]}:
+            mimetype = result["mimetype"] or "text/plain"
+            response.headers["Content-Type"] = f"{mimetype}; charset={result['charset'] or 'utf-8'}"
+        return response
 
     # -- timers -----------------------------------------------------------------------------------------------
 
@@ -225,11 +146,8 @@ class Host:
             if not (first and info.run_on_startup):
                 await asyncio.sleep((due - now).total_seconds())
             first = False
-            try:
-                timer = TimerRequest(past_due=False, schedule_status={}, schedule={"AdjustForDST": True})
-                await self.call(info, timer)
-            except Exception:
-                log.exception("timer function %s failed", info.name)
+            with contextlib.suppress(FunctionFailed, WorkerExited):  # the worker has logged why
+                await self.workers.invoke(info)
 
     # -- Durable HTTP API -------------------------------------------------------------------------------------
 
@@ -313,14 +231,16 @@ class Host:
                 return web.Response(status=202)
             if action == "terminate" and method == "POST":
                 try:
-                    engine.terminate(instance_id, request.query.get("reason"))
+                    async with engine.settled(instance_id):
+                        engine.terminate(instance_id, request.query.get("reason"))
                 except DurableError as error:
                     if error.status != 410:
                         raise
                     return web.Response(status=410)
                 return web.Response(status=202)
             if action in {"suspend", "resume"} and method == "POST":
-                (engine.suspend if action == "suspend" else engine.resume)(instance_id)
+                async with engine.settled(instance_id):
+                    (engine.suspend if action == "suspend" else engine.resume)(instance_id)
                 return web.Response(status=202)
             if action == "restart" and method == "POST":
                 new_id = request.query.get("restartWithNewInstanceId", "true").lower() != "false"
@@ -408,5 +328,3 @@ class Host:
         await self.engine.stop()
         if self.session is not None:
             await self.session.close()
-        await close_durable_client_session()
-        self.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,180 @@
+"""The host's side of its language workers (`devhost.worker`): start them, send invocations, collect replies.
+
+Each worker slot is one process and one socket. An orchestration's episodes and an entity's batches always go
+to the same slot (by a stable hash of the instance id), so per-process caches in user code stay warm; other
+invocations go to the slot with the fewest outstanding. A worker that exits fails what it was running with
+`WorkerExited` and is replaced; invocations sent meanwhile wait for the replacement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+from devhost import wire
+from devhost.app import AppIndex, AppLoadError, FunctionInfo
+
+log = logging.getLogger("devhost.workers")
+Reply = tuple[dict[str, Any], bytes]
+STOP_GRACE_SECONDS = 5.0
+
+
+class WorkerExited(Exception):
+    """The worker process ended while it ran this invocation."""
+
+
+class FunctionFailed(Exception):
+    """The function raised; `type`, `message` and `details` (the traceback) describe it."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(str(error.get("message", "")))
+        self.type = str(error.get("type", "Exception"))
+        self.message = str(error.get("message", ""))
+        self.details = str(error.get("details", ""))
+
+
+class Slot:
+    """One worker process and what it still owes."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.process: subprocess.Popen[bytes] | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.backlog: list[bytes] = []  # frames sent while no worker was connected
+        self.outstanding: dict[int, asyncio.Future[Reply]] = {}
+        self.reader_task: asyncio.Task[None] | None = None
+
+    def send(self, frame: bytes) -> None:
+        if self.writer is None:
+            self.backlog.append(frame)
+        else:
+            self.writer.write(frame)
+
+
+class WorkerPool:
+    def __init__(self, app_dir: Path, count: int, host_url: str) -> None:
+        self.app_dir = app_dir
+        self.host_url = host_url
+        self.slots = [Slot(number) for number in range(max(1, count))]
+        self.next_id = 1
+        self.stopping = False
+
+    async def start(self) -> AppIndex:
+        """Start every worker; the app's index as the first one reports it. Raises AppLoadError."""
+        indexes = await asyncio.gather(*(self.spawn(slot) for slot in self.slots), return_exceptions=True)
+        for result in indexes:
+            if isinstance(result, BaseException):
+                await self.stop()
+                raise result
+        first = indexes[0]
+        assert isinstance(first, AppIndex)
+        return first
+
+    async def spawn(self, slot: Slot) -> AppIndex:
+        ours, theirs = socket.socketpair()
+        command = [sys.executable, "-m", "devhost.worker", "--app", str(self.app_dir),
+                   "--fd", str(theirs.fileno()), "--host-url", self.host_url]  # fmt: skip
+        slot.process = subprocess.Popen(command, pass_fds=[theirs.fileno()])
+        theirs.close()
+        reader, writer = await asyncio.open_unix_connection(sock=ours)
+        frame = await wire.read(reader)
+        if frame is None or "ready" not in frame[0]:
+            writer.close()
+            slot.process.wait()
+            reason = frame[0].get("failed") if frame else f"the worker exited with code {slot.process.returncode}"
+            raise AppLoadError(str(reason))
+        slot.writer = writer
+        for pending in slot.backlog:
+            writer.write(pending)
+        slot.backlog.clear()
+        slot.reader_task = asyncio.get_running_loop().create_task(self.read_replies(slot, reader))
+        return AppIndex.from_dict(frame[0]["ready"])
+
+    async def read_replies(self, slot: Slot, reader: asyncio.StreamReader) -> None:
+        try:
+            while (frame := await wire.read(reader)) is not None:
+                header, body = frame
+                future = slot.outstanding.pop(header["id"], None)
+                if future is None or future.done():
+                    continue
+                if "error" in header:
+                    future.set_exception(FunctionFailed(header["error"]))
+                else:
+                    future.set_result((header, body))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        await self.lost(slot)
+
+    async def lost(self, slot: Slot) -> None:
+        process, slot.process, slot.writer = slot.process, None, None
+        code = None
+        if process is not None:
+            try:
+                code = await asyncio.to_thread(process.wait, STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:  # its socket is closed yet it runs on: it can do nothing useful
+                process.kill()
+                code = await asyncio.to_thread(process.wait)
+        outstanding, slot.outstanding = slot.outstanding, {}
+        for future in outstanding.values():
+            if not future.done():
+                future.set_exception(WorkerExited(f"the language worker exited (code {code}) while running this"))
+        if self.stopping:
+            return
+        log.error("language worker %d exited with code %s; starting a new one", slot.number, code)
+        try:
+            await self.spawn(slot)
+        except AppLoadError as error:
+            log.error("the replacement worker cannot load the app: %s", error)
+
+    def invoke(
+        self, info: FunctionInfo, body: bytes = b"", affinity: str | None = None, **fields: Any
+    ) -> asyncio.Future[Reply]:
+        """Run `info` in a worker; the future holds the reply frame, or FunctionFailed / WorkerExited."""
+        if affinity is not None:
+            slot = self.slots[zlib.crc32(affinity.encode()) % len(self.slots)]
+        else:
+            slot = min(self.slots, key=lambda candidate: len(candidate.outstanding))
+        request_id, self.next_id = self.next_id, self.next_id + 1
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        slot.outstanding[request_id] = future
+        slot.send(wire.encode({"id": request_id, "function": info.name, **fields}, body))
+        return future
+
+    async def stop(self) -> None:
+        """Close every worker's socket (they exit on it) and wait for them, then kill what remains."""
+        self.stopping = True
+        for slot in self.slots:
+            if slot.writer is not None:
+                slot.writer.close()
+        for slot in self.slots:
+            if slot.reader_task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await slot.reader_task
+            elif slot.process is not None:
+                slot.process.kill()
+                slot.process.wait()
+
+
+def worker_count(environ: dict[str, str] | os._Environ[str] | None = None) -> int:
+    """`FUNCTIONS_WORKER_PROCESS_COUNT`, as in Azure (1 to 10); devhost defaults to 1."""
+    values = os.environ if environ is None else environ
+    text = values.get("FUNCTIONS_WORKER_PROCESS_COUNT", "").strip()
+    if not text:
+        return 1
+    try:
+        count = int(text)
+    except ValueError:
+        raise AppLoadError(
+            f"FUNCTIONS_WORKER_PROCESS_COUNT must be a whole number from 1 to 10, not {text!r}"
+        ) from None
+    if not 1 <= count <= 10:
+        raise AppLoadError(f"FUNCTIONS_WORKER_PROCESS_COUNT must be from 1 to 10, not {count}")
+    return count
