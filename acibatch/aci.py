@@ -17,6 +17,7 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.core.pipeline.transport import RequestsTransport
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance.models import (
     Container,
@@ -329,6 +330,8 @@ def make_client(
             subscription_id=subscription_id,
             base_url=endpoint,
             authentication_policy=_LocalAuthPolicy(),
+            # A loopback emulator needs no proxy or .netrc lookup, which requests repeats on every call.
+            transport=RequestsTransport(use_env_settings=False),
             polling_interval=polling_interval,
             retry_total=4,
             retry_backoff_factor=0.2,

@@ -56,6 +56,8 @@ def local_stack(
         )
         values = {
             "FUNCTIONS_WORKER_RUNTIME": "python",
+            # Activities block on ARM calls and the SDK's replay holds the GIL: two workers, as in Azure.
+            "FUNCTIONS_WORKER_PROCESS_COUNT": "2",
             "AzureWebJobsStorage": "UseDevelopmentStorage=true",
             "ACI_SUBSCRIPTION_ID": LOCAL_SUBSCRIPTION,
             "ACI_RESOURCE_GROUP": LOCAL_RESOURCE_GROUP,

@@ -68,6 +68,12 @@ class LeaseRequest:
             "requestedAt": self.requested_at,
         }
 
+    @cached_property
+    def queue_row(self) -> list[Any]:
+        """The compact stored form in a tenant's queue (the tenant is the queue's key): a thousand waiting
+        requests are decoded and re-encoded on every batch of the capacity entity, so each is kept small."""
+        return [self.lease_id, self.cores, self.memory_gb, self.requested_at]
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LeaseRequest:
         return cls(
@@ -77,6 +83,13 @@ class LeaseRequest:
             float(data["memoryGb"]),
             float(data["requestedAt"]),
         )
+
+    @classmethod
+    def from_queue_row(cls, tenant: str, row: Any) -> LeaseRequest:
+        if isinstance(row, Mapping):  # stored before queue rows were compact
+            return cls.from_dict(row)
+        lease_id, cores, memory_gb, requested_at = row
+        return cls(str(lease_id), tenant, float(cores), float(memory_gb), float(requested_at))
 
 
 @dataclass(frozen=True)
@@ -143,7 +156,7 @@ class CapacityState:
             "quotas": {tenant: quota.to_dict() for tenant, quota in self.quotas.items()},
             # The entity stores this once per operation: reuse each lease's and request's dict.
             "running": [lease.stored_form for lease in self.running.values()],
-            "queues": {tenant: [r.stored_form for r in queue] for tenant, queue in self.queues.items() if queue},
+            "queues": {tenant: [r.queue_row for r in queue] for tenant, queue in self.queues.items() if queue},
         }
 
     @classmethod
@@ -155,7 +168,7 @@ class CapacityState:
             quotas={tenant: Quota.from_dict(quota) for tenant, quota in data.get("quotas", {}).items()},
             running={lease.request.lease_id: lease for lease in running},
             queues={
-                tenant: [LeaseRequest.from_dict(item) for item in queue]
+                tenant: [LeaseRequest.from_queue_row(tenant, row) for row in queue]
                 for tenant, queue in data.get("queues", {}).items()
             },
         )

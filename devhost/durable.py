@@ -21,11 +21,12 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from azure.functions._durable_functions import df_loads
 
 from devhost.app import AppIndex, FunctionInfo
@@ -221,6 +222,7 @@ class Engine:
         self.in_flight: set[str] = set()  # instances and entities whose episode or batch a worker is running
         self.settling: dict[str, list[asyncio.Future[None]]] = {}  # client operations waiting for an episode
         self.worker_losses: dict[str, int] = {}
+        self.unsaved_entities: dict[str, EntityRecord] | None = None  # a dict while a batch runs
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -324,6 +326,14 @@ class Engine:
         record.updated = time.time()
         self.store.put("entities", record.id, record.to_dict())
 
+    def save_entity_soon(self, record: EntityRecord) -> None:
+        """Within a batch, write the entity once when the batch commits: a busy entity's record holds its
+        whole state, and every operation enqueued by every episode of the batch would rewrite it."""
+        if self.unsaved_entities is None:
+            self.save_entity(record)
+        else:
+            self.unsaved_entities[record.id] = record
+
     def mark_ready(self, key: str, first: bool = False) -> None:
         if key not in self.ready_set:
             self.ready_set.add(key)
@@ -367,7 +377,7 @@ class Engine:
         """
         deadline = time.monotonic() + BATCH_SECONDS
         ran, wait, deferred = 0, None, 0
-        with self.store.transaction():
+        with self.store.transaction(), self.entities_saved_at_end():
             arrivals, self.arrivals = self.arrivals, []
             for arrival in arrivals:
                 self.run_step(arrival)
@@ -387,6 +397,16 @@ class Engine:
                 self.run_step(functools.partial(step, key))
                 ran += 1
         return ran, wait
+
+    @contextlib.contextmanager
+    def entities_saved_at_end(self) -> Iterator[None]:
+        self.unsaved_entities = {}
+        try:
+            yield
+        finally:
+            unsaved, self.unsaved_entities = self.unsaved_entities, None
+            for record in unsaved.values():
+                self.save_entity(record)
 
     def run_step(self, step: Callable[[], None]) -> None:
         try:
@@ -593,7 +613,7 @@ class Engine:
             error: str | None = None
             state: dict[str, Any] = {}
             try:
-                state = json.loads(reply.result()[1])
+                state = orjson.loads(reply.result()[1])
             except WorkerExited as exc:
                 losses = self.worker_losses[instance_id] = self.worker_losses.get(instance_id, 0) + 1
                 if losses < WORKER_LOSSES_TOLERATED:
@@ -815,7 +835,7 @@ class Engine:
                 "isSignal": kind == 9, "id": request_id, "parent": instance.id,
                 "parentExecution": instance.execution_id,
             })  # fmt: skip
-            self.save_entity(self.entities[entity_id])
+            self.save_entity_soon(self.entities[entity_id])
         elif kind == 8:
             scheduled.append(event(TASK_SCHEDULED, task_id, Name="BuiltIn::HttpActivity", Version=""))
             work = {
@@ -961,7 +981,7 @@ class Engine:
             "batch": [{"name": op["name"], "input": op.get("input"), "isSignal": op.get("isSignal", False)}
                       for op in batch],
         }  # fmt: skip
-        reply = self.workers.invoke(info, json.dumps(context).encode(), affinity=entity_id)
+        reply = self.workers.invoke(info, encode(context).encode(), affinity=entity_id)
         self.in_flight.add(entity_id)
         reply.add_done_callback(lambda done: self.arrive(lambda: self.end_entity_batch(entity_id, batch, done)))
 
@@ -969,7 +989,7 @@ class Engine:
         self.in_flight.discard(entity_id)
         record = self.entities[entity_id]
         try:
-            answer = json.loads(reply.result()[1])
+            answer = orjson.loads(reply.result()[1])
             record.exists = bool(answer.get("entityExists"))
             record.state = answer.get("entityState") if record.exists else None
             results = list(answer.get("results") or [])
@@ -985,7 +1005,7 @@ class Engine:
     ) -> None:
         with self.store.transaction():
             record.queue = record.queue[len(batch) :]
-            self.save_entity(record)
+            self.save_entity_soon(record)
             for op, result in zip(batch, results + [{}] * (len(batch) - len(results)), strict=False):
                 if op.get("isSignal") or not op.get("parent"):
                     continue

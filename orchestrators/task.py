@@ -305,7 +305,7 @@ class TaskRun:
         """Carry out the decision's group action (stop and/or delete), keeping the log tail."""
         keep = decision.group_action is GroupAction.STOP and not decision.delete_after_stop
         stop = decision.group_action is GroupAction.STOP
-        cleanup = {"name": group, "stop": stop, "delete": not keep}
+        cleanup = {"name": group, "stop": stop, "delete": not keep, "exitCode": self.record.exit_code}
         cleaned = yield self.context.call_activity(names.CLEANUP_GROUP, cleanup)
         if cleaned.get("logTail") is not None:
             self.publish(log_tail=cleaned["logTail"])

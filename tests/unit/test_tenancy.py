@@ -291,3 +291,15 @@ def test_a_tenant_under_its_share_is_not_starved_by_a_long_queue(
         state, result = release(state, sorted(state.running)[choice % len(state.running)], clock)
         assert len(result.granted) <= 1
         check_balanced()
+
+
+def test_queued_requests_are_stored_as_compact_rows_and_old_dict_rows_still_load() -> None:
+    state = CapacityState.empty(max_groups=1, max_cores=1)
+    state, _ = set_tenant_quota(state, "a", Quota(1, 1, 1))
+    for i in range(3):
+        state, _ = acquire(state, request(f"l{i}", "a", at=i))
+    stored = json.loads(json.dumps(state.to_dict()))
+    assert stored["queues"] == {"a": [["l1", 1.0, 1.0, 1.0], ["l2", 1.0, 1.0, 2.0]]}
+    assert CapacityState.from_dict(stored) == state
+    legacy = {**stored, "queues": {"a": [r.to_dict() for r in state.queues["a"]]}}
+    assert CapacityState.from_dict(legacy) == state
