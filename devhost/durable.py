@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 from azure.functions._durable_functions import df_loads
 
+from devhost import fanin
 from devhost.app import AppIndex, FunctionInfo
 from devhost.store import Store, encode
 from devhost.workers import FunctionFailed, Reply, WorkerExited, WorkerPool
@@ -223,6 +224,7 @@ class Engine:
         self.settling: dict[str, list[asyncio.Future[None]]] = {}  # client operations waiting for an episode
         self.worker_losses: dict[str, int] = {}
         self.unsaved_entities: dict[str, EntityRecord] | None = None  # a dict while a batch runs
+        self.gathers: dict[str, fanin.Gather] = {}  # instances blocked on a task_all (devhost.fanin)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -462,7 +464,9 @@ class Engine:
             self.save(instance)
         else:
             instance.pending.append(new_event)
-            self.mark_ready(instance_id)
+            gather = self.gathers.get(instance_id)
+            if gather is None or not gather.holds(new_event):
+                self.mark_ready(instance_id)
             self.save(instance, meta=False)  # only a new pending row (and activity rows) changed
         return True
 
@@ -641,7 +645,9 @@ class Engine:
                 waiter.set_result(None)
         instance = self.instances.get(instance_id)
         if instance is not None and instance.pending and instance.status == "Running":
-            self.mark_ready(instance_id)
+            gather = self.gathers.get(instance_id)
+            if gather is None or not gather.waits(len(instance.pending)):
+                self.mark_ready(instance_id)
 
     def apply_episode(
         self, instance: Instance, started: dict[str, Any], delivered: list[dict[str, Any]], state: dict[str, Any],
@@ -655,7 +661,8 @@ class Engine:
             scheduled: list[dict[str, Any]] = []
             for delivered_event in delivered:
                 self.retry_bookkeeping(instance, delivered_event, scheduled, effects)
-            actions = flatten((state.get("actions") or [[]])[0] if state.get("actions") else [])
+            top_actions = (state.get("actions") or [[]])[0] if state.get("actions") else []
+            actions = flatten(top_actions)
             if error is None:
                 try:
                     self.schedule_actions(instance, actions, scheduled, effects)
@@ -678,9 +685,17 @@ class Engine:
                     )
                     self.finish(instance, "Completed", output, None)
             else:
+                self.hold_for_all_of(instance, top_actions)
                 self.save(instance)
         for effect in effects:
             effect()
+
+    def hold_for_all_of(self, instance: Instance, top_actions: list[dict[str, Any]]) -> None:
+        """Note the task_all the orchestrator is now blocked on, if results can be held for it (`fanin`)."""
+        self.gathers.pop(instance.id, None)
+        gather = fanin.blocked_on(top_actions, instance.action_ids, instance.history, instance.pending)
+        if gather is not None:
+            self.gathers[instance.id] = gather
 
     @contextlib.asynccontextmanager
     async def settled(self, instance_id: str) -> AsyncIterator[None]:
@@ -855,6 +870,7 @@ class Engine:
         self.start_instance(name, child_id, input_text, parent)
 
     def continue_as_new(self, instance: Instance, input_text: Any) -> None:
+        self.gathers.pop(instance.id, None)
         instance.status = "Running"
         instance.input = input_text
         instance.execution_id = uuid.uuid4().hex
@@ -879,6 +895,7 @@ class Engine:
         instance.status = status
         instance.output = output
         self.played_json.pop(instance.id, None)
+        self.gathers.pop(instance.id, None)
         instance.take_pending()
         instance.held = []
         for task in list(instance.activities):

@@ -94,6 +94,25 @@ def test_activities_sequence_and_fan_out(app: App) -> None:
     assert app.wait(app.start("fan_out", 200))["output"] == sum(i * i for i in range(200))
 
 
+def episodes(status: dict[str, Any]) -> int:
+    return sum(1 for item in status["historyEvents"] if item["EventType"] == 12)  # OrchestratorStarted
+
+
+def test_a_fan_in_replays_when_its_results_can_matter_not_once_per_child(app: App) -> None:
+    done = app.wait(app.start("gathers", 8), timeout=30)
+    assert done["runtimeStatus"] == "Completed", done
+    assert done["output"] == {"squares": [i * i for i in range(8)], "mixed": [1, 2, 9]}
+    # Children finish 100 ms apart: one episode each would be 8 + the start + the mixed task_all + its end.
+    # Held until the last child: the start, the end of each task_all (entity answers come one by one).
+    assert episodes(done) <= 4, [item["EventType"] for item in done["historyEvents"]]
+
+
+def test_a_caught_fan_in_failure_does_not_hold_the_members_still_running(app: App) -> None:
+    done = app.wait(app.start("gather_then_member"), timeout=30)
+    assert done["runtimeStatus"] == "Completed", done
+    assert done["output"] == {"after_failure": 25}
+
+
 def test_retries_follow_the_extension_semantics(app: App) -> None:
     instance = app.start("retries", instance="retry-1")
     done = app.wait(instance)

@@ -129,6 +129,39 @@ def fan_out(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def gathers(context: df.DurableOrchestrationContext):
+    """A fan-in whose children finish 100 ms apart, plus entity calls and an activity in one task_all."""
+    count = context.get_input()
+    children = [context.call_sub_orchestrator("paced_child", i) for i in range(count)]
+    squares = yield context.task_all(children)
+    mixed = yield context.task_all([
+        context.call_entity(df.EntityId("counter", f"{context.instance_id}-a"), "add", 1),
+        context.call_entity(df.EntityId("counter", f"{context.instance_id}-b"), "add", 2),
+        context.call_activity("square", 3),
+    ])  # fmt: skip
+    return {"squares": squares, "mixed": mixed}
+
+
+@app.orchestration_trigger(context_name="context")
+def paced_child(context: df.DurableOrchestrationContext):
+    value = context.get_input()
+    yield context.create_timer(context.current_utc_datetime + timedelta(milliseconds=100 * value))
+    return (yield context.call_activity("square", value))
+
+
+@app.orchestration_trigger(context_name="context")
+def gather_then_member(context: df.DurableOrchestrationContext):
+    """Catches a task_all's failure, then waits on a member that is still running: it must still finish."""
+    failing = context.call_activity("flaky", {"key": context.instance_id, "fail": 1})
+    slow = context.call_sub_orchestrator("paced_child", 5)
+    try:
+        yield context.task_all([failing, slow])
+    except Exception:
+        return {"after_failure": (yield slow)}
+    return {"after_failure": None}
+
+
+@app.orchestration_trigger(context_name="context")
 def retries(context: df.DurableOrchestrationContext):
     options = df.RetryOptions(first_retry_interval_in_milliseconds=100, max_number_of_attempts=3)
     first = yield context.call_activity_with_retry("flaky", options, {"key": context.instance_id, "fail": 2})
