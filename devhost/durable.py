@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from azure.functions._durable_functions import df_loads
 
-from devhost import fanin
+from devhost import fanin, fastjson
 from devhost.app import AppIndex, FunctionInfo
-from devhost.store import Store, encode
+from devhost.fastjson import dumps_text as encode
+from devhost.store import Store
 from devhost.workers import FunctionFailed, Reply, WorkerExited, WorkerPool
 
 log = logging.getLogger("devhost.durable")
@@ -617,7 +617,7 @@ class Engine:
             error: str | None = None
             state: dict[str, Any] = {}
             try:
-                state = orjson.loads(reply.result()[1])
+                state = fastjson.loads(reply.result()[1])
             except WorkerExited as exc:
                 losses = self.worker_losses[instance_id] = self.worker_losses.get(instance_id, 0) + 1
                 if losses < WORKER_LOSSES_TOLERATED:
@@ -1006,7 +1006,7 @@ class Engine:
         self.in_flight.discard(entity_id)
         record = self.entities[entity_id]
         try:
-            answer = orjson.loads(reply.result()[1])
+            answer = fastjson.loads(reply.result()[1])
             record.exists = bool(answer.get("entityExists"))
             record.state = answer.get("entityState") if record.exists else None
             results = list(answer.get("results") or [])

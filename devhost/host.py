@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -171,8 +172,13 @@ class Host:
             ]
         return body
 
+    @functools.cached_property
+    def management_urls(self) -> dict[str, str]:
+        urls: dict[str, str] = json.loads(self.client_binding())["managementUrls"]
+        return urls
+
     def management_payload(self, request: web.Request, instance_id: str) -> dict[str, Any]:
-        payload = json.loads(self.client_binding())["managementUrls"]
+        payload = self.management_urls
         origin = f"{request.scheme}://{request.host}"
         return {k: v.replace("INSTANCEID", quote(instance_id, safe="")).replace(self.base, origin)
                 for k, v in payload.items()}  # fmt: skip

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
+from devhost.fastjson import dumps_text as encode
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (id TEXT PRIMARY KEY, data TEXT NOT NULL);
@@ -109,12 +109,3 @@ class Store:
 
     def close(self) -> None:
         self.connection.close()
-
-
-def encode(item: Any) -> str:
-    """Compact JSON (orjson: several times faster than `json` on history events); `json` for what orjson
-    refuses (integers beyond 64 bits, non-string keys), so anything `json` can store still stores."""
-    try:
-        return orjson.dumps(item).decode()
-    except TypeError:
-        return json.dumps(item, separators=(",", ":"))

@@ -8,15 +8,16 @@ so they cross the socket as they are, without being escaped into a JSON string o
 from __future__ import annotations
 
 import asyncio
-import json
 import struct
 from typing import Any
+
+from devhost import fastjson
 
 _LENGTHS = struct.Struct(">II")
 
 
 def encode(header: dict[str, Any], body: bytes = b"") -> bytes:
-    head = json.dumps(header, separators=(",", ":")).encode()
+    head = fastjson.dumps(header)
     return _LENGTHS.pack(len(head), len(body)) + head + body
 
 
@@ -30,5 +31,5 @@ async def read(reader: asyncio.StreamReader) -> tuple[dict[str, Any], bytes] | N
         return None
     head_length, body_length = _LENGTHS.unpack(lengths)
     data = await reader.readexactly(head_length + body_length)
-    header: dict[str, Any] = json.loads(data[:head_length])
+    header: dict[str, Any] = fastjson.loads(data[:head_length])
     return header, data[head_length:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,12 @@ def test_a_failed_batch_leaves_nothing(tmp_path: Path) -> None:
     with store.transaction():  # and the store is usable again
         store.put("instances", "next", {"n": 2})
     assert [item["n"] for item in store.load_all("instances")] == [2]
+
+
+def test_fast_json_falls_back_to_json_for_what_orjson_refuses() -> None:
+    from multidict import istr
+
+    from devhost import fastjson
+
+    assert json.loads(fastjson.dumps({istr("Content-Type"): "a", "big": 2**70})) == {"Content-Type": "a", "big": 2**70}
+    assert fastjson.dumps_text({"EventType": 4, "IsPlayed": False}) == '{"EventType":4,"IsPlayed":false}'
