@@ -183,6 +183,21 @@ def played_text(stored: str) -> str:
     return stored.replace('"IsPlayed":false', '"IsPlayed":true', 1)
 
 
+def outstanding_children(instance: Instance) -> dict[str, dict[str, Any]]:
+    """Sub-orchestrations created and not finished, from the stored events. A child's end is delivered to its
+    parent without rewriting the parent's metadata document, so after a restart only the events are exact."""
+    finished = {
+        str(item.get("TaskScheduledId"))
+        for item in (*instance.history, *instance.pending, *instance.held)
+        if item["EventType"] in {SUB_COMPLETED, SUB_FAILED}
+    }
+    return {
+        str(item["EventId"]): {"id": item["InstanceId"], "name": item["Name"], "input": item.get("Input")}
+        for item in instance.history
+        if item["EventType"] == SUB_CREATED and str(item["EventId"]) not in finished
+    }
+
+
 def flatten(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     flat: list[dict[str, Any]] = []
     for action in actions:
@@ -235,6 +250,7 @@ class Engine:
             instance.history = [item for _, item in history.get(instance.id, [])]
             instance.pending = [item for seq, item in pending.get(instance.id, []) if seq >= instance.pending_consumed]
             instance.activities = {str(task): work for task, work in activities.get(instance.id, [])}
+            instance.children = outstanding_children(instance)
             self.persisted[instance.id] = Persisted(
                 instance.execution_id,
                 len(instance.history),
@@ -246,7 +262,7 @@ class Engine:
         for data in self.store.load_all("entities"):
             record = EntityRecord.from_dict(data)
             self.entities[record.id] = record
-        for instance in self.instances.values():
+        for instance in list(self.instances.values()):  # starting a missing child adds an instance
             if instance.status in TERMINAL_STATES:
                 continue
             for task_id, activity in instance.activities.items():

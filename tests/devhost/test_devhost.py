@@ -249,6 +249,31 @@ def test_a_killed_host_resumes_every_instance_on_restart(tmp_path: Path) -> None
         assert resumed["output"]["approval"] == '"after-restart"'
 
 
+def test_a_finished_and_purged_child_is_not_started_again_after_a_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    host = start_app(tmp_path, data)
+    host.start()
+    try:
+        app = App(host, tmp_path)
+        parent = app.start("child_then_wait", instance="parent-1")
+        deadline = time.monotonic() + 20
+        child_url = f"{app.url}/runtime/webhooks/durabletask/instances/parent-1:child"
+        while (call(child_url)[1] or {}).get("runtimeStatus") != "Completed":  # 404 until the child exists
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.3)  # the child's result has reached the parent (held there: the other child still waits)
+        assert call(f"{app.url}/api/manage/purge/parent-1:child", "POST")[1] == {"deleted": 1}
+    finally:
+        host.kill()
+    with start_app(tmp_path, data) as again:
+        app = App(again, tmp_path)
+        time.sleep(0.5)
+        assert call(f"{app.url}/runtime/webhooks/durabletask/instances/parent-1:child")[0] == 404  # not re-run
+        call(f"{app.url}/api/raise/parent-1:slow/Go", "POST", "yes")
+        done = app.wait(parent)
+        assert done["output"] == [{"child_of": "parent-1", "value": 16}, '"yes"']
+
+
 @pytest.mark.parametrize(
     ("app_name", "message"),
     [

@@ -162,6 +162,19 @@ def gather_then_member(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def child_then_wait(context: df.DurableOrchestrationContext):
+    """Two children in a task_all: the fast one's result is held while the other waits for an event."""
+    fast = context.call_sub_orchestrator("child", 4, f"{context.instance_id}:child")
+    slow = context.call_sub_orchestrator("waits_for_go", None, f"{context.instance_id}:slow")
+    return (yield context.task_all([fast, slow]))
+
+
+@app.orchestration_trigger(context_name="context")
+def waits_for_go(context: df.DurableOrchestrationContext):
+    return (yield context.wait_for_external_event("Go"))
+
+
+@app.orchestration_trigger(context_name="context")
 def retries(context: df.DurableOrchestrationContext):
     options = df.RetryOptions(first_retry_interval_in_milliseconds=100, max_number_of_attempts=3)
     first = yield context.call_activity_with_retry("flaky", options, {"key": context.instance_id, "fail": 2})
