@@ -126,6 +126,9 @@ class Worker:
         self.reply(0, {"ready": self.index.to_dict()})
         while (frame := await wire.read(reader)) is not None:
             self.handle(*frame)
+            # Reading buffered frames does not suspend, so without this a backlog of replays would run back to
+            # back while async functions (HTTP triggers, their durable client calls) wait for the loop.
+            await asyncio.sleep(0)
         # The host has gone: nothing this worker still runs can report anywhere.
         await close_durable_client_session()
 

@@ -7,10 +7,16 @@ and record usage.
 
 Waiters for external events are created once and reused across `task_any` calls: the Python SDK hands an
 event to the most recently created waiter of that name, so an abandoned waiter would swallow a later event.
+And an event that arrives while no waiter of its name is open is kept by the SDK and handed to *every* later
+waiter of that name, never dropped (Azure/azure-functions-durable-python#507): a repeated callback (a report
+sent twice) or a second wake-up would complete each new waiter at once, forever. So a payload already handled
+is recognised as "nothing new" (`Events`), and the orchestrator stops listening for that name until its next
+timer; a newer event replaces the kept one and is read then, and status polling stays the backstop.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -36,6 +42,38 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+class Events:
+    """External events of one name: one reusable waiter, and the payloads already handled (see the docstring)."""
+
+    def __init__(self, context: df.DurableOrchestrationContext, name: str) -> None:
+        self.context = context
+        self.name = name
+        self.waiter: Any = None
+        self.handled: set[str] = set()
+        self.muted = False  # after a repeat: not listening until the caller's next timer
+
+    def waiters(self) -> list[Any]:
+        """The waiter to race (none while muted), created on first use and kept until it wins."""
+        if self.muted:
+            return []
+        if self.waiter is None:
+            self.waiter = self.context.wait_for_external_event(self.name)
+        return [self.waiter]
+
+    def take(self, winner: Any) -> Any:
+        """The payload of a waiter that won, or None when it is one handled already (then mute until a timer)."""
+        self.waiter = None
+        key = winner.result if isinstance(winner.result, str) else json.dumps(winner.result, sort_keys=True)
+        if key in self.handled:
+            self.muted = True
+            return None
+        self.handled.add(key)
+        return decode_event_payload(winner.result)
+
+    def timer_fired(self) -> None:
+        self.muted = False
+
+
 def _capacity_wait_seconds(waits: int) -> float:
     # Wake-ups come as CapacityGranted events (raised by an at-least-once activity); the timer only heals a
     # lost one, so it starts late and backs off: a thousand waiting tasks must not poll the capacity entity.
@@ -51,8 +89,8 @@ class TaskRun:
         self.record = TaskRecord(id=task.task_id)
         self.cancel_waiter = context.wait_for_external_event(names.EVENT_CANCEL)
         self.cancelled = False
-        self.callback_waiter: Any = None
-        self.granted_waiter: Any = None
+        self.callbacks = Events(context, names.EVENT_CALLBACK)
+        self.grants = Events(context, names.EVENT_CAPACITY_GRANTED)
 
     @property
     def now(self) -> datetime:
@@ -143,16 +181,16 @@ class TaskRun:
             if status == "REJECTED":
                 return f"the task can never be scheduled: {result.get('reason')}"
             timer = self.context.create_timer(self.now + timedelta(seconds=_capacity_wait_seconds(waits)))
-            if self.granted_waiter is None:
-                self.granted_waiter = self.context.wait_for_external_event(names.EVENT_CAPACITY_GRANTED)
-            winner = yield self.context.task_any([self.granted_waiter, self.cancel_waiter, timer])
+            grant_waiters = self.grants.waiters()
+            winner = yield self.context.task_any([*grant_waiters, self.cancel_waiter, timer])
             if winner is not timer:
                 timer.cancel()
-            if winner is self.granted_waiter:
-                self.granted_waiter = None
+            else:
+                self.grants.timer_fired()
+            if grant_waiters and winner is grant_waiters[0]:
                 # The releasing task's capacity call already granted these leases; asking again would only
-                # add a round trip to the dispatch path. A stale or foreign wake-up just asks again.
-                granted = decode_event_payload(winner.result)
+                # add a round trip to the dispatch path. A stale, foreign or repeated wake-up just asks again.
+                granted = self.grants.take(winner)
                 if isinstance(granted, dict) and lease_id in granted.get("leases", []):
                     return None
             elif winner is self.cancel_waiter:
@@ -276,17 +314,20 @@ class TaskRun:
     def wait_for_news(self, attempt: int, group: str, seconds: float) -> Steps:
         """Wait for a callback, a cancel or the poll timer; returns `(observation or None, result)`."""
         timer = self.context.create_timer(self.now + timedelta(seconds=seconds))
-        if self.callback_waiter is None:
-            self.callback_waiter = self.context.wait_for_external_event(names.EVENT_CALLBACK)
-        winner = yield self.context.task_any([self.callback_waiter, self.cancel_waiter, timer])
+        callback_waiters = self.callbacks.waiters()
+        winner = yield self.context.task_any([*callback_waiters, self.cancel_waiter, timer])
         if winner is not timer:
             timer.cancel()
+        else:
+            self.callbacks.timer_fired()
         if winner is self.cancel_waiter:
             self.cancelled = True
             return None, None
-        if winner is self.callback_waiter:
-            self.callback_waiter = None
-            report = CallbackReport.from_event(decode_event_payload(winner.result))
+        if callback_waiters and winner is callback_waiters[0]:
+            payload = self.callbacks.take(winner)
+            if payload is None:
+                return None, None  # a report handled already: listen again after the next poll
+            report = CallbackReport.from_event(payload)
             if report is None or report.attempt != attempt:
                 return None, None  # a stale attempt's or malformed report: never completes this attempt
             if report.status is CallbackStatus.PROGRESS:

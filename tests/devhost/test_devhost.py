@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.error
@@ -113,6 +114,17 @@ def test_a_caught_fan_in_failure_does_not_hold_the_members_still_running(app: Ap
     assert done["output"] == {"after_failure": 25}
 
 
+def test_a_dead_language_worker_is_replaced_and_what_it_ran_fails_or_runs_again(app: App) -> None:
+    done = app.wait(app.start("survives_worker_loss"), timeout=30)
+    assert done["runtimeStatus"] == "Completed", done
+    assert "WorkerExited" in done["output"]["caught"] and done["output"]["after"] == 25
+    assert call(app.url + "/api/echo/after-crash")[0] == 200  # HTTP functions run on the replacement
+    # An episode whose worker dies runs again (its events are still stored); the third loss in a row fails it.
+    failed = app.wait(app.start("crashes_every_replay"), timeout=30)
+    assert failed["runtimeStatus"] == "Failed"
+    assert "language worker exited" in failed["output"] and "3 times in a row" in failed["output"]
+
+
 def test_retries_follow_the_extension_semantics(app: App) -> None:
     instance = app.start("retries", instance="retry-1")
     done = app.wait(instance)
@@ -219,12 +231,20 @@ def test_timer_trigger_runs_on_startup_and_on_schedule(app: App) -> None:
         time.sleep(0.2)
 
 
-def test_a_killed_host_resumes_every_instance_on_restart(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+@contextlib.contextmanager
+def killed_at_the_end(tmp_path: Path, data: Path) -> Iterator[App]:
+    """A host that is SIGKILLed, not stopped, when the block ends: the crash the restart tests recover from."""
     host = start_app(tmp_path, data)
     host.start()
     try:
-        app = App(host, tmp_path)
+        yield App(host, tmp_path)
+    finally:
+        host.kill()
+
+
+def test_a_killed_host_resumes_every_instance_on_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with killed_at_the_end(tmp_path, data) as app:
         instance = app.start("slow_steps", 6, instance="durable-1")
         deadline = time.monotonic() + 20
         while not (tmp_path / "record.log").exists() or len((tmp_path / "record.log").read_text().split()) < 2:
@@ -234,8 +254,6 @@ def test_a_killed_host_resumes_every_instance_on_restart(tmp_path: Path) -> None
         app.wait(waiting, until={"Running"})
         call(f"{app.url}/api/raise/{waiting}/Early", "POST", "before-crash")
         time.sleep(0.2)
-    finally:
-        host.kill()
     again = start_app(tmp_path, data)
     with again:
         app = App(again, tmp_path)
@@ -251,10 +269,7 @@ def test_a_killed_host_resumes_every_instance_on_restart(tmp_path: Path) -> None
 
 def test_a_finished_and_purged_child_is_not_started_again_after_a_restart(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    host = start_app(tmp_path, data)
-    host.start()
-    try:
-        app = App(host, tmp_path)
+    with killed_at_the_end(tmp_path, data) as app:
         parent = app.start("child_then_wait", instance="parent-1")
         deadline = time.monotonic() + 20
         child_url = f"{app.url}/runtime/webhooks/durabletask/instances/parent-1:child"
@@ -263,8 +278,6 @@ def test_a_finished_and_purged_child_is_not_started_again_after_a_restart(tmp_pa
             time.sleep(0.05)
         time.sleep(0.3)  # the child's result has reached the parent (held there: the other child still waits)
         assert call(f"{app.url}/api/manage/purge/parent-1:child", "POST")[1] == {"deleted": 1}
-    finally:
-        host.kill()
     with start_app(tmp_path, data) as again:
         app = App(again, tmp_path)
         time.sleep(0.5)
@@ -272,6 +285,17 @@ def test_a_finished_and_purged_child_is_not_started_again_after_a_restart(tmp_pa
         call(f"{app.url}/api/raise/parent-1:slow/Go", "POST", "yes")
         done = app.wait(parent)
         assert done["output"] == [{"child_of": "parent-1", "value": 16}, '"yes"']
+
+
+@pytest.mark.parametrize("count", ["0", "11", "two"])
+def test_an_invalid_worker_count_fails_fast_with_a_reason(tmp_path: Path, count: str) -> None:
+    env = {"FUNCTIONS_WORKER_PROCESS_COUNT": count}
+    with (
+        pytest.raises(ServiceFailed) as failed,
+        DevhostProcess(APPS / "features", tmp_path, env=env, log_path=tmp_path / "log"),
+    ):
+        pass
+    assert "FUNCTIONS_WORKER_PROCESS_COUNT must be" in str(failed.value)
 
 
 @pytest.mark.parametrize(

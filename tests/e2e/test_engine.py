@@ -90,6 +90,29 @@ def test_container_that_never_calls_back_finishes_by_polling(admin: BatchClient,
     assert_no_groups_left(gateway, "silent")
 
 
+REPEATS_ITS_REPORTS = """
+import os, time, acibatch_report as r
+if os.environ["BATCH_ATTEMPT"] == "1":
+    r.failed("first try", exit_code=4); r.failed("first try", exit_code=4)  # a report sent twice
+    raise SystemExit(4)
+r.progress({"step": 1}); r.progress({"step": 1}); time.sleep(0.5)
+r.succeeded({"attempt": 2})
+time.sleep(30)
+"""
+
+
+def test_repeated_reports_are_harmless_on_the_next_attempt(admin: BatchClient, gateway: AciGateway) -> None:
+    # The SDK gives an event that arrived while nothing waited for it to every later waiter of that name: a
+    # repeated report must not be read again and again (that recursed until the orchestration crashed).
+    client = make_tenant(admin, "repeats")
+    client.submit(python_job(REPEATS_ITS_REPORTS, jobId="repeats", maxAttempts=2))
+    job = wait_job(client, "repeats", timeout=60)
+    assert job["state"] == "Succeeded", job["tasks"][0]
+    task = job["tasks"][0]
+    assert task["attempts"] == 2 and task["result"] == {"attempt": 2}
+    assert_no_groups_left(gateway, "repeats")
+
+
 def test_hung_task_is_stopped_at_its_timeout(admin: BatchClient, gateway: AciGateway) -> None:
     client = make_tenant(admin, "hung")
     started = time.monotonic()

@@ -127,8 +127,8 @@ def run_load(tmp_path: Path, clients: int, jobs: int, burst_tasks: int) -> None:
         loaded = BatchClient(running.api, admin.put_tenant("loaded", quota)["apiKey"])
         outcomes = callback_burst(running.api, running.settings, loaded, burst_tasks, timed)
         deadline = time.monotonic() + 60
-        while loaded.job("burst", 0, 0)["state"] != "Succeeded":
-            assert time.monotonic() < deadline
+        while (burst := loaded.job("burst", 0, 0))["state"] != "Succeeded":
+            assert time.monotonic() < deadline, burst["counts"]
             time.sleep(0.3)
         tasks = loaded.all_tasks("burst")
         # No lost callback (every task completed by its callback, with its own result), none duplicated.

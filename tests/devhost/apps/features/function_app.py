@@ -175,6 +175,23 @@ def waits_for_go(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def survives_worker_loss(context: df.DurableOrchestrationContext):
+    """An activity that kills its language worker fails; the next one runs on the replacement worker."""
+    try:
+        yield context.call_activity("kills_its_worker", None)
+        caught = None
+    except Exception as error:
+        caught = str(error)
+    return {"caught": caught, "after": (yield context.call_activity("square", 5))}
+
+
+@app.orchestration_trigger(context_name="context")
+def crashes_every_replay(context: df.DurableOrchestrationContext):
+    os._exit(3)
+    yield context.call_activity("square", 1)
+
+
+@app.orchestration_trigger(context_name="context")
 def retries(context: df.DurableOrchestrationContext):
     options = df.RetryOptions(first_retry_interval_in_milliseconds=100, max_number_of_attempts=3)
     first = yield context.call_activity_with_retry("flaky", options, {"key": context.instance_id, "fail": 2})
@@ -278,6 +295,11 @@ def flaky(payload: dict) -> str:
     if attempts <= payload["fail"]:
         raise RuntimeError(f"always failing (attempt {attempts})")
     return f"ok after {attempts}"
+
+
+@app.activity_trigger(input_name="payload")
+def kills_its_worker(payload: None) -> None:
+    os._exit(3)
 
 
 @app.activity_trigger(input_name="step")
