@@ -31,8 +31,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def serve(app_dir: Path, data_dir: Path, port: int, function_key: str | None) -> int:
-    workers = WorkerPool(app_dir, worker_count(), f"http://127.0.0.1:{port}")
+async def serve(app_dir: Path, data_dir: Path, port: int, function_key: str | None, worker_processes: int) -> int:
+    workers = WorkerPool(app_dir, worker_processes, f"http://127.0.0.1:{port}")
     try:
         index = await workers.start()
     except AppLoadError as error:
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.settings or settings_file.exists():
             apply_settings(load_settings(settings_file))  # before workers start: they inherit the environment
-        worker_count()
+        worker_processes = worker_count()
     except AppLoadError as error:
         print(f"devhost: cannot load the app: {error}", file=sys.stderr, flush=True)
         return 2
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"devhost: {SDK_FAST_PATHS}=0: the Durable SDK runs stock, without devhost's fast paths", flush=True)
     data_dir = Path(args.data) if args.data else app_dir / ".devhost"
     os.environ.setdefault("WEBSITE_HOSTNAME", f"127.0.0.1:{args.port}")
-    return asyncio.run(serve(app_dir, data_dir, args.port, args.function_key))
+    return asyncio.run(serve(app_dir, data_dir, args.port, args.function_key, worker_processes))
 
 
 if __name__ == "__main__":

@@ -912,6 +912,7 @@ class Engine:
         instance.output = output
         self.played_json.pop(instance.id, None)
         self.gathers.pop(instance.id, None)
+        self.worker_losses.pop(instance.id, None)
         instance.take_pending()
         instance.held = []
         for task in list(instance.activities):

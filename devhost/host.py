@@ -73,9 +73,6 @@ class Host:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def client_binding(self) -> str:
-        return durable_client_binding(self.base, self.index.hub_name)
-
     async def http_call(self, request: dict[str, Any]) -> dict[str, Any]:
         assert self.session is not None
         async with self.session.request(
@@ -174,7 +171,7 @@ class Host:
 
     @functools.cached_property
     def management_urls(self) -> dict[str, str]:
-        urls: dict[str, str] = json.loads(self.client_binding())["managementUrls"]
+        urls: dict[str, str] = json.loads(durable_client_binding(self.base, self.index.hub_name))["managementUrls"]
         return urls
 
     def management_payload(self, request: web.Request, instance_id: str) -> dict[str, Any]:
