@@ -16,7 +16,7 @@ All functions are pure: they return new state and never read a clock (callers pa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -71,8 +71,11 @@ class LeaseRequest:
     @cached_property
     def queue_row(self) -> list[Any]:
         """The compact stored form in a tenant's queue (the tenant is the queue's key): a thousand waiting
-        requests are decoded and re-encoded on every batch of the capacity entity, so each is kept small."""
-        return [self.lease_id, self.cores, self.memory_gb, self.requested_at]
+        requests are decoded and re-encoded on every batch of the capacity entity, so each is kept small, and
+        whole numbers where they can be (encoding a float costs JSON several times an int): cores and memory
+        as ints when whole, the request time in milliseconds."""
+        cores, memory_gb = _whole_if_whole(self.cores), _whole_if_whole(self.memory_gb)
+        return [self.lease_id, cores, memory_gb, round(self.requested_at * 1000)]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LeaseRequest:
@@ -85,11 +88,13 @@ class LeaseRequest:
         )
 
     @classmethod
-    def from_queue_row(cls, tenant: str, row: Any) -> LeaseRequest:
-        if isinstance(row, Mapping):  # stored before queue rows were compact
-            return cls.from_dict(row)
-        lease_id, cores, memory_gb, requested_at = row
-        return cls(str(lease_id), tenant, float(cores), float(memory_gb), float(requested_at))
+    def from_queue_row(cls, tenant: str, row: list[Any]) -> LeaseRequest:
+        lease_id, cores, memory_gb, requested_ms = row
+        return cls(str(lease_id), tenant, float(cores), float(memory_gb), requested_ms / 1000)
+
+
+def _whole_if_whole(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else float(value)
 
 
 @dataclass(frozen=True)
@@ -138,12 +143,63 @@ class ReleaseResult:
 
 
 @dataclass
+class RequestQueue:
+    """One tenant's waiting requests, oldest first, kept as their compact stored rows.
+
+    The capacity entity loads its whole state for every batch of operations, and with a thousand waiting
+    requests building an object per row was most of a batch's cost. Only the head is ever looked at, so rows
+    become `LeaseRequest`s when read. A state's `clone` copies the row list, so a stored state's is never changed.
+    """
+
+    tenant: str
+    rows: list[list[Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_legacy(cls, tenant: str, rows: list[Any]) -> RequestQueue:
+        """A queue stored under `queues` by earlier versions: dicts, or rows with the time in seconds."""
+        requests = (
+            LeaseRequest.from_dict(row)
+            if isinstance(row, Mapping)
+            else LeaseRequest(str(row[0]), tenant, float(row[1]), float(row[2]), float(row[3]))
+            for row in rows
+        )
+        return cls(tenant, [request.queue_row for request in requests])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> LeaseRequest:
+        return LeaseRequest.from_queue_row(self.tenant, self.rows[index])
+
+    def __iter__(self) -> Iterator[LeaseRequest]:
+        return (LeaseRequest.from_queue_row(self.tenant, row) for row in self.rows)
+
+    def copy(self) -> RequestQueue:
+        return RequestQueue(self.tenant, list(self.rows))
+
+    def append(self, request: LeaseRequest) -> None:
+        self.rows.append(request.queue_row)
+
+    def pop_head(self) -> LeaseRequest:
+        return LeaseRequest.from_queue_row(self.tenant, self.rows.pop(0))
+
+    def find(self, lease_id: str) -> LeaseRequest | None:
+        for row in self.rows:
+            if row[0] == lease_id:
+                return LeaseRequest.from_queue_row(self.tenant, row)
+        return None
+
+    def remove(self, lease_id: str) -> None:
+        self.rows = [row for row in self.rows if row[0] != lease_id]
+
+
+@dataclass
 class CapacityState:
     max_groups: int
     max_cores: float
     quotas: dict[str, Quota] = field(default_factory=dict)
     running: dict[str, Lease] = field(default_factory=dict)
-    queues: dict[str, list[LeaseRequest]] = field(default_factory=dict)
+    queues: dict[str, RequestQueue] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, max_groups: int, max_cores: float) -> CapacityState:
@@ -156,7 +212,7 @@ class CapacityState:
             "quotas": {tenant: quota.to_dict() for tenant, quota in self.quotas.items()},
             # The entity stores this once per operation: reuse each lease's and request's dict.
             "running": [lease.stored_form for lease in self.running.values()],
-            "queues": {tenant: [r.queue_row for r in queue] for tenant, queue in self.queues.items() if queue},
+            "waiting": {tenant: list(queue.rows) for tenant, queue in self.queues.items() if queue},
         }
 
     @classmethod
@@ -168,8 +224,8 @@ class CapacityState:
             quotas={tenant: Quota.from_dict(quota) for tenant, quota in data.get("quotas", {}).items()},
             running={lease.request.lease_id: lease for lease in running},
             queues={
-                tenant: [LeaseRequest.from_queue_row(tenant, row) for row in queue]
-                for tenant, queue in data.get("queues", {}).items()
+                **{tenant: RequestQueue.from_legacy(tenant, rows) for tenant, rows in data.get("queues", {}).items()},
+                **{tenant: RequestQueue(tenant, list(rows)) for tenant, rows in data.get("waiting", {}).items()},
             },
         )
 
@@ -203,14 +259,14 @@ class CapacityState:
             max_cores=self.max_cores,
             quotas=dict(self.quotas),
             running=dict(self.running),
-            queues={tenant: list(queue) for tenant, queue in self.queues.items()},
+            queues={tenant: queue.copy() for tenant, queue in self.queues.items()},
         )
 
     def queued(self, lease_id: str) -> LeaseRequest | None:
         for queue in self.queues.values():
-            for request in queue:
-                if request.lease_id == lease_id:
-                    return request
+            request = queue.find(lease_id)
+            if request is not None:
+                return request
         return None
 
 
@@ -235,15 +291,18 @@ def _dispatch(state: CapacityState, now: float) -> list[LeaseRequest]:
     while True:
         best: tuple[float, float, str] | None = None
         for tenant, queue in state.queues.items():
-            if not queue or not state.fits_now(queue[0]):
+            if not queue:
+                continue
+            head = queue[0]
+            if not state.fits_now(head):
                 continue
             share = state.tenant_usage(tenant)[1] / max(state.quotas[tenant].weight, EPSILON)
-            candidate = (share, queue[0].requested_at, tenant)
+            candidate = (share, head.requested_at, tenant)
             if best is None or candidate < best:
                 best = candidate
         if best is None:
             return granted
-        request = state.queues[best[2]].pop(0)
+        request = state.queues[best[2]].pop_head()
         state.running[request.lease_id] = Lease(request, now)
         granted.append(request)
 
@@ -258,7 +317,7 @@ def acquire(state: CapacityState, request: LeaseRequest) -> tuple[CapacityState,
     if reason is not None:
         return state, AcquireResult(AcquireStatus.REJECTED, reason)
     new = state.clone()
-    new.queues.setdefault(request.tenant, []).append(request)
+    new.queues.setdefault(request.tenant, RequestQueue(request.tenant)).append(request)
     _dispatch(new, request.requested_at)
     status = AcquireStatus.GRANTED if request.lease_id in new.running else AcquireStatus.QUEUED
     return new, AcquireResult(status)
@@ -270,7 +329,7 @@ def release(state: CapacityState, lease_id: str, now: float) -> tuple[CapacitySt
     released = new.running.pop(lease_id, None)
     if released is None:
         for queue in new.queues.values():
-            queue[:] = [request for request in queue if request.lease_id != lease_id]
+            queue.remove(lease_id)
     granted = _dispatch(new, now)
     return new, ReleaseResult(granted, released)
 

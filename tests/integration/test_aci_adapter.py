@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -156,3 +158,62 @@ def test_other_failures_are_arm_errors_even_without_a_code(gateway: AciGateway, 
     assert "odd failure" in raised.value.message
     assert gateway.get_state("adapter-faulty").exists  # the rule fired once
     assert gateway.delete("adapter-faulty") is True
+
+
+class AsyncDeleteArm:
+    """A loopback ARM that answers DELETE the other way the service may (202 + Azure-AsyncOperation), then
+    reports the operation InProgress once and `final` after, counting the status polls."""
+
+    def __init__(self, final: str) -> None:
+        self.final = final
+        self.polls = 0
+        arm = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def answer(self, status: int, body: dict[str, object], headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_DELETE(self) -> None:
+                operation = f"http://127.0.0.1:{arm.port}/operations/delete-1?api-version=2023-05-01"
+                self.answer(202, {}, {"Azure-AsyncOperation": operation, "Retry-After": "0"})
+
+            def do_GET(self) -> None:
+                arm.polls += 1
+                status = "InProgress" if arm.polls == 1 else arm.final
+                body: dict[str, object] = {"status": status}
+                if status == "Failed":
+                    body["error"] = {"code": "DeleteFailed", "message": "the group could not be deleted"}
+                self.answer(200, body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("final", ["Succeeded", "Failed"])
+def test_an_asynchronous_delete_is_waited_for_and_its_failure_raised(final: str) -> None:
+    arm = AsyncDeleteArm(final)
+    try:
+        with make_client(SUBSCRIPTION, f"http://127.0.0.1:{arm.port}", polling_interval=0.01) as client:
+            gateway = AciGateway(client, RESOURCE_GROUP)
+            if final == "Succeeded":
+                assert gateway.delete("async-delete", known_to_exist=True) is True
+            else:
+                with pytest.raises(ArmError, match="could not be deleted"):
+                    gateway.delete("async-delete", known_to_exist=True)
+        assert arm.polls == 2  # returned only once the operation had ended
+    finally:
+        arm.close()

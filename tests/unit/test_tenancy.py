@@ -293,13 +293,28 @@ def test_a_tenant_under_its_share_is_not_starved_by_a_long_queue(
         check_balanced()
 
 
-def test_queued_requests_are_stored_as_compact_rows_and_old_dict_rows_still_load() -> None:
+def test_queued_requests_are_stored_as_compact_rows_and_older_forms_still_load() -> None:
     state = CapacityState.empty(max_groups=1, max_cores=1)
     state, _ = set_tenant_quota(state, "a", Quota(1, 1, 1))
     for i in range(3):
-        state, _ = acquire(state, request(f"l{i}", "a", at=i))
+        state, _ = acquire(state, request(f"l{i}", "a", at=i + 0.25))
     stored = json.loads(json.dumps(state.to_dict()))
-    assert stored["queues"] == {"a": [["l1", 1.0, 1.0, 1.0], ["l2", 1.0, 1.0, 2.0]]}
+    assert stored["waiting"] == {"a": [["l1", 1, 1, 1250], ["l2", 1, 1, 2250]]}
+    assert "queues" not in stored
     assert CapacityState.from_dict(stored) == state
-    legacy = {**stored, "queues": {"a": [r.to_dict() for r in state.queues["a"]]}}
-    assert CapacityState.from_dict(legacy) == state
+    assert [r.requested_at for r in CapacityState.from_dict(stored).queues["a"]] == [1.25, 2.25]
+    waiting = stored.pop("waiting")
+    as_dicts = {**stored, "queues": {"a": [r.to_dict() for r in state.queues["a"]]}}
+    in_seconds = {**stored, "queues": {"a": [[lease, 1.0, 1.0, ms / 1000] for lease, _, _, ms in waiting["a"]]}}
+    assert CapacityState.from_dict(as_dicts) == state
+    assert CapacityState.from_dict(in_seconds) == state
+
+
+def test_a_fractional_request_keeps_its_size_in_the_compact_row() -> None:
+    state = CapacityState.empty(max_groups=1, max_cores=4)
+    state, _ = set_tenant_quota(state, "a", Quota(2, 4, 8))
+    state, _ = acquire(state, request("l0", "a", cores=1))
+    state, _ = acquire(state, LeaseRequest("l1", "a", 0.5, 1.5, 7.0))
+    stored = json.loads(json.dumps(state.to_dict()))
+    assert stored["waiting"] == {"a": [["l1", 0.5, 1.5, 7000]]}
+    assert CapacityState.from_dict(stored).queued("l1") == LeaseRequest("l1", "a", 0.5, 1.5, 7.0)
