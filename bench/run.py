@@ -9,6 +9,8 @@
    same commands run directly 50 at a time); dispatch latency (a lease freed in the capacity entity -> the
    container of the task it went to running, as that container reports it).
 4. Peak RSS of devhost (with its language workers) and aciemu during 3.
+5. The Durable SDK's own cost to replay one HelloCities5 orchestration (all six episodes, in this process: no
+   storage, no HTTP), stock and with devhost's fast paths: the floor under any host that uses the real SDK.
 
 Prints a table and writes JSON to bench/results/. `--smoke` runs tiny sizes (CI checks the harness works).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -33,13 +36,26 @@ from typing import Any
 from acibatch.client import BatchClient
 from acibatch.localstack import local_stack
 from acibatch.naming import task_instance_id
-from devhost.durable import EVENT_RAISED, TASK_SCHEDULED
+from devhost import fastpaths
+from devhost.app import load_app
+from devhost.durable import (
+    EVENT_RAISED,
+    EVENT_SENT,
+    EXECUTION_COMPLETED,
+    ORCHESTRATOR_COMPLETED,
+    ORCHESTRATOR_STARTED,
+    SUB_CREATED,
+    TASK_SCHEDULED,
+    TIMER_CREATED,
+)
 from devhost.fastpaths import SETTING as SDK_FAST_PATHS
 from devhost.launcher import DevhostProcess
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 WORKER = BENCH.parent / "examples" / "worker"
+# What an episode answered with (recorded after it ran), so not part of what it was handed.
+EPISODE_OUTPUTS = {TASK_SCHEDULED, SUB_CREATED, TIMER_CREATED, EVENT_SENT, ORCHESTRATOR_COMPLETED, EXECUTION_COMPLETED}
 
 
 def post_json(url: str, body: Any = None) -> Any:
@@ -100,6 +116,47 @@ def fan_out(host: str, width: int, runs: int = 3) -> float:
             raise RuntimeError(f"fan-out {width}: {status['runtimeStatus']}: {status['output']}")
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def episode_contexts(host: str, instance: str) -> list[str]:
+    """The trigger JSON of each episode a finished orchestration had, rebuilt from its history."""
+    url = f"{host}/runtime/webhooks/durabletask/instances/{instance}?showHistory=true&showHistoryOutput=true"
+    status = get_json(url)
+    history: list[dict[str, Any]] = status["historyEvents"]
+    starts = [i for i, item in enumerate(history) if item["EventType"] == ORCHESTRATOR_STARTED]
+    contexts = []
+    for number, start in enumerate(starts):
+        end = starts[number + 1] if number + 1 < len(starts) else len(history)
+        # What the episode was handed: the past, played, then its new events (not what it answered with).
+        new = [item for item in history[start:end] if item["EventType"] not in EPISODE_OUTPUTS]
+        events = [{**item, "IsPlayed": True} for item in history[:start]] + new
+        fields = {"input": status["input"], "instanceId": instance, "isReplaying": False, "parentInstanceId": None}
+        contexts.append(json.dumps({"history": events, **fields, "upperSchemaVersion": 1, "upperSchemaVersionNew": 2}))
+    return contexts
+
+
+def sdk_replay_ms(host: str, instance: str, rounds: int = 9, repeats: int = 100) -> dict[str, float]:
+    """Milliseconds of this process's CPU to replay all of `instance`'s episodes with the SDK, stock and with
+    devhost's fast paths, alternating (median of `rounds`)."""
+    contexts = episode_contexts(host, instance)
+    logging.disable(logging.WARNING)  # the Functions library warns about the app's auth level on indexing
+    try:
+        handle = load_app(BENCH / "app").callables["hello_cities"]
+    finally:
+        logging.disable(logging.NOTSET)
+    times: dict[str, list[float]] = {"stock": [], "fast_paths": []}
+    try:
+        for _ in range(rounds):
+            for name, values in times.items():
+                fastpaths.install({SDK_FAST_PATHS: "1" if name == "fast_paths" else "0"})
+                started = time.process_time()
+                for _ in range(repeats):
+                    for context in contexts:
+                        handle(context)
+                values.append((time.process_time() - started) / repeats * 1000)
+    finally:
+        fastpaths.install({SDK_FAST_PATHS: "0"})
+    return {name: round(statistics.median(values), 3) for name, values in times.items()}
 
 
 def dbos_hello_cities(count: int) -> dict[str, Any]:
@@ -267,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             stock_run = hello_cities(host.url, hello_count)
         with DevhostProcess(BENCH / "app", data / "devhost", log_path=data / "devhost.log") as host:
             results["hello_cities5"] = {"devhost": hello_cities(host.url, hello_count), "devhost_stock_sdk": stock_run}
+            results["sdk_replay_ms"] = sdk_replay_ms(host.url, "hc-0", rounds=3 if args.smoke else 9)
             times = {width: fan_out(host.url, width) for width in widths}
         hc = results["hello_cities5"]
         hc["dbos"] = dbos_hello_cities(hello_count)
@@ -286,11 +344,13 @@ def main(argv: list[str] | None = None) -> int:
     out = RESULTS / f"bench-{'smoke-' if args.smoke else ''}{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     out.write_text(json.dumps(results, indent=2))
     hc, fo, rss = results["hello_cities5"], results["fan_out"], results["end_to_end"]["peak_rss_mb"]
+    replay = results["sdk_replay_ms"]
     rows = [
         ("HelloCities5 devhost (events/s)", hc["devhost"]["events_per_second"]),
         ("HelloCities5 devhost, stock SDK (events/s)", hc["devhost_stock_sdk"]["events_per_second"]),
         ("HelloCities5 DBOS (events/s)", hc["dbos"].get("events_per_second", hc["dbos"].get("error"))),
         ("devhost / DBOS (stock SDK / DBOS)", f"{hc['devhost_over_dbos']} ({hc['devhost_stock_sdk_over_dbos']})"),
+        ("SDK replay per HelloCities5, stock/fast (ms)", "{stock} / {fast_paths}".format(**replay)),
         (f"fan-out {small} / {large} (s)", f"{fo[f'{small}_seconds']} / {fo[f'{large}_seconds']}"),
         (f"fan-out ratio {large}/{small}", fo["ratio"]),
         (f"end-to-end {e2e_tasks} tasks, {slots} slots (s)", e2e["seconds"]),

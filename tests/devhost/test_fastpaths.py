@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from azure.durable_functions.models.DurableOrchestrationContext import DurableOrchestrationContext
 from azure.durable_functions.models.history.HistoryEvent import HistoryEvent
 from azure.durable_functions.models.TaskOrchestrationExecutor import TaskOrchestrationExecutor
 from dateutil.parser import parse as dateutil_parse
@@ -71,3 +74,61 @@ def test_the_executor_gets_the_same_payload_mapping_from_one_cached_class() -> N
     assert {type(v) for v in stock.values()} != {
         type(v) for v in TaskOrchestrationExecutor().event_to_SetTaskValuePayload.values()
     }
+
+
+def json_values(integers: st.SearchStrategy[int]) -> st.SearchStrategy[object]:
+    return st.recursive(
+        st.none() | st.booleans() | integers | st.floats(allow_nan=True) | st.text(),
+        lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+        max_leaves=20,
+    )
+
+
+@given(json_values(st.integers(min_value=-(2**63), max_value=2**64 - 1)))
+def test_json_within_64_bit_integers_decodes_to_what_json_loads_returns(value: object) -> None:
+    text = json.dumps(value)  # NaN and infinities too: orjson refuses them and json reads them
+    fast, stock = fastpaths.json_loads(text), json.loads(text)
+    assert json.dumps(fast) == json.dumps(stock)  # equal, NaN included, and in the same key order
+    with pytest.raises(json.JSONDecodeError):
+        fastpaths.json_loads(text + "}")
+
+
+@given(json_values(st.integers()), json_values(st.integers()))
+def test_a_context_decodes_the_same_whatever_its_payloads_hold(payload: object, data: object) -> None:
+    # As devhost builds it: user values are JSON text inside strings, even integers orjson would read as floats.
+    events = [
+        {"EventType": 0, "EventId": -1, "IsPlayed": True, "Timestamp": "2026-11-25T01:57:46.123456Z",
+         "Name": "o", "Version": "", "Input": json.dumps(payload)},
+        {"EventType": 15, "EventId": -1, "IsPlayed": False, "Timestamp": "2026-11-25T01:57:46.123456Z",
+         "Name": "e", "Input": json.dumps(data)},
+    ]  # fmt: skip
+    text = json.dumps({"history": events, "instanceId": "i", "input": json.dumps(payload), "upperSchemaVersion": 1})
+    assert json.dumps(fastpaths.json_loads(text)) == json.dumps(json.loads(text))
+
+
+def test_install_switches_the_context_json_and_contexts_decode_the_same() -> None:
+    moment = "2026-11-25T01:57:46.123456Z"
+    history = [{"EventType": 12, "EventId": -1, "IsPlayed": False, "Timestamp": moment},
+               {"EventType": 0, "EventId": -1, "IsPlayed": False, "Timestamp": moment, "Name": "o", "Version": "",
+                "Input": '{"n": 1e400, "big": -123456789012345678901234567890}'}]  # fmt: skip
+    text = json.dumps({"history": history, "instanceId": "i", "isReplaying": False, "parentInstanceId": None,
+                       "input": {"n": 1}, "upperSchemaVersion": 1})  # fmt: skip
+    try:
+        assert fastpaths.install({}) is True
+        assert fastpaths._CONTEXT_MODULE.json.loads is fastpaths.json_loads
+        fast = DurableOrchestrationContext.from_json(text)
+        fastpaths.install({fastpaths.SETTING: "0"})
+        assert fastpaths._CONTEXT_MODULE.json is json
+        stock = DurableOrchestrationContext.from_json(text)
+    finally:
+        fastpaths.install({fastpaths.SETTING: "0"})
+    assert fast.get_input(expected_type=dict) == stock.get_input(expected_type=dict) == {"n": 1}
+    assert [vars(e) for e in fast.histories] == [vars(e) for e in stock.histories]
+
+
+def test_a_timestamp_parsed_again_is_the_kept_value() -> None:
+    text = "2026-11-25T01:57:46.654321Z"
+    first = fastpaths.parse_timestamp(text)
+    assert fastpaths.parse_timestamp(text) is first  # the same (immutable) datetime, not parsed again
+    assert first == dateutil_parse(text)
+    assert fastpaths.parse_timestamp("2026-11-25T01:57:46.65432Z") == dateutil_parse("2026-11-25T01:57:46.65432Z")
