@@ -132,3 +132,19 @@ def test_a_timestamp_parsed_again_is_the_kept_value() -> None:
     assert fastpaths.parse_timestamp(text) is first  # the same (immutable) datetime, not parsed again
     assert first == dateutil_parse(text)
     assert fastpaths.parse_timestamp("2026-11-25T01:57:46.65432Z") == dateutil_parse("2026-11-25T01:57:46.65432Z")
+
+
+def test_the_strict_typing_setting_is_read_when_the_fast_paths_are_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    codec = fastpaths._CODEC_MODULE
+    try:
+        monkeypatch.setenv("AZURE_FUNCTIONS_DURABLE_STRICT_TYPING", "1")
+        fastpaths.install({})
+        monkeypatch.setenv("AZURE_FUNCTIONS_DURABLE_STRICT_TYPING", "0")
+        assert codec._is_strict_mode() is True  # as the worker started
+        fastpaths.install({})
+        assert codec._is_strict_mode() is False
+        fastpaths.install({fastpaths.SETTING: "0"})
+        monkeypatch.setenv("AZURE_FUNCTIONS_DURABLE_STRICT_TYPING", "yes")
+        assert codec._is_strict_mode() is True  # stock: read on every call
+    finally:
+        fastpaths.install({fastpaths.SETTING: "0"})
