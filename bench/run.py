@@ -3,7 +3,7 @@
 1. HelloCities5: N orchestrations x 5 sequential activities, started and awaited through the Durable HTTP API;
    history events per second (10 per orchestration), on devhost as shipped and with the Durable SDK left
    stock (DEVHOST_SDK_FAST_PATHS=0), and the same workload on DBOS (SQLite) in the same run.
-2. Fan-out/fan-in: one orchestration with 1k and with 4k parallel activities (median of 3 runs each); the 4k/1k
+2. Fan-out/fan-in: one orchestration with 1k and with 4k parallel activities (median of 5 runs each); the 4k/1k
    time ratio.
 3. End-to-end batch: a job of `sleep 1` + callback tasks with capacity for 50 groups, against the floor (the
    same commands run directly 50 at a time); dispatch latency (a lease freed in the capacity entity -> the
@@ -99,7 +99,7 @@ def hello_cities(host: str, count: int) -> dict[str, Any]:
     return {"orchestrations": count, "seconds": round(seconds, 3), "events_per_second": round(count * 10 / seconds)}
 
 
-def fan_out(host: str, width: int, runs: int = 3) -> float:
+def fan_out(host: str, width: int, runs: int = 5) -> float:
     """The median of `runs` runs, each awaited by polling its status every 10 ms: a run at 1k takes a few
     tenths of a second, so coarser polling or a single run would be mostly noise."""
     times = []
