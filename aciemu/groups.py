@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import time
@@ -382,9 +381,9 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def write_private_json(path: Path, data: dict[str, Any]) -> None:
+def write_private_file(path: Path, data: bytes) -> None:
     temporary = path.with_suffix(".tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(json.dumps(data).encode())
+        handle.write(data)
     os.replace(temporary, path)

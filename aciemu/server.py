@@ -26,7 +26,7 @@ from aiohttp import web
 
 from aciemu import sandbox
 from aciemu.faults import API_FAULTS, LIFE_FAULTS, FaultBook, FaultRuleInvalid
-from aciemu.groups import Group, GroupRuntime, Timings, now_iso, remove_tree, write_private_json
+from aciemu.groups import Group, GroupRuntime, Timings, now_iso, remove_tree, write_private_file
 
 PROVIDER = "Microsoft.ContainerInstance"
 GROUP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,61}[a-z0-9]$|^[a-z0-9]$")
@@ -75,6 +75,7 @@ class Emulator:
         self.faults = FaultBook(fault_seed)
         self.groups: dict[str, Group] = {}
         self.runtimes: dict[str, GroupRuntime] = {}
+        self.saved: dict[str, bytes] = {}  # what each group's file holds
         self.recent_creates: deque[float] = deque()
         self.instance_marker = "aciemu-" + hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
         for folder in ("groups", "logs", "work"):
@@ -86,8 +87,14 @@ class Emulator:
         return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
 
     def save(self, group: Group) -> None:
-        if group.key in self.groups:
-            write_private_json(self.data_dir / "groups" / f"{self._file(group.key)}.json", group.to_dict())
+        if group.key not in self.groups:
+            return
+        data = json.dumps(group.to_dict()).encode()
+        # A group's runtime saves after each step, and some steps change nothing (the end of a run saves what
+        # its last container's exit saved): skip rewriting a file that would not change.
+        if self.saved.get(group.key) != data:
+            write_private_file(self.data_dir / "groups" / f"{self._file(group.key)}.json", data)
+            self.saved[group.key] = data
 
     def log_dir(self, group: Group) -> Path:
         path = self.data_dir / "logs" / self._file(group.key)
@@ -312,6 +319,7 @@ class Emulator:
     async def delete_group(self, group: Group, out_of_band: bool = False) -> None:
         runtime = self.runtimes.pop(group.key, None)
         self.groups.pop(group.key, None)
+        self.saved.pop(group.key, None)
         if runtime is not None:
             await runtime.stop_processes()
         with contextlib.suppress(FileNotFoundError):

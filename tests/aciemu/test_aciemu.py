@@ -25,8 +25,10 @@ from azure.mgmt.containerinstance.models import (
 )
 
 from aciemu.client import emulator_client, emulator_client_async
+from aciemu.groups import Group
 from aciemu.launcher import AciEmulatorProcess
 from aciemu.sandbox import MARKER_VAR, bwrap_path
+from aciemu.server import Emulator
 
 pytestmark = pytest.mark.e2e
 RG = "rg-test"
@@ -277,3 +279,19 @@ def test_groups_survive_an_emulator_restart_like_a_host_reboot(tmp_path: Path) -
         assert view.restart_count == 1
         assert view.previous_state.exit_code == 7147  # platform maintenance, as ACI reports it
         assert terminated(client, "finished").restart_count == 0
+
+
+def test_a_save_that_changes_nothing_leaves_the_group_file_alone(tmp_path: Path) -> None:
+    emulator = Emulator(tmp_path)
+    group = Group(key="s/rg/g", subscription="s", resource_group="rg", name="g", body={"location": "westeurope"})
+    emulator.groups[group.key] = group
+    emulator.save(group)
+    path = next((tmp_path / "groups").glob("*.json"))
+    written = path.stat().st_ino  # every write replaces the file, so a rewrite shows as a new inode
+    emulator.save(group)
+    assert path.stat().st_ino == written
+    group.state = "Running"
+    emulator.save(group)
+    assert path.stat().st_ino != written
+    assert Group.from_dict(json.loads(path.read_text())).state == "Running"
+    del emulator.groups[group.key]
