@@ -50,7 +50,8 @@ _HISTORY_EVENT_MODULE = importlib.import_module("azure.durable_functions.models.
 _EXECUTOR_MODULE = importlib.import_module("azure.durable_functions.models.TaskOrchestrationExecutor")
 _CONTEXT_MODULE = importlib.import_module("azure.durable_functions.models.DurableOrchestrationContext")
 _CODEC_MODULE = importlib.import_module("azure.functions._durable_functions")
-_STOCK_IS_STRICT_MODE = _CODEC_MODULE._is_strict_mode
+# A private helper of azure-functions (1.26 has it): if a later version drops it, that fast path is skipped.
+_STOCK_IS_STRICT_MODE: Callable[[], bool] | None = getattr(_CODEC_MODULE, "_is_strict_mode", None)
 TIMESTAMPS_KEPT = 16_384  # a few MB; covers the histories of the orchestrations a busy worker replays in turn
 
 
@@ -107,9 +108,9 @@ def _json_with_fast_loads() -> types.ModuleType:
 FAST_JSON = _json_with_fast_loads()
 
 
-def strict_mode_as_started() -> Callable[[], bool]:
+def strict_mode_as_started(stock: Callable[[], bool]) -> Callable[[], bool]:
     """The codec's `_is_strict_mode`, answering what the environment says now, from now on."""
-    strict: bool = _STOCK_IS_STRICT_MODE()
+    strict = stock()
 
     def is_strict_mode() -> bool:
         return strict
@@ -128,5 +129,7 @@ def install(environ: Mapping[str, str] | None = None) -> bool:
     setattr(_HISTORY_EVENT_MODULE, "dt_parse", parse_timestamp if fast else dateutil_parse)  # noqa: B010
     setattr(_EXECUTOR_MODULE, "namedtuple", cached_namedtuple if fast else collections.namedtuple)  # noqa: B010
     setattr(_CONTEXT_MODULE, "json", FAST_JSON if fast else json)  # noqa: B010
-    setattr(_CODEC_MODULE, "_is_strict_mode", strict_mode_as_started() if fast else _STOCK_IS_STRICT_MODE)  # noqa: B010
+    if _STOCK_IS_STRICT_MODE is not None:
+        strict_mode = strict_mode_as_started(_STOCK_IS_STRICT_MODE) if fast else _STOCK_IS_STRICT_MODE
+        setattr(_CODEC_MODULE, "_is_strict_mode", strict_mode)  # noqa: B010
     return fast
