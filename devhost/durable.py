@@ -633,7 +633,9 @@ class Engine:
             error: str | None = None
             state: dict[str, Any] = {}
             try:
-                state = fastjson.loads(reply.result()[1])
+                # `json`, not orjson: the episode's output and custom status are the user's values as the SDK
+                # wrote them, which may hold integers beyond 64 bits (orjson reads them as floats) or NaN.
+                state = json.loads(reply.result()[1])
             except WorkerExited as exc:
                 losses = self.worker_losses[instance_id] = self.worker_losses.get(instance_id, 0) + 1
                 if losses < WORKER_LOSSES_TOLERATED:
@@ -1015,7 +1017,7 @@ class Engine:
             "batch": [{"name": op["name"], "input": op.get("input"), "isSignal": op.get("isSignal", False)}
                       for op in batch],
         }  # fmt: skip
-        reply = self.workers.invoke(info, encode(context).encode(), affinity=entity_id)
+        reply = self.workers.invoke(info, fastjson.dumps(context), affinity=entity_id)
         self.in_flight.add(entity_id)
         reply.add_done_callback(lambda done: self.arrive(lambda: self.end_entity_batch(entity_id, batch, done)))
 

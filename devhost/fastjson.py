@@ -21,4 +21,6 @@ def dumps_text(item: Any) -> str:
     return dumps(item).decode()
 
 
+# For JSON devhost wrote itself, or whose user values sit inside strings (history rows, entity batch answers,
+# frame headers): orjson reads integers beyond 64 bits as floats and refuses NaN, so raw user values need `json`.
 loads = orjson.loads

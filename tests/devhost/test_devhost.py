@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 import urllib.error
 import urllib.request
@@ -106,6 +107,14 @@ def test_a_fan_in_replays_when_its_results_can_matter_not_once_per_child(app: Ap
     # Children finish 100 ms apart: one episode each would be 8 + the start + the mixed task_all + its end.
     # Held until the last child: the start, the end of each task_all (entity answers come one by one).
     assert episodes(done) <= 4, [item["EventType"] for item in done["historyEvents"]]
+
+
+def test_outputs_and_custom_status_keep_what_json_keeps(app: App) -> None:
+    # The SDK writes them with `json`, so they may hold integers beyond 64 bits and NaN.
+    done = app.wait(app.start("beyond_orjson"), timeout=30)
+    assert done["runtimeStatus"] == "Completed", done
+    assert done["output"]["big"] == 2**70 and math.isnan(done["output"]["nan"])
+    assert done["customStatus"] == {"big": -(2**65)}
 
 
 def test_a_caught_fan_in_failure_does_not_hold_the_members_still_running(app: App) -> None:

@@ -170,6 +170,13 @@ def child_then_wait(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def beyond_orjson(context: df.DurableOrchestrationContext):
+    yield context.call_activity("square", 2)
+    context.set_custom_status({"big": -(2**65)})
+    return {"big": 2**70, "nan": float("nan")}
+
+
+@app.orchestration_trigger(context_name="context")
 def waits_for_go(context: df.DurableOrchestrationContext):
     return (yield context.wait_for_external_event("Go"))
 
