@@ -124,14 +124,15 @@ def episode_contexts(host: str, instance: str) -> list[str]:
     status = get_json(url)
     history: list[dict[str, Any]] = status["historyEvents"]
     starts = [i for i, item in enumerate(history) if item["EventType"] == ORCHESTRATOR_STARTED]
+    fields = {"input": status["input"], "instanceId": instance, "isReplaying": False, "parentInstanceId": None,
+              "upperSchemaVersion": 1, "upperSchemaVersionNew": 2}  # fmt: skip
     contexts = []
     for number, start in enumerate(starts):
         end = starts[number + 1] if number + 1 < len(starts) else len(history)
         # What the episode was handed: the past, played, then its new events (not what it answered with).
         new = [item for item in history[start:end] if item["EventType"] not in EPISODE_OUTPUTS]
-        events = [{**item, "IsPlayed": True} for item in history[:start]] + new
-        fields = {"input": status["input"], "instanceId": instance, "isReplaying": False, "parentInstanceId": None}
-        contexts.append(json.dumps({"history": events, **fields, "upperSchemaVersion": 1, "upperSchemaVersionNew": 2}))
+        played = [{**item, "IsPlayed": True} for item in history[:start]]
+        contexts.append(json.dumps({"history": played + new, **fields}))
     return contexts
 
 

@@ -180,21 +180,11 @@ class TaskRun:
                 return None
             if status == "REJECTED":
                 return f"the task can never be scheduled: {result.get('reason')}"
-            timer = self.context.create_timer(self.now + timedelta(seconds=_capacity_wait_seconds(waits)))
-            grant_waiters = self.grants.waiters()
-            winner = yield self.context.task_any([*grant_waiters, self.cancel_waiter, timer])
-            if winner is not timer:
-                timer.cancel()
-            else:
-                self.grants.timer_fired()
-            if grant_waiters and winner is grant_waiters[0]:
-                # The releasing task's capacity call already granted these leases; asking again would only
-                # add a round trip to the dispatch path. A stale, foreign or repeated wake-up just asks again.
-                granted = self.grants.take(winner)
-                if isinstance(granted, dict) and lease_id in granted.get("leases", []):
-                    return None
-            elif winner is self.cancel_waiter:
-                self.cancelled = True
+            woken, granted = yield from self.race(self.grants, _capacity_wait_seconds(waits))
+            # The releasing task's capacity call already granted these leases; asking again would only add a
+            # round trip to the dispatch path. A stale, foreign or repeated wake-up (or the timer) asks again.
+            if woken == "event" and isinstance(granted, dict) and lease_id in granted.get("leases", []):
+                return None
             waits += 1
 
     def release(self, lease_id: str) -> Steps:
@@ -219,6 +209,23 @@ class TaskRun:
             )
 
     # -- one attempt ---------------------------------------------------------------------------------------
+
+    def race(self, events: Events, seconds: float) -> Steps:
+        """Wait for an event of `events`, a cancel or a timer of `seconds`, whichever comes first.
+
+        Returns `(woken, payload)`: woken is "event" (payload None for a repeat of one handled already, see
+        `Events`), "cancel" (the task is then marked cancelled) or "timer"; the timer is cancelled otherwise.
+        """
+        timer = self.context.create_timer(self.now + timedelta(seconds=seconds))
+        winner = yield self.context.task_any([*events.waiters(), self.cancel_waiter, timer])
+        if winner is timer:
+            events.timer_fired()
+            return "timer", None
+        timer.cancel()
+        if winner is self.cancel_waiter:
+            self.cancelled = True
+            return "cancel", None
+        return "event", events.take(winner)
 
     def sleep(self, seconds: float) -> Steps:
         """A durable pause that ends early on cancel; returns True when cancelled."""
@@ -313,18 +320,10 @@ class TaskRun:
 
     def wait_for_news(self, attempt: int, group: str, seconds: float) -> Steps:
         """Wait for a callback, a cancel or the poll timer; returns `(observation or None, result)`."""
-        timer = self.context.create_timer(self.now + timedelta(seconds=seconds))
-        callback_waiters = self.callbacks.waiters()
-        winner = yield self.context.task_any([*callback_waiters, self.cancel_waiter, timer])
-        if winner is not timer:
-            timer.cancel()
-        else:
-            self.callbacks.timer_fired()
-        if winner is self.cancel_waiter:
-            self.cancelled = True
+        woken, payload = yield from self.race(self.callbacks, seconds)
+        if woken == "cancel":
             return None, None
-        if callback_waiters and winner is callback_waiters[0]:
-            payload = self.callbacks.take(winner)
+        if woken == "event":
             if payload is None:
                 return None, None  # a report handled already: listen again after the next poll
             report = CallbackReport.from_event(payload)
