@@ -2,15 +2,17 @@
 
 1. HelloCities5: N orchestrations x 5 sequential activities, started and awaited through the Durable HTTP API;
    history events per second (10 per orchestration), on devhost as shipped and with the Durable SDK left
-   stock (DEVHOST_SDK_FAST_PATHS=0), and the same workload on DBOS (SQLite) in the same run.
+   stock and replaying every episode (DEVHOST_SDK_FAST_PATHS=0, DEVHOST_ORCHESTRATION_SESSIONS=0), and the same
+   workload on DBOS (SQLite) in the same run.
 2. Fan-out/fan-in: one orchestration with 1k and with 4k parallel activities (median of 5 runs each); the 4k/1k
    time ratio.
 3. End-to-end batch: a job of `sleep 1` + callback tasks with capacity for 50 groups, against the floor (the
    same commands run directly 50 at a time); dispatch latency (a lease freed in the capacity entity -> the
    container of the task it went to running, as that container reports it).
 4. Peak RSS of devhost (with its language workers) and aciemu during 3.
-5. The Durable SDK's own cost to replay one HelloCities5 orchestration (all six episodes, in this process: no
-   storage, no HTTP), stock and with devhost's fast paths: the floor under any host that uses the real SDK.
+5. The Durable SDK's own cost to run one HelloCities5 orchestration (all six episodes, in this process: no
+   storage, no HTTP): stock and with devhost's fast paths replaying every episode (the floor under any host that
+   replays with the real SDK), and in a devhost worker session (`devhost.sessions`).
 
 Prints a table and writes JSON to bench/results/. `--smoke` runs tiny sizes (CI checks the harness works).
 """
@@ -50,6 +52,8 @@ from devhost.durable import (
 )
 from devhost.fastpaths import SETTING as SDK_FAST_PATHS
 from devhost.launcher import DevhostProcess
+from devhost.sessions import SETTING as SESSIONS
+from devhost.sessions import Sessions
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -136,24 +140,41 @@ def episode_contexts(host: str, instance: str) -> list[str]:
     return contexts
 
 
+def session_tails(contexts: list[str]) -> list[tuple[int, str]]:
+    """Each episode as a worker session is sent it: how many events it has seen, and the context after them."""
+    tails, past = [], 0
+    for context in contexts:
+        fields = json.loads(context)
+        tails.append((past, json.dumps({**fields, "history": fields["history"][past:]})))
+        past = len(fields["history"])
+    return tails
+
+
 def sdk_replay_ms(host: str, instance: str, rounds: int = 9, repeats: int = 100) -> dict[str, float]:
-    """Milliseconds of this process's CPU to replay all of `instance`'s episodes with the SDK, stock and with
-    devhost's fast paths, alternating (median of `rounds`)."""
+    """Milliseconds of this process's CPU to run all of `instance`'s episodes with the SDK: stock and with
+    devhost's fast paths (each episode replays the whole history), and in a session (`devhost.sessions`: each
+    episode goes on from the last with only its new events), alternating (median of `rounds`)."""
     contexts = episode_contexts(host, instance)
+    tails = session_tails(contexts)
     logging.disable(logging.WARNING)  # the Functions library warns about the app's auth level on indexing
     try:
         handle = load_app(BENCH / "app").callables["hello_cities"]
     finally:
         logging.disable(logging.NOTSET)
-    times: dict[str, list[float]] = {"stock": [], "fast_paths": []}
+    times: dict[str, list[float]] = {"stock": [], "fast_paths": [], "session": []}
     try:
         for _ in range(rounds):
             for name, values in times.items():
-                fastpaths.install({SDK_FAST_PATHS: "1" if name == "fast_paths" else "0"})
+                fastpaths.install({SDK_FAST_PATHS: "0" if name == "stock" else "1"})
                 started = time.process_time()
                 for _ in range(repeats):
-                    for context in contexts:
-                        handle(context)
+                    if name == "session":
+                        sessions = Sessions()
+                        for past, context in tails:
+                            sessions.run(handle, instance, "bench", past, context)
+                    else:
+                        for context in contexts:
+                            handle(context)
                 values.append((time.process_time() - started) / repeats * 1000)
     finally:
         fastpaths.install({SDK_FAST_PATHS: "0"})
@@ -319,8 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"machine_cores": cores, "smoke": args.smoke, "when": datetime.now(UTC).isoformat()}
     with tempfile.TemporaryDirectory(prefix="acibatch-bench-") as scratch:
         data = Path(scratch)
-        # devhost as shipped, then with the Durable SDK untouched (no fast paths): both are reported.
-        stock = {SDK_FAST_PATHS: "0"}
+        # devhost as shipped, then with the Durable SDK untouched and run as Azure runs it (no fast paths, no
+        # sessions: every episode replays the whole history): both are reported.
+        stock = {SDK_FAST_PATHS: "0", SESSIONS: "0"}
         with DevhostProcess(BENCH / "app", data / "stock", env=stock, log_path=data / "stock.log") as host:
             stock_run = hello_cities(host.url, hello_count)
         with DevhostProcess(BENCH / "app", data / "devhost", log_path=data / "devhost.log") as host:
@@ -348,10 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     replay = results["sdk_replay_ms"]
     rows = [
         ("HelloCities5 devhost (events/s)", hc["devhost"]["events_per_second"]),
-        ("HelloCities5 devhost, stock SDK (events/s)", hc["devhost_stock_sdk"]["events_per_second"]),
+        ("HelloCities5 devhost, stock SDK replaying all (events/s)", hc["devhost_stock_sdk"]["events_per_second"]),
         ("HelloCities5 DBOS (events/s)", hc["dbos"].get("events_per_second", hc["dbos"].get("error"))),
         ("devhost / DBOS (stock SDK / DBOS)", f"{hc['devhost_over_dbos']} ({hc['devhost_stock_sdk_over_dbos']})"),
-        ("SDK replay per HelloCities5, stock/fast (ms)", "{stock} / {fast_paths}".format(**replay)),
+        ("SDK per HelloCities5, stock/fast/session (ms)", "{stock} / {fast_paths} / {session}".format(**replay)),
         (f"fan-out {small} / {large} (s)", f"{fo[f'{small}_seconds']} / {fo[f'{large}_seconds']}"),
         (f"fan-out ratio {large}/{small}", fo["ratio"]),
         (f"end-to-end {e2e_tasks} tasks, {slots} slots (s)", e2e["seconds"]),

@@ -28,7 +28,7 @@ from typing import Any
 
 from azure.functions._durable_functions import df_loads
 
-from devhost import fanin, fastjson
+from devhost import fanin, fastjson, sessions
 from devhost.app import AppIndex, FunctionInfo
 from devhost.fastjson import dumps_text as encode
 from devhost.store import Store
@@ -240,6 +240,10 @@ class Engine:
         self.worker_losses: dict[str, int] = {}
         self.unsaved_entities: dict[str, EntityRecord] | None = None  # a dict while a batch runs
         self.gathers: dict[str, fanin.Gather] = {}  # instances blocked on a task_all (devhost.fanin)
+        # Orchestration sessions (`devhost.sessions`): how far into which execution's history each instance's
+        # worker has replayed, as of the last episode applied; the next episode sends only what follows.
+        self.session_mode = sessions.mode()
+        self.session_at: dict[str, tuple[str, int]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -613,17 +617,28 @@ class Engine:
             "upperSchemaVersion": 1,
             "upperSchemaVersionNew": 2,
         }
-        body = self.context_json(instance, [started, *delivered], context).encode()
-        reply = self.workers.invoke(info, body, affinity=instance.id)
-        self.in_flight.add(instance_id)
         execution = instance.execution_id
+        fields: dict[str, Any] = {}
+        past = 0
+        if self.session_mode != "0":
+            held = self.session_at.pop(instance_id, None)
+            if held is not None and held[0] == execution and held[1] <= len(instance.history):
+                past = held[1]
+            fields["session"] = {"instance": instance_id, "execution": execution, "past": past}
+        first = 0 if self.session_mode == "verify" else past  # verify mode replays the whole history as well
+        body = self.context_json(instance, [started, *delivered], context, first).encode()
+        reply = self.workers.invoke(info, body, affinity=instance.id, **fields)
+        self.in_flight.add(instance_id)
+        replayed = len(instance.history) + 1 + len(delivered)
         reply.add_done_callback(
-            lambda done: self.arrive(lambda: self.end_episode(instance_id, execution, started, delivered, done))
+            lambda done: self.arrive(
+                lambda: self.end_episode(instance_id, execution, started, delivered, done, replayed)
+            )
         )
 
     def end_episode(
         self, instance_id: str, execution: str, started: dict[str, Any], delivered: list[dict[str, Any]],
-        reply: asyncio.Future[Reply],
+        reply: asyncio.Future[Reply], replayed: int,
     ) -> None:  # fmt: skip
         self.in_flight.discard(instance_id)
         try:
@@ -633,9 +648,13 @@ class Engine:
             error: str | None = None
             state: dict[str, Any] = {}
             try:
+                header, body = reply.result()
+                if header.get("miss"):
+                    self.mark_ready(instance_id, first=True)  # the events are still pending: send everything
+                    return
                 # `json`, not orjson: the episode's output and custom status are the user's values as the SDK
                 # wrote them, which may hold integers beyond 64 bits (orjson reads them as floats) or NaN.
-                state = json.loads(reply.result()[1])
+                state = json.loads(body)
             except WorkerExited as exc:
                 losses = self.worker_losses[instance_id] = self.worker_losses.get(instance_id, 0) + 1
                 if losses < WORKER_LOSSES_TOLERATED:
@@ -654,6 +673,8 @@ class Engine:
                     error = f"{exc.type}: {message}"
             self.worker_losses.pop(instance_id, None)
             self.apply_episode(instance, started, delivered, state, error)
+            if self.session_mode != "0" and error is None and instance.status not in TERMINAL_STATES:
+                self.session_at[instance_id] = (execution, replayed)  # the worker kept its session
         finally:
             self.after_episode(instance_id)
 
@@ -732,15 +753,17 @@ class Engine:
                 del self.settling[instance_id]
                 self.after_episode(instance_id)
 
-    def context_json(self, instance: Instance, new_events: list[dict[str, Any]], fields: dict[str, Any]) -> str:
-        """The orchestration trigger's JSON: past events (IsPlayed) + new ones, then the other fields.
+    def context_json(
+        self, instance: Instance, new_events: list[dict[str, Any]], fields: dict[str, Any], first: int = 0
+    ) -> str:
+        """The orchestration trigger's JSON: past events (IsPlayed) from `first` on + new ones, then the fields.
 
         Past events never change, so each is encoded once per execution (when it is stored) and kept.
         """
         played = self.played_events(instance)
         if len(played) < len(instance.history):  # not stored by this process yet (a restart): encode them now
             played.extend(played_text(encode(item)) for item in instance.history[len(played) :])
-        history = ",".join([*played, *(encode(item) for item in new_events)])
+        history = ",".join([*played[first:], *(encode(item) for item in new_events)])
         return f'{{"history":[{history}],{encode(fields)[1:]}'
 
     def played_events(self, instance: Instance) -> list[str]:
@@ -915,6 +938,7 @@ class Engine:
         self.played_json.pop(instance.id, None)
         self.gathers.pop(instance.id, None)
         self.worker_losses.pop(instance.id, None)
+        self.session_at.pop(instance.id, None)  # a worker may keep it (a terminated one) until it is evicted
         instance.take_pending()
         instance.held = []
         for task in list(instance.activities):

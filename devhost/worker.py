@@ -34,6 +34,7 @@ from devhost import wire
 from devhost.app import AppIndex, AppLoadError, FunctionInfo, load_app
 from devhost.binding import durable_client_binding
 from devhost.fastpaths import install as install_sdk_fast_paths
+from devhost.sessions import SessionMiss, Sessions
 
 log = logging.getLogger("devhost.worker")
 DEFAULT_THREADS = 16
@@ -73,6 +74,7 @@ class Worker:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="devhost-fn")
         self.writer: asyncio.StreamWriter | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        self.sessions = Sessions.from_environment()
 
     async def call(self, info: FunctionInfo, trigger_value: Any) -> Any:
         function = self.index.callables[info.name]
@@ -94,14 +96,28 @@ class Worker:
         if info.kind in {"orchestrator", "entity"}:
             # The SDK's handle is a pure, quick function of its JSON: run it here, in arrival order.
             try:
-                result = self.index.callables[info.name](body.decode())
-                self.reply(header["id"], {}, str(result).encode())
+                result = self.episode(info, header, body.decode())
+                self.reply(header["id"], {}, result.encode())
+            except SessionMiss:
+                self.reply(header["id"], {"miss": True})
             except Exception as exc:
                 self.reply(header["id"], {"error": failure(exc)})
             return
         task = asyncio.get_running_loop().create_task(self.invoke(info, header, body))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def episode(self, info: FunctionInfo, header: dict[str, Any], body: str) -> str:
+        """An orchestrator episode (in its session when the host sent one: `devhost.sessions`) or entity batch."""
+        handle = self.index.callables[info.name]
+        session = header.get("session")
+        if session is None:
+            return str(handle(body))
+        if self.sessions is None:
+            if session["past"]:
+                raise SessionMiss(session["instance"])
+            return str(handle(body))
+        return self.sessions.run(handle, session["instance"], session["execution"], session["past"], body)
 
     async def invoke(self, info: FunctionInfo, header: dict[str, Any], body: bytes) -> None:
         try:

@@ -134,6 +134,28 @@ def test_a_dead_language_worker_is_replaced_and_what_it_ran_fails_or_runs_again(
     assert "language worker exited" in failed["output"] and "3 times in a row" in failed["output"]
 
 
+@pytest.mark.parametrize(("sessions", "runs"), [("1", 1), ("0", 4)])
+def test_with_sessions_a_worker_runs_an_orchestration_from_the_start_once(
+    tmp_path: Path, sessions: str, runs: int
+) -> None:
+    env = {
+        "FEATURES_MARK_DIR": str(tmp_path),
+        "TICK_SCHEDULE": "0 0 0 1 1 *",
+        "DEVHOST_ORCHESTRATION_SESSIONS": sessions,
+    }
+    with DevhostProcess(APPS / "features", tmp_path / "data", env=env, log_path=tmp_path / "devhost.log") as host:
+        app = App(host, tmp_path)
+        instance = app.start("counts_its_runs")
+        assert app.wait(instance)["output"] == 1 + 4 + 9
+        # Four episodes: the start and three activity results. Off, each replays from the start.
+        assert (tmp_path / f"runs-{instance}.log").read_text().count("run") == runs
+        # A worker that dies takes its sessions along: the replacement is sent whole histories again.
+        done = app.wait(app.start("survives_worker_loss"), timeout=30)
+        assert done["runtimeStatus"] == "Completed", done
+        assert done["output"]["after"] == 25
+        assert app.wait(app.start("counter_loop", 0))["output"] == "finished at 3"  # each new execution anew
+
+
 def test_retries_follow_the_extension_semantics(app: App) -> None:
     instance = app.start("retries", instance="retry-1")
     done = app.wait(instance)

@@ -193,6 +193,17 @@ def survives_worker_loss(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def counts_its_runs(context: df.DurableOrchestrationContext):
+    """Notes every time a worker runs it from the start: each replay with sessions off, once with them on."""
+    with open(MARKS / f"runs-{context.instance_id}.log", "a") as log:
+        log.write("run\n")
+    total = 0
+    for value in range(1, 4):
+        total += yield context.call_activity("square", value)
+    return total
+
+
+@app.orchestration_trigger(context_name="context")
 def crashes_every_replay(context: df.DurableOrchestrationContext):
     os._exit(3)
     yield context.call_activity("square", 1)
