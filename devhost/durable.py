@@ -647,8 +647,10 @@ class Engine:
                 return  # nothing of that execution is left to apply the episode to
             error: str | None = None
             state: dict[str, Any] = {}
+            kept = False
             try:
                 header, body = reply.result()
+                kept = bool(header.get("kept"))
                 if header.get("miss"):
                     self.mark_ready(instance_id, first=True)  # the events are still pending: send everything
                     return
@@ -673,8 +675,8 @@ class Engine:
                     error = f"{exc.type}: {message}"
             self.worker_losses.pop(instance_id, None)
             self.apply_episode(instance, started, delivered, state, error)
-            if self.session_mode != "0" and error is None and instance.status not in TERMINAL_STATES:
-                self.session_at[instance_id] = (execution, replayed)  # the worker kept its session
+            if kept and error is None and instance.status not in TERMINAL_STATES:
+                self.session_at[instance_id] = (execution, replayed)  # where the worker's session now ends
         finally:
             self.after_episode(instance_id)
 

@@ -131,16 +131,17 @@ class Sessions:
             return None
         return cls(int(values.get(KEPT_SETTING) or DEFAULT_KEPT), verify=chosen == "verify")
 
-    def run(self, handle: Any, instance_id: str, execution: str, past: int, body: str) -> str:
-        """One episode of `handle` (the SDK's orchestration handle); the SDK's answer, or what it raises.
+    def run(self, handle: Any, instance_id: str, execution: str, past: int, body: str) -> tuple[str, bool]:
+        """One episode of `handle` (the SDK's orchestration handle): the SDK's answer (or what it raises), and
+        whether the session is kept for the next episode (not when the orchestration ended or failed).
 
         `past` is how many history events precede the body's (0: the body holds the whole history; in verify
         mode it always does). Raises SessionMiss when the episode needs the whole history.
         """
-        if getattr(handle, "orchestrator_function", None) is None:
+        if getattr(handle, "orchestrator_function", None) is None:  # not the SDK's generator orchestrator
             if past and not self.verify:
                 raise SessionMiss(instance_id)
-            return str(handle(body))
+            return str(handle(body)), False
         session = self.sessions.pop(instance_id, None)  # kept again below only if the episode succeeds
         fields = _decode_context(body)
         usable = session is not None and session.execution == execution and session.consumed == past
@@ -161,11 +162,12 @@ class Sessions:
             state, executor, context = replay(handle, fields)
             session = Session(execution, len(context.histories), executor, context)
             self.replayed += 1
-        if not session.executor.has_execution_completed:
-            self.sessions[instance_id] = session
-            while len(self.sessions) > self.kept:
-                self.sessions.popitem(last=False)
-        return state
+        if session.executor.has_execution_completed:
+            return state, False
+        self.sessions[instance_id] = session
+        while len(self.sessions) > self.kept:
+            self.sessions.popitem(last=False)
+        return state, True
 
     @staticmethod
     def check(handle: Any, fields: dict[str, Any], state: str) -> None:

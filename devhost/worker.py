@@ -96,8 +96,8 @@ class Worker:
         if info.kind in {"orchestrator", "entity"}:
             # The SDK's handle is a pure, quick function of its JSON: run it here, in arrival order.
             try:
-                result = self.episode(info, header, body.decode())
-                self.reply(header["id"], {}, result.encode())
+                result, kept = self.episode(info, header, body.decode())
+                self.reply(header["id"], {"kept": True} if kept else {}, result.encode())
             except SessionMiss:
                 self.reply(header["id"], {"miss": True})
             except Exception as exc:
@@ -107,17 +107,16 @@ class Worker:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def episode(self, info: FunctionInfo, header: dict[str, Any], body: str) -> str:
-        """An orchestrator episode (in its session when the host sent one: `devhost.sessions`) or entity batch."""
+    def episode(self, info: FunctionInfo, header: dict[str, Any], body: str) -> tuple[str, bool]:
+        """An orchestrator episode or entity batch: the SDK's answer, and whether a session was kept for the
+        next episode (`devhost.sessions`; the host asked for one by sending a session header)."""
         handle = self.index.callables[info.name]
         session = header.get("session")
-        if session is None:
-            return str(handle(body))
-        if self.sessions is None:
-            if session["past"]:
-                raise SessionMiss(session["instance"])
-            return str(handle(body))
-        return self.sessions.run(handle, session["instance"], session["execution"], session["past"], body)
+        if session is not None and self.sessions is not None:
+            return self.sessions.run(handle, session["instance"], session["execution"], session["past"], body)
+        if session is not None and session["past"]:
+            raise SessionMiss(session["instance"])
+        return str(handle(body)), False
 
     async def invoke(self, info: FunctionInfo, header: dict[str, Any], body: bytes) -> None:
         try:

@@ -82,11 +82,13 @@ def test_a_session_answers_every_episode_as_a_full_replay_does(
     for name, (instance, contexts) in recorded.items():
         handle, sessions, past = handles[name], Sessions(), 0
         assert len(contexts) >= 2, name
-        for context in contexts:
+        for number, context in enumerate(contexts, 1):
             expected = answer(lambda: handle(context))  # noqa: B023  (called at once)
             body = tail(context, past)
-            assert answer(lambda: sessions.run(handle, instance, "x", past, body)) == expected, name  # noqa: B023
+            assert answer(lambda: sessions.run(handle, instance, "x", past, body)[0]) == expected, name  # noqa: B023
             past = len(json.loads(context)["history"])
+            # Kept while the orchestration runs; dropped by the episode that completes or fails it.
+            assert (instance in sessions.sessions) is (number < len(contexts)), name
         # Every episode after the first went on from the session: none replayed the history again.
         assert (sessions.replayed, sessions.resumed) == (1, len(contexts) - 1), name
 
@@ -109,9 +111,9 @@ def test_a_session_that_does_not_end_where_the_events_begin_is_a_miss(
     with pytest.raises(SessionMiss):
         sessions.run(handle, instance, "x", past, tail(second, past))
     # After a miss the host sends the whole history, and the session goes on from there.
-    assert sessions.run(handle, instance, "x", 0, second) == handle(second)
+    assert sessions.run(handle, instance, "x", 0, second) == (handle(second), True)
     past = len(json.loads(second)["history"])
-    assert sessions.run(handle, instance, "x", past, tail(third, past)) == handle(third)
+    assert sessions.run(handle, instance, "x", past, tail(third, past)) == (handle(third), True)
 
 
 def test_verify_mode_fails_an_episode_whose_session_answer_differs(
