@@ -334,7 +334,8 @@ class Engine:
                     done.activities.discard(task)
             done.changed_activities.clear()
             if meta:
-                self.store.put("instances", instance.id, instance.meta())
+                # The output and custom status are the user's values: stored as `json` writes them.
+                self.store.put("instances", instance.id, instance.meta(), user_values=True)
 
     def set_activity(self, instance: Instance, task: str, work: dict[str, Any] | None) -> None:
         """Record an outstanding activity (or its end, with None) so the next save writes just that row."""

@@ -65,10 +65,13 @@ class Store:
         self._depth -= 1
         self.connection.execute("COMMIT" if self._depth == 0 else f"RELEASE {savepoint}")
 
-    def put(self, table: str, key: str, data: dict[str, Any]) -> None:
+    def put(self, table: str, key: str, data: dict[str, Any], user_values: bool = False) -> None:
+        """Store `data`; `user_values` when it holds the app's values as such (not inside JSON strings): they
+        are then written with `json`, as the SDK wrote them, since orjson would store NaN and infinities as null."""
+        text = json.dumps(data, separators=(",", ":")) if user_values else encode(data)
         self.connection.execute(
             f"INSERT INTO {table} (id, data) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
-            (key, encode(data)),
+            (key, text),
         )
 
     def delete(self, table: str, key: str) -> None:

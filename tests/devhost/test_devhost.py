@@ -298,6 +298,22 @@ def test_a_killed_host_resumes_every_instance_on_restart(tmp_path: Path) -> None
         assert resumed["output"]["approval"] == '"after-restart"'
 
 
+def test_outputs_and_custom_status_read_back_the_same_after_a_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with killed_at_the_end(tmp_path, data) as app:
+        big = app.start("beyond_orjson", instance="exact-1")
+        nan = app.start("not_a_number", instance="exact-2")
+        for instance in (big, nan):
+            assert app.wait(instance, timeout=30)["runtimeStatus"] == "Completed"
+    with start_app(tmp_path, data) as again:
+        done = App(again, tmp_path).status(big)
+        assert done["output"]["big"] == 2**70 and math.isnan(done["output"]["nan"])
+        assert done["customStatus"] == {"big": -(2**65)}
+        done = App(again, tmp_path).status(nan)
+        assert math.isnan(done["output"]["nan"]) and done["output"]["high"] == math.inf
+        assert done["customStatus"] == {"low": -math.inf}
+
+
 def test_a_finished_and_purged_child_is_not_started_again_after_a_restart(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with killed_at_the_end(tmp_path, data) as app:

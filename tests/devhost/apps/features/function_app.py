@@ -177,6 +177,14 @@ def beyond_orjson(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def not_a_number(context: df.DurableOrchestrationContext):
+    """Values `json` writes (NaN, Infinity) but orjson would store as null, with nothing orjson refuses."""
+    yield context.call_activity("square", 2)
+    context.set_custom_status({"low": float("-inf")})
+    return {"nan": float("nan"), "high": float("inf")}
+
+
+@app.orchestration_trigger(context_name="context")
 def waits_for_go(context: df.DurableOrchestrationContext):
     return (yield context.wait_for_external_event("Go"))
 
