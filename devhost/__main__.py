@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from devhost import sessions
 from devhost.app import AppLoadError, apply_settings, load_settings
 from devhost.fastpaths import SETTING as SDK_FAST_PATHS
 from devhost.fastpaths import enabled as sdk_fast_paths_enabled
@@ -80,11 +81,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.settings or settings_file.exists():
             apply_settings(load_settings(settings_file))  # before workers start: they inherit the environment
         worker_processes = worker_count()
-    except AppLoadError as error:
+        session_mode, _ = sessions.mode(), sessions.kept()
+    except (AppLoadError, ValueError) as error:
         print(f"devhost: cannot load the app: {error}", file=sys.stderr, flush=True)
         return 2
     if not sdk_fast_paths_enabled():
         print(f"devhost: {SDK_FAST_PATHS}=0: the Durable SDK runs stock, without devhost's fast paths", flush=True)
+    if session_mode != "1":
+        what = "every episode replays the whole history" if session_mode == "0" else "sessions checked against replays"
+        print(f"devhost: {sessions.SETTING}={session_mode}: {what}", flush=True)
     data_dir = Path(args.data) if args.data else app_dir / ".devhost"
     os.environ.setdefault("WEBSITE_HOSTNAME", f"127.0.0.1:{args.port}")
     return asyncio.run(serve(app_dir, data_dir, args.port, args.function_key, worker_processes))

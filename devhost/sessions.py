@@ -51,6 +51,17 @@ def mode(environ: Mapping[str, str] | None = None) -> str:
     return value
 
 
+def kept(environ: Mapping[str, str] | None = None) -> int:
+    """How many sessions a worker keeps (`DEVHOST_SESSIONS_KEPT`, a whole number of at least 1)."""
+    values = os.environ if environ is None else environ
+    text = values.get(KEPT_SETTING, "").strip()
+    if not text:
+        return DEFAULT_KEPT
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{KEPT_SETTING} must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 class SessionMiss(Exception):
     """The worker holds no session that ends where the episode's events begin: send the whole history."""
 
@@ -129,7 +140,7 @@ class Sessions:
         chosen = mode(values)
         if chosen == "0":
             return None
-        return cls(int(values.get(KEPT_SETTING) or DEFAULT_KEPT), verify=chosen == "verify")
+        return cls(kept(values), verify=chosen == "verify")
 
     def run(self, handle: Any, instance_id: str, execution: str, past: int, body: str) -> tuple[str, bool]:
         """One episode of `handle` (the SDK's orchestration handle): the SDK's answer (or what it raises), and

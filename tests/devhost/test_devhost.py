@@ -346,6 +346,25 @@ def test_an_invalid_worker_count_fails_fast_with_a_reason(tmp_path: Path, count:
 
 
 @pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("DEVHOST_ORCHESTRATION_SESSIONS", "yes", "must be 1, 0 or verify"),
+        ("DEVHOST_SESSIONS_KEPT", "0", "must be a whole number of at least 1"),
+        ("DEVHOST_SESSIONS_KEPT", "lots", "must be a whole number of at least 1"),
+    ],
+)
+def test_an_invalid_session_setting_fails_fast_with_a_reason(
+    tmp_path: Path, setting: str, value: str, message: str
+) -> None:
+    with (
+        pytest.raises(ServiceFailed) as failed,
+        DevhostProcess(APPS / "features", tmp_path, env={setting: value}, log_path=tmp_path / "log"),
+    ):
+        pass
+    assert f"{setting} {message}" in str(failed.value)
+
+
+@pytest.mark.parametrize(
     ("app_name", "message"),
     [
         ("broken_import", "No module named 'this_module_does_not_exist'"),
