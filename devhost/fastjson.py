@@ -5,6 +5,7 @@ bits), so anything `json` can encode still encodes."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import orjson
@@ -19,6 +20,29 @@ def dumps(item: Any) -> bytes:
 
 def dumps_text(item: Any) -> str:
     return dumps(item).decode()
+
+
+def dumps_exact(item: Any) -> str:
+    """What `json.dumps` writes (compact), for the app's own values: orjson would write NaN and infinities as
+    null, so those (found by a scan, cheaper than `json`) go to `json`."""
+    if _all_finite(item):
+        return dumps_text(item)
+    return json.dumps(item, separators=(",", ":"))
+
+
+def _all_finite(item: Any) -> bool:
+    stack = [item]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is float:
+            if not math.isfinite(value):
+                return False
+        elif kind is dict:
+            stack.extend(value.values())
+        elif kind is list or kind is tuple:
+            stack.extend(value)
+    return True
 
 
 # For JSON devhost wrote itself, or whose user values sit inside strings (history rows, entity batch answers,

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from devhost.fastjson import dumps_exact as encode_exact
 from devhost.fastjson import dumps_text as encode
 
 SCHEMA = """
@@ -68,7 +69,7 @@ class Store:
     def put(self, table: str, key: str, data: dict[str, Any], user_values: bool = False) -> None:
         """Store `data`; `user_values` when it holds the app's values as such (not inside JSON strings): they
         are then written with `json`, as the SDK wrote them, since orjson would store NaN and infinities as null."""
-        text = json.dumps(data, separators=(",", ":")) if user_values else encode(data)
+        text = encode_exact(data) if user_values else encode(data)
         self.connection.execute(
             f"INSERT INTO {table} (id, data) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
             (key, text),
