@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from devhost.store import Store
@@ -56,6 +56,7 @@ JSON_VALUES = st.recursive(
 
 
 @given(JSON_VALUES)
+@example({"output": float("nan"), "status": [float("-inf"), 2**70]})
 def test_exact_json_writes_what_json_writes_nan_and_infinities_included(value: object) -> None:
     from devhost import fastjson
 
