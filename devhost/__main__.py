@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.settings or settings_file.exists():
             apply_settings(load_settings(settings_file))  # before workers start: they inherit the environment
         worker_processes = worker_count()
-        session_mode, _ = sessions.mode(), sessions.kept()
+        session_mode = sessions.mode()
+        sessions.kept()  # checked here too, so a bad value stops devhost now and not each worker later
     except (AppLoadError, ValueError) as error:
         print(f"devhost: cannot load the app: {error}", file=sys.stderr, flush=True)
         return 2

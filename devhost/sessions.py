@@ -24,17 +24,18 @@ deterministic is not caught by replaying it; `DEVHOST_ORCHESTRATION_SESSIONS=0` 
 
 from __future__ import annotations
 
-import importlib
-import json
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # the host imports this module for `mode` only; the SDK is loaded where a worker replays
-    from azure.durable_functions.models.DurableOrchestrationContext import DurableOrchestrationContext
-    from azure.durable_functions.models.TaskOrchestrationExecutor import TaskOrchestrationExecutor
+from azure.durable_functions.models.DurableOrchestrationContext import DurableOrchestrationContext
+from azure.durable_functions.models.history.HistoryEvent import HistoryEvent
+from azure.durable_functions.models.history.HistoryEventType import HistoryEventType
+from azure.durable_functions.models.TaskOrchestrationExecutor import TaskOrchestrationExecutor
+
+from devhost.fastpaths import context_loads
 
 SETTING = "DEVHOST_ORCHESTRATION_SESSIONS"
 KEPT_SETTING = "DEVHOST_SESSIONS_KEPT"
@@ -78,20 +79,8 @@ class Session:
     context: DurableOrchestrationContext
 
 
-def _decode_context(body: str) -> dict[str, Any]:
-    # The package re-exports the class under the module's name: fetch the module itself.
-    context_module = importlib.import_module("azure.durable_functions.models.DurableOrchestrationContext")
-    # The context module's `json` is the fast one when devhost's SDK fast paths are on (`devhost.fastpaths`).
-    loads: Callable[[str], Any] = getattr(context_module.json, "loads", json.loads)
-    decoded: dict[str, Any] = loads(body)
-    return decoded
-
-
 def replay(handle: Any, fields: dict[str, Any]) -> tuple[str, TaskOrchestrationExecutor, DurableOrchestrationContext]:
     """What the SDK's orchestration handle does with a whole context, keeping its executor and context."""
-    from azure.durable_functions.models.DurableOrchestrationContext import DurableOrchestrationContext  # noqa: PLC0415
-    from azure.durable_functions.models.TaskOrchestrationExecutor import TaskOrchestrationExecutor  # noqa: PLC0415
-
     context = DurableOrchestrationContext(**fields)
     # As the SDK's handle does: the decorator's declared input type lets `get_input` decode typed inputs.
     context._input_expected_type = getattr(handle, "_df_input_type", None)
@@ -102,9 +91,6 @@ def replay(handle: Any, fields: dict[str, Any]) -> tuple[str, TaskOrchestrationE
 
 def resume(session: Session, events: list[dict[str, Any]]) -> str:
     """Go on from where the session stopped with the history's next `events`, as the SDK's loop would."""
-    from azure.durable_functions.models.history.HistoryEvent import HistoryEvent  # noqa: PLC0415
-    from azure.durable_functions.models.history.HistoryEventType import HistoryEventType  # noqa: PLC0415
-
     new = [HistoryEvent(**item) for item in events]
     executor, context = session.executor, session.context
     context.histories.extend(new)
@@ -154,7 +140,7 @@ class Sessions:
                 raise SessionMiss(instance_id)
             return str(handle(body)), False
         session = self.sessions.pop(instance_id, None)  # kept again below only if the episode succeeds
-        fields = _decode_context(body)
+        fields: dict[str, Any] = context_loads(body)
         usable = session is not None and session.execution == execution and session.consumed == past
         if past and not usable and not self.verify:
             raise SessionMiss(instance_id)

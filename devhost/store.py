@@ -68,7 +68,7 @@ class Store:
 
     def put(self, table: str, key: str, data: dict[str, Any], user_values: bool = False) -> None:
         """Store `data`; `user_values` when it holds the app's values as such (not inside JSON strings): they
-        are then written with `json`, as the SDK wrote them, since orjson would store NaN and infinities as null."""
+        are then written exactly as `json` writes them (orjson alone would store NaN and infinities as null)."""
         text = encode_exact(data) if user_values else encode(data)
         self.connection.execute(
             f"INSERT INTO {table} (id, data) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data",

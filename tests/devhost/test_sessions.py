@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bench.run import episode_contexts
+from bench.run import episode_contexts, session_tails
 from devhost.app import load_app
 from devhost.launcher import DevhostProcess
 from devhost.sessions import SessionMiss, Sessions, mode
@@ -80,13 +80,11 @@ def test_a_session_answers_every_episode_as_a_full_replay_does(
     recorded: dict[str, tuple[str, list[str]]], handles: dict[str, Any]
 ) -> None:
     for name, (instance, contexts) in recorded.items():
-        handle, sessions, past = handles[name], Sessions(), 0
+        handle, sessions = handles[name], Sessions()
         assert len(contexts) >= 2, name
-        for number, context in enumerate(contexts, 1):
+        for number, (context, (past, body)) in enumerate(zip(contexts, session_tails(contexts), strict=True), 1):
             expected = answer(lambda: handle(context))  # noqa: B023  (called at once)
-            body = tail(context, past)
             assert answer(lambda: sessions.run(handle, instance, "x", past, body)[0]) == expected, name  # noqa: B023
-            past = len(json.loads(context)["history"])
             # Kept while the orchestration runs; dropped by the episode that completes or fails it.
             assert (instance in sessions.sessions) is (number < len(contexts)), name
         # Every episode after the first went on from the session: none replayed the history again.
