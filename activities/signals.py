@@ -13,6 +13,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from acibatch import durable_names as names
+from acibatch.entitystate import read_stored
 from acibatch.naming import task_instance_id
 from acibatch.plan import progress_entity_key
 from acibatch.records import JobProgress
@@ -56,8 +57,7 @@ async def cancel_tasks(payload: dict[str, Any], client: df.DurableOrchestrationC
     """Raise `Cancel` to every task of the job that has begun and not finished."""
     tenant, job_id = payload["tenant"], payload["jobId"]
     entity = df.EntityId(names.PROGRESS_ENTITY, progress_entity_key(tenant, job_id))
-    response = await client.read_entity_state(entity)
-    progress = JobProgress.from_dict(response.entity_state if response.entity_exists else None)
+    progress = JobProgress.from_dict(await read_stored(client, entity))
     live = [task for task in progress.states if not progress.task_state(task).terminal]
     return await raise_to_all(
         client,

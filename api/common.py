@@ -20,6 +20,7 @@ import azure.functions as func
 
 from acibatch import durable_names as names
 from acibatch.apikeys import tenant_of_key, verify_api_key
+from acibatch.entitystate import read_stored
 from acibatch.settings import SettingsError
 from acibatch.settings import current as settings
 from acibatch.tenancy import TenantState
@@ -117,10 +118,8 @@ def bearer_token(req: func.HttpRequest) -> str:
 
 
 async def read_tenant(client: df.DurableOrchestrationClient, tenant: str) -> TenantState | None:
-    response = await client.read_entity_state(df.EntityId(names.TENANT_ENTITY, tenant))
-    if not response.entity_exists or not response.entity_state:
-        return None
-    return TenantState.from_dict(response.entity_state)
+    stored = await read_stored(client, df.EntityId(names.TENANT_ENTITY, tenant))
+    return TenantState.from_dict(stored) if stored else None
 
 
 async def authenticate(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> Principal:

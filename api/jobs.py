@@ -14,6 +14,7 @@ import azure.functions as func
 from acibatch import durable_names as names
 from acibatch.aci import AciGateway, make_client
 from acibatch.callbacks import decode_event_payload
+from acibatch.entitystate import read_stored
 from acibatch.naming import job_instance_id, new_job_id, task_instance_id
 from acibatch.plan import JobInput, progress_entity_key
 from acibatch.records import JobProgress, JobState, TaskRecord, TaskState, job_state_from_counts
@@ -145,8 +146,7 @@ async def list_tenant_jobs(req: func.HttpRequest, client: df.DurableOrchestratio
 
 async def read_progress(client: df.DurableOrchestrationClient, tenant: str, job_id: str) -> JobProgress:
     entity = df.EntityId(names.PROGRESS_ENTITY, progress_entity_key(tenant, job_id))
-    response = await client.read_entity_state(entity)
-    return JobProgress.from_dict(response.entity_state if response.entity_exists else None)
+    return JobProgress.from_dict(await read_stored(client, entity))
 
 
 async def read_task(client: df.DurableOrchestrationClient, tenant: str, job_id: str, task_id: str) -> TaskRecord:

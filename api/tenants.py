@@ -11,6 +11,7 @@ import azure.functions as func
 
 from acibatch import durable_names as names
 from acibatch.apikeys import generate_api_key, hash_api_key
+from acibatch.entitystate import read_stored
 from acibatch.naming import validate_tenant_id
 from acibatch.tenancy import CapacityState, Quota, TenantState, snapshot
 from api import bp
@@ -99,10 +100,8 @@ async def wait_until(check: Callable[[], Any], what: str) -> None:
 
 
 async def read_capacity(client: df.DurableOrchestrationClient) -> CapacityState | None:
-    response = await client.read_entity_state(CAPACITY)
-    if not response.entity_exists or not response.entity_state:
-        return None
-    return CapacityState.from_dict(response.entity_state)
+    stored = await read_stored(client, CAPACITY)
+    return CapacityState.from_dict(stored) if stored else None
 
 
 async def apply_tenant(client: df.DurableOrchestrationClient, tenant: str, quota: Quota, key_hash: str | None) -> None:

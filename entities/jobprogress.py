@@ -1,7 +1,8 @@
 """`jobprogress` entity (one per job): live task states for counts, and the job's cancel mark.
 
 Task orchestrations call `begin` before they take a lease: the answer says whether the job was cancelled,
-so a task that starts after a cancel never creates a container group.
+so a task that starts after a cancel never creates a container group. Every task reports here two or three
+times, so the state (one letter per task) is stored as text through `acibatch.entitystate`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from typing import Any
 import azure.durable_functions as df
 
 from acibatch import durable_names as names
+from acibatch.entitystate import KeptState
 from acibatch.records import JobProgress, TaskState
 from entities import bp
+
+STORED = KeptState(JobProgress.from_dict, JobProgress.to_dict)
 
 
 def apply(progress: JobProgress, operation: str, data: Any) -> Any:
@@ -33,7 +37,7 @@ def apply(progress: JobProgress, operation: str, data: Any) -> Any:
 
 @bp.entity_trigger(context_name="context", entity_name=names.PROGRESS_ENTITY)
 def jobprogress(context: df.DurableEntityContext) -> None:
-    progress = JobProgress.from_dict(context.get_state(lambda: None))
+    progress = STORED.load(context)
     result = apply(progress, context.operation_name, context.get_input())
-    context.set_state(progress.to_dict())
+    STORED.store(context, progress)
     context.set_result(result)

@@ -1,6 +1,7 @@
 """`tenant` entity (one per tenant): quota, API key hash, usage, task outcome counts and the job index.
 
-Operations delegate to the pure functions in `acibatch.tenancy`; this module only maps operation names.
+Operations delegate to the pure functions in `acibatch.tenancy`; this module only maps operation names. The
+state (it grows with the job index) is stored as text through `acibatch.entitystate`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import azure.durable_functions as df
 
 from acibatch import durable_names as names
 from acibatch import tenancy
+from acibatch.entitystate import KeptState
 from entities import bp
+
+STORED = KeptState(tenancy.TenantState.from_dict, tenancy.TenantState.to_dict)
 
 
 def apply(state: tenancy.TenantState, operation: str, data: Any) -> tenancy.TenantState:
@@ -33,6 +37,5 @@ def apply(state: tenancy.TenantState, operation: str, data: Any) -> tenancy.Tena
 
 @bp.entity_trigger(context_name="context", entity_name=names.TENANT_ENTITY)
 def tenant(context: df.DurableEntityContext) -> None:
-    state = tenancy.TenantState.from_dict(context.get_state(lambda: None))
-    state = apply(state, context.operation_name, context.get_input())
-    context.set_state(state.to_dict())
+    state = apply(STORED.load(context), context.operation_name, context.get_input())
+    STORED.store(context, state)
