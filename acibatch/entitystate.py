@@ -70,11 +70,9 @@ class KeptState(Generic[Value]):
             # Taken out, not looked at: a value an operation changed without storing it (it raised) must
             # never be handed to the next operation in place of the text that is still the state.
             kept = self.kept.pop(context.entity_key, None)
-        if not isinstance(stored, str):
-            return self.from_json(stored)
         if kept is not None and kept[0] == stored:
             return kept[1]
-        return self.from_json(orjson.loads(stored))
+        return self.from_json(stored_value(stored))
 
     def store(self, context: EntityContext, value: Value) -> None:
         """Make `value` the entity's state. Call it last: the value is kept as it is, so must not change after."""

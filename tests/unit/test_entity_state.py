@@ -60,7 +60,7 @@ def run_batch(handle: Handle, key: str, state: str | None, batch: Operations) ->
 
 
 def run_all(
-    handle: Handle, stored: KeptState[Any], operations: list[tuple[str, Any]], batch_size: int, keep: bool
+    handle: Handle, stored: KeptState[Any], operations: Operations, batch_size: int, keep: bool
 ) -> tuple[Any, list[Any]]:
     state, results = None, []
     for start in range(0, len(operations), batch_size):
@@ -79,7 +79,7 @@ def quota(tenant_id: str) -> dict[str, Any]:
     return {"tenant": tenant_id, "quota": {"maxGroups": 2, "maxCores": 2, "maxMemoryGb": 3, "weight": 1}}
 
 
-CAPACITY_OPERATIONS: list[tuple[str, Any]] = [
+CAPACITY_OPERATIONS: Operations = [
     ("set_quota", quota("a")), ("set_quota", quota("b")),
     *[("acquire", request(f"a{i}")) for i in range(4)], *[("acquire", request(f"b{i}", "b")) for i in range(3)],
     ("release", {"leaseId": "a0", "now": 5.5}), ("release", {"leaseId": "b1", "now": 6}),
@@ -109,7 +109,7 @@ operation = st.one_of(
 @settings(max_examples=60, deadline=None)
 @given(st.lists(operation, max_size=30), st.integers(1, 8))
 def test_any_capacity_operations_in_any_batches_agree(
-    handles: dict[str, Handle], operations: list[tuple[str, Any]], batch_size: int
+    handles: dict[str, Handle], operations: Operations, batch_size: int
 ) -> None:
     handle = handles["capacity"]
     expected = run_all(handle, capacity.STORED, operations, 1, keep=False)
@@ -117,12 +117,12 @@ def test_any_capacity_operations_in_any_batches_agree(
 
 
 def test_progress_and_tenant_batches_agree_too(handles: dict[str, Handle]) -> None:
-    progress_operations: list[tuple[str, Any]] = [
+    progress_operations: Operations = [
         ("init", {"total": 3}), ("begin", "t1"), ("set", {"taskId": "t1", "state": "Running"}), ("begin", "t2"),
         ("set", {"taskId": "t2", "state": "NotAState"}), ("set", {"taskId": "t1", "state": "Succeeded"}),
         ("cancel", None), ("begin", "t3"), ("set", {"taskId": "t1", "state": "Running"}),
     ]  # fmt: skip
-    tenant_operations: list[tuple[str, Any]] = [
+    tenant_operations: Operations = [
         ("configure", {"quota": quota("a")["quota"], "apiKeyHash": "h"}),
         ("record_usage", {"leaseId": "l1", "cores": 1, "memoryGb": 1.5, "seconds": 2.25}),
         ("record_usage", {"leaseId": "l1", "cores": 1, "memoryGb": 1.5, "seconds": 2.25}),
