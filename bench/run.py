@@ -21,6 +21,7 @@ Prints a table and writes JSON to bench/results/. `--smoke` runs tiny sizes (CI 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import logging
 import os
@@ -29,8 +30,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-import urllib.request
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,16 +66,56 @@ WORKER = BENCH.parent / "examples" / "worker"
 EPISODE_OUTPUTS = {TASK_SCHEDULED, SUB_CREATED, TIMER_CREATED, EVENT_SENT, ORCHESTRATOR_COMPLETED, EXECUTION_COMPLETED}
 
 
-def post_json(url: str, body: Any = None) -> Any:
+class _Connections(threading.local):
+    """This thread's open connection to each server. The bench's requests reuse them, as any real client of the
+    Durable HTTP API does (the Durable client keeps an aiohttp session): a new TCP connection per request would
+    spend the host's time, on the same two cores, on connection set-up instead of orchestrations."""
+
+    def __init__(self) -> None:
+        self.open: dict[tuple[str, int], http.client.HTTPConnection] = {}
+
+
+_connections = _Connections()
+
+
+def request_json(method: str, url: str, body: Any = None) -> Any:
+    parts = urllib.parse.urlsplit(url)
+    server = (parts.hostname or "127.0.0.1", parts.port or 80)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return json.loads(response.read())
+    headers = {} if data is None else {"Content-Type": "application/json"}
+    kept = _connections.open.pop(server, None)
+    if kept is not None:
+        try:
+            return _exchange(kept, server, method, target, data, headers)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            kept.close()  # the server closed it while it was idle (or an earlier server on this port did): redial
+    return _exchange(http.client.HTTPConnection(*server, timeout=120), server, method, target, data, headers)
+
+
+def _exchange(
+    connection: http.client.HTTPConnection,
+    server: tuple[str, int],
+    method: str,
+    target: str,
+    data: bytes | None,
+    headers: dict[str, str],
+) -> Any:
+    connection.request(method, target, body=data, headers=headers)
+    response = connection.getresponse()
+    payload = response.read()
+    _connections.open[server] = connection
+    if response.status >= 400:
+        raise RuntimeError(f"{method} {target}: HTTP {response.status}: {payload[:500]!r}")
+    return json.loads(payload)
+
+
+def post_json(url: str, body: Any = None) -> Any:
+    return request_json("POST", url, body)
 
 
 def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=120) as response:
-        return json.loads(response.read())
+    return request_json("GET", url)
 
 
 def wait_all(host: str, ids: list[str], timeout: float) -> None:
