@@ -110,6 +110,13 @@ def _exchange(
     return json.loads(payload)
 
 
+def close_connections() -> None:
+    """Close this thread's kept connections (tests do after each test; a pool thread's go when the thread ends)."""
+    for connection in _connections.open.values():
+        connection.close()
+    _connections.open.clear()
+
+
 def post_json(url: str, body: Any = None) -> Any:
     return request_json("POST", url, body)
 

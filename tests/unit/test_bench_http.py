@@ -12,7 +12,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bench.run import get_json, post_json
+from bench.run import close_connections, get_json, post_json
+
+
+@pytest.fixture(autouse=True)
+def no_kept_connections() -> Iterator[None]:
+    yield
+    close_connections()
 
 
 class JsonHandler(BaseHTTPRequestHandler):
