@@ -2,8 +2,8 @@
 
 The activities in `activities/` call `AciGateway` and pass plain dicts across the Durable boundary, so
 `GroupState` and `ArmError` convert to and from JSON. With `ACI_ENDPOINT` set the client talks plain http
-to that URL (the local emulator) with a static token; otherwise it uses `DefaultAzureCredential` (the
-Function App's managed identity in Azure) against real ARM.
+to that URL (the local emulator, over `acibatch.loopback`) with a static token; otherwise it uses
+`DefaultAzureCredential` (the Function App's managed identity in Azure) and requests against real ARM.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
-from azure.core.pipeline.transport import RequestsTransport
+from azure.core.pipeline.transport import HttpTransport, RequestsTransport
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
+from azure.mgmt.containerinstance._serialization import Deserializer
 from azure.mgmt.containerinstance.models import (
     Container,
     ContainerGroup,
@@ -29,6 +30,9 @@ from azure.mgmt.containerinstance.models import (
     ResourceRequirements,
     UserAssignedIdentities,
 )
+from azure.mgmt.containerinstance.operations import ContainerGroupsOperations
+
+from acibatch.loopback import LoopbackTransport
 
 APP_TAG = "acibatch"
 CONTAINER_NAME = "task"
@@ -245,12 +249,13 @@ class AciGateway:
     def __init__(self, client: ContainerInstanceManagementClient, resource_group: str) -> None:
         self.client = client
         self.resource_group = resource_group
+        self.unread = _answers_unread(client)
 
     def create(self, request: GroupRequest, registry: RegistryCredentials | None) -> None:
         """PUT by name without waiting for provisioning: a retry of the same attempt is the same PUT."""
         group = build_container_group(request, registry)
         try:
-            self.client.container_groups.begin_create_or_update(self.resource_group, request.name, group, polling=False)
+            self.unread.begin_create_or_update(self.resource_group, request.name, group, polling=False)
         except Exception as exc:
             raise arm_error_from(exc) from exc
 
@@ -274,9 +279,8 @@ class AciGateway:
         # unless the caller has just seen the group.
         if not known_to_exist and not self.get_state(name).exists:
             return False
-        # `wait`, not `result`: nothing reads the deleted group, and deserializing it again (the SDK already did
-        # for the initial answer) was a third of this activity's CPU. Failures raise from `wait` as well.
-        found, _ = _unless_missing(lambda: self.client.container_groups.begin_delete(self.resource_group, name).wait())
+        # `wait`, not `result`: nothing reads the deleted group (see `_answers_unread`). Failures raise from `wait`.
+        found, _ = _unless_missing(lambda: self.unread.begin_delete(self.resource_group, name).wait())
         return found
 
     def logs(self, name: str, tail: int | None = None) -> str | None:
@@ -296,6 +300,27 @@ class AciGateway:
             for group in groups
             if (group.tags or {}).get("app") == APP_TAG
         ]
+
+
+class _Unread(Deserializer):
+    """Reads no answer into a model: for the create and the delete, whose answers nobody reads."""
+
+    def __call__(self, target_obj: str, response_data: Any, content_type: str | None = None) -> None:
+        return None
+
+
+def _answers_unread(client: ContainerInstanceManagementClient) -> ContainerGroupsOperations:
+    """The client's container-group operations, with the groups in their answers left unparsed.
+
+    The SDK turns the answer of a create or a delete into a `ContainerGroup` model before its poller starts,
+    whatever the caller wants of it. Side by side against aciemu, leaving it out takes the delete (the deleted
+    group, with its events) from 2.1 to 1.0 ms of CPU and the create from 2.1 to 1.7 ms. Errors and the
+    long-running-operation polling do not use the deserializer, so both stay as they were.
+    """
+    operations = client.container_groups
+    return ContainerGroupsOperations(  # type: ignore[no-untyped-call]
+        operations._client, operations._config, operations._serialize, _Unread()
+    )
 
 
 def _unless_missing(operation: Callable[[], _Result]) -> tuple[bool, _Result | None]:
@@ -322,16 +347,24 @@ class _LocalAuthPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
 
 
 def make_client(
-    subscription_id: str, endpoint: str | None, polling_interval: float = 2.0
+    subscription_id: str,
+    endpoint: str | None,
+    polling_interval: float = 2.0,
+    transport: HttpTransport | None = None,  # type: ignore[type-arg]
 ) -> ContainerInstanceManagementClient:
+    """The ARM client: for `endpoint` (the local emulator) with a static token, else for Azure's ARM with
+    `DefaultAzureCredential`. A plain-http endpoint gets `LoopbackTransport` unless `transport` is given."""
     if endpoint:
+        if transport is None:
+            # A loopback emulator needs no proxy or .netrc lookup, which requests repeats on every call.
+            local = endpoint.startswith("http://")
+            transport = LoopbackTransport() if local else RequestsTransport(use_env_settings=False)
         return ContainerInstanceManagementClient(
             credential=_StaticToken(),
             subscription_id=subscription_id,
             base_url=endpoint,
             authentication_policy=_LocalAuthPolicy(),
-            # A loopback emulator needs no proxy or .netrc lookup, which requests repeats on every call.
-            transport=RequestsTransport(use_env_settings=False),
+            transport=transport,
             polling_interval=polling_interval,
             retry_total=4,
             retry_backoff_factor=0.2,

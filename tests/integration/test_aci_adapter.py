@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from azure.core.pipeline.transport import RequestsTransport
 
 from acibatch.aci import APP_TAG, AciGateway, ArmError, GroupRequest, GroupState, build_container_group, make_client
+from acibatch.loopback import LoopbackTransport
 from aciemu.launcher import AciEmulatorProcess
 
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000000aa"
@@ -54,9 +56,13 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AciEmulatorPr
         yield process
 
 
-@pytest.fixture(scope="module")
-def gateway(emulator: AciEmulatorProcess) -> Iterator[AciGateway]:
-    with make_client(SUBSCRIPTION, emulator.url, polling_interval=0.1) as client:
+@pytest.fixture(scope="module", params=["loopback", "requests"])
+def gateway(emulator: AciEmulatorProcess, request: pytest.FixtureRequest) -> Iterator[AciGateway]:
+    """Every test runs with the local stack's transport and with requests, the transport the client uses in Azure."""
+    transport = RequestsTransport(use_env_settings=False) if request.param == "requests" else None
+    with make_client(SUBSCRIPTION, emulator.url, polling_interval=0.1, transport=transport) as client:
+        expected = RequestsTransport if request.param == "requests" else LoopbackTransport
+        assert isinstance(client._client._pipeline._transport, expected)
         yield AciGateway(client, RESOURCE_GROUP)
 
 

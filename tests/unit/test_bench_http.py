@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from bench.run import close_connections, get_json, post_json
+from tests.httpserve import serving_on_a_thread
 
 
 @pytest.fixture(autouse=True)
@@ -60,13 +60,10 @@ class CountingServer(ThreadingHTTPServer):
 def serving(port: int = 0) -> Iterator[CountingServer]:
     server = CountingServer(("127.0.0.1", port), JsonHandler)
     server.peers, server.connections = set(), []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield server
+        with serving_on_a_thread(server):
+            yield server
     finally:
-        server.shutdown()
-        server.server_close()
         for connection in server.connections:  # as a stopped devhost's would be: gone
             with suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
