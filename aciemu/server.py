@@ -27,6 +27,7 @@ from aiohttp import web
 from aciemu import sandbox
 from aciemu.faults import API_FAULTS, LIFE_FAULTS, FaultBook, FaultRuleInvalid
 from aciemu.groups import Group, GroupRuntime, Timings, now_iso, remove_tree, write_private_file
+from devhost import fastjson
 
 PROVIDER = "Microsoft.ContainerInstance"
 GROUP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,61}[a-z0-9]$|^[a-z0-9]$")
@@ -45,7 +46,7 @@ class ArmFailure(Exception):
 
 def arm_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
-        body=json.dumps(body).encode(), status=status, headers=headers,
+        body=fastjson.dumps(body), status=status, headers=headers,
         content_type="application/json", charset="utf-8",
     )  # fmt: skip
 
@@ -89,7 +90,7 @@ class Emulator:
     def save(self, group: Group) -> None:
         if group.key not in self.groups:
             return
-        data = json.dumps(group.to_dict()).encode()
+        data = fastjson.dumps(group.to_dict())
         # A group's runtime saves after each step, and some steps change nothing (the end of a run saves what
         # its last container's exit saved): skip rewriting a file that would not change.
         if self.saved.get(group.key) != data:
