@@ -356,7 +356,7 @@ def make_client(
     `DefaultAzureCredential`. A plain-http endpoint gets `LoopbackTransport` unless `transport` is given."""
     if endpoint:
         if transport is None:
-            # A loopback emulator needs no proxy or .netrc lookup, which requests repeats on every call.
+            # An emulator over https gets requests, without the proxy and .netrc lookups it repeats on every call.
             local = endpoint.startswith("http://")
             transport = LoopbackTransport() if local else RequestsTransport(use_env_settings=False)
         return ContainerInstanceManagementClient(
