@@ -9,8 +9,8 @@
 3. End-to-end batch: a job of `sleep 1` + callback tasks with capacity for 50 groups, against the floor (the
    same `sleep 1` run directly 50 at a time), with the lightest callback client here (bash) and again with curl;
    dispatch latency (a lease freed in the capacity entity -> the container of the task it went to running, as
-   that container reports it); the machine's CPU while the job ran
-   (all of /proc/stat: every process and the kernel) and its share of all cores, which bounds the job's time.
+   that container reports it); the machine's CPU while the job ran (all of /proc/stat: every process and the
+   kernel) and its share of all cores, which bounds the job's time.
 4. Peak RSS of devhost (with its language workers) and aciemu during 3.
 5. The Durable SDK's own cost to run one HelloCities5 orchestration (all six episodes, in this process: no
    storage, no HTTP): stock and with devhost's fast paths replaying every episode (the floor under any host that
@@ -338,8 +338,9 @@ def end_to_end(tasks: int, slots: int, data: Path, reporter: str) -> dict[str, A
         "dispatch_ms_median": round(statistics.median(ordered) * 1000, 1),
         "dispatch_ms_p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 1),
         "peak_rss_mb": pids,
-        # All of the machine's CPU while the job ran (this bench's own polling included, and kernel time no
-        # process is billed for, such as sandbox namespaces): with two cores it bounds how short the job can be.
+        # All of the machine's CPU while the job ran (this bench's own polling included, and what no process is
+        # billed for: what runs inside the sandboxes, and their namespaces' kernel time): with two cores it
+        # bounds how short the job can be.
         "machine_cpu": cpu_after.since(cpu_before) if cpu_before and cpu_after else None,
     }  # fmt: skip
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ from azure.core.pipeline.transport import RequestsTransport
 from acibatch.aci import APP_TAG, AciGateway, ArmError, GroupRequest, GroupState, build_container_group, make_client
 from acibatch.loopback import LoopbackTransport
 from aciemu.launcher import AciEmulatorProcess
+from tests.httpserve import serving_on_a_thread
 
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000000aa"
 RESOURCE_GROUP = "rg-adapter-test"
@@ -202,17 +202,12 @@ class AsyncDeleteArm:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.mark.parametrize("final", ["Succeeded", "Failed"])
 def test_an_asynchronous_delete_is_waited_for_and_its_failure_raised(final: str) -> None:
     arm = AsyncDeleteArm(final)
-    try:
+    with serving_on_a_thread(arm.server):
         with make_client(SUBSCRIPTION, f"http://127.0.0.1:{arm.port}", polling_interval=0.01) as client:
             gateway = AciGateway(client, RESOURCE_GROUP)
             if final == "Succeeded":
@@ -221,5 +216,3 @@ def test_an_asynchronous_delete_is_waited_for_and_its_failure_raised(final: str)
                 with pytest.raises(ArmError, match="could not be deleted"):
                     gateway.delete("async-delete", known_to_exist=True)
         assert arm.polls == 2  # returned only once the operation had ended
-    finally:
-        arm.close()
