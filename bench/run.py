@@ -40,7 +40,7 @@ from typing import Any
 from acibatch.client import BatchClient
 from acibatch.localstack import local_stack
 from acibatch.loopback import KeptConnections
-from acibatch.naming import task_instance_id
+from acibatch.naming import job_instance_id, task_instance_id
 from devhost import fastpaths
 from devhost.app import load_app
 from devhost.durable import (
@@ -62,6 +62,9 @@ BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 WORKER = BENCH.parent / "examples" / "worker"
 # What an episode answered with (recorded after it ran), so not part of what it was handed.
+# The end-to-end job's time moves by a tenth between runs on this shared machine: the bench runs it this many
+# times with the headline callback client and reports the median round (and every round's ratio).
+E2E_ROUNDS = 3
 EPISODE_OUTPUTS = {TASK_SCHEDULED, SUB_CREATED, TIMER_CREATED, EVENT_SENT, ORCHESTRATOR_COMPLETED, EXECUTION_COMPLETED}
 
 
@@ -318,8 +321,7 @@ def end_to_end(tasks: int, slots: int, data: Path, reporter: str) -> dict[str, A
         cpu_before = MachineCpu.now()
         started = time.perf_counter()
         client.submit(spec)
-        while client.job("e2e", limit=0)["state"] not in {"Succeeded", "Failed", "Cancelled"}:
-            time.sleep(0.5)
+        wait_for_instance(stack.host_url, job_instance_id("bench", "e2e"))
         seconds = time.perf_counter() - started
         cpu_after = MachineCpu.now()
         job = client.job("e2e", limit=0)
@@ -343,6 +345,18 @@ def end_to_end(tasks: int, slots: int, data: Path, reporter: str) -> dict[str, A
         # bounds how short the job can be.
         "machine_cpu": cpu_after.since(cpu_before) if cpu_before and cpu_after else None,
     }  # fmt: skip
+
+
+def wait_for_instance(host_url: str, instance: str, poll_seconds: float = 0.05) -> None:
+    """Until the orchestration has ended: the job is done when its orchestration is (the API reads its state there).
+
+    The host's status of one instance, without its input, costs the stack well under a millisecond, so a 50 ms
+    poll neither loads the job nor adds more than 50 ms to its time (the API's GET of a 1,000-task job costs
+    milliseconds, and a half-second poll of it added a quarter of a second on average).
+    """
+    url = f"{host_url}/runtime/webhooks/durabletask/instances/{instance}?showInput=false"
+    while get_json(url)["runtimeStatus"] in {"Pending", "Running", "ContinuedAsNew"}:
+        time.sleep(poll_seconds)
 
 
 def dispatch_latencies(host_url: str, instances: list[str], container_started: dict[str, float]) -> list[float]:
@@ -419,6 +433,21 @@ def other_reporter_row(run: dict[str, Any]) -> tuple[str, str]:
     )
 
 
+def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median time (the upper middle of an even count): its figures are reported whole."""
+    return sorted(rounds, key=lambda run: run["seconds"])[len(rounds) // 2]
+
+
+def highest_rss(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The peak RSS figures of the round whose devhost peaked highest (RSS is a limit: the worst round counts)."""
+    peak: dict[str, Any] = max(rounds, key=lambda run: run["peak_rss_mb"].get("devhost") or 0)["peak_rss_mb"]
+    return peak
+
+
+def rounds_row(e2e: dict[str, Any]) -> str:
+    return ", ".join(f"{ratio}x" for ratio in e2e["rounds_over_floor"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: check the harness, not the machine")
@@ -445,19 +474,29 @@ def main(argv: list[str] | None = None) -> int:
         small, large = widths
         results["fan_out"] = {f"{w}_seconds": round(t, 2) for w, t in times.items()}
         results["fan_out"]["ratio"] = round(times[large] / times[small], 2)
-        runs = [end_to_end(e2e_tasks, slots, data / f"e2e-{name}", name) for name in reporters()]
+        headline, *other_reporters = reporters()
+        rounds = [
+            end_to_end(e2e_tasks, slots, data / f"e2e-{headline}-{number}", headline)
+            for number in range(1 if args.smoke else E2E_ROUNDS)
+        ]
+        others = [end_to_end(e2e_tasks, slots, data / f"e2e-{name}", name) for name in other_reporters]
         floor = floor_seconds(e2e_tasks, slots)
-        for run in runs:
+        for run in [*rounds, *others]:
             run["floor_seconds"] = round(floor, 2)
             run["over_floor"] = round(run["seconds"] / floor, 2)
-        e2e, *others = runs
-        results["end_to_end"] = e2e
+        results["end_to_end"] = {
+            **median_round(rounds),
+            "rounds_over_floor": [run["over_floor"] for run in rounds],
+            "peak_rss_mb_highest_round": highest_rss(rounds),
+        }
+        results["end_to_end_rounds"] = rounds
         results["end_to_end_other_reporters"] = others
 
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench-{'smoke-' if args.smoke else ''}{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     out.write_text(json.dumps(results, indent=2))
-    hc, fo, rss = results["hello_cities5"], results["fan_out"], results["end_to_end"]["peak_rss_mb"]
+    hc, fo, e2e = results["hello_cities5"], results["fan_out"], results["end_to_end"]
+    rss = e2e["peak_rss_mb_highest_round"]
     replay = results["sdk_replay_ms"]
     rows = [
         ("HelloCities5 devhost (events/s)", hc["devhost"]["events_per_second"]),
@@ -469,12 +508,12 @@ def main(argv: list[str] | None = None) -> int:
         (f"fan-out ratio {large}/{small}", fo["ratio"]),
         (f"end-to-end {e2e_tasks} tasks, {slots} slots (s)", f"{e2e['seconds']} ({e2e['reporter']} callbacks)"),
         ("floor (s)", e2e["floor_seconds"]),
-        ("end-to-end / floor", e2e["over_floor"]),
+        ("end-to-end / floor (median; every round)", f"{e2e['over_floor']} ({rounds_row(e2e)})"),
         ("dispatch latency median / p99 (ms)", f"{e2e['dispatch_ms_median']} / {e2e['dispatch_ms_p99']}"),
         ("  hand-overs measured", e2e["dispatches_measured"]),
         ("  machine CPU in the job (s, % of all cores)", machine_cpu_row(e2e.get("machine_cpu"))),
         *[other_reporter_row(run) for run in others],
-        ("peak RSS devhost incl. workers / aciemu (MB)", f"{rss.get('devhost')} / {rss.get('aciemu')}"),
+        ("peak RSS devhost incl. workers / aciemu, highest round (MB)", f"{rss.get('devhost')} / {rss.get('aciemu')}"),
         ("  devhost host / workers (MB)", f"{rss.get('devhost_host')} / {rss.get('devhost_workers')}"),
     ]
     print(f"\nacibatch bench on {cores} cores{' (smoke)' if args.smoke else ''}")
