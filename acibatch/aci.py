@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, TypeVar
 
 from azure.core.credentials import AccessToken
@@ -377,3 +378,13 @@ def make_client(
         polling_interval=polling_interval,
         retry_total=4,
     )
+
+
+@cache
+def shared_gateway(subscription_id: str, endpoint: str | None, resource_group: str) -> AciGateway:
+    """The process's gateway for one configuration, built once and shared by every caller.
+
+    A client holds its credential (which caches its token: in Azure a new `DefaultAzureCredential` asks managed
+    identity for a token again) and its kept connections, so building one per call repeats both.
+    """
+    return AciGateway(make_client(subscription_id, endpoint), resource_group)

@@ -7,10 +7,9 @@ are produced here, inside the activity, so they never enter orchestration histor
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-from acibatch.aci import AciGateway, ArmError, GroupRequest, RegistryCredentials, arm_error_from, make_client
+from acibatch.aci import AciGateway, ArmError, GroupRequest, RegistryCredentials, arm_error_from, shared_gateway
 from acibatch.plan import TaskInput
 from acibatch.sealing import unseal
 from acibatch.settings import current as settings
@@ -20,10 +19,9 @@ from activities import bp
 LOG_TAIL_CHARS = 16 * 1024
 
 
-@cache
 def gateway() -> AciGateway:
     config = settings()
-    return AciGateway(make_client(config.subscription_id, config.aci_endpoint), config.resource_group)
+    return shared_gateway(config.subscription_id, config.aci_endpoint, config.resource_group)
 
 
 def registry() -> RegistryCredentials | None:

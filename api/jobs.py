@@ -12,7 +12,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from acibatch import durable_names as names
-from acibatch.aci import AciGateway, make_client
+from acibatch.aci import shared_gateway
 from acibatch.callbacks import decode_event_payload
 from acibatch.entitystate import read_stored
 from acibatch.naming import job_instance_id, new_job_id, task_instance_id
@@ -264,7 +264,7 @@ async def task_logs(req: func.HttpRequest, client: df.DurableOrchestrationClient
     content, source = None, "kept"
     if not record.state.terminal and record.group_name:
         config = settings()
-        gateway = AciGateway(make_client(config.subscription_id, config.aci_endpoint), config.resource_group)
+        gateway = shared_gateway(config.subscription_id, config.aci_endpoint, config.resource_group)
         content = await asyncio.to_thread(gateway.logs, record.group_name, tail)
         source = "aci"
     if content is None:

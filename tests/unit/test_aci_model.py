@@ -16,6 +16,7 @@ from acibatch.aci import (
     arm_error_from,
     build_container_group,
     make_client,
+    shared_gateway,
 )
 from acibatch.observe import observation_from_state
 from acibatch.plan import JobInput, chunk_ranges, task_inputs
@@ -222,3 +223,12 @@ def test_client_targets_real_arm_or_the_local_endpoint_with_bounded_retries() ->
     local: Any = make_client("sub", "http://127.0.0.1:7073", polling_interval=0.1)
     assert local._client._base_url == "http://127.0.0.1:7073" and local._config.polling_interval == 0.1
     assert local._config.retry_policy.total_retries == 4 and local._config.retry_policy.backoff_factor == 0.2
+
+
+def test_one_gateway_and_client_serve_every_caller_of_a_configuration() -> None:
+    # The logs route and the activities share it: a client per call would ask Azure's managed identity for a
+    # token per call.
+    first = shared_gateway("sub", "http://127.0.0.1:7073", "rg")
+    assert shared_gateway("sub", "http://127.0.0.1:7073", "rg") is first
+    other = shared_gateway("sub", "http://127.0.0.1:7074", "rg")
+    assert other is not first and other.client is not first.client
