@@ -7,11 +7,12 @@
 2. Fan-out/fan-in: one orchestration with 1k and with 4k parallel activities (median of 5 runs each); the 4k/1k
    time ratio.
 3. End-to-end batch: a job of `sleep 1` + callback tasks with capacity for 50 groups, against the floor (the
-   same `sleep 1` run directly 50 at a time), with the lightest callback client here (bash) and again with curl;
-   dispatch latency (a lease freed in the capacity entity -> the container of the task it went to running, as
-   that container reports it); the machine's CPU while the job ran (all of /proc/stat: every process and the
-   kernel) and its share of all cores, which bounds the job's time.
-4. Peak RSS of devhost (with its language workers) and aciemu during 3.
+   same `sleep 1` run directly 50 at a time), three rounds with the lightest callback client here (bash; the
+   median round is reported, with every round's ratio) and one with curl; dispatch latency (a lease freed in the
+   capacity entity -> the container of the task it went to running, as that container reports it); the
+   machine's CPU while the job ran (all of /proc/stat: every process and the kernel) and its share of all cores,
+   which bounds the job's time.
+4. Peak RSS of devhost (with its language workers) and aciemu during 3 (the round that peaked highest).
 5. The Durable SDK's own cost to run one HelloCities5 orchestration (all six episodes, in this process: no
    storage, no HTTP): stock and with devhost's fast paths replaying every episode (the floor under any host that
    replays with the real SDK), and in a devhost worker session (`devhost.sessions`).
