@@ -62,10 +62,12 @@ from devhost.sessions import Sessions
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 WORKER = BENCH.parent / "examples" / "worker"
-# What an episode answered with (recorded after it ran), so not part of what it was handed.
 # The end-to-end job's time moves by a tenth between runs on this shared machine: the bench runs it this many
 # times with the headline callback client and reports the median round (and every round's ratio).
 E2E_ROUNDS = 3
+# An orchestration's runtime statuses before it has ended (the bench's waits poll until none is left).
+UNFINISHED = ("Pending", "Running", "ContinuedAsNew")
+# What an episode answered with (recorded after it ran), so not part of what it was handed.
 EPISODE_OUTPUTS = {TASK_SCHEDULED, SUB_CREATED, TIMER_CREATED, EVENT_SENT, ORCHESTRATOR_COMPLETED, EXECUTION_COMPLETED}
 
 
@@ -105,7 +107,7 @@ def wait_all(host: str, ids: list[str], timeout: float) -> None:
     api = f"{host}/runtime/webhooks/durabletask/instances/"
     deadline = time.monotonic() + timeout
     wanted = set(ids)
-    while get_json(f"{api}?runtimeStatus=Pending,Running,ContinuedAsNew&top=1&showInput=false"):
+    while get_json(f"{api}?runtimeStatus={','.join(UNFINISHED)}&top=1&showInput=false"):
         if time.monotonic() > deadline:
             raise TimeoutError("orchestrations unfinished")
         time.sleep(0.1)
@@ -356,7 +358,7 @@ def wait_for_instance(host_url: str, instance: str, poll_seconds: float = 0.05) 
     milliseconds, and a half-second poll of it added a quarter of a second on average).
     """
     url = f"{host_url}/runtime/webhooks/durabletask/instances/{instance}?showInput=false"
-    while get_json(url)["runtimeStatus"] in {"Pending", "Running", "ContinuedAsNew"}:
+    while get_json(url)["runtimeStatus"] in UNFINISHED:
         time.sleep(poll_seconds)
 
 
