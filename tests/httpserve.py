@@ -1,12 +1,13 @@
-"""A test's own HTTP server on 127.0.0.1, served from a daemon thread while a `with` block runs."""
+"""A test's own HTTP server on 127.0.0.1, served from a daemon thread while a `with` block runs; JSON answers."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import HTTPServer
-from typing import TypeVar
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any, TypeVar
 
 Server = TypeVar("Server", bound=HTTPServer)
 
@@ -19,3 +20,14 @@ def serving_on_a_thread(server: Server) -> Iterator[Server]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def send_json(handler: BaseHTTPRequestHandler, status: int, value: Any, headers: dict[str, str] | None = None) -> None:
+    """Answer the handler's request with `value` as JSON (and any extra headers)."""
+    data = json.dumps(value).encode()
+    handler.send_response(status)
+    for name, header in {"Content-Type": "application/json", **(headers or {})}.items():
+        handler.send_header(name, header)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)

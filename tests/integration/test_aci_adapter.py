@@ -16,7 +16,7 @@ from azure.core.pipeline.transport import RequestsTransport
 from acibatch.aci import APP_TAG, AciGateway, ArmError, GroupRequest, GroupState, build_container_group, make_client
 from acibatch.loopback import LoopbackTransport
 from aciemu.launcher import AciEmulatorProcess
-from tests.httpserve import serving_on_a_thread
+from tests.httpserve import send_json, serving_on_a_thread
 
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000000aa"
 RESOURCE_GROUP = "rg-adapter-test"
@@ -179,18 +179,9 @@ class AsyncDeleteArm:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def answer(self, status: int, body: dict[str, object], headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
             def do_DELETE(self) -> None:
                 operation = f"http://127.0.0.1:{arm.port}/operations/delete-1?api-version=2023-05-01"
-                self.answer(202, {}, {"Azure-AsyncOperation": operation, "Retry-After": "0"})
+                send_json(self, 202, {}, {"Azure-AsyncOperation": operation, "Retry-After": "0"})
 
             def do_GET(self) -> None:
                 arm.polls += 1
@@ -198,7 +189,7 @@ class AsyncDeleteArm:
                 body: dict[str, object] = {"status": status}
                 if status == "Failed":
                     body["error"] = {"code": "DeleteFailed", "message": "the group could not be deleted"}
-                self.answer(200, body)
+                send_json(self, 200, body)
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]

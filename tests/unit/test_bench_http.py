@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from bench.run import close_connections, get_json, post_json
-from tests.httpserve import serving_on_a_thread
+from tests.httpserve import send_json, serving_on_a_thread
 
 
 @pytest.fixture(autouse=True)
@@ -39,12 +39,7 @@ class JsonHandler(BaseHTTPRequestHandler):
     def answer(self, status: int, value: object) -> None:
         server: CountingServer = self.server  # type: ignore[assignment]
         server.peers.add(self.client_address)
-        data = json.dumps(value).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, value)
 
     def log_message(self, format: str, *args: object) -> None:  # quiet
         pass

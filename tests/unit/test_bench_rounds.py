@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import pytest
 
 from bench.run import close_connections, highest_rss, median_round, rounds_row, wait_for_instance
-from tests.httpserve import serving_on_a_thread
+from tests.httpserve import send_json, serving_on_a_thread
 
 
 def a_round(seconds: float, devhost_mb: float) -> dict[str, Any]:
@@ -42,12 +41,7 @@ class StatusHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         Status.asked.append(self.path)
         answer = Status.answers[min(len(Status.asked), len(Status.answers)) - 1]
-        body = json.dumps({"runtimeStatus": answer}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_json(self, 200, {"runtimeStatus": answer})
 
     def log_message(self, *args: Any) -> None:
         pass
