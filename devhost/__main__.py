@@ -7,16 +7,21 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
-from devhost import sessions
-from devhost.app import AppLoadError, apply_settings, load_settings
+from devhost import queuepolling, sessions, systemkey
+from devhost.app import AppLoadError, _host_json, apply_settings, load_settings
+from devhost.binding import worker_setting
 from devhost.fastpaths import SETTING as SDK_FAST_PATHS
 from devhost.fastpaths import enabled as sdk_fast_paths_enabled
-from devhost.host import Host
+from devhost.host import RPC_PATH, Host
+from devhost.requestlimits import RequestLimits
 from devhost.store import Store
 from devhost.workers import WorkerPool, worker_count
 
@@ -32,20 +37,57 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def serve(app_dir: Path, data_dir: Path, port: int, function_key: str | None, worker_processes: int) -> int:
-    workers = WorkerPool(app_dir, worker_processes, f"http://127.0.0.1:{port}")
+ACCESS_LOG = logging.getLogger("devhost.access")
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    """One line per request without its query string or the RPC path's first part: both may hold the system key."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        path = request.path
+        key = request.match_info.get("key") if isinstance(request, web.Request) else None
+        if key:
+            path = path.replace(key, "<key>", 1)
+        self.logger.info("%s %s %s %.1f ms", request.method, path, response.status, time * 1000)
+
+
+def rpc_listener() -> socket.socket:
+    """The Durable RPC endpoint's socket, bound before the workers start so their binding can name its port.
+    The extension tries 17071 first; devhost takes any free loopback port, so several can run at once."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    return listener
+
+
+async def serve(
+    app_dir: Path,
+    data_dir: Path,
+    port: int,
+    function_key: str | None,
+    worker_processes: int,
+    limits: RequestLimits,
+    key: str,
+) -> int:
+    listener = rpc_listener()
+    rpc_base = f"http://127.0.0.1:{listener.getsockname()[1]}/{quote(key, safe='')}/{RPC_PATH}/"
+    workers = WorkerPool(app_dir, worker_processes, f"http://127.0.0.1:{port}", worker_setting(rpc_base, key))
     try:
         index = await workers.start()
     except AppLoadError as error:
+        listener.close()
         print(f"devhost: cannot load the app: {error}", file=sys.stderr, flush=True)
         return 2
     store = Store(data_dir / "taskhub.sqlite")
-    host = Host(index, store, port, workers, function_key)
-    runner = web.AppRunner(host.build(), access_log=logging.getLogger("devhost.access"))
+    host = Host(index, store, port, workers, function_key, system_key=key, rpc_base=rpc_base, limits=limits)
+    runner = web.AppRunner(host.build(), access_log_class=RedactingAccessLogger, access_log=ACCESS_LOG)
+    rpc_runner = web.AppRunner(host.build_rpc(), access_log_class=RedactingAccessLogger, access_log=ACCESS_LOG)
     try:
         await runner.setup()
+        await rpc_runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", port)
         await site.start()
+        await web.SockSite(rpc_runner, listener).start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -60,6 +102,7 @@ async def serve(app_dir: Path, data_dir: Path, port: int, function_key: str | No
         sys.stdout.flush()
         await stop.wait()
     finally:
+        await rpc_runner.cleanup()
         await runner.cleanup()
         await workers.stop()
         store.close()
@@ -83,7 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         worker_processes = worker_count()
         session_mode = sessions.mode()
         sessions.kept()  # checked here too, so a bad value stops devhost now and not each worker later
-    except (AppLoadError, ValueError) as error:
+        queuepolling.config_for(app_dir)  # DEVHOST_QUEUE_LATENCY and its host.json settings
+        limits = RequestLimits.from_config(_host_json(app_dir))
+        data_dir = Path(args.data) if args.data else app_dir / ".devhost"
+        key = systemkey.load_or_create(data_dir)  # a broken key file stops devhost here, naming the file
+    except (AppLoadError, ValueError, OSError, systemkey.SystemKeyError) as error:
         print(f"devhost: cannot load the app: {error}", file=sys.stderr, flush=True)
         return 2
     if not sdk_fast_paths_enabled():
@@ -91,9 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     if session_mode != "1":
         what = "every episode replays the whole history" if session_mode == "0" else "sessions checked against replays"
         print(f"devhost: {sessions.SETTING}={session_mode}: {what}", flush=True)
-    data_dir = Path(args.data) if args.data else app_dir / ".devhost"
     os.environ.setdefault("WEBSITE_HOSTNAME", f"127.0.0.1:{args.port}")
-    return asyncio.run(serve(app_dir, data_dir, args.port, args.function_key, worker_processes))
+    return asyncio.run(serve(app_dir, data_dir, args.port, args.function_key, worker_processes, limits, key))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Mapping
@@ -25,7 +26,11 @@ from typing import Any
 
 import azure.functions as func
 
+from devhost.workerrules import WorkerIndexingError, check_function
+
 log = logging.getLogger("devhost")
+DEFAULT_FUNCTION_TIMEOUT = 300.0  # the Consumption plan's default functionTimeout
+TIME_SPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{1,2}):(\d{1,2}(?:\.\d+)?)$")  # .NET TimeSpan, [d.]hh:mm:ss
 
 
 class AppLoadError(RuntimeError):
@@ -56,6 +61,7 @@ class AppIndex:
     entities: dict[str, FunctionInfo] = field(default_factory=dict)
     route_prefix: str = "api"
     hub_name: str = "TestHubName"
+    function_timeout: float | None = DEFAULT_FUNCTION_TIMEOUT  # seconds; None: unlimited
     functions_by_name: dict[str, FunctionInfo] = field(default_factory=dict)
     callables: dict[str, Callable[..., Any]] = field(default_factory=dict)  # by function name; workers only
 
@@ -74,12 +80,15 @@ class AppIndex:
         return {
             "routePrefix": self.route_prefix,
             "hubName": self.hub_name,
+            "functionTimeout": self.function_timeout,
             "functions": [{**info.__dict__, "methods": list(info.methods)} for info in self.functions],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AppIndex:
-        index = cls(route_prefix=data["routePrefix"], hub_name=data["hubName"])
+        index = cls(
+            route_prefix=data["routePrefix"], hub_name=data["hubName"], function_timeout=data["functionTimeout"]
+        )
         for item in data["functions"]:
             index.add(FunctionInfo(**{**item, "methods": tuple(item["methods"])}))
         return index
@@ -118,6 +127,29 @@ def _host_json(app_dir: Path) -> dict[str, Any]:
     return data
 
 
+def function_timeout(value: Any) -> float | None:
+    """host.json `functionTimeout` (`[d.]hh:mm:ss`, or -1 for none) in seconds.
+
+    Left out, the host applies its plan's default; devhost applies the Consumption plan's 5 minutes, the
+    strictest, so set it explicitly.
+    """
+    if value is None:
+        return DEFAULT_FUNCTION_TIMEOUT
+    text = str(value).strip()
+    if text == "-1":
+        return None
+    match = TIME_SPAN.match(text)
+    total = 0.0
+    if match is not None:
+        days, hours, minutes, seconds = match.groups()
+        total = int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    if total <= 0:
+        raise AppLoadError(
+            f"host.json functionTimeout must be a positive time span such as 00:10:00 (or -1), not {text!r}"
+        )
+    return total
+
+
 def _resolve_setting_reference(value: str) -> str:
     # Binding properties may name an app setting as %NAME%, resolved from the environment.
     if value.startswith("%") and value.endswith("%") and len(value) > 2:
@@ -137,6 +169,7 @@ def load_app(app_dir: Path) -> AppIndex:
     index = AppIndex(
         route_prefix=str(extensions.get("http", {}).get("routePrefix", "api")).strip("/"),
         hub_name=str(extensions.get("durableTask", {}).get("hubName", "TestHubName")),
+        function_timeout=function_timeout(host.get("functionTimeout")),
     )
     sys.path.insert(0, str(app_dir))
     module_name = script.removesuffix(".py")
@@ -154,6 +187,15 @@ def load_app(app_dir: Path) -> AppIndex:
         raise AppLoadError(f"indexing the app failed: {error}") from None
     names: set[str] = set()
     for function in functions:
+        try:
+            check_function(function)
+        except WorkerIndexingError as error:
+            # Azure's worker stops at the first function it refuses and the host then runs none of them.
+            raise AppLoadError(
+                f"the Python worker refuses function '{error.function_name}', so Azure indexes none of this app's "
+                f'functions (the host logs "Worker failed to index functions", then "0 functions found"): '
+                f"{error.worker_message}. To fix: {error.how_to_fix}"
+            ) from None
         info = _describe(function)
         if info.name.lower() in names:
             raise AppLoadError(f"two functions are named '{info.name}'; function names must be unique")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import json
 import logging
 import time
@@ -26,9 +27,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from azure.durable_functions.models.actions import ActionType
 from azure.functions._durable_functions import df_loads
 
-from devhost import fanin, fastjson, sessions
+from devhost import fanin, fastjson, payloadlimits, queuepolling, sessions, shim
 from devhost.app import AppIndex, FunctionInfo
 from devhost.fastjson import dumps_text as encode
 from devhost.store import Store
@@ -74,6 +76,21 @@ def parse_iso(text: str) -> float:
 
 def event(kind: int, event_id: int = -1, **fields: Any) -> dict[str, Any]:
     return {"EventType": kind, "EventId": event_id, "IsPlayed": False, "Timestamp": iso(), **fields}
+
+
+class FunctionTimeout(Exception):
+    """The host's `FunctionTimeoutException`: the function ran past host.json's functionTimeout."""
+
+
+class PayloadTooLarge(Exception):
+    """A payload over the backend's limit (`devhost.payloadlimits`)."""
+
+
+def timeout_message(seconds: float | None, function: str) -> str:
+    """The Functions host's message, with the timeout as a .NET TimeSpan (`hh:mm:ss`)."""
+    whole = int(seconds or 0)
+    span = f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+    return f"Timeout value of {span} was exceeded by function: Functions.{function}"
 
 
 class DurableError(Exception):
@@ -198,10 +215,33 @@ def outstanding_children(instance: Instance) -> dict[str, dict[str, Any]]:
     }
 
 
+def payload_text(value: Any) -> str | None:
+    """An action's or event's payload as the JSON text the backend stores (the SDK sends most as text already)."""
+    return value if value is None or isinstance(value, str) else json.dumps(value)
+
+
+def describe_action(action: dict[str, Any]) -> str:
+    kind = action.get("actionType")
+    name = action.get("functionName") or action.get("operation") or ""
+    label = ActionType(kind).name.lower() if kind in ActionType._value2member_map_ else f"action {kind}"
+    return f"{label} {name}".strip()
+
+
+def end_payload_error(actions: list[dict[str, Any]], state: dict[str, Any]) -> str | None:
+    """Why the payload an episode ends with (its output, or the next execution's input) is refused, if it is."""
+    if is_continue_as_new(actions):
+        return payloadlimits.payload_error("continue-as-new input", payload_text(actions[-1].get("input")))
+    return payloadlimits.payload_error("orchestration output", json.dumps(state.get("output")))
+
+
+def is_continue_as_new(actions: list[dict[str, Any]]) -> bool:
+    return bool(actions) and actions[-1].get("actionType") == ActionType.CONTINUE_AS_NEW
+
+
 def flatten(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     flat: list[dict[str, Any]] = []
     for action in actions:
-        if action.get("actionType") in {11, 12}:
+        if action.get("actionType") in {ActionType.WHEN_ANY, ActionType.WHEN_ALL}:
             flat.extend(flatten(action.get("compoundActions") or []))
         else:
             flat.append(action)
@@ -244,6 +284,8 @@ class Engine:
         # worker has replayed, as of the last episode applied; the next episode sends only what follows.
         self.session_mode = sessions.mode()
         self.session_at: dict[str, tuple[str, int]] = {}
+        # DEVHOST_QUEUE_LATENCY (`devhost.queuepolling`): when a delivered message is seen by its queue's poller.
+        self.queues = queuepolling.QueueLatency(queuepolling.config_for(workers.app_dir), release=self.mark_ready)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -455,6 +497,9 @@ class Engine:
         self, name: str, instance_id: str | None, input_value: Any, parent: dict[str, Any] | None = None
     ) -> Instance:
         info = self.orchestrator(name)
+        problem = payloadlimits.payload_error("orchestration input", payload_text(input_value))
+        if problem is not None:
+            raise DurableError(400, problem)
         instance_id = instance_id or uuid.uuid4().hex
         if (
             instance_id.startswith("@")
@@ -470,11 +515,19 @@ class Engine:
         instance.pending.append(execution_started(instance))
         self.instances[instance_id] = instance
         self.save(instance)
-        self.mark_ready(instance_id)
+        if self.queues.arrive(instance_id, parent["id"] if parent else queuepolling.CLIENT):
+            self.mark_ready(instance_id)
         return instance
 
-    def deliver(self, instance_id: str, new_event: dict[str, Any], execution_id: str | None = None) -> bool:
-        """Queue an event for an instance; False when the instance is gone, finished or another execution."""
+    def deliver(
+        self, instance_id: str, new_event: dict[str, Any], execution_id: str | None = None,
+        sender: str | None = None,
+    ) -> bool:  # fmt: skip
+        """Queue an event for an instance; False when the instance is gone, finished or another execution.
+
+        `sender`: the instance or entity that sent it, `queuepolling.CLIENT` for a client, None for the
+        target's own messages (activity results); it decides the queue latency (`queuepolling`).
+        """
         instance = self.instances.get(instance_id)
         if instance is None or instance.status in TERMINAL_STATES:
             return False
@@ -486,7 +539,9 @@ class Engine:
         else:
             instance.pending.append(new_event)
             gather = self.gathers.get(instance_id)
-            if gather is None or not gather.holds(new_event):
+            timer = new_event["EventType"] == TIMER_FIRED  # visible from its fire time, seen at the next poll
+            seen = self.queues.arrive(instance_id, queuepolling.SCHEDULED if timer else sender)
+            if seen and (gather is None or not gather.holds(new_event)):
                 self.mark_ready(instance_id)
             self.save(instance, meta=False)  # only a new pending row (and activity rows) changed
         return True
@@ -497,7 +552,10 @@ class Engine:
             raise DurableError(404, f"No instance with ID '{instance_id}' was found.")
         if instance.status in TERMINAL_STATES:
             raise DurableError(410, f"The instance '{instance_id}' is {instance.status} and cannot receive events.")
-        self.deliver(instance_id, event(EVENT_RAISED, Name=name, Input=input_text))
+        problem = payloadlimits.payload_error(f"payload of event '{name}'", input_text)
+        if problem is not None:
+            raise DurableError(400, problem)
+        self.deliver(instance_id, event(EVENT_RAISED, Name=name, Input=input_text), sender=queuepolling.CLIENT)
 
     def terminate(self, instance_id: str, reason: str | None) -> None:
         instance = self.require(instance_id)
@@ -558,7 +616,9 @@ class Engine:
     def enqueue_entity(self, entity_id: str, operation: dict[str, Any]) -> None:
         record = self.entities.setdefault(entity_id, EntityRecord(entity_id))
         record.queue.append(operation)
-        self.mark_ready(entity_id)
+        # From an orchestration (its id is the operation's parent) or from a client (signal_entity).
+        if self.queues.arrive(entity_id, operation.get("parent") or queuepolling.CLIENT):
+            self.mark_ready(entity_id)
 
     async def wait_for_completion(self, instance_id: str, timeout: float) -> None:
         instance = self.instances.get(instance_id)
@@ -705,21 +765,41 @@ class Engine:
                 self.retry_bookkeeping(instance, delivered_event, scheduled, effects)
             top_actions = (state.get("actions") or [[]])[0] if state.get("actions") else []
             actions = flatten(top_actions)
-            if error is None:
+            blocked: shim.Progress | None = None
+            status_error = payloadlimits.custom_status_error(state.get("customStatus"))
+            if status_error is not None:
+                # The shim sets the custom status first and throws: nothing of the episode is scheduled.
+                error = status_error
+            elif state:
+                # The shim replays the SDK's actions in order, awaiting each, even when the SDK reports a
+                # failure; it takes the output or the failure only once it got through all of them.
+                view = shim.progress(
+                    top_actions, itertools.chain(instance.history, new_history), instance.action_ids,
+                    self.retry_keys(instance),
+                )  # fmt: skip
                 try:
-                    self.schedule_actions(instance, actions, scheduled, effects)
+                    self.schedule_actions(instance, actions, view.reached, scheduled, effects)
+                    if view.blocked_at is not None and (error is not None or state.get("isDone")):
+                        blocked = view
+                    elif view.reached < len(actions):
+                        self.report_blocked(instance, view)
+                    elif error is None and state.get("isDone"):
+                        error = end_payload_error(actions, state)
                 except DurableError as exc:
                     error = str(exc)
-            if "customStatus" in state:
-                instance.custom_status = state["customStatus"]
+                if "customStatus" in state:
+                    instance.custom_status = state["customStatus"]
             instance.history.extend([*new_history, *scheduled, event(ORCHESTRATOR_COMPLETED)])
-            if error is not None:
+            if blocked is not None:
+                self.report_blocked(instance, blocked)
+                self.hold_for_all_of(instance, top_actions)
+                self.save(instance)
+            elif error is not None:
                 instance.history.append(event(EXECUTION_COMPLETED, OrchestrationStatus=3, Result=error))
                 self.finish(instance, "Failed", f"Orchestrator function '{instance.name}' failed: {error}", error)
             elif state.get("isDone"):
-                last = actions[-1] if actions else {}
-                if last.get("actionType") == 4:
-                    self.continue_as_new(instance, last.get("input"))
+                if is_continue_as_new(actions):
+                    self.continue_as_new(instance, actions[-1].get("input"))
                 else:
                     output = state.get("output")
                     instance.history.append(
@@ -731,6 +811,24 @@ class Engine:
                 self.save(instance)
         for effect in effects:
             effect()
+
+    def report_blocked(self, instance: Instance, view: shim.Progress) -> None:
+        """The SDK went on, but the shim still awaits an earlier action, as it would in Azure: what follows it
+        (and the orchestration's end) waits too."""
+        log.warning(
+            "orchestration %s: the Durable extension's shim still waits on its action #%s (%s), so in Azure the "
+            "actions after it are not scheduled and the orchestration neither completes nor fails until it ends. "
+            "Cancel timers you no longer wait for, and do not rely on an event the SDK handed to a second waiter "
+            "(azure-functions-durable-python#507).",
+            instance.id, view.blocked_at, view.waiting_for,
+        )  # fmt: skip
+
+    @staticmethod
+    def retry_keys(instance: Instance) -> dict[int, shim.RetryKeys]:
+        return {
+            int(index): shim.RetryKeys(int(record["taskId"]), record.get("finalTimerId"))
+            for index, record in instance.retries.items()
+        }
 
     def hold_for_all_of(self, instance: Instance, top_actions: list[dict[str, Any]]) -> None:
         """Note the task_all the orchestrator is now blocked on, if results can be held for it (`fanin`)."""
@@ -798,6 +896,8 @@ class Engine:
             last = record["attempt"] >= record["max"]
             fire_at = time.time() + (0 if last else record["intervalMs"] / 1000)
             record["timerId"] = timer_id
+            if last:
+                record["finalTimerId"] = timer_id  # its firing ends the action (`devhost.shim`)
             scheduled.append(event(TIMER_CREATED, timer_id, FireAt=iso(fire_at)))
             instance.timers[str(timer_id)] = fire_at
             effects.append(lambda: self.schedule_timer(instance, timer_id, fire_at))
@@ -812,27 +912,21 @@ class Engine:
         self.schedule_work(instance, task_id, record["action"], scheduled, effects)
 
     def schedule_actions(
-        self, instance: Instance, actions: list[dict[str, Any]], scheduled: list[dict[str, Any]],
+        self, instance: Instance, actions: list[dict[str, Any]], reach: int, scheduled: list[dict[str, Any]],
         effects: list[Callable[[], None]],
     ) -> None:  # fmt: skip
-        # Cancelled timers that are still pending need not fire (the SDK would ignore them anyway).
-        for index in range(min(instance.seen, len(actions))):
-            action = actions[index]
-            task_id = instance.action_ids[index] if index < len(instance.action_ids) else None
-            cancelled_timer = action.get("actionType") == 5 and action.get("isCanceled") and task_id is not None
-            if cancelled_timer and instance.timers.pop(str(task_id), None) is not None:
-                handle = self.timer_handles.pop((instance.id, str(task_id)), None)
-                if handle is not None:
-                    handle.cancel()
-        for index in range(instance.seen, len(actions)):
+        """Schedule the flattened actions from the first new one up to `reach`, where the shim stops."""
+        # Cancelled timers stay scheduled and still fire: DTFx schedules every timer the shim creates and only
+        # its .NET task ends early, so the backend delivers TimerFired later (one more episode, ignored by the SDK).
+        for index in range(instance.seen, reach):
             action = actions[index]
             kind = action.get("actionType")
-            if kind in {4, 6}:
+            if kind in {ActionType.CONTINUE_AS_NEW, ActionType.WAIT_FOR_EXTERNAL_EVENT}:
                 instance.action_ids.append(None)
                 continue
             task_id = self.allocate(instance)
             instance.action_ids.append(task_id)
-            if kind in {1, 3}:
+            if kind in {ActionType.CALL_ACTIVITY_WITH_RETRY, ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY}:
                 options = action.get("retryOptions") or {}
                 instance.retries[str(index)] = {
                     "action": action, "taskId": task_id, "attempt": 1, "timerId": None,
@@ -840,14 +934,19 @@ class Engine:
                     "intervalMs": float(options.get("firstRetryIntervalInMilliseconds", 0)),
                 }  # fmt: skip
             self.schedule_work(instance, task_id, action, scheduled, effects)
-        instance.seen = len(actions)
+        instance.seen = max(instance.seen, reach)
 
     def schedule_work(
         self, instance: Instance, task_id: int, action: dict[str, Any], scheduled: list[dict[str, Any]],
         effects: list[Callable[[], None]],
     ) -> None:  # fmt: skip
         kind = action.get("actionType")
-        if kind in {0, 1}:
+        problem = payloadlimits.payload_error(
+            f"input of the {describe_action(action)}", payload_text(action.get("input"))
+        )
+        if problem is not None:
+            raise DurableError(400, problem)
+        if kind in {ActionType.CALL_ACTIVITY, ActionType.CALL_ACTIVITY_WITH_RETRY}:
             name = str(action["functionName"])
             if name.lower() not in self.index.activities:
                 known = ", ".join(sorted(f.name for f in self.index.activities.values()))
@@ -859,7 +958,7 @@ class Engine:
             work = {"name": name, "input": action.get("input"), "execution": instance.execution_id}
             self.set_activity(instance, str(task_id), work)
             effects.append(lambda: self.run_activity(instance, task_id, work))
-        elif kind in {2, 3}:
+        elif kind in {ActionType.CALL_SUB_ORCHESTRATOR, ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY}:
             name = str(action["functionName"])
             self.orchestrator(name)
             child_id = action.get("instanceId") or f"{instance.execution_id}:{task_id}"
@@ -868,13 +967,12 @@ class Engine:
             instance.children[str(task_id)] = {"id": child_id, "name": name, "input": action.get("input")}
             parent = {"id": instance.id, "taskId": task_id, "execution": instance.execution_id}
             self.start_child(name, child_id, action.get("input"), parent)
-        elif kind == 5:
+        elif kind == ActionType.CREATE_TIMER:
             fire_at = parse_iso(str(action["fireAt"]))
             scheduled.append(event(TIMER_CREATED, task_id, FireAt=action["fireAt"]))
-            if not action.get("isCanceled"):
-                instance.timers[str(task_id)] = fire_at
-                effects.append(lambda: self.schedule_timer(instance, task_id, fire_at))
-        elif kind in {7, 9}:
+            instance.timers[str(task_id)] = fire_at  # even when created cancelled: see schedule_actions
+            effects.append(lambda: self.schedule_timer(instance, task_id, fire_at))
+        elif kind in {ActionType.CALL_ENTITY, ActionType.SIGNAL_ENTITY}:
             entity_id = str(action["instanceId"])
             name = entity_id.split("@")[1] if entity_id.count("@") >= 2 else ""
             if name not in self.index.entities:
@@ -884,18 +982,18 @@ class Engine:
             request_id = str(uuid.uuid4())
             message: dict[str, Any] = {"op": action["operation"], "input": action.get("input"), "id": request_id,
                                        "parent": instance.id, "parentExecution": instance.execution_id}  # fmt: skip
-            if kind == 9:
+            if kind == ActionType.SIGNAL_ENTITY:
                 message["signal"] = True
             scheduled.append(event(EVENT_SENT, task_id, InstanceId=entity_id, Name=action["operation"],
                                    Input=json.dumps(message)))  # fmt: skip
             raw_input = action.get("input")
             self.enqueue_entity(entity_id, {
                 "name": action["operation"], "input": None if raw_input is None else json.dumps(raw_input),
-                "isSignal": kind == 9, "id": request_id, "parent": instance.id,
+                "isSignal": kind == ActionType.SIGNAL_ENTITY, "id": request_id, "parent": instance.id,
                 "parentExecution": instance.execution_id,
             })  # fmt: skip
             self.save_entity_soon(self.entities[entity_id])
-        elif kind == 8:
+        elif kind == ActionType.CALL_HTTP:
             scheduled.append(event(TASK_SCHEDULED, task_id, Name="BuiltIn::HttpActivity", Version=""))
             work = {
                 "name": "BuiltIn::HttpActivity",
@@ -959,7 +1057,7 @@ class Engine:
             parent_instance = self.instances.get(parent["id"])
             if parent_instance is not None:
                 parent_instance.children.pop(str(parent["taskId"]), None)
-            self.deliver(parent["id"], notice, parent.get("execution"))
+            self.deliver(parent["id"], notice, parent.get("execution"), sender=instance.id)
         for waiter in self.completion_waiters.pop(instance.id, []):
             if not waiter.done():
                 waiter.set_result(None)
@@ -976,8 +1074,15 @@ class Engine:
                     result_text = json.dumps(await self.http_call(work["http"]))
                 else:
                     info = self.index.activities[work["name"].lower()]
-                    reply = await self.workers.invoke(info, str(work.get("input") or "null").encode())
-                    result_text = reply[1].decode()
+                    pending = self.workers.invoke(info, str(work.get("input") or "null").encode())
+                    await asyncio.wait({pending}, timeout=self.index.function_timeout)
+                    if not pending.done():
+                        self.workers.restart_holder(pending)
+                        raise FunctionTimeout(timeout_message(self.index.function_timeout, info.name))
+                    result_text = pending.result()[1].decode()
+                    too_big = payloadlimits.payload_error(f"result of activity '{work['name']}'", result_text)
+                    if too_big is not None:
+                        raise PayloadTooLarge(too_big)
             except asyncio.CancelledError:
                 raise
             except FunctionFailed as exc:
@@ -1053,8 +1158,12 @@ class Engine:
         record = self.entities[entity_id]
         try:
             answer = fastjson.loads(reply.result()[1])
+            new_state = answer.get("entityState") if answer.get("entityExists") else None
+            too_big = payloadlimits.payload_error(f"state of entity {entity_id}", payload_text(new_state))
+            if too_big is not None:
+                raise PayloadTooLarge(too_big)  # the batch fails and the state stays as it was
             record.exists = bool(answer.get("entityExists"))
-            record.state = answer.get("entityState") if record.exists else None
+            record.state = new_state
             results = list(answer.get("results") or [])
         except WorkerExited:
             self.mark_ready(entity_id, first=True)  # the operations are still queued: run them again
@@ -1078,7 +1187,7 @@ class Engine:
                 if result.get("isError"):
                     response["exceptionType"] = "Error"
                 self.deliver(op["parent"], event(EVENT_RAISED, Name=op["id"], Input=json.dumps(response)),
-                             op.get("parentExecution"))  # fmt: skip
+                             op.get("parentExecution"), sender=record.id)  # fmt: skip
         if record.queue:
             # Straight back to the front: callers wait on these answers, and an entity behind every busy
             # orchestration would take a full round of the ready queue per ENTITY_BATCH operations.

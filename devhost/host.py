@@ -1,9 +1,10 @@
 """The devhost HTTP server: HTTP triggers, timer triggers, the Durable HTTP API and `/admin/host/status`.
 
 One long-lived event loop runs the server and the Durable engine; every user function runs in a language
-worker (`devhost.worker`), as it does in Azure. The Durable client binding points back at this server
-(`rpcBaseUrl`), and the Durable HTTP API is served under both `/runtime/webhooks/durabletask/` and
-`/durabletask/`.
+worker (`devhost.worker`), as it does in Azure. The Durable HTTP API is served twice, as the real extension
+serves it: publicly under `/runtime/webhooks/durabletask/`, only to callers presenting the extension's system key
+(`devhost.systemkey`), and on a second loopback listener (the client binding's `rpcBaseUrl`) that the app's own
+Durable client calls. The public port also enforces the host's request limits (`devhost.requestlimits`).
 """
 
 from __future__ import annotations
@@ -21,15 +22,19 @@ from urllib.parse import quote
 import aiohttp
 from aiohttp import web
 
+from devhost import systemkey
 from devhost.app import AppIndex, FunctionInfo
 from devhost.binding import durable_client_binding
 from devhost.durable import TERMINAL_STATES, DurableError, Engine, Instance
 from devhost.ncrontab import Schedule
+from devhost.requestlimits import RequestLimits, Throttle, read_body
 from devhost.store import Store
 from devhost.workers import FunctionFailed, WorkerExited, WorkerPool
 
 log = logging.getLogger("devhost")
-DURABLE_PREFIXES = ("/runtime/webhooks/durabletask", "/durabletask")
+WEBHOOK_PREFIX = "/runtime/webhooks/durabletask"
+RPC_PATH = "durabletask"
+BODY_LIMIT = web.AppKey("body_limit", int)  # None on the RPC listener: the extension's has no body limit
 
 
 def route_pattern(template: str) -> re.Pattern[str]:
@@ -56,11 +61,24 @@ def route_pattern(template: str) -> re.Pattern[str]:
 
 class Host:
     def __init__(
-        self, index: AppIndex, store: Store, port: int, workers: WorkerPool, enforce_keys: str | None = None
+        self,
+        index: AppIndex,
+        store: Store,
+        port: int,
+        workers: WorkerPool,
+        enforce_keys: str | None = None,
+        *,
+        system_key: str,
+        rpc_base: str,
+        limits: RequestLimits | None = None,
     ) -> None:
         self.index = index
         self.port = port
         self.enforce_keys = enforce_keys
+        self.system_key = system_key
+        self.rpc_base = rpc_base
+        self.limits = limits or RequestLimits()
+        self.throttle = Throttle(self.limits)
         self.workers = workers
         self.engine = Engine(index, store, workers, self.http_call)
         self.routes = [
@@ -120,8 +138,9 @@ class Host:
             "params": dict(request.query),
             "routeParams": route_params,
         }
+        body = await read_body(request, request.config_dict.get(BODY_LIMIT))
         try:
-            header, body = await self.workers.invoke(info, await request.read(), request=fields)
+            header, body = await self.workers.invoke(info, body, request=fields)
         except (FunctionFailed, WorkerExited):  # the worker has logged the traceback
             return web.Response(status=500, text=f"Exception while executing function: Functions.{info.name}")
         if "unsupported" in header:
@@ -171,7 +190,8 @@ class Host:
 
     @functools.cached_property
     def management_urls(self) -> dict[str, str]:
-        urls: dict[str, str] = json.loads(durable_client_binding(self.base, self.index.hub_name))["managementUrls"]
+        binding = durable_client_binding(self.base, self.index.hub_name, self.rpc_base, self.system_key)
+        urls: dict[str, str] = json.loads(binding)["managementUrls"]
         return urls
 
     def management_payload(self, request: web.Request, instance_id: str) -> dict[str, Any]:
@@ -180,12 +200,21 @@ class Host:
         return {k: v.replace("INSTANCEID", quote(instance_id, safe="")).replace(self.base, origin)
                 for k, v in payload.items()}  # fmt: skip
 
-    async def durable_api(self, request: web.Request) -> web.StreamResponse:
-        path = request.path
-        for prefix in DURABLE_PREFIXES:
-            if path.startswith(prefix + "/"):
-                path = path[len(prefix) + 1 :]
-                break
+    async def webhook_api(self, request: web.Request) -> web.StreamResponse:
+        """The public Durable HTTP API: the host lets through only a caller with the extension's system key."""
+        if not systemkey.matches(systemkey.presented(request.headers, request.query), self.system_key):
+            return web.Response(status=401)  # as the host answers a failed key check: no body
+        return await self.durable_api(request, request.match_info["tail"])
+
+    async def rpc_api(self, request: web.Request) -> web.StreamResponse:
+        """The loopback listener of the client binding's `rpcBaseUrl`. The extension's has no key check: only the
+        app's own sandbox reaches it in Azure. Here tenants' containers share the loopback, so its path holds the
+        system key, which the Durable SDK sends back without knowing (it appends its routes to `rpcBaseUrl`)."""
+        if not systemkey.matches(request.match_info["key"], self.system_key):
+            return web.Response(status=401)
+        return await self.durable_api(request, request.match_info["tail"])
+
+    async def durable_api(self, request: web.Request, path: str) -> web.StreamResponse:
         parts = [part for part in path.split("/") if part != ""]
         try:
             return await self.durable_route(request, parts)
@@ -193,7 +222,7 @@ class Host:
             return web.json_response({"Message": str(error), "ExceptionMessage": str(error)}, status=error.status)
 
     async def read_body(self, request: web.Request) -> tuple[bool, Any]:
-        raw = await request.read()
+        raw = await read_body(request, request.config_dict.get(BODY_LIMIT))
         if not raw:
             return False, None
         try:
@@ -305,14 +334,25 @@ class Host:
     # -- app --------------------------------------------------------------------------------------------------
 
     def build(self) -> web.Application:
-        app = web.Application(client_max_size=100 * 1024 * 1024)
+        """The public listener. `/durabletask/...` is not served here (it is an unknown route, as in Azure)."""
+        app = web.Application(middlewares=[self.throttle.middleware], client_max_size=self.limits.max_body_bytes)
+        app[BODY_LIMIT] = self.limits.max_body_bytes
         app.router.add_get("/admin/host/status", self.status)
-        for prefix in DURABLE_PREFIXES:
-            app.router.add_route("*", prefix + r"/{tail:[\s\S]*}", self.durable_api)
+        app.router.add_route("*", WEBHOOK_PREFIX + r"/{tail:[\s\S]*}", self.webhook_api)
         app.router.add_route("*", r"/{tail:[\s\S]*}", self.http_trigger)
         app.on_startup.append(self.on_startup)
         app.on_cleanup.append(self.on_cleanup)
         return app
+
+    def build_rpc(self) -> web.Application:
+        """The loopback RPC listener: neither throttled nor size-limited, like the extension's own."""
+        app = web.Application()
+        app.router.add_route("*", r"/{key}/" + RPC_PATH + r"/{tail:[\s\S]*}", self.rpc_api)
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.rpc_unknown)
+        return app
+
+    async def rpc_unknown(self, request: web.Request) -> web.Response:
+        return web.Response(status=401 if RPC_PATH in request.path.split("/") else 404)
 
     async def on_startup(self, app: web.Application) -> None:
         self.session = aiohttp.ClientSession()

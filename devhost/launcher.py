@@ -17,6 +17,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from devhost import systemkey
+
 LOG_TAIL_CHARS = 4000
 
 
@@ -144,3 +146,16 @@ class DevhostProcess(ServiceProcess):
     ) -> None:
         args = ["--app", str(app_dir), "--data", str(data_dir), *extra_args]
         super().__init__(args, port=port, env=env, log_path=log_path, ready_timeout=ready_timeout)
+        self.data_dir = data_dir
+
+    @property
+    def system_key(self) -> str:
+        """The Durable extension's system key this devhost requires on `/runtime/webhooks/durabletask/...`."""
+        key = systemkey.read(self.data_dir, self.env)
+        if key is None:
+            raise ServiceFailed(f"devhost has not made its system key in {self.data_dir} yet (start it first)")
+        return key
+
+    @property
+    def durable_url(self) -> str:
+        return f"{self.url}/runtime/webhooks/durabletask"

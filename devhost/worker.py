@@ -32,7 +32,7 @@ from azure.functions.timer import TimerRequest
 
 from devhost import wire
 from devhost.app import AppIndex, AppLoadError, FunctionInfo, load_app
-from devhost.binding import durable_client_binding
+from devhost.binding import durable_client_binding, take_worker_setting
 from devhost.fastpaths import install as install_sdk_fast_paths
 from devhost.sessions import SessionMiss, Sessions
 
@@ -68,9 +68,9 @@ def failure(exc: BaseException) -> dict[str, Any]:
 
 
 class Worker:
-    def __init__(self, index: AppIndex, host_url: str, threads: int) -> None:
+    def __init__(self, index: AppIndex, host_url: str, threads: int, rpc_url: str, system_key: str) -> None:
         self.index = index
-        self.binding = durable_client_binding(host_url, index.hub_name)
+        self.binding = durable_client_binding(host_url, index.hub_name, rpc_url, system_key)
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="devhost-fn")
         self.writer: asyncio.StreamWriter | None = None
         self.tasks: set[asyncio.Task[None]] = set()
@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True, help="the socket to the host")
     parser.add_argument("--host-url", required=True)
     args = parser.parse_args(argv)
+    rpc_url, system_key = take_worker_setting(os.environ)  # before the app is imported: user code never sees it
     # Ctrl-C reaches the whole process group: the host decides when workers stop (it closes their sockets).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s worker-{os.getpid()}: %(message)s")
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         sock.sendall(wire.encode({"id": 0, "failed": str(error)}))
         return 2
     threads = int(os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT") or DEFAULT_THREADS)
-    asyncio.run(Worker(index, args.host_url, threads).serve(sock))
+    asyncio.run(Worker(index, args.host_url, threads, rpc_url, system_key).serve(sock))
     sys.stdout.flush()
     # Threads may still run user code (a sync activity): do not wait for them, the host has gone.
     os._exit(0)

@@ -21,6 +21,7 @@ from typing import Any
 
 from devhost import wire
 from devhost.app import AppIndex, AppLoadError, FunctionInfo
+from devhost.binding import WORKER_SETTING
 
 log = logging.getLogger("devhost.workers")
 Reply = tuple[dict[str, Any], bytes]
@@ -60,9 +61,10 @@ class Slot:
 
 
 class WorkerPool:
-    def __init__(self, app_dir: Path, count: int, host_url: str) -> None:
+    def __init__(self, app_dir: Path, count: int, host_url: str, durable_setting: str = "") -> None:
         self.app_dir = app_dir
         self.host_url = host_url
+        self.durable_setting = durable_setting  # binding.worker_setting(): the RPC address and the system key
         self.slots = [Slot(number) for number in range(max(1, count))]
         self.next_id = 1
         self.stopping = False
@@ -82,7 +84,8 @@ class WorkerPool:
         ours, theirs = socket.socketpair()
         command = [sys.executable, "-m", "devhost.worker", "--app", str(self.app_dir),
                    "--fd", str(theirs.fileno()), "--host-url", self.host_url]  # fmt: skip
-        slot.process = subprocess.Popen(command, pass_fds=[theirs.fileno()])
+        env = {**os.environ, WORKER_SETTING: self.durable_setting}
+        slot.process = subprocess.Popen(command, pass_fds=[theirs.fileno()], env=env)
         theirs.close()
         reader, writer = await asyncio.open_unix_connection(sock=ours)
         frame = await wire.read(reader)
@@ -147,6 +150,16 @@ class WorkerPool:
         slot.outstanding[request_id] = future
         slot.send(wire.encode({"id": request_id, "function": info.name, **fields}, body))
         return future
+
+    def restart_holder(self, future: asyncio.Future[Reply]) -> None:
+        """Restart the worker running the invocation behind `future`, as the Functions host restarts an
+        out-of-process worker after a function timeout (what else that worker runs fails with WorkerExited)."""
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())  # nobody awaits it now
+        for slot in self.slots:
+            if any(pending is future for pending in slot.outstanding.values()) and slot.process is not None:
+                log.error("a function timed out in language worker %d; restarting it", slot.number)
+                slot.process.kill()
+                return
 
     async def stop(self) -> None:
         """Close every worker's socket (they exit on it) and wait for them, then kill what remains."""

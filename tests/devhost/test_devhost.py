@@ -20,10 +20,13 @@ pytestmark = pytest.mark.e2e
 APPS = Path(__file__).parent / "apps"
 
 
-def call(url: str, method: str = "GET", body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
+def call(
+    url: str, method: str = "GET", body: Any = None, raw: bytes | None = None, key: str | None = None
+) -> tuple[int, Any]:
+    """`key`: the Durable extension's system key, which devhost requires on `/runtime/webhooks/durabletask/...`."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json",
-                                                                             "x-probe": "probe"})  # fmt: skip
+    headers = {"Content-Type": "application/json", "x-probe": "probe", **({"x-functions-key": key} if key else {})}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             payload = response.read()
@@ -39,6 +42,7 @@ def call(url: str, method: str = "GET", body: Any = None, raw: bytes | None = No
 class App:
     def __init__(self, host: DevhostProcess, marks: Path) -> None:
         self.url, self.marks, self.host = host.url, marks, host
+        self.durable, self.key = host.durable_url, host.system_key
 
     def start(self, orchestrator: str, body: Any = None, instance: str | None = None) -> str:
         path = f"/api/start/{orchestrator}" + (f"/{instance}" if instance else "")
@@ -47,7 +51,7 @@ class App:
         return str(payload["id"])
 
     def status(self, instance: str) -> dict[str, Any]:
-        status, payload = call(f"{self.url}/runtime/webhooks/durabletask/instances/{instance}?showHistory=true")
+        status, payload = call(f"{self.durable}/instances/{instance}?showHistory=true", key=self.key)
         assert status in {200, 202}, payload
         return dict(payload)
 
@@ -179,9 +183,9 @@ def test_events_timers_task_any_custom_status_and_the_double_encoding_quirk(app:
     assert kinds[:2] == [12, 0] and 10 in kinds and 11 in kinds
     # A raw JSON body through the management URL arrives decoded.
     second = app.start("waits")
-    events = f"{app.url}/runtime/webhooks/durabletask/instances/{second}/raiseEvent"
-    assert call(f"{events}/Early", "POST", {"n": 2})[0] == 202
-    assert call(f"{events}/Approval", "POST", {"ok": True})[0] == 202
+    events = f"{app.durable}/instances/{second}/raiseEvent"
+    assert call(f"{events}/Early", "POST", {"n": 2}, key=app.key)[0] == 202
+    assert call(f"{events}/Approval", "POST", {"ok": True}, key=app.key)[0] == 202
     assert app.wait(second)["output"]["approval"] == {"ok": True}
 
 
@@ -190,7 +194,7 @@ def test_new_uuid_is_deterministic_across_replays(app: App) -> None:
     call(f"{app.url}/api/raise/{instance}/Early", "POST", 1)
     call(f"{app.url}/api/raise/{instance}/Approval", "POST", 2)
     first = app.wait(instance)["output"]["uuid"]
-    call(f"{app.url}/runtime/webhooks/durabletask/instances/{instance}", "DELETE")
+    call(f"{app.durable}/instances/{instance}", "DELETE", key=app.key)
     again = app.start("waits", instance="uuid-check")
     call(f"{app.url}/api/raise/{again}/Early", "POST", 1)
     call(f"{app.url}/api/raise/{again}/Approval", "POST", 2)
@@ -213,13 +217,13 @@ def test_entities_from_orchestrations_and_clients(app: App) -> None:
     while call(f"{app.url}/api/entity/counter/e1/get")[1]["state"] != 20:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    assert call(f"{app.url}/runtime/webhooks/durabletask/entities/counter/e1")[1] == 20
+    assert call(f"{app.durable}/entities/counter/e1", key=app.key)[1] == 20
     call(f"{app.url}/api/entity/counter/e1/delete", "POST", None)
     deadline = time.monotonic() + 10
     while call(f"{app.url}/api/entity/counter/e1/get")[1]["exists"]:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    assert call(f"{app.url}/runtime/webhooks/durabletask/entities/counter/e1")[0] == 404
+    assert call(f"{app.durable}/entities/counter/e1", key=app.key)[0] == 404
 
 
 def test_failures_surface_like_the_extension(app: App) -> None:
@@ -231,7 +235,7 @@ def test_failures_surface_like_the_extension(app: App) -> None:
     assert "no_such_activity' doesn't exist" in missing["output"]
     status, body = call(f"{app.url}/api/start/not_an_orchestrator", "POST")
     assert status == 500  # the starter function raised the SDK's exception
-    status, body = call(f"{app.url}/runtime/webhooks/durabletask/orchestrators/not_an_orchestrator", "POST")
+    status, body = call(f"{app.durable}/orchestrators/not_an_orchestrator", "POST", key=app.key)
     assert status == 400 and "doesn't exist" in body["ExceptionMessage"]
 
 
@@ -250,8 +254,8 @@ def test_management_operations(app: App) -> None:
     restarted = call(f"{app.url}/api/manage/restart/{instance}", "POST")[1]["new"]
     assert restarted["id"] != instance
     assert call(f"{app.url}/api/manage/purge/{instance}", "POST")[1] == {"deleted": 1}
-    assert call(f"{app.url}/runtime/webhooks/durabletask/instances/{instance}")[0] == 404
-    status, listed = call(f"{app.url}/runtime/webhooks/durabletask/instances/?runtimeStatus=Completed")
+    assert call(f"{app.durable}/instances/{instance}", key=app.key)[0] == 404
+    status, listed = call(f"{app.durable}/instances/?runtimeStatus=Completed", key=app.key)
     assert status == 200 and all(item["runtimeStatus"] == "Completed" for item in listed)
 
 
@@ -319,8 +323,8 @@ def test_a_finished_and_purged_child_is_not_started_again_after_a_restart(tmp_pa
     with killed_at_the_end(tmp_path, data) as app:
         parent = app.start("child_then_wait", instance="parent-1")
         deadline = time.monotonic() + 20
-        child_url = f"{app.url}/runtime/webhooks/durabletask/instances/parent-1:child"
-        while (call(child_url)[1] or {}).get("runtimeStatus") != "Completed":  # 404 until the child exists
+        child_url = f"{app.durable}/instances/parent-1:child"
+        while (call(child_url, key=app.key)[1] or {}).get("runtimeStatus") != "Completed":  # 404 until the child exists
             assert time.monotonic() < deadline
             time.sleep(0.05)
         time.sleep(0.3)  # the child's result has reached the parent (held there: the other child still waits)
@@ -328,7 +332,7 @@ def test_a_finished_and_purged_child_is_not_started_again_after_a_restart(tmp_pa
     with start_app(tmp_path, data) as again:
         app = App(again, tmp_path)
         time.sleep(0.5)
-        assert call(f"{app.url}/runtime/webhooks/durabletask/instances/parent-1:child")[0] == 404  # not re-run
+        assert call(f"{app.durable}/instances/parent-1:child", key=app.key)[0] == 404  # not re-run
         call(f"{app.url}/api/raise/parent-1:slow/Go", "POST", "yes")
         done = app.wait(parent)
         assert done["output"] == [{"child_of": "parent-1", "value": 16}, '"yes"']

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bench.run import episode_contexts, session_tails
+from bench.run import DurableApi, episode_contexts, session_tails
 from devhost.app import load_app
 from devhost.launcher import DevhostProcess
 from devhost.sessions import SessionMiss, Sessions, mode
@@ -44,7 +44,8 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, l
         call(f"{app.url}/api/raise/{instances['waits']}/Approval", "POST", 2)
         for instance in instances.values():
             assert app.wait(instance, timeout=30)["runtimeStatus"] in {"Completed", "Failed"}
-        return {name: (instance, episode_contexts(host.url, instance)) for name, instance in instances.items()}
+        api = DurableApi.of(host.url, host.system_key)
+        return {name: (instance, episode_contexts(api, instance)) for name, instance in instances.items()}
 
 
 @pytest.fixture(scope="module")

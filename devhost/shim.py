@@ -1,0 +1,223 @@
+"""How far the Durable extension's out-of-process shim gets through an episode's actions: a pure model.
+
+In Azure, a Python orchestrator's actions are not scheduled as a set. The extension replays them inside an
+in-process .NET orchestration (`OutOfProcOrchestrationShim.ProcessAsyncActionsV2`,
+Azure/azure-functions-durable-extension): for each top-level action in order it calls the matching
+`IDurableOrchestrationContext` API and *awaits* the task before it looks at the next one. DTFx replays that
+.NET code over the history, so the shim only gets past an action whose .NET task has completed by then, and
+actions after the first incomplete one are not scheduled in this episode. It also sets the output (or the
+failure) only after it got through every action.
+
+The .NET side decides completion with its own rules, which differ from the Python SDK's in places:
+
+- a cancelled timer's task completes at once (its token is cancelled), though the timer is still scheduled;
+- external events go to the most recently registered waiter of that name (a stack, as in the SDK), but an event
+  that arrived while nobody waited is buffered and handed to exactly one later waiter
+  (`DurableOrchestrationContext.WaitForExternalEvent` / `RaiseEvent`), where the Python SDK hands it to every
+  later waiter (Azure/azure-functions-durable-python#507);
+- `Task.WhenAny` completes when any child has, `Task.WhenAll` when all have;
+- an entity call waits for the response event named by its request id through the same waiter mechanism.
+
+So an orchestrator that races a waiter the SDK thinks completed against a timer it never cancels blocks the
+shim until that timer fires: it hangs in Azure however it behaves under a kinder host. `progress` replays the
+shim's view over an instance's history and says how far it gets, so devhost schedules what Azure would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.durable_functions.models.actions import ActionType
+from azure.durable_functions.models.history import HistoryEventType
+
+COMPOUND = frozenset({ActionType.WHEN_ANY, ActionType.WHEN_ALL})
+FIRE_AND_FORGET = frozenset({ActionType.SIGNAL_ENTITY, ActionType.CONTINUE_AS_NEW, 10})  # 10: scheduled signal
+TASK_ENDS = frozenset({
+    HistoryEventType.TASK_COMPLETED,
+    HistoryEventType.TASK_FAILED,
+    HistoryEventType.SUB_ORCHESTRATION_INSTANCE_COMPLETED,
+    HistoryEventType.SUB_ORCHESTRATION_INSTANCE_FAILED,
+})  # fmt: skip
+TASK_SUCCESSES = frozenset({HistoryEventType.TASK_COMPLETED, HistoryEventType.SUB_ORCHESTRATION_INSTANCE_COMPLETED})
+
+
+@dataclass(frozen=True)
+class RetryKeys:
+    """What ends an action with a retry policy: its latest attempt's success, or the final (dummy) retry timer."""
+
+    task_id: int
+    final_timer_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    reached: int  # how many flattened actions the shim has invoked (so scheduled), in order
+    blocked_at: int | None  # the top-level action it waits on, or None when it got through all of them
+    waiting_for: str = ""  # what that action waits for, for a stuck report
+
+
+@dataclass
+class _Leaf:
+    index: int  # flattened index
+    kind: int
+    action: Mapping[str, Any]
+    done: bool = False
+
+
+@dataclass
+class _Node:
+    kind: int
+    leaves: list[_Leaf] = field(default_factory=list)
+    children: list[_Node | _Leaf] = field(default_factory=list)
+
+
+class _Replay:
+    """The .NET context's state while the shim's replay walks the history."""
+
+    def __init__(
+        self,
+        task_ids: Sequence[int | None],
+        retries: Mapping[int, RetryKeys],
+        request_ids: Mapping[int, str],
+    ) -> None:
+        self.task_ids = task_ids
+        self.retries = retries
+        self.request_ids = request_ids
+        self.ended: set[int] = set()  # tasks and sub-orchestrations that completed or failed
+        self.succeeded: set[int] = set()
+        self.fired: set[int] = set()
+        self.waiters: dict[str, list[_Leaf]] = defaultdict(list)  # a stack per event name
+        self.buffered: dict[str, int] = defaultdict(int)
+        self.flat = 0
+
+    # -- invoking actions, as the shim does --------------------------------------------------------------
+
+    def invoke(self, action: Mapping[str, Any]) -> _Node | _Leaf:
+        kind = int(action.get("actionType", -1))
+        if kind in COMPOUND:
+            node = _Node(kind)
+            for child in action.get("compoundActions") or []:
+                node.children.append(self.invoke(child))
+            return node
+        leaf = _Leaf(self.flat, kind, action)
+        self.flat += 1
+        name = self.waiter_name(leaf)
+        if name is not None:
+            self.waiters[name].append(leaf)
+            if self.buffered[name]:
+                self.buffered[name] -= 1
+                self.raise_event(name)
+        return leaf
+
+    def waiter_name(self, leaf: _Leaf) -> str | None:
+        if leaf.kind == ActionType.WAIT_FOR_EXTERNAL_EVENT:
+            return str(leaf.action.get("externalEventName"))
+        if leaf.kind == ActionType.CALL_ENTITY:
+            task_id = self.task_id(leaf)
+            request = None if task_id is None else self.request_ids.get(task_id)
+            return None if request is None else request  # not sent yet: nothing can answer it
+        return None
+
+    def task_id(self, leaf: _Leaf) -> int | None:
+        return self.task_ids[leaf.index] if leaf.index < len(self.task_ids) else None
+
+    # -- history events, as DTFx applies them ------------------------------------------------------------
+
+    def apply(self, event: Mapping[str, Any]) -> None:
+        kind = event.get("EventType")
+        if kind in TASK_ENDS:
+            task_id = int(event["TaskScheduledId"])
+            self.ended.add(task_id)
+            if kind in TASK_SUCCESSES:
+                self.succeeded.add(task_id)
+        elif kind == HistoryEventType.TIMER_FIRED:
+            self.fired.add(int(event["TimerId"]))
+        elif kind == HistoryEventType.EVENT_RAISED:
+            self.raise_event(str(event.get("Name")))
+
+    def raise_event(self, name: str) -> None:
+        stack = self.waiters.get(name)
+        if stack:
+            stack.pop().done = True  # the newest waiter of that name
+        else:
+            self.buffered[name] += 1
+
+    # -- completion ---------------------------------------------------------------------------------------
+
+    def complete(self, node: _Node | _Leaf) -> bool:
+        if isinstance(node, _Node):
+            ends = (self.complete(child) for child in node.children)
+            return any(ends) if node.kind == ActionType.WHEN_ANY else all(ends)
+        if node.done or node.kind in FIRE_AND_FORGET:
+            return True
+        if node.kind == ActionType.CREATE_TIMER:
+            task_id = self.task_id(node)
+            return bool(node.action.get("isCanceled")) or (task_id is not None and task_id in self.fired)
+        if node.kind in {ActionType.CALL_ACTIVITY_WITH_RETRY, ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY}:
+            keys = self.retries.get(node.index)
+            if keys is None:
+                return False
+            return keys.task_id in self.succeeded or (
+                keys.final_timer_id is not None and keys.final_timer_id in self.fired
+            )
+        if node.kind in {ActionType.CALL_ACTIVITY, ActionType.CALL_SUB_ORCHESTRATOR, ActionType.CALL_HTTP}:
+            task_id = self.task_id(node)
+            return task_id is not None and task_id in self.ended
+        return False  # a waiter (event or entity response) not handed an event yet
+
+    def describe(self, node: _Node | _Leaf) -> str:
+        if isinstance(node, _Node):
+            word = "any" if node.kind == ActionType.WHEN_ANY else "all"
+            return f"{word} of [" + ", ".join(self.describe(child) for child in node.children) + "]"
+        action = node.action
+        if node.kind == ActionType.WAIT_FOR_EXTERNAL_EVENT:
+            return f"external event '{action.get('externalEventName')}'"
+        if node.kind == ActionType.CREATE_TIMER:
+            return f"timer due {action.get('fireAt')}"
+        if node.kind == ActionType.CALL_ENTITY:
+            return f"entity call {action.get('instanceId')}.{action.get('operation')}"
+        return f"{ActionType(node.kind).name.lower()} {action.get('functionName') or ''}".strip()
+
+
+def progress(
+    top_actions: Sequence[Mapping[str, Any]],
+    history: Iterable[Mapping[str, Any]],
+    task_ids: Sequence[int | None],
+    retries: Mapping[int, RetryKeys] | None = None,
+) -> Progress:
+    """How far the shim's replay of `top_actions` gets over `history` (every event up to this episode).
+
+    `task_ids` gives the sequence number of each flattened action scheduled so far (None for waiters); `retries`
+    what ends each action with a retry policy, by flattened index.
+    """
+    events = list(history)
+    request_ids = _request_ids(events)
+    replay = _Replay(task_ids, retries or {}, request_ids)
+    pending = iter(events)
+    for position, action in enumerate(top_actions):
+        node = replay.invoke(action)
+        while not replay.complete(node):
+            next_event = next(pending, None)
+            if next_event is None:
+                return Progress(replay.flat, position, replay.describe(node))
+            replay.apply(next_event)
+    return Progress(replay.flat, None)
+
+
+def _request_ids(events: Sequence[Mapping[str, Any]]) -> dict[int, str]:
+    """Entity calls' request ids, by the sequence number of the EventSent that carried the request."""
+    found: dict[int, str] = {}
+    for item in events:
+        if item.get("EventType") != HistoryEventType.EVENT_SENT:
+            continue
+        try:
+            message = json.loads(item.get("Input") or "null")
+        except ValueError:
+            continue
+        if isinstance(message, dict) and message.get("id") and not message.get("signal"):
+            found[int(item["EventId"])] = str(message["id"])
+    return found
