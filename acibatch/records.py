@@ -1,12 +1,16 @@
 """Task and job progress records: the states the API reports and how a job's state follows from its tasks.
 
-The task orchestrator publishes a `TaskRecord` as its custom status (live view) and returns the final one as
-its output. The per-job progress entity keeps only one state letter per task (`JobProgress`), so live counts
-for a 10,000-task job stay cheap to store and to read.
+The task orchestrator publishes `TaskRecord.live_status()` as its custom status (live view) and returns the
+whole record as its output. The Durable extension fails an orchestration whose custom status is over 16 KB in
+UTF-16, so the live view leaves out the log tail and the result (both only exist once the task ends), shortens
+the error and carries the latest progress report only while it is small; the output has all of them. The
+per-job progress entity keeps only one state letter per task (`JobProgress`), so live counts for a 10,000-task
+job stay cheap to store and to read.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -23,6 +27,20 @@ class TaskState(StrEnum):
     @property
     def terminal(self) -> bool:
         return self in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
+
+
+# The live view's budget (`TaskRecord.live_status`), in the extension's measure: compact JSON in UTF-16. A
+# progress report over its share is shown as PROGRESS_OMITTED until the task ends; ids, states and times take
+# well under 2 KB, so the whole view stays below the extension's 16 KB.
+LIVE_PROGRESS_MAX_UTF16 = 8 * 1024
+LIVE_ERROR_MAX_CHARS = 1000
+LIVE_STATUS_MAX_UTF16 = 16 * 1024
+PROGRESS_OMITTED = "the latest progress report is over 4 KiB; it is shown once the task ends"
+
+
+def utf16_size(value: Any) -> int:
+    """Bytes of `value` as compact JSON in UTF-16, the measure the Durable extension applies to custom status."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-16-le"))
 
 
 # Job states use the same five words; a separate alias keeps call sites readable.
@@ -87,6 +105,17 @@ class TaskRecord:
             progress=data.get("progress"),
             log_tail=data.get("logTail"),
         )
+
+    def live_status(self) -> dict[str, Any]:
+        """The record as custom status: at most LIVE_STATUS_MAX_UTF16 bytes however large the task's reports."""
+        data = self.to_dict()
+        data.pop("logTail")
+        data.pop("result")
+        if self.error is not None and len(self.error) > LIVE_ERROR_MAX_CHARS:
+            data["error"] = self.error[: LIVE_ERROR_MAX_CHARS - 1] + "…"
+        if self.progress is not None and utf16_size(self.progress) > LIVE_PROGRESS_MAX_UTF16:
+            data["progress"] = {"omitted": PROGRESS_OMITTED}
+        return data
 
     def public(self) -> dict[str, Any]:
         """The task as listed by `GET /api/jobs/{jobId}` (no internal fields, no log tail)."""

@@ -7,11 +7,12 @@ are produced here, inside the activity, so they never enter orchestration histor
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from acibatch.aci import AciGateway, ArmError, GroupRequest, RegistryCredentials, arm_error_from, shared_gateway
 from acibatch.plan import TaskInput
-from acibatch.sealing import unseal
+from acibatch.policy import SECURE_ENV_UNSEALABLE
+from acibatch.sealing import SealError, unseal
 from acibatch.settings import current as settings
 from acibatch.tokens import callback_token
 from activities import bp
@@ -21,7 +22,7 @@ LOG_TAIL_CHARS = 16 * 1024
 
 def gateway() -> AciGateway:
     config = settings()
-    return shared_gateway(config.subscription_id, config.aci_endpoint, config.resource_group)
+    return shared_gateway(config.subscription_id, config.aci_endpoint, config.resource_group, config.aci_endpoint_token)
 
 
 def registry() -> RegistryCredentials | None:
@@ -74,9 +75,14 @@ def group_request(payload: dict[str, Any]) -> GroupRequest:
 
 
 @bp.activity_trigger(input_name="payload", activity="create_group")
-def create_group(payload: dict[str, Any]) -> dict[str, Any]:
+def create_group(payload: object) -> dict[str, Any]:
+    payload = cast(dict[str, Any], payload)  # typed `object` for the Python worker: see devhost/workerrules.py
     try:
-        gateway().create(group_request(payload), registry())
+        request = group_request(payload)
+    except SealError as error:  # permanent and not ACI's doing: the policy fails the task with this message
+        return {"ok": False, "error": {"status": None, "code": SECURE_ENV_UNSEALABLE, "message": str(error)}}
+    try:
+        gateway().create(request, registry())
     except ArmError as error:
         return {"ok": False, "error": error.to_dict()}
     except Exception as exc:  # transport errors and the like: the policy treats status None as transient
@@ -85,22 +91,25 @@ def create_group(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="payload", activity="get_group_state")
-def get_group_state(payload: dict[str, Any]) -> dict[str, Any]:
+def get_group_state(payload: object) -> dict[str, Any]:
+    payload = cast(dict[str, Any], payload)  # typed `object` for the Python worker: see devhost/workerrules.py
     return gateway().get_state(str(payload["name"])).to_dict()
 
 
 @bp.activity_trigger(input_name="payload", activity="restart_group")
-def restart_group(payload: dict[str, Any]) -> bool:
+def restart_group(payload: object) -> bool:
+    payload = cast(dict[str, Any], payload)  # typed `object` for the Python worker: see devhost/workerrules.py
     return gateway().restart(str(payload["name"]))
 
 
 @bp.activity_trigger(input_name="payload", activity="cleanup_group")
-def cleanup_group(payload: dict[str, Any]) -> dict[str, Any]:
+def cleanup_group(payload: object) -> dict[str, Any]:
     """Keep the log tail and exit code, then stop and/or delete the group (both idempotent).
 
     When the orchestrator already knows how the container ended (`exitCode`) and nothing needs stopping, the
     log read alone tells whether the group is still there: one ARM call fewer on every finished task.
     """
+    payload = cast(dict[str, Any], payload)  # typed `object` for the Python worker: see devhost/workerrules.py
     name = str(payload["name"])
     aci = gateway()
     known_exit = payload.get("exitCode")

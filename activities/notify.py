@@ -1,33 +1,36 @@
 """`notify_job`: POST the finished job's summary to its `notifyUrl`, signed with `X-Acibatch-Signature`.
 
-Raises on any failure so the job orchestrator's retry policy tries again.
+The URL is the tenant's, so it goes through `acibatch.outbound`: a URL that reaches an internal address, directly,
+through DNS or through a redirect, is refused and the reason returned as `{"refused": ...}` (trying again would
+be refused again). Raises on other failures (a network error, a non-2xx answer) so the job orchestrator's retry
+policy tries again and records the last error.
 """
 
 from __future__ import annotations
 
 import json
 import time
-import urllib.request
-from typing import Any
+from typing import Any, cast
 
 from acibatch import durable_names as names
+from acibatch.outbound import OutboundFailed, OutboundRefused
+from acibatch.outbound_post import post
 from acibatch.settings import current as settings
 from acibatch.tokens import sign_notification
 from activities import bp
 
-TIMEOUT_SECONDS = 10
-
 
 @bp.activity_trigger(input_name="payload", activity=names.NOTIFY_JOB)
-def notify_job(payload: dict[str, Any]) -> int:
+def notify_job(payload: object) -> dict[str, Any]:
+    payload = cast(dict[str, Any], payload)  # typed `object` for the Python worker: see devhost/workerrules.py
+    config = settings()
     body = json.dumps(payload["body"], separators=(",", ":")).encode()
-    signature = sign_notification(settings().callback_signing_key, body, int(time.time()))
-    request = urllib.request.Request(
-        str(payload["url"]),
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", "X-Acibatch-Signature": signature},
-    )
-    with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-        status: int = response.status
-    return status
+    signature = sign_notification(config.callback_signing_key, body, int(time.time()))
+    headers = {"Content-Type": "application/json", "X-Acibatch-Signature": signature}
+    try:
+        response = post(str(payload["url"]), body, headers, config.outbound)
+    except OutboundRefused as refused:
+        return {"refused": f"notifyUrl refused: {refused}"}
+    if not 200 <= response.status < 300:
+        raise OutboundFailed(f"notifyUrl answered HTTP {response.status}; a 2xx confirms delivery")
+    return {"status": response.status}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 import azure.durable_functions as df
 
@@ -45,7 +45,8 @@ def lease_owner(lease_id: str) -> str:
 
 @bp.activity_trigger(input_name="payload", activity=names.WAKE_WAITERS)
 @bp.durable_client_input(client_name="client")
-async def wake_waiters(payload: list[str], client: df.DurableOrchestrationClient) -> int:
+async def wake_waiters(payload: object, client: df.DurableOrchestrationClient) -> int:
+    payload = cast(list[str], payload)  # typed `object` for the Python worker: see devhost/workerrules.py
     return await raise_to_all(
         client, [lease_owner(lease) for lease in payload], names.EVENT_CAPACITY_GRANTED, {"leases": payload}
     )
@@ -53,8 +54,9 @@ async def wake_waiters(payload: list[str], client: df.DurableOrchestrationClient
 
 @bp.activity_trigger(input_name="payload", activity=names.CANCEL_TASKS)
 @bp.durable_client_input(client_name="client")
-async def cancel_tasks(payload: dict[str, Any], client: df.DurableOrchestrationClient) -> int:
+async def cancel_tasks(payload: object, client: df.DurableOrchestrationClient) -> int:
     """Raise `Cancel` to every task of the job that has begun and not finished."""
+    payload = cast(dict[str, Any], payload)  # typed `object` for the Python worker: see devhost/workerrules.py
     tenant, job_id = payload["tenant"], payload["jobId"]
     entity = df.EntityId(names.PROGRESS_ENTITY, progress_entity_key(tenant, job_id))
     progress = JobProgress.from_dict(await read_stored(client, entity))

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import functools
+import json
+import math
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import azure.durable_functions as df
@@ -34,7 +40,71 @@ QUOTA_FIELDS = {
     "weight": (0.01, 1_000.0, False),
 }
 DEFAULT_QUOTA = {"maxGroups": 10, "maxCores": 10.0, "maxMemoryGb": 40.0, "weight": 1.0}
-APPLY_TIMEOUT_SECONDS = 30.0
+# How long create/update/rotate wait for the entities to hold the change before answering 202 instead.
+# Signals travel through the task hub's queues. When the instance that receives the request does not poll the
+# entity's partition (a scaled-out app), an idle poller sees the signal only on its next poll, up to
+# host.json's maxQueuePollingInterval (default 30 s) later. The default wait covers one whole interval plus
+# time for the entity to run, and stays under this repo's client timeout (60 s) and far under Azure's 230 s.
+DEFAULT_QUEUE_POLL_SECONDS = 30.0
+APPLY_MARGIN_SECONDS = 20.0
+DEFAULT_WAIT_CAP_SECONDS = 50.0
+MAX_PREFER_WAIT_SECONDS = 200  # a caller may ask for more with `Prefer: wait=N`; the front end cuts at 230 s
+HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
+TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{1,7}))?)?$")
+PREFER_WAIT = re.compile(r"^wait\s*=\s*(.*)$", re.IGNORECASE)
+
+
+@functools.cache
+def queue_poll_seconds() -> float:
+    """host.json's extensions.durableTask.storageProvider.maxQueuePollingInterval, in seconds (30 when unset)."""
+    try:
+        host = json.loads(HOST_JSON.read_text())
+        value = str(host["extensions"]["durableTask"]["storageProvider"]["maxQueuePollingInterval"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_QUEUE_POLL_SECONDS
+    match = TIMESPAN.match(value.strip())
+    if match is None:
+        return DEFAULT_QUEUE_POLL_SECONDS  # the Functions host refuses to start on a malformed TimeSpan anyway
+    days, hours, minutes, seconds, fraction = match.groups()
+    total = int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + int(seconds or 0)
+    return total + float(f"0.{fraction or 0}") or DEFAULT_QUEUE_POLL_SECONDS
+
+
+def default_wait_seconds() -> float:
+    return min(queue_poll_seconds() + APPLY_MARGIN_SECONDS, DEFAULT_WAIT_CAP_SECONDS)
+
+
+@dataclass(frozen=True)
+class Preference:
+    """What the caller asked for in `Prefer` (RFC 7240): how long to wait, and which preference was applied."""
+
+    wait: float
+    applied: str | None  # the Preference-Applied header value, if a preference was honoured
+
+
+def read_preference(req: func.HttpRequest) -> Preference:
+    """`Prefer: wait=N` (whole seconds, at most MAX_PREFER_WAIT_SECONDS) and/or `Prefer: respond-async`."""
+    wait: int | None = None
+    respond_async = False
+    for item in str(req.headers.get("Prefer", "")).split(","):
+        token = item.split(";", 1)[0].strip()
+        if token.lower() == "respond-async":
+            respond_async = True
+            continue
+        match = PREFER_WAIT.match(token)
+        if match is None:
+            continue  # RFC 7240: preferences a server does not know are ignored
+        raw = match.group(1).strip().strip('"')
+        if not re.fullmatch(r"[0-9]{1,9}", raw):
+            raise ApiError(
+                400, "InvalidPrefer", f"Prefer: wait={raw[:20]} is invalid: give whole seconds, e.g. 'Prefer: wait=30'"
+            )
+        wait = min(int(raw), MAX_PREFER_WAIT_SECONDS)
+    if wait is not None:
+        return Preference(float(wait), f"wait={wait}")
+    if respond_async:
+        return Preference(0.0, "respond-async")
+    return Preference(default_wait_seconds(), None)
 
 
 def tenant_from_route(req: func.HttpRequest) -> str:
@@ -84,19 +154,18 @@ def current_quota_dict(quota: Quota) -> dict[str, Any]:
     }
 
 
-async def wait_until(check: Callable[[], Any], what: str) -> None:
-    """Entity signals apply asynchronously; wait until the change is visible so the caller can rely on it."""
-    deadline = asyncio.get_running_loop().time() + APPLY_TIMEOUT_SECONDS
+async def wait_until(check: Callable[[], Awaitable[bool]], seconds: float) -> bool:
+    """Entity signals apply asynchronously: whether the change became visible within `seconds` (checked at once,
+    then at growing intervals up to 1 s)."""
+    deadline = asyncio.get_running_loop().time() + seconds
     delay = 0.02
     while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise ApiError(
-                503,
-                "NotApplied",
-                f"{what} was accepted but not applied within {APPLY_TIMEOUT_SECONDS:.0f} s; retry the request",
-            )
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.5)
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            return False
+        await asyncio.sleep(min(delay, remaining))
+        delay = min(delay * 2, 1.0)
+    return True
 
 
 async def read_capacity(client: df.DurableOrchestrationClient) -> CapacityState | None:
@@ -104,8 +173,13 @@ async def read_capacity(client: df.DurableOrchestrationClient) -> CapacityState 
     return CapacityState.from_dict(stored) if stored else None
 
 
-async def apply_tenant(client: df.DurableOrchestrationClient, tenant: str, quota: Quota, key_hash: str | None) -> None:
-    """Send the quota (and new key hash) to the tenant and capacity entities and wait until both hold it."""
+async def apply_tenant(
+    client: df.DurableOrchestrationClient, tenant: str, quota: Quota, key_hash: str | None, wait: float
+) -> bool:
+    """Send the quota (and new key hash) to the tenant and capacity entities; whether both hold it within `wait`.
+
+    The task hub has stored the signals when `signal_entity` returns, so a change not visible yet still applies.
+    """
     change: dict[str, Any] = {"quota": current_quota_dict(quota)}
     if key_hash is not None:
         change["apiKeyHash"] = key_hash
@@ -123,7 +197,28 @@ async def apply_tenant(client: df.DurableOrchestrationClient, tenant: str, quota
             and capacity.quotas.get(tenant) == quota
         )
 
-    await wait_until(applied, f"the change to tenant '{tenant}'")
+    return await wait_until(applied, wait)
+
+
+def answer(
+    req: func.HttpRequest, tenant: str, body: dict[str, Any], applied: bool, status: int, preference: Preference,
+    pending: str,
+) -> func.HttpResponse:  # fmt: skip
+    """`status` when the change is visible; else 202 with the same body (the key included) and what to expect."""
+    headers: dict[str, str] = {}
+    if preference.applied is not None:
+        headers["Preference-Applied"] = preference.applied
+    body = {**body, "applied": applied}
+    if applied:
+        return json_response(body, status, headers)
+    location = f"{req.url.split('?', 1)[0].split('/tenants/', 1)[0]}/tenants/{tenant}"
+    headers["Location"] = location
+    headers["Retry-After"] = str(max(1, math.ceil(queue_poll_seconds() / 6)))
+    body["message"] = (
+        f"accepted and stored, not applied yet: the task hub applies it when its queue is next polled (at most "
+        f"about {queue_poll_seconds():.0f} s on an idle app). {pending} Check with GET {location}."
+    )
+    return json_response(body, 202, headers)
 
 
 @bp.route(route="tenants/{tenant}", methods=["PUT"])
@@ -132,15 +227,22 @@ async def apply_tenant(client: df.DurableOrchestrationClient, tenant: str, quota
 async def put_tenant(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     require_admin(await authenticate(req, client))
     tenant = tenant_from_route(req)
+    preference = read_preference(req)
     existing = await read_tenant(client, tenant)
     quota = parse_quota(read_json(req), existing.quota if existing else None)
     if existing is not None and existing.api_key_hash:
-        await apply_tenant(client, tenant, quota, None)
-        return json_response({"tenant": tenant, "quota": current_quota_dict(quota), "created": False})
+        applied = await apply_tenant(client, tenant, quota, None, preference.wait)
+        body = {"tenant": tenant, "quota": current_quota_dict(quota), "created": False}
+        pending = "Until then the previous quota is in force."
+        return answer(req, tenant, body, applied, 200, preference, pending)
     api_key = generate_api_key(tenant)
-    await apply_tenant(client, tenant, quota, hash_api_key(api_key))
+    applied = await apply_tenant(client, tenant, quota, hash_api_key(api_key), preference.wait)
     body = {"tenant": tenant, "quota": current_quota_dict(quota), "created": True, "apiKey": api_key}
-    return json_response(body, 201)
+    pending = (
+        "Keep this apiKey: it works once the tenant is applied (GET answers 200 with it). Repeating this PUT "
+        "before then issues another key, which replaces this one."
+    )
+    return answer(req, tenant, body, applied, 201, preference, pending)
 
 
 @bp.route(route="tenants/{tenant}/keys", methods=["POST"])
@@ -149,12 +251,17 @@ async def put_tenant(req: func.HttpRequest, client: df.DurableOrchestrationClien
 async def rotate_tenant_key(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     require_admin(await authenticate(req, client))
     tenant = tenant_from_route(req)
+    preference = read_preference(req)
     existing = await read_tenant(client, tenant)
     if existing is None or existing.quota is None:
         raise ApiError(404, "TenantNotFound", f"tenant '{tenant}' does not exist; create it with PUT first")
     api_key = generate_api_key(tenant)
-    await apply_tenant(client, tenant, existing.quota, hash_api_key(api_key))
-    return json_response({"tenant": tenant, "apiKey": api_key})
+    applied = await apply_tenant(client, tenant, existing.quota, hash_api_key(api_key), preference.wait)
+    pending = (
+        "Keep this apiKey: it replaces the previous key once applied (GET answers 200 with it); the previous key "
+        "works until then. Rotating again before then issues another key, which replaces this one."
+    )
+    return answer(req, tenant, {"tenant": tenant, "apiKey": api_key}, applied, 200, preference, pending)
 
 
 @bp.route(route="tenants/{tenant}", methods=["GET"])

@@ -58,6 +58,10 @@ def job_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
         timeout = context.create_timer(context.current_utc_datetime + timedelta(seconds=spec.job_timeout_seconds))
         waits.append(timeout)
 
+    # The first cause to win decides how the job ends. Once a cancel or the timeout has won, the job is already
+    # stopping every task, so a later cause changes no task's outcome and is not reported: cancel then timeout
+    # ends Cancelled ("cancelled on request", what the user asked for), timeout then cancel ends Failed with the
+    # timeout error (the job had already run out of time when the user asked).
     winner = yield context.task_any(waits)
     cancelled = winner is cancel_waiter
     error = None
@@ -72,13 +76,20 @@ def job_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
         yield context.call_entity(progress, "cancel")
         yield context.call_activity(names.CANCEL_TASKS, {"tenant": job.tenant, "jobId": job.job_id})
         yield all_chunks
-    if timeout is not None and winner is not timeout:
+    # The timeout may have fired meanwhile (it won, or it passed while the job drained after a cancel). The SDK
+    # refuses to cancel a completed timer: it raises, and that would fail the orchestration after its tasks had
+    # stopped. A timer that has fired needs no cancelling.
+    if timeout is not None and not timeout.is_completed:
         timeout.cancel()
 
     counts: Counter[str] = Counter({str(state): 0 for state in TaskState})
     for chunk_counts in all_chunks.result:
         counts.update(chunk_counts)
     state = job_state_from_counts(counts, finished=True, cancelled=cancelled)
+    if state is JobState.SUCCEEDED:
+        # The timeout fired, but every task had succeeded before the stop reached it: the timeout changed no
+        # outcome, so (as above) it is not reported, rather than a Succeeded job carrying an error.
+        error = None
     finished_at = context.current_utc_datetime.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     output = {
         "state": str(state),
@@ -91,11 +102,14 @@ def job_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
     if spec.notify_url:
         notification = {"jobId": job.job_id, "tenant": job.tenant, **output}
         try:
-            yield context.call_activity_with_retry(
+            sent = yield context.call_activity_with_retry(
                 names.NOTIFY_JOB, NOTIFY_RETRY, {"url": spec.notify_url, "body": notification}
             )
         except Exception as exc:  # the job's outcome stands even when its webhook is down
             output["notifyError"] = str(exc)[:500]
+        else:
+            if isinstance(sent, dict) and sent.get("refused"):  # the outbound guard's refusal: never retried
+                output["notifyError"] = str(sent["refused"])[:500]
     return output
 
 

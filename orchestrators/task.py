@@ -36,6 +36,9 @@ from orchestrators import bp
 Steps = Generator[Any, Any, Any]
 
 CAPACITY = df.EntityId(names.CAPACITY_ENTITY, names.CAPACITY_KEY)
+# How long a container that has called back, then exited, is given for its final report to arrive (it sent it
+# before exiting, but its event may reach the orchestration after the poll that saw the exit).
+CALLBACK_GRACE_SECONDS = 5.0
 
 
 def _iso(moment: datetime) -> str:
@@ -73,6 +76,10 @@ class Events:
     def timer_fired(self) -> None:
         self.muted = False
 
+    def arrived(self) -> Any:
+        """The open waiter if an event completed it while the orchestrator waited on something else, else None."""
+        return self.waiter if self.waiter is not None and self.waiter.is_completed else None
+
 
 def _capacity_wait_seconds(waits: int) -> float:
     # Wake-ups come as CapacityGranted events (raised by an at-least-once activity); the timer only heals a
@@ -90,6 +97,7 @@ class TaskRun:
         self.cancel_waiter = context.wait_for_external_event(names.EVENT_CANCEL)
         self.cancelled = False
         self.callbacks = Events(context, names.EVENT_CALLBACK)
+        self.heard_from = 0  # the last attempt whose container reported through a callback
         self.grants = Events(context, names.EVENT_CAPACITY_GRANTED)
 
     @property
@@ -99,7 +107,7 @@ class TaskRun:
 
     def publish(self, **changes: Any) -> None:
         self.record = replace(self.record, **changes)
-        self.context.set_custom_status(self.record.to_dict())
+        self.context.set_custom_status(self.record.live_status())
 
     def report_state(self, state: TaskState) -> None:
         self.context.signal_entity(self.progress, "set", {"taskId": self.task.task_id, "state": str(state)})
@@ -301,15 +309,17 @@ class TaskRun:
                     message=f"the task ran longer than taskTimeoutSeconds={self.task.task_timeout_seconds}",
                 )
             else:
-                observation, result = yield from self.wait_for_news(attempt, group, min(remaining, self.poll()))
+                wait = min(remaining, self.poll())
+                observation, result = yield from self.wait_for_news(attempt, group, wait, state.restarts_in_place)
             if observation is None:
                 continue
             decision = decide(observation, state)
-            if decision.next is Next.WAIT:
-                continue
+            # A restart in place also waits (Next.WAIT), so it must be acted on before the plain wait.
             if decision.group_action is GroupAction.RESTART_IN_PLACE:
                 yield self.context.call_activity(names.RESTART_GROUP, {"name": group})
                 state = replace(state, restarts_in_place=state.restarts_in_place + 1)
+                continue
+            if decision.next is Next.WAIT:
                 continue
             if observation.exit_code is not None:
                 self.publish(exit_code=observation.exit_code)
@@ -318,28 +328,49 @@ class TaskRun:
     def poll(self) -> float:
         return max(0.1, self.task.poll_seconds)
 
-    def wait_for_news(self, attempt: int, group: str, seconds: float) -> Steps:
+    def wait_for_news(self, attempt: int, group: str, seconds: float, restarts: int = 0) -> Steps:
         """Wait for a callback, a cancel or the poll timer; returns `(observation or None, result)`."""
         woken, payload = yield from self.race(self.callbacks, seconds)
         if woken == "cancel":
             return None, None
         if woken == "event":
-            if payload is None:
-                return None, None  # a report handled already: listen again after the next poll
-            report = CallbackReport.from_event(payload)
-            if report is None or report.attempt != attempt:
-                return None, None  # a stale attempt's or malformed report: never completes this attempt
-            if report.status is CallbackStatus.PROGRESS:
-                self.publish(progress=report.progress)
-                return None, None
-            kind = (
-                ObservationKind.CALLBACK_SUCCEEDED
-                if report.status is CallbackStatus.SUCCEEDED
-                else ObservationKind.CALLBACK_FAILED
-            )
-            return Observation(kind=kind, exit_code=report.exit_code, message=report.message), report.result
+            return self.reported(attempt, payload)
         group_state = yield self.context.call_activity(names.GET_GROUP_STATE, {"name": group})
-        return observation_from_state(group_state), None
+        observation = observation_from_state(group_state, restarts_requested=restarts)
+        if observation is None or observation.kind is not ObservationKind.EXITED:
+            return observation, None
+        if self.callbacks.arrived() is None and self.heard_from != attempt:
+            return observation, None  # a container that never calls back ends by its exit code
+        # It exited after calling back (or while its group was read): its final report, sent before the exit,
+        # carries the result and the group's state does not, so listen for it a little longer. A report that is
+        # already in wins at once.
+        deadline = self.now + timedelta(seconds=CALLBACK_GRACE_SECONDS)
+        while (remaining := (deadline - self.now).total_seconds()) > 0:
+            woken, payload = yield from self.race(self.callbacks, remaining)
+            if woken != "event":
+                break
+            reported = self.reported(attempt, payload)
+            if reported[0] is not None:
+                return reported
+        return observation, None
+
+    def reported(self, attempt: int, payload: Any) -> tuple[Observation | None, Any]:
+        """What a callback's payload tells: `(observation, result)`, or `(None, None)` when it ends nothing."""
+        if payload is None:
+            return None, None  # a report handled already: listen again after the next poll
+        report = CallbackReport.from_event(payload)
+        if report is None or report.attempt != attempt:
+            return None, None  # a stale attempt's or malformed report: never completes this attempt
+        self.heard_from = attempt
+        if report.status is CallbackStatus.PROGRESS:
+            self.publish(progress=report.progress)
+            return None, None
+        kind = (
+            ObservationKind.CALLBACK_SUCCEEDED
+            if report.status is CallbackStatus.SUCCEEDED
+            else ObservationKind.CALLBACK_FAILED
+        )
+        return Observation(kind=kind, exit_code=report.exit_code, message=report.message), report.result
 
     def apply(self, decision: Decision, group: str) -> Steps:
         """Carry out the decision's group action (stop and/or delete), keeping the log tail."""

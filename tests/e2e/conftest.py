@@ -11,9 +11,14 @@ import pytest
 
 from acibatch.aci import AciGateway, make_client
 from acibatch.client import BatchClient
-from acibatch.localstack import LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION, REPO_ROOT, LocalStack, local_stack
+from acibatch.localstack import (
+    EXAMPLE_WORKER_IMAGE,
+    LOCAL_RESOURCE_GROUP,
+    LOCAL_SUBSCRIPTION,
+    LocalStack,
+    local_stack,
+)
 
-WORKER_DIR = REPO_ROOT / "examples" / "worker"
 TERMINAL = {"Succeeded", "Failed", "Cancelled"}
 
 # Region limit for the engine tests: small enough that two tenants compete for it.
@@ -35,6 +40,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield running
 
 
+# devhost's idle-queue mode for the latency tests: the back-off of a scaled-out app's idle queues, with a
+# short maximum so a test waits seconds, not the default 30 s.
+QUEUE_MAX_POLL_SECONDS = 4.0
+
+
+@pytest.fixture(scope="module")
+def latency_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    data = tmp_path_factory.mktemp("latency-stack")
+    settings = {
+        "BATCH_POLL_SECONDS": "1",
+        "DEVHOST_QUEUE_LATENCY": "idle",
+        "DEVHOST_QUEUE_MAX_POLL_SECONDS": str(QUEUE_MAX_POLL_SECONDS),
+    }
+    with local_stack(data, settings=settings) as running:
+        yield running
+
+
 @pytest.fixture(scope="package")
 def admin(stack: LocalStack) -> BatchClient:
     return BatchClient(stack.api_url, stack.admin_key)
@@ -42,7 +64,10 @@ def admin(stack: LocalStack) -> BatchClient:
 
 @pytest.fixture(scope="package")
 def gateway(stack: LocalStack) -> AciGateway:
-    return AciGateway(make_client(LOCAL_SUBSCRIPTION, stack.aci_url, polling_interval=0.1), LOCAL_RESOURCE_GROUP)
+    return AciGateway(
+        make_client(LOCAL_SUBSCRIPTION, stack.aci_url, polling_interval=0.1, token=stack.aci_token),
+        LOCAL_RESOURCE_GROUP,
+    )
 
 
 def make_tenant(admin: BatchClient, name: str, **quota: Any) -> BatchClient:
@@ -52,13 +77,13 @@ def make_tenant(admin: BatchClient, name: str, **quota: Any) -> BatchClient:
 
 
 def python_job(code: str, tasks: int = 1, **overrides: Any) -> dict[str, Any]:
-    """A job whose containers run `python3 -c code` with the stdlib report helper importable."""
+    """A job whose containers run `python3 -c code` in the example worker image (its report helper importable)."""
     spec: dict[str, Any] = {
-        "image": "mcr.microsoft.com/azurelinux/base/python:3.12",
+        "image": EXAMPLE_WORKER_IMAGE,
         "command": ["python3", "-c", code],
         "cpu": 1,
         "memoryGb": 1,
-        "env": {"PYTHONPATH": str(WORKER_DIR)},
+        "env": {},
         "taskCount": tasks,
         "maxAttempts": 2,
         "taskTimeoutSeconds": 60,

@@ -2,7 +2,15 @@
 
 import pytest
 
-from acibatch.records import JobProgress, JobState, TaskRecord, TaskState, job_state_from_counts
+from acibatch.records import (
+    LIVE_ERROR_MAX_CHARS,
+    PROGRESS_OMITTED,
+    JobProgress,
+    JobState,
+    TaskRecord,
+    TaskState,
+    job_state_from_counts,
+)
 
 
 def test_task_record_round_trips_and_public_view_hides_internal_fields() -> None:
@@ -71,3 +79,25 @@ def test_progress_round_trips() -> None:
 )
 def test_job_state(counts: dict[str, int], finished: bool, cancelled: bool, expected: JobState) -> None:
     assert job_state_from_counts(counts, finished=finished, cancelled=cancelled) is expected
+
+
+def test_the_live_status_stays_within_the_extensions_limit_however_much_a_task_reports() -> None:
+    from devhost.payloadlimits import custom_status_error
+
+    record = TaskRecord(
+        id="t" * 63,
+        state=TaskState.RUNNING,
+        group_name="g" * 63,
+        error="e" * 5000,
+        log_tail="line of output\n" * 4400,  # 64 KB
+        result={"data": "r" * 15 * 1024},
+        progress={"data": "p" * 15 * 1024},
+    )
+    live = record.live_status()
+    assert custom_status_error(live) is None
+    assert "logTail" not in live and "result" not in live
+    assert live["progress"] == {"omitted": PROGRESS_OMITTED}
+    assert len(live["error"]) == LIVE_ERROR_MAX_CHARS and live["error"].startswith("eee")
+    small = record.with_(progress={"percent": 40}).live_status()
+    assert small["progress"] == {"percent": 40}
+    assert record.to_dict()["result"] == {"data": "r" * 15 * 1024}  # the whole record (the output) keeps it all
