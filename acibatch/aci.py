@@ -2,7 +2,7 @@
 
 The activities in `activities/` call `AciGateway` and pass plain dicts across the Durable boundary, so
 `GroupState` and `ArmError` convert to and from JSON. With `ACI_ENDPOINT` set the client talks plain http
-to that URL (the local emulator, over `acibatch.loopback`) with a static token; otherwise it uses
+to that URL (the local emulator, over `acibatch.loopback`) with the emulator's token; otherwise it uses
 `DefaultAzureCredential` (the Function App's managed identity in Azure) and requests against real ARM.
 """
 
@@ -37,9 +37,29 @@ from acibatch.loopback import LoopbackTransport
 
 APP_TAG = "acibatch"
 CONTAINER_NAME = "task"
-EVICTION_EVENTS = frozenset({"SpotEvicted", "Evicted", "Preempted"})
-# Exit codes ACI reports when the platform (maintenance, host move) killed the container: not the app's exit.
+# How the platform interrupting a run shows in a GET. ACI documents no event name for a Spot eviction (the event
+# list is free text), so events are never read for it; these are the signals it does document:
+# - Exit codes 7147/7148: the platform (Service Fabric, which ACI runs on) stopped the container itself, with Ctrl+C
+#   or by force: maintenance, load balancing, a node move. SupportArticles-docs azure-container-instances
+#   "container-group-restart-killing-event-interruption"; azure-docs service-fabric-diagnostics-code-package-errors.
 MAINTENANCE_EXIT_CODES = frozenset({7147, 7148})
+# - Provisioning states of a group whose node went down and that ACI is moving to another node (azure-docs
+#   container-instances/container-state.md, "Provisioning"). Not always shown, so never the only signal relied on.
+MOVING_PROVISIONING_STATES = frozenset({"Unhealthy", "Repairing"})
+# - A restart under restart policy Never, which never restarts by policy: ACI restarts evicted Spot groups by
+#   itself (container-instances-spot-containers-overview.md, "Eviction policies") and moved or maintained groups
+#   too. `restartCount` is the number of restarts (REST spec, ContainerPropertiesInstanceView).
+RUN_ONCE_POLICY = "Never"
+# - Waiting once provisioning has Succeeded, under restart policy Never. Succeeded means the containers got into
+#   the running state, and Waiting means init containers still running or a crash-loop back-off (container-state.md),
+#   neither of which fits; an evicted Spot group's containers wait for a new node (SupportArticles-docs
+#   "spot-containers-remain-waiting-state"). Read together, not stated by ACI: medium confidence.
+SUCCEEDED = "Succeeded"
+WAITING = "Waiting"
+# A restart that followed the app's own exit code is the app's doing ("Never" may still restart a failed
+# container), not an interruption. Killed by a signal from outside (docker's 128 + SIGKILL / SIGTERM; the spec
+# says ACI exit codes are docker run's) or no exit code at all (a node that vanished records none) is not the app's.
+OUTSIDE_KILL_EXIT_CODES = frozenset({137, 143})
 EVENTS_KEPT = 8
 TAG_VALUE_MAX = 256
 _Result = TypeVar("_Result")
@@ -162,16 +182,50 @@ class GroupState:
     detail_status: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
-    evicted: bool = False  # Spot eviction event, or a platform-maintenance exit code in this or the previous run
     failure: str | None = None
     events: tuple[str, ...] = ()
+    previous_state: str | None = None  # the run before the current one, when ACI restarted the container
+    previous_exit_code: int | None = None
+    restart_policy: str | None = None
+    # What a record written before the fields above existed said (its "evicted" flag; "" for no), so that an
+    # orchestration replaying its history decides as it did.
+    recorded_interruption: str | None = None
 
     @property
     def finished(self) -> bool:
         return self.container_state == "Terminated" or self.state in {"Succeeded", "Failed", "Stopped"}
 
+    def interruption(self, restarts_requested: int = 0) -> str | None:
+        """Why the platform, not the task, ended or moved this run (a Spot eviction looks like this), or None.
+
+        Only signals ACI documents count (see the constants above); `restarts_requested` is how many restarts we
+        asked for ourselves, which `restartCount` may include.
+        """
+        if self.recorded_interruption is not None:
+            return self.recorded_interruption or None
+        for code in (self.exit_code, self.previous_exit_code):
+            if code in MAINTENANCE_EXIT_CODES:
+                return f"the platform stopped the container (exit {code})"
+        if self.provisioning_state in MOVING_PROVISIONING_STATES:
+            return f"ACI is moving the container group to another node (provisioningState {self.provisioning_state})"
+        # No restartPolicy in the answer: ours, since every group acibatch creates is run-once.
+        run_once = self.restart_policy in {RUN_ONCE_POLICY, None}
+        restarted = run_once and self.restart_count > restarts_requested
+        if restarted and (self.previous_exit_code is None or self.previous_exit_code in OUTSIDE_KILL_EXIT_CODES):
+            return f"ACI restarted the container by itself (restartCount {self.restart_count}, restart policy Never)"
+        # A restart we asked for may show Waiting for a moment too.
+        waiting = self.container_state == WAITING and self.provisioning_state == SUCCEEDED and not self.finished
+        if run_once and waiting and restarts_requested == 0:
+            return "the container is waiting to start again after it ran (restart policy Never)"
+        return None
+
+    @property
+    def evicted(self) -> bool:
+        """Interrupted by the platform, counting every restart as ACI's own (callers that restarted: `interruption`)."""
+        return self.interruption() is not None
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "exists": self.exists,
             "provisioningState": self.provisioning_state,
             "state": self.state,
@@ -181,13 +235,21 @@ class GroupState:
             "detailStatus": self.detail_status,
             "startedAt": self.started_at,
             "finishedAt": self.finished_at,
-            "evicted": self.evicted,
             "failure": self.failure,
             "events": list(self.events),
+            "previousState": self.previous_state,
+            "previousExitCode": self.previous_exit_code,
+            "restartPolicy": self.restart_policy,
         }
+        if self.recorded_interruption is not None:
+            data["interruption"] = self.recorded_interruption
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GroupState:
+        recorded = data.get("interruption")
+        if recorded is None and "evicted" in data:
+            recorded = "the container group was evicted or interrupted" if data["evicted"] else ""
         return cls(
             exists=bool(data["exists"]),
             provisioning_state=data.get("provisioningState"),
@@ -198,9 +260,12 @@ class GroupState:
             detail_status=data.get("detailStatus"),
             started_at=data.get("startedAt"),
             finished_at=data.get("finishedAt"),
-            evicted=bool(data.get("evicted", False)),
             failure=data.get("failure"),
             events=tuple(data.get("events") or ()),
+            previous_state=data.get("previousState"),
+            previous_exit_code=data.get("previousExitCode"),
+            restart_policy=data.get("restartPolicy"),
+            recorded_interruption=recorded,
         )
 
     @classmethod
@@ -208,33 +273,32 @@ class GroupState:
         view = group.instance_view
         container = group.containers[0] if group.containers else None
         container_view = container.instance_view if container is not None else None
-        current = container_view.current_state if container_view is not None else None
+        # The SDK types read-only fields as always None, hence Any for the runs read from a GET body.
+        current: Any = container_view.current_state if container_view is not None else None
+        previous: Any = getattr(container_view, "previous_state", None)
         events: list[Any] = list(view.events or []) if view is not None else []
         events += list(container_view.events or []) if container_view is not None else []
         names = [str(event.name) for event in events if event.name]
         warnings = [event.message for event in events if event.type == "Warning" and event.message]
-        # The SDK types read-only fields as always None, hence Any for the runs read from a GET body.
-        runs: list[Any] = [current, getattr(container_view, "previous_state", None)]
-        interrupted = any(getattr(run, "exit_code", None) in MAINTENANCE_EXIT_CODES for run in runs)
-        evicted = interrupted or any(name in EVICTION_EVENTS for name in names)
         failure: str | None = str(warnings[-1]) if warnings else None
         provisioning: str | None = getattr(group, "provisioning_state", None)
         if failure is None and provisioning == "Failed":
             failure = "provisioning failed"
-        exit_code = current.exit_code if current is not None else None
         return cls(
             exists=True,
             provisioning_state=provisioning,
             state=view.state if view is not None else None,
-            container_state=current.state if current is not None else None,
-            exit_code=exit_code,
+            container_state=getattr(current, "state", None),
+            exit_code=getattr(current, "exit_code", None),
             restart_count=int(container_view.restart_count or 0) if container_view is not None else 0,
-            detail_status=current.detail_status if current is not None else None,
+            detail_status=getattr(current, "detail_status", None),
             started_at=_iso_or_none(getattr(current, "start_time", None)),
             finished_at=_iso_or_none(getattr(current, "finish_time", None)),
-            evicted=evicted,
             failure=failure,
             events=tuple(names[-EVENTS_KEPT:]),
+            previous_state=getattr(previous, "state", None),
+            previous_exit_code=getattr(previous, "exit_code", None),
+            restart_policy=str(group.restart_policy) if group.restart_policy is not None else None,
         )
 
 
@@ -337,14 +401,21 @@ def _unless_missing(operation: Callable[[], _Result]) -> tuple[bool, _Result | N
 class _StaticToken:
     """The client insists on a credential even when the auth policy below replaces its use."""
 
+    def __init__(self, token: str) -> None:
+        self.token = token
+
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken("local", int(time.time()) + 3600)
+        return AccessToken(self.token, int(time.time()) + 3600)
 
 
 class _LocalAuthPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
-    # The stock bearer policy refuses plain http; the emulator needs a token-shaped header, nothing more.
+    # The stock bearer policy refuses plain http; the emulator checks the bearer token as ARM does, against its own
+    # (containers share its loopback network, so a constant token would let any tenant's container in).
+    def __init__(self, token: str) -> None:
+        self.token = token
+
     def on_request(self, request: PipelineRequest) -> None:  # type: ignore[type-arg]
-        request.http_request.headers["Authorization"] = "Bearer local"
+        request.http_request.headers["Authorization"] = f"Bearer {self.token}"
 
 
 def make_client(
@@ -352,19 +423,24 @@ def make_client(
     endpoint: str | None,
     polling_interval: float = 2.0,
     transport: HttpTransport | None = None,  # type: ignore[type-arg]
+    *,
+    token: str | None = None,
 ) -> ContainerInstanceManagementClient:
-    """The ARM client: for `endpoint` (the local emulator) with a static token, else for Azure's ARM with
-    `DefaultAzureCredential`. A plain-http endpoint gets `LoopbackTransport` unless `transport` is given."""
+    """The ARM client: for `endpoint` (the local emulator) with its bearer `token` (required there), else for
+    Azure's ARM with `DefaultAzureCredential`. A plain-http endpoint gets `LoopbackTransport` unless `transport`
+    is given."""
     if endpoint:
+        if not token:
+            raise ValueError(f"the ARM endpoint {endpoint} needs its bearer token (ACI_ENDPOINT_TOKEN)")
         if transport is None:
             # An emulator over https gets requests, without the proxy and .netrc lookups it repeats on every call.
             local = endpoint.startswith("http://")
             transport = LoopbackTransport() if local else RequestsTransport(use_env_settings=False)
         return ContainerInstanceManagementClient(
-            credential=_StaticToken(),
+            credential=_StaticToken(token),
             subscription_id=subscription_id,
             base_url=endpoint,
-            authentication_policy=_LocalAuthPolicy(),
+            authentication_policy=_LocalAuthPolicy(token),
             transport=transport,
             polling_interval=polling_interval,
             retry_total=4,
@@ -381,10 +457,12 @@ def make_client(
 
 
 @cache
-def shared_gateway(subscription_id: str, endpoint: str | None, resource_group: str) -> AciGateway:
+def shared_gateway(
+    subscription_id: str, endpoint: str | None, resource_group: str, token: str | None = None
+) -> AciGateway:
     """The process's gateway for one configuration, built once and shared by every caller.
 
     A client holds its credential (which caches its token: in Azure a new `DefaultAzureCredential` asks managed
     identity for a token again) and its kept connections, so building one per call repeats both.
     """
-    return AciGateway(make_client(subscription_id, endpoint), resource_group)
+    return AciGateway(make_client(subscription_id, endpoint, token=token), resource_group)

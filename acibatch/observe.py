@@ -1,7 +1,8 @@
 """Turn a polled container group state into what the decision policy reasons about.
 
 Polling is the backstop for callbacks: a container that never calls back still ends its attempt here, by
-its exit code, by its group disappearing, by a Spot eviction or by a provisioning failure.
+its exit code, by its group disappearing, by the platform interrupting it (how a Spot eviction shows: see
+`GroupState.interruption` for the documented signals it reads) or by a provisioning failure.
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ from acibatch.aci import GroupState
 from acibatch.policy import Observation, ObservationKind
 
 
-def observation_from_state(data: Mapping[str, Any] | GroupState) -> Observation | None:
-    """The observation a poll makes, or None while the container is still starting or running."""
+def observation_from_state(data: Mapping[str, Any] | GroupState, restarts_requested: int = 0) -> Observation | None:
+    """The observation a poll makes, or None while the container is still starting or running.
+
+    `restarts_requested`: how often this attempt restarted its group itself, so those restarts are not taken for
+    the platform's.
+    """
     state = data if isinstance(data, GroupState) else GroupState.from_dict(data)
     if not state.exists:
         return Observation(kind=ObservationKind.LOST, message="the container group no longer exists")
@@ -30,8 +35,9 @@ def observation_from_state(data: Mapping[str, Any] | GroupState) -> Observation 
             message=state.detail_status or state.failure,
         )
     # After the exit check: a container that finished after being restarted by ACI has simply exited.
-    if state.evicted:
-        return Observation(kind=ObservationKind.EVICTED, message="the container group was evicted or interrupted")
+    interruption = state.interruption(restarts_requested)
+    if interruption is not None:
+        return Observation(kind=ObservationKind.EVICTED, message=interruption)
     if state.container_state == "Waiting" and state.failure:
         return Observation(kind=ObservationKind.NOT_STARTED, message=state.failure)
     return None

@@ -60,6 +60,9 @@ TRANSIENT_CODES = frozenset(
     }
 )
 QUOTA_CODES = frozenset({"ContainerGroupQuotaReached", "QuotaExceeded"})
+# Not an ARM code: the create activity's own failure when the job's sealed secure env values cannot be opened.
+# No retry can help (the keys do not change while the task waits), so it fails the task with its own message.
+SECURE_ENV_UNSEALABLE = "SecureEnvUnsealable"
 
 
 class ErrorClass(StrEnum):
@@ -93,7 +96,7 @@ class ObservationKind(StrEnum):
     CALLBACK_FAILED = "callback_failed"
     EXITED = "exited"  # the container terminated (exit_code), seen by polling
     TIMED_OUT = "timed_out"  # taskTimeoutSeconds passed while the attempt ran
-    EVICTED = "evicted"  # a Spot eviction was seen
+    EVICTED = "evicted"  # the platform interrupted or restarted the run: how a Spot eviction shows (GroupState)
     CANCELLED = "cancelled"
     CREATE_FAILED = "create_failed"  # ARM error at create, or provisioning failed later
     NOT_STARTED = "not_started"  # the container is stuck waiting (e.g. a transient pull error)
@@ -220,9 +223,11 @@ def decide(observation: Observation, state: AttemptState) -> Decision:
     if kind is ObservationKind.EXITED and code in MAINTENANCE_EXIT_CODES:
         return _restart_in_place(state, f"platform maintenance stopped the container (exit {code})")
     if kind is ObservationKind.EXITED and code == KILLED_EXIT_CODE and state.priority == "Spot" and state.spot_fallback:
-        # On Spot a kill is most likely an eviction, so fall back to Regular. Without a fallback it is an ordinary
-        # failed attempt: the container is Terminated under restart policy Never, so waiting for ACI to restart it
-        # (what an eviction event gets) would only burn time until the task timeout.
+        # ACI documents no exit code for a Spot eviction, so an unexplained kill of a Spot container is taken for a
+        # possible one and falls back to Regular: the cautious reading, at the cost of one Regular attempt when it
+        # was an OOM kill. Without a fallback it is an ordinary failed attempt: the container is Terminated under
+        # restart policy Never, so waiting for ACI to restart it (what an interruption gets) would only burn time
+        # until the task timeout.
         return _evicted(state, "the Spot container was killed (exit 137)")
     if kind is ObservationKind.CALLBACK_FAILED:
         exit_text = f" with exit code {code}" if code is not None else ""
@@ -233,12 +238,14 @@ def decide(observation: Observation, state: AttemptState) -> Decision:
     if kind is ObservationKind.TIMED_OUT:
         return _retry_or_fail(state, f"timed out{detail}", stop_first=True)
     if kind is ObservationKind.EVICTED:
-        return _evicted(state, f"the Spot container group was evicted{detail}")
+        return _evicted(state, f"the platform interrupted the container group{detail}")
     if kind is ObservationKind.NOT_STARTED:
         return _restart_in_place(state, f"the container did not start{detail}")
     if kind is ObservationKind.LOST:
         return _retry_or_fail(state, f"the container group disappeared{detail}")
     # CREATE_FAILED
+    if observation.arm_code == SECURE_ENV_UNSEALABLE:
+        return _finish(state, succeeded=False, reason=f"secure env values: {observation.arm_message}")
     error_class = classify_arm_error(observation.arm_status, observation.arm_code, observation.arm_message)
     code_text = f"{observation.arm_code}: " if observation.arm_code else ""
     arm = f"{code_text}{observation.arm_message or 'unknown error'}"

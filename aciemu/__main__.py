@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 
+from aciemu import auth
 from aciemu.groups import Timings
+from aciemu.images import ImageCatalogInvalid, load_catalog
 from aciemu.server import Emulator, serve
 
 
@@ -19,7 +22,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--data", default=".aciemu", help="state folder (groups survive restarts)")
     parser.add_argument("--faults", help="JSON file with a list of fault rules (see README)")
-    parser.add_argument("--images", help="JSON file mapping image patterns to default commands")
+    parser.add_argument(
+        "--images", help="JSON file mapping image patterns to a default command and/or a folder of image files"
+    )
     parser.add_argument("--location", default="westeurope")
     parser.add_argument("--max-groups", type=int, default=100, help="regional container group quota")
     parser.add_argument("--max-cores", type=float, default=100.0, help="regional core quota")
@@ -30,11 +35,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--eviction-restart-seconds", type=float, default=1.0)
     parser.add_argument("--no-bwrap", action="store_true", help="never use bubblewrap, even when installed")
     parser.add_argument("--fault-seed", type=int, help="seed for fault probabilities (reproducible runs)")
+    parser.add_argument(
+        "--token",
+        help=f"the bearer token ARM requests must carry (default: ${auth.ENV}, else one kept in DATA/{auth.FILE_NAME})",
+    )
     return parser.parse_args(argv)
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    images = json.loads(Path(args.images).read_text()) if args.images else {}
+    images = load_catalog(Path(args.images)) if args.images else {}
+    token = auth.load_or_create(Path(args.data), args.token or os.environ.get(auth.ENV))
     emulator = Emulator(
         Path(args.data),
         location=args.location,
@@ -58,11 +68,18 @@ async def main_async(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await serve(emulator, args.host, args.port, stop)
+    await serve(emulator, args.host, args.port, stop, token)
 
 
 def main(argv: list[str] | None = None) -> int:
-    asyncio.run(main_async(parse_args(argv)))
+    try:
+        asyncio.run(main_async(parse_args(argv)))
+    except (ImageCatalogInvalid, auth.TokenFileInvalid) as error:
+        print(f"aciemu: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # the port is taken, or the data folder is not writable
+        print(f"aciemu: {error.strerror or error}{f' ({error.filename})' if error.filename else ''}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -8,7 +8,8 @@ Faults answered at the API: `throttle` (429 + Retry-After, `retryAfter` seconds)
 `code`, `message`; `code: null` sends a message-only body like real ACI), `quota` (400
 ContainerGroupQuotaReached), `pull_failure` (400 InaccessibleImage at create).
 Faults applied to a created group's life: `capacity` (provisioning fails with ACI's capacity message and no
-code), `slow` (`seconds` of extra provisioning), `evict` (Spot eviction after `afterSeconds`), `kill` (the
+code), `slow` (`seconds` of extra provisioning), `evict` (a Spot group is evicted after `afterSeconds`, with only
+the signals ACI documents for that: see `GroupRuntime.evict`; Regular groups are never evicted), `kill` (the
 container is killed with exit 137 after `afterSeconds`), `vanish` (the group is deleted out of band after
 `afterSeconds`).
 """

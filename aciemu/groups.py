@@ -2,7 +2,8 @@
 
 One asyncio task per group drives it: Pending -> Creating (Pulling/Pulled events, init containers in order)
 -> Succeeded with containers Running; container exits apply the restart policy (with back-off); stop, restart,
-start and delete kill the processes. Evictions and kills injected as faults look the way the README says.
+start and delete kill the processes. Evictions and kills injected as faults look the way the README says (an
+eviction shows only what ACI documents of one: see `GroupRuntime.evict`).
 State is saved as one JSON file per group (mode 0600: it holds secure values, an emulator-only trade-off)
 so groups survive an emulator restart, which the emulator treats like a host reboot.
 """
@@ -23,6 +24,7 @@ from aciemu import sandbox
 
 MAINTENANCE_EXIT_CODE = 7147
 KILLED_EXIT_CODE = 137
+SPOT_PRIORITY = "Spot"
 LOG_CAP_BYTES = 4 * 1024 * 1024
 RESTART_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 EVENTS_KEPT = 50
@@ -157,10 +159,6 @@ class GroupRuntime:
     def marker(self) -> str:
         return f"{self.emulator.instance_marker}:{self.group.key}"
 
-    def workdir(self) -> Path:
-        path: Path = self.emulator.work_dir(self.group)
-        return path
-
     def log_path(self, container: str) -> Path:
         path: Path = self.emulator.log_dir(self.group) / f"{container}.log"
         return path
@@ -190,8 +188,7 @@ class GroupRuntime:
         self.emulator.save(self.group)
 
     def env_for(self, spec: dict[str, Any]) -> dict[str, str]:
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": self.group.name,
-               "HOME": str(self.workdir())}  # fmt: skip
+        env = {"HOSTNAME": self.group.name}  # PATH and HOME come from the sandbox: they depend on what it shows
         for item in spec.get("properties", {}).get("environmentVariables") or []:
             value = item.get("secureValue") if item.get("secureValue") is not None else item.get("value")
             env[str(item["name"])] = "" if value is None else str(value)
@@ -213,10 +210,10 @@ class GroupRuntime:
         memory = float(spec.get("properties", {}).get("resources", {}).get("requests", {}).get("memoryInGB", 1))
         self.cap_log(name)
         try:
+            files = self.emulator.container_files(self.group, name, str(spec.get("properties", {}).get("image", "")))
             process = await sandbox.spawn(
-                command, self.env_for(spec), self.workdir(), self.log_path(name), memory, self.marker,
-                self.emulator.use_bwrap,
-            )  # fmt: skip
+                command, self.env_for(spec), files, self.log_path(name), memory, self.marker, self.emulator.use_bwrap
+            )
         except OSError as error:
             run.event("Failed", f"Error: failed to start container {name}: {error.strerror}", "Warning")
             run.terminated(128, "ContainerCannotRun")
@@ -282,7 +279,6 @@ class GroupRuntime:
                 group.provisioning_state, group.state = "Failed", "Failed"
                 group.failure = f"init container {spec['name']} exited with {code}"
                 return
-        group.provisioning_state, group.state = "Succeeded", "Running"
 
     async def supervise(self, generation: int) -> None:
         group = self.group
@@ -292,6 +288,9 @@ class GroupRuntime:
             process = await self.launch(spec, group.containers[name])
             if process is not None:
                 waits[name] = asyncio.ensure_future(process.wait())
+        # Only now: ACI's Succeeded means the containers got into the running state (container-state.md), so a
+        # GET never shows it with a container still waiting to start.
+        group.provisioning_state, group.state = "Succeeded", "Running"
         self.save()
         for fault in group.faults:
             if fault["fault"] in {"evict", "kill", "vanish"}:
@@ -340,25 +339,50 @@ class GroupRuntime:
         if kind == "vanish":
             await self.emulator.delete_group(self.group, out_of_band=True)
             return
+        if kind == "evict":
+            await self.evict(fault)
+            return
         await self.stop_processes()
         for run in self.group.containers.values():
             if run.current.get("state") == "Running":
                 run.event("Killing", f"Killing container {run.name}", "Warning")
                 run.terminated(KILLED_EXIT_CODE, "Killed")
-        if kind == "kill":
-            self.update_group_state()
-            self.save()
+        self.update_group_state()
+        self.save()
+
+    async def evict(self, fault: dict[str, Any]) -> None:
+        """A Spot eviction, showing only what ACI documents of one.
+
+        The node is taken away, so the containers stop at once and wait for a new node: currentState Waiting and
+        the group Pending (SupportArticles-docs "spot-containers-remain-waiting-state"). Then ACI starts the group
+        again by itself, whatever its restart policy (azure-docs container-instances-spot-containers-overview,
+        "Eviction policies"), and `restartCount` counts that restart. What ACI leaves undocumented is left out,
+        not guessed, so that a client cannot come to rely on it: no event (ACI names none for an eviction), no
+        exit code or Killing event for the lost run (`previousState` stays as it was), and provisioningState stays
+        Succeeded (Unhealthy and Repairing are documented for a node that is down, not promised for an eviction).
+        Only Spot groups are evicted, and only while a container runs.
+        """
+        group = self.group
+        running = [run for run in group.containers.values() if run.current.get("state") == "Running"]
+        if group.properties.get("priority") != SPOT_PRIORITY or not running:
             return
-        # Spot eviction: ACI restarts the group on a new node by itself, with restartCount incremented.
-        self.group.group_event("SpotEvicted", "The Spot container group was evicted; restarting it", "Warning")
-        self.group.state = "Pending"
+        await self.stop_processes()
+        moved = self.generation  # a stop, restart, start or delete meanwhile bumps it: then the move is off
+        for run in running:
+            run.current = {"state": "Waiting"}
+        group.state = "Pending"
+        group.faults = [f for f in group.faults if f is not fault]  # the new node runs the group undisturbed
         self.save()
         await asyncio.sleep(self.emulator.timings.eviction_restart_seconds)
-        if self.group.key not in self.emulator.groups:
+        if moved != self.generation or group.key not in self.emulator.groups:
             return
+        self.start_moved()
+
+    def start_moved(self) -> None:
+        """Start a group ACI moved to another node: a restart of each waiting container, as `restartCount` shows."""
         for run in self.group.containers.values():
-            run.restart_count += 1
-        self.group.faults = [f for f in self.group.faults if f is not fault]
+            if run.current.get("state") == "Waiting":
+                run.restart_count += 1
         self.start(after_reboot=True)
 
     async def reboot(self) -> None:
@@ -366,6 +390,9 @@ class GroupRuntime:
         was_running = any(run.current.get("state") == "Running" for run in self.group.containers.values())
         if self.group.provisioning_state in {"Pending", "Creating"}:
             self.start()
+            return
+        if self.group.provisioning_state == "Succeeded" and self.group.state == "Pending":
+            self.start_moved()  # saved while being moved after an eviction: the move goes on
             return
         if not was_running:
             return

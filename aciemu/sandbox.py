@@ -1,12 +1,19 @@
 """Run a container's command as a sandboxed local process, and make sure every process is gone afterwards.
 
-With bubblewrap installed the command runs in its own PID namespace (`--unshare-pid --die-with-parent`),
-with a read-only view of the host (including /tmp, where a checkout may live) and a writable working directory
-that is also its TMPDIR; network is shared so
-containers can call back to 127.0.0.1. Without bubblewrap it runs in a new session (process group), and
-every process carries a marker in its environment so `kill_marked` can find detached grandchildren
-(`setsid`, double forks) by scanning /proc. Memory is limited with RLIMIT_AS from `memoryInGB` (set by
-util-linux `prlimit` when installed, so the emulator can start children with vfork).
+With bubblewrap installed a container sees what a container image would give it and nothing of the host's
+files: an empty root with the host's system programs and libraries read-only (/usr and its /bin, /lib
+links), the few /etc files that name resolution, TLS and user lookups read, a synthesized /etc/passwd and
+/etc/group, its own writable home (`CONTAINER_HOME`, also its working directory unless the image maps one)
+and private /tmp, a /proc of its own PID namespace and a minimal /dev. The image's files, when the image
+catalog maps the image to a host directory, appear read-only at the image's working directory. Nothing of
+the emulator's data (other groups' files, their secure values), devhost's data, the checkout or $HOME is
+mounted. The network is shared so containers can call back to 127.0.0.1.
+
+Without bubblewrap a container is a plain process in its own session that can read everything the
+emulator can (the emulator warns loudly at start); every process carries a marker in its environment so
+`kill_marked` can find detached grandchildren (`setsid`, double forks) by scanning /proc. Memory is
+limited with RLIMIT_AS from `memoryInGB` (set by util-linux `prlimit` when installed, so the emulator can
+start children with vfork).
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ import resource
 import shutil
 import signal
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 MARKER_VAR = "ACIEMU_PROCESS_MARKER"
@@ -25,9 +34,67 @@ GIB = 1024**3
 # Interpreters reserve address space well beyond what they use; never go below this floor.
 MIN_ADDRESS_SPACE = 2 * GIB
 
+# Inside the sandbox: the container's writable home, and the PATH a typical Linux image sets.
+CONTAINER_HOME = "/home/aci"
+CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Top-level system directories; on merged-/usr hosts most are symlinks into /usr and are recreated as such.
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# What name resolution, TLS, time zones, the dynamic linker and Debian's alternatives read from /etc.
+# Host secrets (/etc/shadow, ssh keys, machine credentials) are deliberately absent.
+SYSTEM_ETC = (
+    "/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf", "/etc/services",
+    "/etc/protocols", "/etc/localtime", "/etc/timezone", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
+    "/etc/alternatives", "/etc/ssl", "/etc/ca-certificates", "/etc/ca-certificates.conf", "/etc/pki",
+    "/etc/crypto-policies", "/etc/mime.types",
+)  # fmt: skip
+
 
 def bwrap_path() -> str | None:
     return shutil.which("bwrap")
+
+
+@dataclass(frozen=True)
+class ContainerFiles:
+    """Where one container's files live on the host, and where its image's files appear inside.
+
+    `home` and `tmp` are the container's own writable directories; `etc` holds the synthesized passwd and
+    group files; `image_dir` (read-only) shows up at `image_workdir`, which is then the working directory.
+    """
+
+    home: Path
+    tmp: Path
+    etc: Path
+    image_dir: Path | None = None
+    image_workdir: str | None = None
+
+
+def write_identity_files(etc: Path) -> None:
+    """A minimal /etc/passwd and /etc/group naming root and the user the containers run as (not the host's)."""
+    etc.mkdir(parents=True, exist_ok=True)
+    uid, gid = os.getuid(), os.getgid()
+    users = [f"root:x:0:0:root:{CONTAINER_HOME if uid == 0 else '/root'}:/bin/sh"]
+    groups = ["root:x:0:"]
+    if uid != 0:
+        users.append(f"aci:x:{uid}:{gid}:aci:{CONTAINER_HOME}:/bin/sh")
+    if gid != 0:
+        groups.append(f"aci:x:{gid}:")
+    (etc / "passwd").write_text("\n".join(users) + "\n")
+    (etc / "group").write_text("\n".join(groups) + "\n")
+
+
+@cache
+def system_mounts() -> tuple[str, ...]:
+    """bubblewrap arguments for the host's system directories and /etc pieces (computed once per process)."""
+    args: list[str] = []
+    for path in SYSTEM_DIRS:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    for path in SYSTEM_ETC:
+        if os.path.exists(path):
+            args += ["--ro-bind", path, path]
+    return tuple(args)
 
 
 def _address_space(memory_gb: float) -> int:
@@ -56,30 +123,53 @@ def limited_argv(argv: Sequence[str], memory_gb: float) -> tuple[list[str], Call
     return [prlimit, f"--as={_address_space(memory_gb)}", "--core=0", "--", *argv], None
 
 
-def sandboxed_argv(argv: Sequence[str], workdir: Path, use_bwrap: bool) -> list[str]:
+def working_dir(files: ContainerFiles, use_bwrap: bool) -> str:
+    """The container's working directory as the container sees it."""
+    if files.image_dir is not None:
+        return (files.image_workdir or "/") if use_bwrap else str(files.image_dir)
+    return CONTAINER_HOME if use_bwrap else str(files.home)
+
+
+def sandboxed_argv(argv: Sequence[str], files: ContainerFiles, use_bwrap: bool) -> list[str]:
     if not use_bwrap:
         return list(argv)
     bwrap = bwrap_path()
     assert bwrap is not None
+    image: list[str] = []
+    if files.image_dir is not None:
+        image = ["--ro-bind", str(files.image_dir), files.image_workdir or "/"]
     return [
-        bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-        "--bind", str(workdir), str(workdir), "--chdir", str(workdir),
-        "--unshare-pid", "--die-with-parent", "--new-session", "--", *argv,
+        bwrap, *system_mounts(),
+        "--ro-bind", str(files.etc / "passwd"), "/etc/passwd", "--ro-bind", str(files.etc / "group"), "/etc/group",
+        "--proc", "/proc", "--dev", "/dev",
+        "--bind", str(files.home), CONTAINER_HOME, "--bind", str(files.tmp), "/tmp", *image,
+        "--chdir", working_dir(files, use_bwrap),
+        "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session", "--", *argv,
     ]  # fmt: skip
+
+
+def base_env(files: ContainerFiles, use_bwrap: bool) -> dict[str, str]:
+    """PATH and HOME as the container sees them (a sandboxed container cannot use the host's PATH entries)."""
+    if use_bwrap:
+        return {"PATH": CONTAINER_PATH, "HOME": CONTAINER_HOME}
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(files.home), "TMPDIR": str(files.tmp)}
 
 
 async def spawn(
     argv: Sequence[str],
     env: Mapping[str, str],
-    workdir: Path,
+    files: ContainerFiles,
     log_path: Path,
     memory_gb: float,
     marker: str,
     use_bwrap: bool,
 ) -> asyncio.subprocess.Process:
-    workdir.mkdir(parents=True, exist_ok=True)
-    full_env = {"TMPDIR": str(workdir), **env, MARKER_VAR: marker}
-    command, preexec = limited_argv(sandboxed_argv(argv, workdir, use_bwrap), memory_gb)
+    for folder in (files.home, files.tmp):
+        # Every start (a restart too) begins from the image again, as in ACI: nothing an earlier run wrote survives.
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+    full_env = {**base_env(files, use_bwrap), **env, MARKER_VAR: marker}
+    command, preexec = limited_argv(sandboxed_argv(argv, files, use_bwrap), memory_gb)
     with open(log_path, "ab") as log:
         return await asyncio.create_subprocess_exec(
             *command,
@@ -87,7 +177,8 @@ async def spawn(
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
             env=full_env,
-            cwd=str(workdir),
+            # bubblewrap itself starts in the container's home; the container's view is set by --chdir.
+            cwd=str(files.home) if use_bwrap else working_dir(files, use_bwrap),
             start_new_session=True,
             preexec_fn=preexec,
         )

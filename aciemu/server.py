@@ -12,10 +12,10 @@ import asyncio
 import base64
 import contextlib
 import copy
-import fnmatch
 import hashlib
 import json
 import re
+import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
-from aciemu import sandbox
+from aciemu import auth, sandbox
 from aciemu.faults import API_FAULTS, LIFE_FAULTS, FaultBook, FaultRuleInvalid
 from aciemu.groups import Group, GroupRuntime, Timings, now_iso, remove_tree, write_private_file
+from aciemu.images import ImageEntry, lookup, parse_catalog
 from devhost import fastjson
 
 PROVIDER = "Microsoft.ContainerInstance"
@@ -36,6 +38,11 @@ MAX_CPU, MAX_MEMORY_GB = 4.0, 16.0
 RESTART_POLICIES = {"Always", "OnFailure", "Never"}
 CREATE_RATE_WINDOW_SECONDS = 300
 TRANSITIONING = {"Pending", "Creating"}
+UNISOLATED_WARNING = (
+    "WARNING: bubblewrap is not in use, so containers are NOT isolated: every container can read all files "
+    "this emulator can (other groups' secure values, devhost's data, your home) and see other containers' "
+    "processes. Install bubblewrap (apt-get install bubblewrap) for tenant isolation."
+)
 
 
 class ArmFailure(Exception):
@@ -60,7 +67,7 @@ class Emulator:
         max_cores: float = 100.0,
         create_rate: int | None = None,
         page_size: int = 100,
-        images: dict[str, list[str]] | None = None,
+        images: dict[str, ImageEntry] | dict[str, list[str]] | None = None,
         timings: Timings | None = None,
         use_bwrap: bool | None = None,
         fault_seed: int | None = None,
@@ -70,7 +77,10 @@ class Emulator:
         self.max_groups, self.max_cores = max_groups, max_cores
         self.create_rate = create_rate
         self.page_size = page_size
-        self.images = images or {}
+        self.images: dict[str, ImageEntry] = {
+            pattern: entry if isinstance(entry, ImageEntry) else parse_catalog({pattern: entry}, Path.cwd())[pattern]
+            for pattern, entry in (images or {}).items()
+        }
         self.timings = timings or Timings()
         self.use_bwrap = sandbox.bwrap_path() is not None if use_bwrap is None else use_bwrap
         self.faults = FaultBook(fault_seed)
@@ -81,6 +91,7 @@ class Emulator:
         self.instance_marker = "aciemu-" + hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
         for folder in ("groups", "logs", "work"):
             (data_dir / folder).mkdir(parents=True, exist_ok=True)
+        sandbox.write_identity_files(data_dir / "sandbox")
 
     # -- storage ---------------------------------------------------------------------------------------------
 
@@ -105,6 +116,15 @@ class Emulator:
     def work_dir(self, group: Group) -> Path:
         return self.data_dir / "work" / self._file(group.key)
 
+    def container_files(self, group: Group, container: str, image: str) -> sandbox.ContainerFiles:
+        """Each container's own home and /tmp (containers of one group share no files, as in ACI)."""
+        own = self.work_dir(group) / container
+        entry = self.image_entry(image)
+        return sandbox.ContainerFiles(
+            home=own / "home", tmp=own / "tmp", etc=self.data_dir / "sandbox",
+            image_dir=entry.dir if entry else None, image_workdir=entry.workdir if entry else None,
+        )  # fmt: skip
+
     async def load(self) -> None:
         for path in sorted((self.data_dir / "groups").glob("*.json")):
             group = Group.from_dict(json.loads(path.read_text()))
@@ -118,11 +138,12 @@ class Emulator:
         for runtime in list(self.runtimes.values()):
             await runtime.stop_processes()
 
+    def image_entry(self, image: str) -> ImageEntry | None:
+        return lookup(self.images, image)
+
     def catalog_command(self, image: str) -> list[str] | None:
-        for pattern, command in self.images.items():
-            if fnmatch.fnmatchcase(image, pattern):
-                return list(command)
-        return None
+        entry = self.image_entry(image)
+        return list(entry.command) if entry is not None and entry.command else None
 
     # -- quota, throttling, faults ---------------------------------------------------------------------------
 
@@ -397,7 +418,30 @@ class Emulator:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def build_app(emulator: Emulator) -> web.Application:
+# The one route open without the token: the launcher polls it for readiness; it names no group (only a count).
+OPEN_PATHS = frozenset({"/_emulator/health"})
+
+
+def require_token(token: str) -> Middleware:
+    """Middleware: every route but `OPEN_PATHS` (the fault admin routes too: a `vanish` rule deletes groups)
+    answers 401 with ARM's envelope unless the request carries `Authorization: Bearer <token>`."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in OPEN_PATHS:
+            try:
+                auth.check(request.headers.get("Authorization"), token)
+            except auth.Unauthenticated as refused:
+                # ARM's gateway answers with a bearer challenge and says the refusal is its own, not the RP's.
+                headers = {"WWW-Authenticate": 'Bearer error="invalid_token"', "x-ms-failure-cause": "gateway"}
+                error = {"code": refused.code, "message": refused.message}
+                return arm_json({"error": error}, refused.status, headers)
+        return await handler(request)
+
+    return middleware
+
+
+def build_app(emulator: Emulator, token: str) -> web.Application:
     group_path = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerInstance/containerGroups/{name}"
 
     def arm(handler: Handler) -> Handler:
@@ -545,7 +589,7 @@ def build_app(emulator: Emulator) -> web.Application:
     async def usages(request: web.Request) -> web.Response:
         return arm_json(emulator.usages())
 
-    app = web.Application(client_max_size=4 * 1024 * 1024)
+    app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=[require_token(token)])
     app.router.add_get("/_emulator/health", health)
     app.router.add_get("/_emulator/faults", list_faults)
     app.router.add_post("/_emulator/faults", add_fault)
@@ -581,12 +625,14 @@ def build_app(emulator: Emulator) -> web.Application:
     return app
 
 
-async def serve(emulator: Emulator, host: str, port: int, stop: asyncio.Event) -> None:
-    runner = web.AppRunner(build_app(emulator), access_log=None)
+async def serve(emulator: Emulator, host: str, port: int, stop: asyncio.Event, token: str) -> None:
+    runner = web.AppRunner(build_app(emulator, token), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
     print(f"aciemu listening on http://{host}:{port} (bubblewrap: {emulator.use_bwrap})", flush=True)
+    if not emulator.use_bwrap:
+        print(UNISOLATED_WARNING, file=sys.stderr, flush=True)
     try:
         await stop.wait()
     finally:

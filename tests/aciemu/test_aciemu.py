@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance.models import (
     Container,
@@ -24,6 +29,9 @@ from azure.mgmt.containerinstance.models import (
     ResourceRequirements,
 )
 
+from acibatch.aci import AciGateway, GroupState
+from acibatch.observe import observation_from_state
+from acibatch.policy import AttemptState, ObservationKind, decide
 from aciemu.client import emulator_client, emulator_client_async
 from aciemu.groups import Group
 from aciemu.launcher import AciEmulatorProcess
@@ -65,9 +73,10 @@ def terminated(client: ContainerInstanceManagementClient, name: str) -> Any:
     return view if view and view.current_state and view.current_state.state == "Terminated" else None
 
 
-def post_fault(url: str, rule: dict[str, Any]) -> None:
-    request = urllib.request.Request(f"{url}/_emulator/faults", data=json.dumps(rule).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+def post_fault(emulator: AciEmulatorProcess, rule: dict[str, Any]) -> None:
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {emulator.token}"}
+    request = urllib.request.Request(f"{emulator.url}/_emulator/faults", data=json.dumps(rule).encode(),
+                                     method="POST", headers=headers)  # fmt: skip
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 201
 
@@ -82,7 +91,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AciEmulatorPr
 
 @pytest.fixture(scope="module")
 def client(emulator: AciEmulatorProcess) -> ContainerInstanceManagementClient:
-    return emulator_client(emulator.url)
+    return emulator_client(emulator.url, emulator.token)
 
 
 def test_lifecycle_with_every_operation(client: ContainerInstanceManagementClient) -> None:
@@ -136,8 +145,9 @@ def test_exit_codes_and_restart_policies(client: ContainerInstanceManagementClie
 
 def test_memory_beyond_the_limit_is_refused(client: ContainerInstanceManagementClient) -> None:
     # 0.5 GB asks for the 2 GiB address-space floor: a 3 GiB allocation must fail inside the container.
+    # `python3` as the container finds it (the sandbox shows the host's /usr, not this venv).
     grab = "import sys\ntry:\n    bytearray(3 * 1024**3)\nexcept MemoryError:\n    sys.exit(42)"
-    client.container_groups.begin_create_or_update(RG, "greedy", group(sys.executable, "-c", grab)).result()
+    client.container_groups.begin_create_or_update(RG, "greedy", group("python3", "-c", grab)).result()
     view = wait_for(lambda: terminated(client, "greedy"))
     assert view.current_state.exit_code == 42
     client.container_groups.begin_delete(RG, "greedy").result()
@@ -175,7 +185,7 @@ def test_validation_errors_use_the_arm_envelope(
 def test_quota_throttling_transitioning_and_faults(tmp_path: Path) -> None:
     args = ["--max-groups", "2", "--max-cores", "4", "--create-rate", "3", "--provisioning-seconds", "1"]
     with AciEmulatorProcess(tmp_path / "state", args=args, log_path=tmp_path / "log") as emulator:
-        client = emulator_client(emulator.url, retry_total=0)
+        client = emulator_client(emulator.url, emulator.token, retry_total=0)
         client.container_groups.begin_create_or_update(RG, "q1", group("sleep", "30"), polling=False)
         with pytest.raises(ResourceExistsError) as transitioning:
             client.container_groups.begin_create_or_update(RG, "q1", group("sleep", "30"), polling=False)
@@ -192,15 +202,15 @@ def test_quota_throttling_transitioning_and_faults(tmp_path: Path) -> None:
         assert throttled.value.status_code == 429 and int(throttled.value.response.headers["Retry-After"]) > 0
 
     with AciEmulatorProcess(tmp_path / "faults", log_path=tmp_path / "log2") as emulator:
-        retrying = emulator_client(emulator.url, retry_total=3)
-        post_fault(emulator.url, {"op": "create", "fault": "capacity", "match": {"name": "cap-*"}})
-        post_fault(emulator.url, {"op": "create", "fault": "pull_failure", "match": {"image": "flaky/*"}})
-        post_fault(emulator.url, {"op": "create", "fault": "kill", "afterSeconds": 0.3, "match": {"name": "oom"}})
-        post_fault(emulator.url, {"op": "create", "fault": "vanish", "afterSeconds": 0.3, "match": {"name": "gone"}})
-        post_fault(emulator.url, {"op": "create", "fault": "evict", "afterSeconds": 0.3, "match": {"name": "spot"}})
+        retrying = emulator_client(emulator.url, emulator.token, retry_total=3)
+        post_fault(emulator, {"op": "create", "fault": "capacity", "match": {"name": "cap-*"}})
+        post_fault(emulator, {"op": "create", "fault": "pull_failure", "match": {"image": "flaky/*"}})
+        post_fault(emulator, {"op": "create", "fault": "kill", "afterSeconds": 0.3, "match": {"name": "oom"}})
+        post_fault(emulator, {"op": "create", "fault": "vanish", "afterSeconds": 0.3, "match": {"name": "gone"}})
+        post_fault(emulator, {"op": "create", "fault": "evict", "afterSeconds": 0.3, "match": {"name": "spot"}})
         retrying.container_groups.begin_create_or_update(RG, "plain", group("sleep", "30")).result()
         post_fault(
-            emulator.url, {"op": "get", "fault": "throttle", "retryAfter": 1, "count": 1, "match": {"name": "plain"}}
+            emulator, {"op": "get", "fault": "throttle", "retryAfter": 1, "count": 1, "match": {"name": "plain"}}
         )
         started = time.monotonic()
         assert retrying.container_groups.get(RG, "plain").name == "plain"  # 429 + Retry-After, retried by the SDK
@@ -218,12 +228,64 @@ def test_quota_throttling_transitioning_and_faults(tmp_path: Path) -> None:
         retrying.container_groups.begin_create_or_update(RG, "spot", group("sleep", "30", priority="Spot")).result()
         evicted = wait_for(lambda: container_view(retrying, "spot").restart_count >= 1 or None)
         assert evicted
-        events = [e.name for e in retrying.container_groups.get(RG, "spot").instance_view.events]
-        assert "SpotEvicted" in events
+        assert AciGateway(retrying, RG).get_state("spot").evicted
+
+
+def get_state(client: ContainerInstanceManagementClient, name: str) -> GroupState:
+    """The GET seen through the real SDK and acibatch's adapter, as the orchestrator sees it."""
+    return AciGateway(client, RG).get_state(name)
+
+
+def event_names(got: Any) -> set[str]:
+    """Group and container event names (read-only SDK fields, typed as always None, hence Any)."""
+    names = {event.name for event in got.instance_view.events or []}
+    return names | {event.name for event in got.containers[0].instance_view.events or []}
+
+
+def test_evict_shows_only_what_aci_documents(
+    emulator: AciEmulatorProcess, client: ContainerInstanceManagementClient
+) -> None:
+    post_fault(emulator, {"op": "create", "fault": "evict", "afterSeconds": 0.3, "match": {"name": "evict-*"}})
+    post_fault(emulator, {"op": "create", "fault": "kill", "afterSeconds": 0.3, "match": {"name": "killed-*"}})
+    client.container_groups.begin_create_or_update(RG, "evict-spot", group("sleep", "30", priority="Spot")).result()
+    client.container_groups.begin_create_or_update(RG, "evict-regular", group("sleep", "30")).result()
+    client.container_groups.begin_create_or_update(RG, "killed-regular", group("sleep", "30")).result()
+
+    def waiting() -> Any:
+        got: Any = client.container_groups.get(RG, "evict-spot")
+        return got if got.containers[0].instance_view.current_state.state == "Waiting" else None
+
+    # Waiting for a new node: the container waits again after it ran, and the group is pending; nothing else.
+    moving = wait_for(waiting)
+    view = moving.containers[0].instance_view
+    assert (moving.provisioning_state, moving.instance_view.state) == ("Succeeded", "Pending")
+    assert view.restart_count == 0 and view.previous_state is None and view.current_state.exit_code is None
+    assert event_names(moving) <= {"Pulling", "Pulled", "Started"}  # no event name ACI does not document
+    during = observation_from_state(GroupState.from_group(moving))
+    assert during is not None and during.kind is ObservationKind.EVICTED
+    # ACI starts it again by itself although the restart policy is Never; the restart is the signal.
+    moved = wait_for(lambda: (s := get_state(client, "evict-spot")).container_state == "Running" and s.restart_count)
+    assert moved
+    state = get_state(client, "evict-spot")
+    assert state.restart_policy == "Never" and state.previous_exit_code is None
+    observed = observation_from_state(state.to_dict())
+    assert observed is not None and observed.kind is ObservationKind.EVICTED
+    assert decide(observed, AttemptState(1, 1, priority="Spot")).next_priority == "Regular"
+    assert observation_from_state(state.to_dict(), restarts_requested=1) is None  # had the attempt restarted it
+    # ACI evicts Spot groups only: the same fault leaves a Regular group running.
+    regular = get_state(client, "evict-regular")
+    assert (regular.container_state, regular.restart_count, regular.evicted) == ("Running", 0, False)
+    # A plain kill of a Regular container is an exit with code 137, not an interruption.
+    killed = wait_for(lambda: (s := get_state(client, "killed-regular")).finished and s)
+    assert (killed.exit_code, killed.restart_count, killed.evicted) == (137, 0, False)
+    exited = observation_from_state(killed)
+    assert exited is not None and (exited.kind, exited.exit_code) == (ObservationKind.EXITED, 137)
+    for name in ("evict-spot", "evict-regular", "killed-regular"):
+        client.container_groups.begin_delete(RG, name).result()
 
 
 async def test_async_client(emulator: AciEmulatorProcess) -> None:
-    async with emulator_client_async(emulator.url) as client:
+    async with emulator_client_async(emulator.url, emulator.token) as client:
         poller = await client.container_groups.begin_create_or_update(RG, "async-1", group("sh", "-c", "exit 0"))
         created = await poller.result()
         assert created.name == "async-1"
@@ -252,7 +314,7 @@ def test_no_process_outlives_delete_stop_or_shutdown(tmp_path: Path, sandbox: st
     args = ["--no-bwrap"] if sandbox == "process-group" else []
     detach = "setsid sleep 300 & (sleep 300 &) ; sleep 300"
     with AciEmulatorProcess(tmp_path / "state", args=args, log_path=tmp_path / "log") as emulator:
-        client = emulator_client(emulator.url)
+        client = emulator_client(emulator.url, emulator.token)
         health = json.loads(urllib.request.urlopen(f"{emulator.url}/_emulator/health").read())
         assert health["bwrap"] is (sandbox == "bwrap")
         for name in ("del", "stop", "shutdown"):
@@ -269,16 +331,30 @@ def test_no_process_outlives_delete_stop_or_shutdown(tmp_path: Path, sandbox: st
 
 def test_groups_survive_an_emulator_restart_like_a_host_reboot(tmp_path: Path) -> None:
     with AciEmulatorProcess(tmp_path / "state", log_path=tmp_path / "log") as emulator:
-        client = emulator_client(emulator.url)
+        client = emulator_client(emulator.url, emulator.token)
         client.container_groups.begin_create_or_update(RG, "survivor", group("sleep", "60")).result()
         client.container_groups.begin_create_or_update(RG, "finished", group("true")).result()
         wait_for(lambda: terminated(client, "finished"))
     with AciEmulatorProcess(tmp_path / "state", log_path=tmp_path / "log") as emulator:
-        client = emulator_client(emulator.url)
+        client = emulator_client(emulator.url, emulator.token)
         view = wait_for(lambda: (v := container_view(client, "survivor")) and v.current_state.state == "Running" and v)
         assert view.restart_count == 1
         assert view.previous_state.exit_code == 7147  # platform maintenance, as ACI reports it
         assert terminated(client, "finished").restart_count == 0
+
+
+def test_a_group_being_moved_after_an_eviction_is_started_after_an_emulator_restart(tmp_path: Path) -> None:
+    args = ["--eviction-restart-seconds", "60"]  # the move outlasts the emulator
+    with AciEmulatorProcess(tmp_path / "state", args=args, log_path=tmp_path / "log") as emulator:
+        client = emulator_client(emulator.url, emulator.token)
+        post_fault(emulator, {"op": "create", "fault": "evict", "afterSeconds": 0.2, "match": {"name": "moving"}})
+        client.container_groups.begin_create_or_update(RG, "moving", group("sleep", "60", priority="Spot")).result()
+        wait_for(lambda: container_view(client, "moving").current_state.state == "Waiting")
+    with AciEmulatorProcess(tmp_path / "state", log_path=tmp_path / "log") as emulator:
+        client = emulator_client(emulator.url, emulator.token)
+        view = wait_for(lambda: (v := container_view(client, "moving")) and v.current_state.state == "Running" and v)
+        assert view.restart_count == 1 and view.previous_state is None  # the move went on: restarted once
+        assert get_state(client, "moving").evicted
 
 
 def test_a_save_that_changes_nothing_leaves_the_group_file_alone(tmp_path: Path) -> None:
@@ -295,3 +371,114 @@ def test_a_save_that_changes_nothing_leaves_the_group_file_alone(tmp_path: Path)
     assert path.stat().st_ino != written
     assert Group.from_dict(json.loads(path.read_text())).state == "Running"
     del emulator.groups[group.key]
+
+
+SUB = "00000000-0000-0000-0000-000000000001"
+GROUPS = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerInstance/containerGroups"
+
+
+def raw(emulator: AciEmulatorProcess, method: str, path: str, authorization: str | None, body: Any = None
+        ) -> tuple[int, dict[str, str], Any]:  # fmt: skip
+    headers = {"Content-Type": "application/json", **({"Authorization": authorization} if authorization else {})}
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{emulator.url}{path}", data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read()
+            return response.status, dict(response.headers), json.loads(text) if text else None
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read() or b"null")
+
+
+def test_every_arm_route_requires_the_bearer_token(
+    emulator: AciEmulatorProcess, client: ContainerInstanceManagementClient
+) -> None:
+    client.container_groups.begin_create_or_update(
+        RG, "guarded", group("sh", "-c", "echo guarded-log; sleep 30", env={"PLAIN": "guarded-plain"})
+    ).result()
+    wait_for(lambda: client.containers.list_logs(RG, "guarded", "main").content)
+    version = "?api-version=2023-05-01"
+    routes = [
+        ("GET", f"{GROUPS}{version}", None),
+        ("GET", f"/subscriptions/{SUB}/providers/Microsoft.ContainerInstance/containerGroups{version}", None),
+        ("GET", f"{GROUPS}/guarded{version}", None),
+        ("GET", f"{GROUPS}/guarded/containers/main/logs{version}", None),
+        ("PUT", f"{GROUPS}/intruder{version}", group("true").serialize()),
+        ("POST", f"{GROUPS}/guarded/stop{version}", None),
+        ("DELETE", f"{GROUPS}/guarded{version}", None),
+        ("GET", "/_emulator/faults", None),
+        ("POST", "/_emulator/faults", {"op": "get", "fault": "vanish", "match": {"name": "guarded"}}),
+    ]
+    refusals = {
+        None: ("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."),
+        f"Basic {emulator.token}": (
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is provided in an invalid format.",
+        ),
+        "Bearer": (
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is provided in an invalid format.",
+        ),
+        "Bearer wrong-" + emulator.token: ("InvalidAuthenticationToken", "The access token is invalid."),
+        "Bearer " + emulator.token[:-1]: ("InvalidAuthenticationToken", "The access token is invalid."),
+    }
+    for method, path, body in routes:
+        for authorization, (code, message) in refusals.items():
+            status, headers, answer = raw(emulator, method, path, authorization, body)
+            assert (status, answer) == (401, {"error": {"code": code, "message": message}}), (method, path)
+            assert headers["WWW-Authenticate"].startswith("Bearer")
+    # Nothing refused took effect: the group runs, no intruder, no fault rule.
+    view: Any = client.container_groups.get(RG, "guarded").instance_view
+    assert view.state == "Running"
+    with pytest.raises(ResourceNotFoundError):
+        client.container_groups.get(RG, "intruder")
+    # With the token (any case of the scheme, as HTTP says) the same routes answer.
+    token = f"bearer {emulator.token}"
+    status, _, faults = raw(emulator, "GET", "/_emulator/faults", token)
+    assert status == 200 and "guarded" not in json.dumps(faults)
+    listed, page = [], f"{GROUPS}{version}"
+    while page:  # the module's emulator pages by 2
+        status, _, answer = raw(emulator, "GET", page.removeprefix(emulator.url), token)
+        assert status == 200
+        listed += [item["name"] for item in answer["value"]]
+        page = answer.get("nextLink") or ""
+    assert "guarded" in listed
+    status, _, got = raw(emulator, "GET", f"{GROUPS}/guarded{version}", token)
+    assert status == 200 and got["properties"]["containers"][0]["properties"]["environmentVariables"] == [
+        {"name": "PLAIN", "value": "guarded-plain"}
+    ]
+    status, _, logs = raw(emulator, "GET", f"{GROUPS}/guarded/containers/main/logs{version}", token)
+    assert status == 200 and "guarded-log" in logs["content"]
+    status, _, created = raw(emulator, "PUT", f"{GROUPS}/admitted{version}", token, group("true").serialize())
+    assert status == 201 and created["name"] == "admitted"
+    for name in ("admitted", "guarded"):  # the module's emulator has a small group quota
+        client.container_groups.begin_delete(RG, name).result()
+    # Readiness stays open: the launcher polls it before anyone holds the token.
+    assert raw(emulator, "GET", "/_emulator/health", None)[0] == 200
+    # The SDK sees ARM's refusal as an authentication error, with ARM's code.
+    thief = emulator_client(emulator.url, "not-the-token", retry_total=0)
+    with thief, pytest.raises(ClientAuthenticationError) as refused:
+        list(thief.container_groups.list_by_resource_group(RG))
+    assert refused.value.status_code == 401 and refused.value.error is not None
+    assert refused.value.error.code == "InvalidAuthenticationToken"
+
+
+def test_the_token_is_made_once_per_data_folder_private_and_kept_across_restarts(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with AciEmulatorProcess(state, log_path=tmp_path / "log") as emulator:
+        first = emulator.token
+        assert len(first) >= 32
+        assert (state / "token").stat().st_mode & 0o777 == 0o600
+        emulator_client(emulator.url, first).container_groups.begin_create_or_update(RG, "kept", group("true")).result()
+        assert first not in (tmp_path / "log").read_text()  # never printed
+    with AciEmulatorProcess(state, log_path=tmp_path / "log") as emulator:
+        assert emulator.token == first
+        assert emulator_client(emulator.url, first).container_groups.get(RG, "kept").name == "kept"
+    other = tmp_path / "other"
+    with AciEmulatorProcess(other, log_path=tmp_path / "log") as emulator:
+        assert emulator.token != first  # each data folder its own
+    given = "given-" + os.urandom(8).hex()
+    with AciEmulatorProcess(state, args=["--token", given], log_path=tmp_path / "log") as emulator:
+        assert emulator.token == given
+        assert raw(emulator, "GET", f"{GROUPS}?api-version=2023-05-01", f"Bearer {given}")[0] == 200
+        assert raw(emulator, "GET", f"{GROUPS}?api-version=2023-05-01", f"Bearer {first}")[0] == 401

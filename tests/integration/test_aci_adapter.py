@@ -15,6 +15,7 @@ from azure.core.pipeline.transport import RequestsTransport
 
 from acibatch.aci import APP_TAG, AciGateway, ArmError, GroupRequest, GroupState, build_container_group, make_client
 from acibatch.loopback import LoopbackTransport
+from acibatch.observe import observation_from_state
 from aciemu.launcher import AciEmulatorProcess
 from tests.httpserve import send_json, serving_on_a_thread
 
@@ -60,7 +61,9 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AciEmulatorPr
 def gateway(emulator: AciEmulatorProcess, request: pytest.FixtureRequest) -> Iterator[AciGateway]:
     """Every test runs with the local stack's transport and with requests, the transport the client uses in Azure."""
     transport = RequestsTransport(use_env_settings=False) if request.param == "requests" else None
-    with make_client(SUBSCRIPTION, emulator.url, polling_interval=0.1, transport=transport) as client:
+    with make_client(
+        SUBSCRIPTION, emulator.url, polling_interval=0.1, transport=transport, token=emulator.token
+    ) as client:
         expected = RequestsTransport if request.param == "requests" else LoopbackTransport
         assert isinstance(client._client._pipeline._transport, expected)
         yield AciGateway(client, RESOURCE_GROUP)
@@ -68,7 +71,8 @@ def gateway(emulator: AciEmulatorProcess, request: pytest.FixtureRequest) -> Ite
 
 def add_fault(emulator: AciEmulatorProcess, rule: dict[str, object]) -> None:
     body = json.dumps(rule).encode()
-    post = urllib.request.Request(emulator.url + "/_emulator/faults", body, {"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {emulator.token}"}
+    post = urllib.request.Request(emulator.url + "/_emulator/faults", body, headers)
     with urllib.request.urlopen(post, timeout=5) as response:
         assert response.status in (200, 201)
 
@@ -149,9 +153,32 @@ def test_image_the_emulator_cannot_start_is_an_arm_error(gateway: AciGateway) ->
 def test_spot_eviction_is_visible(gateway: AciGateway, emulator: AciEmulatorProcess) -> None:
     add_fault(emulator, {"op": "create", "fault": "evict", "afterSeconds": 0.3, "match": {"name": "adapter-spot"}})
     gateway.create(request("adapter-spot", ("sleep", "60"), priority="Spot"), None)
-    evicted = wait_until(lambda: gateway.get_state("adapter-spot"), lambda s: s.evicted)
-    assert "SpotEvicted" in evicted.events
+    # Waiting for a new node after it ran (provisioning had Succeeded), then started again by ACI by itself under
+    # restart policy Never: both show.
+    moving = wait_until(
+        lambda: gateway.get_state("adapter-spot"),
+        lambda s: s.container_state == "Waiting" and s.provisioning_state == "Succeeded",
+    )
+    assert (moving.state, moving.restart_count, moving.evicted) == ("Pending", 0, True)
+    evicted = wait_until(lambda: gateway.get_state("adapter-spot"), lambda s: s.container_state == "Running")
+    assert evicted.evicted
+    assert (evicted.container_state, evicted.restart_count, evicted.restart_policy) == ("Running", 1, "Never")
+    assert not any("evict" in name.lower() for name in evicted.events)  # ACI names no event for it
+    assert GroupState.from_dict(evicted.to_dict()) == evicted
     assert gateway.delete("adapter-spot") is True
+
+
+def test_our_own_restart_is_not_taken_for_the_platforms(gateway: AciGateway) -> None:
+    gateway.create(request("adapter-restarted", ("sleep", "60"), priority="Spot"), None)
+    wait_until(lambda: gateway.get_state("adapter-restarted"), lambda s: s.container_state == "Running")
+    assert gateway.restart("adapter-restarted") is True
+    restarted = wait_until(
+        lambda: gateway.get_state("adapter-restarted"),
+        lambda s: s.restart_count == 1 and s.container_state == "Running",
+    )
+    assert restarted.interruption() is not None  # the same GET, counting the restart as ACI's own
+    assert observation_from_state(restarted, restarts_requested=1) is None
+    assert gateway.delete("adapter-restarted") is True
 
 
 def test_other_failures_are_arm_errors_even_without_a_code(gateway: AciGateway, emulator: AciEmulatorProcess) -> None:
@@ -199,7 +226,7 @@ class AsyncDeleteArm:
 def test_an_asynchronous_delete_is_waited_for_and_its_failure_raised(final: str) -> None:
     arm = AsyncDeleteArm(final)
     with serving_on_a_thread(arm.server):
-        with make_client(SUBSCRIPTION, f"http://127.0.0.1:{arm.port}", polling_interval=0.01) as client:
+        with make_client(SUBSCRIPTION, f"http://127.0.0.1:{arm.port}", polling_interval=0.01, token="t") as client:
             gateway = AciGateway(client, RESOURCE_GROUP)
             if final == "Succeeded":
                 assert gateway.delete("async-delete", known_to_exist=True) is True

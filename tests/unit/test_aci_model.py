@@ -3,6 +3,7 @@
 import pickle
 from typing import Any
 
+import pytest
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
 from azure.core.rest import HttpRequest
 from azure.mgmt.containerinstance.models import ContainerGroup
@@ -20,7 +21,7 @@ from acibatch.aci import (
 )
 from acibatch.observe import observation_from_state
 from acibatch.plan import JobInput, chunk_ranges, task_inputs
-from acibatch.policy import ObservationKind
+from acibatch.policy import AttemptState, Next, ObservationKind, decide
 from acibatch.spec import parse_job_spec
 
 REQUEST = GroupRequest(
@@ -125,11 +126,9 @@ def test_polled_states_become_observations() -> None:
     assert observation is not None and observation.kind is ObservationKind.EXITED and observation.exit_code == 3
     running = GroupState.from_group(group_with({"state": "Running"}))
     assert observation_from_state(running) is None
-    evicted = GroupState.from_group(
-        group_with({"state": "Waiting"}, [{"name": "SpotEvicted", "type": "Warning", "message": "evicted"}])
-    )
-    assert evicted.evicted
-    assert observation_from_state(evicted).kind is ObservationKind.EVICTED  # type: ignore[union-attr]
+    maintained = GroupState.from_group(group_with({"state": "Terminated", "exitCode": 7148}, group_state="Running"))
+    assert maintained.evicted  # the platform stopped it by force; the exit check still comes first
+    assert observation_from_state(maintained).kind is ObservationKind.EXITED  # type: ignore[union-attr]
     capacity = {
         "name": "InsufficientCapacity.",
         "type": "Warning",
@@ -140,7 +139,9 @@ def test_polled_states_become_observations() -> None:
     assert observed is not None and observed.kind is ObservationKind.CREATE_FAILED
     assert observed.arm_message == "not available in the location"
     pull = {"name": "Failed", "type": "Warning", "message": "Failed to pull image"}
-    stuck = GroupState.from_group(group_with({"state": "Waiting"}, [pull], group_state="Pending"))
+    stuck = GroupState.from_group(
+        group_with({"state": "Waiting"}, [pull], provisioning="Creating", group_state="Pending")
+    )
     assert observation_from_state(stuck).kind is ObservationKind.NOT_STARTED  # type: ignore[union-attr]
     assert observation_from_state(GroupState(exists=False)).kind is ObservationKind.LOST  # type: ignore[union-attr]
 
@@ -179,8 +180,11 @@ def test_group_state_parsing_of_get_bodies() -> None:
     assert (succeeded.container_state, succeeded.exit_code, succeeded.detail_status) == ("Terminated", 0, "Completed")
     assert succeeded.finished and not succeeded.evicted and succeeded.failure is None
     assert succeeded.started_at is not None and succeeded.started_at.startswith("2026-01-01")
-    waiting = GroupState.from_group(group_with({"state": "Waiting", "detailStatus": "Pulling"}, group_state="Pending"))
+    waiting = GroupState.from_group(
+        group_with({"state": "Waiting", "detailStatus": "Pulling"}, provisioning="Creating", group_state="Pending")
+    )
     assert waiting.container_state == "Waiting" and not waiting.finished and waiting.exit_code is None
+    assert not waiting.evicted  # not started yet
     running = GroupState.from_group(group_with({"state": "Running"}, [{"name": "Started", "type": "Normal"}]))
     assert not running.finished and running.events == ("Started",)
     assert GroupState.from_dict(succeeded.to_dict()) == succeeded
@@ -220,15 +224,135 @@ def test_client_targets_real_arm_or_the_local_endpoint_with_bounded_retries() ->
     assert azure._client._base_url == "https://management.azure.com"
     assert type(azure._config.credential).__name__ == "DefaultAzureCredential"
     assert azure._config.retry_policy.total_retries == 4
-    local: Any = make_client("sub", "http://127.0.0.1:7073", polling_interval=0.1)
+    local: Any = make_client("sub", "http://127.0.0.1:7073", polling_interval=0.1, token="t")
     assert local._client._base_url == "http://127.0.0.1:7073" and local._config.polling_interval == 0.1
     assert local._config.retry_policy.total_retries == 4 and local._config.retry_policy.backoff_factor == 0.2
+    with pytest.raises(ValueError, match="needs its bearer token"):  # aciemu would answer every call 401
+        make_client("sub", "http://127.0.0.1:7073")
 
 
 def test_one_gateway_and_client_serve_every_caller_of_a_configuration() -> None:
     # The logs route and the activities share it: a client per call would ask Azure's managed identity for a
     # token per call.
-    first = shared_gateway("sub", "http://127.0.0.1:7073", "rg")
-    assert shared_gateway("sub", "http://127.0.0.1:7073", "rg") is first
-    other = shared_gateway("sub", "http://127.0.0.1:7074", "rg")
+    first = shared_gateway("sub", "http://127.0.0.1:7073", "rg", "t")
+    assert shared_gateway("sub", "http://127.0.0.1:7073", "rg", "t") is first
+    other = shared_gateway("sub", "http://127.0.0.1:7074", "rg", "t")
     assert other is not first and other.client is not first.client
+
+
+def spot_get(
+    view: dict[str, Any],
+    provisioning: str = "Succeeded",
+    group_state: str = "Running",
+    policy: str = "Never",
+    events: list[dict[str, Any]] | None = None,
+) -> ContainerGroup:
+    """A GET body shaped like real ACI's for one of our Spot groups (read-only fields need deserializing)."""
+    stamp = "2026-01-04T03:18:52Z"
+    body = {
+        "id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/t-j-0-a1",
+        "name": "t-j-0-a1", "type": "Microsoft.ContainerInstance/containerGroups", "location": "westeurope",
+        "tags": {"app": APP_TAG, "attempt": "1"},
+        "properties": {
+            "sku": "Standard", "provisioningState": provisioning, "restartPolicy": policy, "osType": "Linux",
+            "priority": "Spot",
+            "containers": [{"name": "task", "properties": {
+                "image": "myacr.azurecr.io/app:1", "command": ["python3", "run.py"],
+                "environmentVariables": [{"name": "MODE", "value": "x"}, {"name": "BATCH_CALLBACK_TOKEN"}],
+                "resources": {"requests": {"cpu": 1.5, "memoryInGB": 2.0}},
+                "instanceView": {"events": [
+                    {"count": 1, "firstTimestamp": stamp, "lastTimestamp": stamp, "name": "Pulled",
+                     "message": "Successfully pulled image", "type": "Normal"},
+                    {"count": 1, "firstTimestamp": stamp, "lastTimestamp": stamp, "name": "Started",
+                     "message": "Started container task", "type": "Normal"}], **view}}}],
+            "instanceView": {"state": group_state, "events": events or []},
+        },
+    }  # fmt: skip
+    group: ContainerGroup = ContainerGroup.deserialize(body)
+    return group
+
+
+RUNNING = {"state": "Running", "startTime": "2026-01-04T03:25:00Z", "detailStatus": ""}
+
+
+def test_a_spot_group_restarted_by_aci_is_an_interruption() -> None:
+    # Restart policy Never never restarts by policy: a restart ACI made by itself is how a Spot eviction shows.
+    moved = GroupState.from_group(spot_get({"restartCount": 1, "currentState": RUNNING}))
+    assert (moved.restart_policy, moved.restart_count, moved.previous_state) == ("Never", 1, None)
+    assert moved.evicted and "restartCount 1" in (moved.interruption() or "")
+    observed = observation_from_state(moved.to_dict())
+    assert observed is not None and observed.kind is ObservationKind.EVICTED
+    assert decide(observed, AttemptState(1, 1, priority="Spot")).next_priority == "Regular"
+    # The same restart asked for by the attempt itself (a restart in place) is not the platform's.
+    assert observation_from_state(moved, restarts_requested=1) is None
+    # The lost run recorded as killed from outside, or stopped by the platform, reads the same.
+    for code in (137, 143, 7147, 7148):
+        previous = {"state": "Terminated", "exitCode": code, "finishTime": "2026-01-04T03:20:00Z"}
+        view = {"restartCount": 1, "currentState": RUNNING, "previousState": previous}
+        killed = GroupState.from_group(spot_get(view))
+        assert killed.previous_exit_code == code and killed.evicted
+        # A platform stop shows even in a run the attempt restarted itself; a kill from outside then does not.
+        assert (killed.interruption(restarts_requested=1) is not None) is (code in {7147, 7148})
+    waiting_again = GroupState.from_group(spot_get({"restartCount": 1, "currentState": {"state": "Waiting"}}))
+    assert observation_from_state(waiting_again).kind is ObservationKind.EVICTED  # type: ignore[union-attr]
+
+
+def test_what_does_not_show_an_interruption() -> None:
+    # Waiting to start the first time: provisioning has not Succeeded yet.
+    for provisioning in ("Pending", "Creating"):
+        view = {"restartCount": 0, "currentState": {"state": "Waiting", "detailStatus": "ContainerCreating"}}
+        waiting = GroupState.from_group(spot_get(view, provisioning=provisioning, group_state="Pending"))
+        assert not waiting.evicted and observation_from_state(waiting) is None
+    # An event name is free text in the REST spec and ACI names none for an eviction: names are never read.
+    named = [{"count": 1, "name": "SpotEvicted", "message": "evicted", "type": "Normal"}]
+    guessed = GroupState.from_group(spot_get({"restartCount": 0, "currentState": RUNNING}, events=named))
+    assert not guessed.evicted and observation_from_state(guessed) is None
+    # A restart after the app's own exit code is the app's doing.
+    app_exit = {"state": "Terminated", "exitCode": 1, "finishTime": "2026-01-04T03:20:00Z", "detailStatus": "Error"}
+    rerun = GroupState.from_group(spot_get({"restartCount": 1, "currentState": RUNNING, "previousState": app_exit}))
+    assert not rerun.evicted
+    # Under restart policies that restart by themselves a restart means nothing.
+    for policy in ("Always", "OnFailure"):
+        assert not GroupState.from_group(spot_get({"restartCount": 3, "currentState": RUNNING}, policy=policy)).evicted
+    # A plain kill of a Regular container is an exit, not an interruption; on Spot the policy takes it for one.
+    killed = {"state": "Terminated", "exitCode": 137, "finishTime": "2026-01-04T03:20:00Z", "detailStatus": "Killed"}
+    plain = GroupState.from_group(spot_get({"restartCount": 0, "currentState": killed}, group_state="Failed"))
+    assert not plain.evicted
+    exited = observation_from_state(plain)
+    assert exited is not None and (exited.kind, exited.exit_code) == (ObservationKind.EXITED, 137)
+    assert decide(exited, AttemptState(1, 2)).next is Next.NEW_ATTEMPT
+    assert decide(exited, AttemptState(1, 2)).next_priority == "Regular"
+
+
+def test_a_container_waiting_again_after_it_ran_is_an_interruption() -> None:
+    # Provisioning Succeeded means the containers got running; under restart policy Never a container waiting
+    # after that waits for a new node, which is what an evicted Spot group's containers do.
+    view = {"restartCount": 0, "currentState": {"state": "Waiting"}}
+    moving = GroupState.from_group(spot_get(view, group_state="Pending"))
+    observed = observation_from_state(moving)
+    assert observed is not None and observed.kind is ObservationKind.EVICTED
+    assert decide(observed, AttemptState(1, 1, priority="Spot")).next_priority == "Regular"
+    # A restart the attempt asked for may show Waiting for a moment, and restart policies that restart by
+    # themselves wait in a crash-loop back-off.
+    assert observation_from_state(moving, restarts_requested=1) is None
+    assert not GroupState.from_group(spot_get(view, policy="OnFailure")).evicted
+
+
+def test_a_group_being_moved_off_a_lost_node_is_an_interruption() -> None:
+    for provisioning in ("Unhealthy", "Repairing"):
+        moving = GroupState.from_group(
+            spot_get({"restartCount": 0, "currentState": RUNNING}, provisioning=provisioning)
+        )
+        observed = observation_from_state(moving)
+        assert observed is not None and observed.kind is ObservationKind.EVICTED
+        assert provisioning in (observed.message or "")
+
+
+def test_interruption_survives_the_durable_boundary() -> None:
+    moved = GroupState.from_group(spot_get({"restartCount": 1, "currentState": RUNNING}))
+    assert GroupState.from_dict(moved.to_dict()) == moved
+    # Records written before the detection read restartCount keep the verdict they carried when replayed.
+    legacy = {"exists": True, "containerState": "Running", "restartCount": 1, "evicted": False}
+    assert not GroupState.from_dict(legacy).evicted
+    assert GroupState.from_dict({**legacy, "evicted": True}).evicted
+    assert GroupState.from_dict(GroupState.from_dict(legacy).to_dict()) == GroupState.from_dict(legacy)
