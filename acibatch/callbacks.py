@@ -13,8 +13,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from acibatch.spec import json_type
+
 MAX_RESULT_BYTES = 16 * 1024
 MAX_MESSAGE_CHARS = 2000
+# progress and result travel on as external-event data and custom status. The Durable extension reads event
+# data with a default Json.NET reader (MessagePayloadDataConverter.ConvertToJToken), which stops at 64 levels
+# since Json.NET 13.0.1 and answers the raise with 400; 32 leaves room for the record that wraps them.
+MAX_JSON_DEPTH = 32
 _FIELDS = {"status", "exitCode", "message", "progress", "result"}
 
 
@@ -88,15 +94,23 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _finite_json(value: Any) -> bool:
-    """True when a JSON value holds no NaN/Infinity (Python's json accepts them; other parsers do not)."""
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, list):
-        return all(_finite_json(item) for item in value)
-    if isinstance(value, dict):
-        return all(_finite_json(item) for item in value.values())
-    return True
+def _json_problem(value: Any) -> str | None:
+    """What makes a free-form JSON value unfit to pass on, or None.
+
+    NaN/Infinity are refused because Python's json writes them and other parsers reject them. The walk is
+    iterative so a deeply nested value cannot exhaust the stack before its depth is measured.
+    """
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return "must not contain NaN or Infinity"
+        if isinstance(item, list | dict):
+            if depth > MAX_JSON_DEPTH:
+                return f"must not nest lists and objects more than {MAX_JSON_DEPTH} levels deep"
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return None
 
 
 def parse_callback(body: object, attempt: int) -> CallbackReport:
@@ -107,8 +121,12 @@ def parse_callback(body: object, attempt: int) -> CallbackReport:
     for unknown in sorted(set(body) - _FIELDS):
         errors.append((unknown, f"unknown field; allowed fields are {', '.join(sorted(_FIELDS))}"))
     status = body.get("status")
-    if status not in {s.value for s in CallbackStatus}:
-        errors.append(("status", "required; one of 'succeeded', 'failed', 'progress'"))
+    allowed = {s.value for s in CallbackStatus}
+    # Check the type before the membership test: an object or a list is unhashable.
+    if not isinstance(status, str) or status not in allowed:
+        choices = "the string 'succeeded', 'failed' or 'progress'"
+        got = f"'{status[:40]}'" if isinstance(status, str) else json_type(status)
+        errors.append(("status", f"required: {choices}" if "status" not in body else f"must be {choices}, not {got}"))
     exit_code = body.get("exitCode")
     if exit_code is not None and not (_is_int(exit_code) and -(2**31) <= exit_code < 2**31):
         errors.append(("exitCode", "must be an integer (32-bit)"))
@@ -119,8 +137,9 @@ def parse_callback(body: object, attempt: int) -> CallbackReport:
         value = body.get(name)
         if value is None:
             continue
-        if not _finite_json(value):
-            errors.append((name, "must not contain NaN or Infinity"))
+        problem = _json_problem(value)
+        if problem:
+            errors.append((name, problem))
             continue
         size = len(json.dumps(value, separators=(",", ":")).encode())
         if size > MAX_RESULT_BYTES:

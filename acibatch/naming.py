@@ -18,7 +18,7 @@ _HASH_CHARS = 10
 
 def validate_tenant_id(tenant: str) -> str | None:
     """None when valid, else what to fix."""
-    if not isinstance(tenant, str) or not TENANT_RULE.match(tenant):
+    if not isinstance(tenant, str) or not TENANT_RULE.fullmatch(tenant):  # match would accept "name\n"
         return "must be 1-40 lowercase letters, digits or single '-', starting and ending with a letter or digit"
     return None
 

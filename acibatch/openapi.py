@@ -5,12 +5,15 @@ Bounds and enums are imported from the validators so the document cannot drift f
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from acibatch import spec
-from acibatch.callbacks import MAX_MESSAGE_CHARS, MAX_RESULT_BYTES
+from acibatch.callbacks import MAX_JSON_DEPTH, MAX_MESSAGE_CHARS, MAX_RESULT_BYTES
+from acibatch.naming import TENANT_RULE
 
 ERROR = {"$ref": "#/components/responses/Error"}
+FREE_JSON = f"any JSON, at most {MAX_RESULT_BYTES} bytes written compactly and {MAX_JSON_DEPTH} levels of nesting"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -25,14 +28,24 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(code): ERROR for code in codes}
 
 
-def _path_param(name: str, description: str) -> dict[str, Any]:
+def _pattern(rule: re.Pattern[str]) -> str:
+    """A Python pattern that JSON Schema (ECMA-262) reads the same: named groups become plain groups."""
+    return re.sub(r"\(\?P<\w+>", "(?:", rule.pattern)
+
+
+def _path_param(name: str, description: str, rule: re.Pattern[str]) -> dict[str, Any]:
     return {
         "name": name,
         "in": "path",
         "required": True,
         "description": description,
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "pattern": _pattern(rule)},
     }
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional field that also accepts an explicit null, meaning the same as leaving it out."""
+    return {**schema, "type": [schema["type"], "null"]}
 
 
 def _query_int(name: str, description: str, minimum: int, maximum: int, default: int) -> dict[str, Any]:
@@ -40,19 +53,30 @@ def _query_int(name: str, description: str, minimum: int, maximum: int, default:
     return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
 
-ENV = {
-    "type": "object",
-    "maxProperties": spec.MAX_ENV_VARS,
-    "propertyNames": {"pattern": spec.ENV_NAME_RULE.pattern},
-    "additionalProperties": {"type": "string", "maxLength": spec.MAX_ENV_VALUE_CHARS},
-    "description": f"Environment variables; names starting with {spec.RESERVED_ENV_PREFIX} are reserved.",
-}
-COMMAND = {
-    "type": "array",
-    "items": {"type": "string", "maxLength": spec.MAX_ARG_CHARS},
-    "maxItems": spec.MAX_COMMAND_ARGS,
-    "description": "argv (exec form); omit to run the image's default command.",
-}
+NO_NUL = "^[^\\u0000]*$"
+# Any letter case: the validator compares names upper-cased.
+RESERVED_ENV = "^" + "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in spec.RESERVED_ENV_PREFIX)
+ENV = _nullable(
+    {
+        "type": "object",
+        "maxProperties": spec.MAX_ENV_VARS,
+        "propertyNames": {"pattern": _pattern(spec.ENV_NAME_RULE), "not": {"pattern": RESERVED_ENV}},
+        "additionalProperties": {"type": "string", "maxLength": spec.MAX_ENV_VALUE_CHARS, "pattern": NO_NUL},
+        "description": f"Environment variables; names starting with {spec.RESERVED_ENV_PREFIX} (any case) are "
+        "reserved.",
+    }
+)
+ARG = {"type": "string", "maxLength": spec.MAX_ARG_CHARS, "pattern": NO_NUL}
+COMMAND = _nullable(
+    {
+        "type": "array",
+        # JSON Schema 2020-12: `items` covers only the elements after `prefixItems`, so the program restates it.
+        "prefixItems": [{**ARG, "minLength": 1, "description": "the program"}],
+        "items": ARG,
+        "maxItems": spec.MAX_COMMAND_ARGS,
+        "description": "argv (exec form); omit (or null) to run the image's default command.",
+    }
+)
 TASK_STATE = {"type": "string", "enum": ["Queued", "Running", "Succeeded", "Failed", "Cancelled"]}
 QUOTA_PROPERTIES = {
     "maxGroups": {"type": "integer", "minimum": 1, "maximum": 10000},
@@ -88,7 +112,7 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "required": ["id"],
         "properties": {
-            "id": {"type": "string", "pattern": spec.ID_RULE.pattern},
+            "id": {"type": "string", "pattern": _pattern(spec.ID_RULE)},
             "env": ENV,
             "command": COMMAND,
         },
@@ -97,12 +121,18 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["image"],
-        "description": "Give exactly one of `tasks` or `taskCount`.",
+        "description": "Give exactly one of `tasks` or `taskCount`. Rules JSON Schema cannot state: task ids "
+        "are unique, and a variable is set in `env` or in `secureEnv`, not both. A top-level `command` may be "
+        "empty only when every task has its own.",
+        "oneOf": [{"required": ["tasks"]}, {"required": ["taskCount"]}],
+        "if": {"required": ["tasks"], "properties": {"tasks": {"items": {"required": ["command"]}}}},
+        "else": {"properties": {"command": {"minItems": 1}}},
         "properties": {
-            "jobId": {"type": "string", "pattern": spec.ID_RULE.pattern, "description": "idempotency key"},
+            "jobId": _nullable({"type": "string", "pattern": _pattern(spec.ID_RULE), "description": "idempotency key"}),
             "image": {
                 "type": "string",
                 "maxLength": 512,
+                "pattern": _pattern(spec.IMAGE_RULE),
                 "examples": ["myregistry.azurecr.io/team/worker:1.2"],
             },
             "command": COMMAND,
@@ -110,12 +140,14 @@ SCHEMAS: dict[str, Any] = {
                 "type": "number",
                 "minimum": spec.CPU_STEP,
                 "maximum": spec.MAX_CPU,
+                "multipleOf": spec.CPU_STEP,
                 "default": spec.DEFAULT_CPU,
             },
             "memoryGb": {
                 "type": "number",
                 "minimum": spec.MIN_MEMORY_GB,
                 "maximum": spec.MAX_MEMORY_GB,
+                "multipleOf": 0.1,
                 "default": spec.DEFAULT_MEMORY_GB,
             },
             "env": ENV,
@@ -138,19 +170,38 @@ SCHEMAS: dict[str, Any] = {
                 "maximum": spec.MAX_TIMEOUT_SECONDS,
                 "default": spec.DEFAULT_TASK_TIMEOUT_SECONDS,
             },
-            "jobTimeoutSeconds": {"type": "integer", "minimum": 1, "maximum": spec.MAX_TIMEOUT_SECONDS},
+            "jobTimeoutSeconds": _nullable({"type": "integer", "minimum": 1, "maximum": spec.MAX_TIMEOUT_SECONDS}),
             "priority": {"type": "string", "enum": [p.value for p in spec.Priority], "default": "Regular"},
             "spotFallback": {"type": "boolean", "default": True},
             "onSuccess": {"type": "string", "enum": [c.value for c in spec.Cleanup], "default": "delete"},
             "onFailure": {"type": "string", "enum": [c.value for c in spec.Cleanup], "default": "delete"},
-            "notifyUrl": {"type": "string", "format": "uri", "maxLength": 2048},
+            "notifyUrl": _nullable({"type": "string", "format": "uri", "maxLength": 2048}),
         },
     },
     "JobAccepted": {
         "type": "object",
+        "required": ["jobId", "state", "created", "statusUrl", "cancelUrl"],
         "properties": {
             "jobId": {"type": "string"},
-            "state": {"type": "string"},
+            "state": {
+                **TASK_STATE,
+                "description": "Queued for a new job; for a resubmitted one, the job's current state",
+            },
+            "created": {
+                "type": "boolean",
+                "description": "true when this request started the job; false when the same spec was already "
+                "submitted under this jobId (nothing new is started)",
+            },
+            "statusUrl": {"type": "string"},
+            "cancelUrl": {"type": "string"},
+        },
+    },
+    "JobCancelling": {
+        "type": "object",
+        "required": ["jobId", "state", "statusUrl", "cancelUrl"],
+        "properties": {
+            "jobId": {"type": "string"},
+            "state": {"type": "string", "enum": ["Cancelling"]},
             "statusUrl": {"type": "string"},
             "cancelUrl": {"type": "string"},
         },
@@ -185,7 +236,11 @@ SCHEMAS: dict[str, Any] = {
             "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
             "tasks": {"type": "array", "items": _ref("Task")},
             "offset": {"type": "integer"},
-            "nextOffset": {"type": ["integer", "null"]},
+            "nextOffset": {
+                "type": ["integer", "null"],
+                "description": "offset of the next page of tasks; null when this page holds the last task or is "
+                "empty (limit=0 returns the job and its counts without tasks)",
+            },
             "statusUrl": {"type": "string"},
             "cancelUrl": {"type": "string"},
         },
@@ -196,7 +251,10 @@ SCHEMAS: dict[str, Any] = {
             "jobs": {"type": "array", "items": {"type": "object"}},
             "total": {"type": "integer"},
             "offset": {"type": "integer"},
-            "nextOffset": {"type": ["integer", "null"]},
+            "nextOffset": {
+                "type": ["integer", "null"],
+                "description": "offset of the next page; null when this page holds the last job",
+            },
         },
     },
     "TenantQuota": {"type": "object", "additionalProperties": False, "properties": QUOTA_PROPERTIES},
@@ -208,8 +266,14 @@ SCHEMAS: dict[str, Any] = {
             "created": {"type": "boolean"},
             "apiKey": {
                 "type": "string",
-                "description": "shown only when the tenant is created or its key rotated",
+                "description": "shown only when the tenant is created or its key rotated; keep it, also on a 202",
             },
+            "applied": {
+                "type": "boolean",
+                "description": "true: the tenant and capacity entities hold the change (a new key works now); "
+                "false (202): stored and applied when the task hub next polls their queues",
+            },
+            "message": {"type": "string", "description": "with a 202: what to expect and how to check"},
         },
     },
     "Tenant": {
@@ -229,10 +293,10 @@ SCHEMAS: dict[str, Any] = {
         "required": ["status"],
         "properties": {
             "status": {"type": "string", "enum": ["succeeded", "failed", "progress"]},
-            "exitCode": {"type": "integer"},
-            "message": {"type": "string", "maxLength": MAX_MESSAGE_CHARS},
-            "progress": {"description": f"any JSON, at most {MAX_RESULT_BYTES} bytes"},
-            "result": {"description": f"any JSON, at most {MAX_RESULT_BYTES} bytes"},
+            "exitCode": _nullable({"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}),
+            "message": _nullable({"type": "string", "maxLength": MAX_MESSAGE_CHARS}),
+            "progress": {"description": FREE_JSON},
+            "result": {"description": FREE_JSON},
         },
     },
     "Logs": {
@@ -247,8 +311,23 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
-JOB_ID = _path_param("jobId", "the job's id")
-TENANT = _path_param("tenant", "tenant id: lowercase letters, digits and '-'")
+JOB_ID = _path_param("jobId", "the job's id", spec.ID_RULE)
+TASK_ID = _path_param("taskId", "the task's id", spec.ID_RULE)
+TENANT = _path_param("tenant", "tenant id: lowercase letters, digits and '-'", TENANT_RULE)
+
+
+PREFER = {
+    "name": "Prefer",
+    "in": "header",
+    "required": False,
+    "description": "RFC 7240. `wait=N`: wait up to N s (at most 200) for the change to apply; `respond-async`: do "
+    "not wait. By default the API waits up to host.json's maxQueuePollingInterval + 20 s, at most 50 s.",
+    "schema": {"type": "string", "examples": ["wait=120", "respond-async"]},
+}
+APPLY_PENDING = (
+    "accepted and stored but not applied yet (idle task hub queues are polled at most every "
+    "maxQueuePollingInterval); holds the apiKey, which works once applied. Location: the tenant to check"
+)
 
 
 def openapi_document(server_url: str | None = None) -> dict[str, Any]:
@@ -270,10 +349,12 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
                     "required": True,
                     "content": {"application/json": {"schema": _ref("TenantQuota")}},
                 },
+                "parameters": [PREFER],
                 "responses": {
-                    "200": _json(_ref("TenantCreated"), "updated"),
-                    "201": _json(_ref("TenantCreated"), "created; holds the apiKey"),
-                    **_errors(400, 401, 403, 413, 503),
+                    "200": _json(_ref("TenantCreated"), "updated and applied"),
+                    "201": _json(_ref("TenantCreated"), "created and applied; holds the apiKey"),
+                    "202": _json(_ref("TenantCreated"), APPLY_PENDING),
+                    **_errors(400, 401, 403, 413),
                 },
             },
             "get": {
@@ -287,8 +368,10 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "post": {
                 "operationId": "rotateTenantKey",
                 "summary": "Rotate the tenant's API key (admin key)",
+                "parameters": [PREFER],
                 "responses": {
-                    "200": _json(_ref("TenantCreated"), "the new key"),
+                    "200": _json(_ref("TenantCreated"), "the new key, in force"),
+                    "202": _json(_ref("TenantCreated"), APPLY_PENDING),
                     **_errors(400, 401, 403, 404),
                 },
             },
@@ -297,6 +380,8 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "post": {
                 "operationId": "submitJob",
                 "summary": "Submit a job (tenant key); idempotent on jobId",
+                "description": "Submitting the same spec again under the same jobId starts nothing and answers "
+                "202 with `created: false` and the job's current state; a different spec under that jobId is 409.",
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": _ref("JobSpec")}},
@@ -327,7 +412,7 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
                 "summary": "A job's state, counts and a page of its tasks",
                 "parameters": [
                     _query_int("offset", "first task of the page", 0, 10**6, 0),
-                    _query_int("limit", "tasks per page", 0, 1000, 100),
+                    _query_int("limit", "tasks per page; 0 returns the job and its counts only", 0, 1000, 100),
                 ],
                 "responses": {"200": _json(_ref("Job"), "the job"), **_errors(400, 401, 403, 404)},
             },
@@ -337,11 +422,11 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "post": {
                 "operationId": "cancelJob",
                 "summary": "Cancel a job: running groups are stopped and deleted, queued tasks never start",
-                "responses": {"202": _json(_ref("JobAccepted"), "cancelling"), **_errors(401, 403, 404, 409)},
+                "responses": {"202": _json(_ref("JobCancelling"), "cancelling"), **_errors(401, 403, 404, 409)},
             },
         },
         "/jobs/{jobId}/tasks/{taskId}/logs": {
-            "parameters": [JOB_ID, _path_param("taskId", "the task's id")],
+            "parameters": [JOB_ID, TASK_ID],
             "get": {
                 "operationId": "taskLogs",
                 "summary": "The task container's log (live from ACI, or the tail kept after deletion)",
@@ -352,8 +437,13 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
         "/callbacks/{jobId}/{taskId}": {
             "parameters": [
                 JOB_ID,
-                _path_param("taskId", "the task's id"),
-                {"name": "tenant", "in": "query", "required": True, "schema": {"type": "string"}},
+                TASK_ID,
+                {
+                    "name": "tenant",
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": _pattern(TENANT_RULE)},
+                },
             ],
             "post": {
                 "operationId": "taskCallback",

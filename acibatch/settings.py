@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import cache
 from urllib.parse import urlsplit
 
+from acibatch.outbound import OutboundPolicy, parse_allow_list
+
 MIN_SIGNING_KEY_CHARS = 32
 
 
@@ -25,6 +27,7 @@ class Settings:
     resource_group: str
     location: str
     aci_endpoint: str | None
+    aci_endpoint_token: str | None  # the bearer token ACI_ENDPOINT (the emulator) requires
     registry_server: str | None
     registry_username: str | None
     registry_password: str | None
@@ -39,6 +42,7 @@ class Settings:
     sweep_schedule: str
     sweep_grace_seconds: float
     max_body_bytes: int
+    outbound: OutboundPolicy  # what tenant-aimed requests (notifyUrl) may reach
 
     @property
     def signing_keys(self) -> tuple[str, ...]:
@@ -86,6 +90,12 @@ class Settings:
         location = required("ACI_LOCATION", "the Azure region for the container groups, e.g. westeurope")
         endpoint = get("ACI_ENDPOINT")
         url("ACI_ENDPOINT", endpoint)
+        endpoint_token = get("ACI_ENDPOINT_TOKEN")
+        if endpoint and endpoint_token is None:
+            problems.append(
+                "ACI_ENDPOINT_TOKEN is not set: it is required with ACI_ENDPOINT (the emulator's token, "
+                "in its data folder's `token` file or its --token)"
+            )
         admin_key = required("BATCH_ADMIN_KEY", "a long random secret for the admin API")
         signing_key = required(
             "BATCH_CALLBACK_SIGNING_KEY", f"a random secret of at least {MIN_SIGNING_KEY_CHARS} characters"
@@ -107,11 +117,21 @@ class Settings:
         if registry is None and (username or identity):
             problems.append("ACI_REGISTRY_SERVER is not set: it is required with registry credentials or identity")
 
+        allow_http = get("BATCH_OUTBOUND_ALLOW_HTTP") or "false"
+        if allow_http.lower() not in {"true", "false"}:
+            problems.append(f"BATCH_OUTBOUND_ALLOW_HTTP={allow_http!r} is invalid: set true (local use only) or false")
+        try:
+            allow = parse_allow_list(get("BATCH_OUTBOUND_ALLOW") or "")
+        except ValueError as error:
+            problems.append(f"BATCH_OUTBOUND_ALLOW is invalid: {error}")
+            allow = ()
+
         settings = cls(
             subscription_id=subscription,
             resource_group=resource_group,
             location=location,
             aci_endpoint=endpoint,
+            aci_endpoint_token=endpoint_token,
             registry_server=registry,
             registry_username=username,
             registry_password=password,
@@ -126,6 +146,7 @@ class Settings:
             sweep_schedule=get("BATCH_SWEEP_SCHEDULE") or "0 */5 * * * *",
             sweep_grace_seconds=number("BATCH_SWEEP_GRACE_SECONDS", 600.0, 0, 7 * 24 * 3600),
             max_body_bytes=int(number("BATCH_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024, integer=True)),
+            outbound=OutboundPolicy(allow_http=allow_http.lower() == "true", allow=allow),
         )
         if problems:
             raise SettingsError("invalid app settings:\n  " + "\n  ".join(problems))

@@ -14,8 +14,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
+
+from acibatch.outbound import OutboundPolicy, OutboundRefused, check_url
 
 MAX_TASKS = 10_000
 MAX_CPU = 4.0
@@ -33,7 +34,10 @@ MAX_ENV_VALUE_CHARS = 32 * 1024
 MAX_COMMAND_ARGS = 200
 MAX_ARG_CHARS = 32 * 1024
 RESERVED_ENV_PREFIX = "BATCH_"
+STRICT_OUTBOUND = OutboundPolicy()  # https to public hosts only
 
+# Test these with fullmatch: with match, '$' also accepts a trailing newline ("job\n"), which would reach
+# instance ids and ACI env names. The OpenAPI document exports the patterns, where '$' is the end of input.
 ID_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ENV_NAME_RULE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_]{0,61}[A-Za-z0-9])?$")
 # Docker's grammar: [registry host (with a '.', a port, or localhost)/] lowercase path components,
@@ -75,6 +79,9 @@ class Priority(StrEnum):
 class Cleanup(StrEnum):
     DELETE = "delete"
     STOP = "stop"
+
+
+_Choice = TypeVar("_Choice", Priority, Cleanup)
 
 
 @dataclass(frozen=True)
@@ -196,11 +203,41 @@ class _Collector:
 
 
 def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    # Any JSON integer is finite; math.isfinite would overflow on one too large for a float (e.g. 1 followed by
+    # 400 zeros), so only floats are tested.
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a decoded value's type, for messages such as "must be a string, not an object"."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _choice(errors: _Collector, data: Mapping[str, Any], name: str, default: _Choice, hint: str = "") -> _Choice:
+    """An enum field: one member's value as a JSON string. Any other value, of any JSON type, is an error."""
+    members = {member.value: member for member in type(default)}
+    value = data.get(name, default.value)
+    # Test the type first: an object or a list is unhashable and must not reach the dict lookup.
+    if isinstance(value, str) and value in members:
+        return members[value]
+    allowed = " or ".join(f"'{member}'" for member in members)
+    got = f"not '{value[:40]}'" if isinstance(value, str) else f"not {json_type(value)}"
+    errors.add(name, f"must be the string {allowed}, {got}{hint}")
+    return default
 
 
 def _env(errors: _Collector, path: str, value: object) -> dict[str, str]:
@@ -214,7 +251,7 @@ def _env(errors: _Collector, path: str, value: object) -> dict[str, str]:
     result: dict[str, str] = {}
     for name, item in value.items():
         item_path = f"{path}.{name}"
-        if not ENV_NAME_RULE.match(name):
+        if not ENV_NAME_RULE.fullmatch(name):
             errors.add(item_path, "name must be 1-63 letters, digits or '_', not starting or ending with '_'")
         elif name.upper().startswith(RESERVED_ENV_PREFIX):
             errors.add(item_path, f"names starting with {RESERVED_ENV_PREFIX} are reserved for acibatch; rename it")
@@ -252,7 +289,7 @@ def _ranged_int(errors: _Collector, data: Mapping[str, Any], name: str, low: int
 
 
 def _check_id(errors: _Collector, path: str, value: object) -> str | None:
-    if not isinstance(value, str) or not ID_RULE.match(value):
+    if not isinstance(value, str) or not ID_RULE.fullmatch(value):
         errors.add(path, "must be 1-63 characters: letters, digits, '-', '_' or '.', starting with a letter or digit")
         return None
     return value
@@ -296,18 +333,24 @@ def _tasks(errors: _Collector, data: Mapping[str, Any]) -> tuple[TaskSpec, ...]:
     return tuple(tasks)
 
 
-def _url(errors: _Collector, value: object) -> str | None:
+def _url(errors: _Collector, value: object, outbound: OutboundPolicy) -> str | None:
     if value is None:
         return None
-    parts = urlsplit(value) if isinstance(value, str) else None
-    if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname or len(str(value)) > 2048:
-        errors.add("notifyUrl", "must be an absolute http(s) URL of at most 2048 characters")
+    # Everything refusable without DNS is refused here, with what to fix; the send re-checks the resolved addresses.
+    try:
+        check_url(value, outbound)
+    except OutboundRefused as refused:
+        errors.add("notifyUrl", str(refused))
         return None
     return str(value)
 
 
-def parse_job_spec(data: object) -> JobSpec:
-    """Validate `data` and return the normalized spec, or raise `JobSpecInvalid` with every error."""
+def parse_job_spec(data: object, *, outbound: OutboundPolicy = STRICT_OUTBOUND) -> JobSpec:
+    """Validate `data` and return the normalized spec, or raise `JobSpecInvalid` with every error.
+
+    `outbound` is the app's policy for tenant-aimed URLs (`Settings.outbound`); the default allows https to
+    public hosts only.
+    """
     if not isinstance(data, dict):
         raise JobSpecInvalid([SpecError("body", "must be a JSON object describing the job")])
     errors = _Collector()
@@ -316,7 +359,7 @@ def parse_job_spec(data: object) -> JobSpec:
 
     job_id = None if data.get("jobId") is None else _check_id(errors, "jobId", data["jobId"])
     image = data.get("image")
-    if not isinstance(image, str) or len(image) > 512 or not IMAGE_RULE.match(image):
+    if not isinstance(image, str) or len(image) > 512 or not IMAGE_RULE.fullmatch(image):
         errors.add(
             "image",
             "must be an image reference like 'myregistry.azurecr.io/team/app:1.2' "
@@ -348,22 +391,16 @@ def parse_job_spec(data: object) -> JobSpec:
     if data.get("jobTimeoutSeconds") is not None:
         job_timeout = _ranged_int(errors, data, "jobTimeoutSeconds", 1, MAX_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS)
 
-    priority = data.get("priority", "Regular")
-    if priority not in {p.value for p in Priority}:
-        errors.add("priority", "must be 'Regular' or 'Spot'")
-        priority = "Regular"
+    priority = _choice(errors, data, "priority", Priority.REGULAR)
     spot_fallback = data.get("spotFallback", True)
     if not isinstance(spot_fallback, bool):
         errors.add("spotFallback", "must be true or false")
         spot_fallback = True
-    cleanups = {}
-    for name in ("onSuccess", "onFailure"):
-        value = data.get(name, "delete")
-        if value not in {c.value for c in Cleanup}:
-            errors.add(name, "must be 'delete' or 'stop' (keep a stopped group for inspection)")
-            value = "delete"
-        cleanups[name] = Cleanup(value)
-    notify_url = _url(errors, data.get("notifyUrl"))
+    cleanups = {
+        name: _choice(errors, data, name, Cleanup.DELETE, " ('stop' keeps the stopped group for inspection)")
+        for name in ("onSuccess", "onFailure")
+    }
+    notify_url = _url(errors, data.get("notifyUrl"), outbound)
 
     if errors.errors:
         raise JobSpecInvalid(errors.errors)
@@ -379,7 +416,7 @@ def parse_job_spec(data: object) -> JobSpec:
         max_attempts=max_attempts,
         task_timeout_seconds=task_timeout,
         job_timeout_seconds=job_timeout,
-        priority=Priority(priority),
+        priority=priority,
         spot_fallback=spot_fallback,
         on_success=cleanups["onSuccess"],
         on_failure=cleanups["onFailure"],

@@ -16,6 +16,7 @@ from acibatch.callbacks import CallbackInvalid, parse_callback
 from acibatch.naming import task_instance_id, validate_tenant_id
 from acibatch.records import TaskRecord
 from acibatch.settings import current as settings
+from acibatch.spec import ID_RULE
 from acibatch.tokens import verify_callback_token
 from api import bp
 from api.common import ApiError, bearer_token, handle_errors, json_response, read_json
@@ -30,7 +31,9 @@ async def task_callback(req: func.HttpRequest, client: df.DurableOrchestrationCl
     token = bearer_token(req)
     tenant = req.params.get("tenant", "")
     job_id, task_id = req.route_params.get("jobId", ""), req.route_params.get("taskId", "")
-    if validate_tenant_id(tenant):
+    # No task has an id outside these rules, so no token can be valid for one; refusing here also keeps
+    # characters that instance ids forbid (control characters, '#', '?') away from the durable client's URLs.
+    if validate_tenant_id(tenant) or not ID_RULE.fullmatch(job_id) or not ID_RULE.fullmatch(task_id):
         raise ApiError(403, "Forbidden", REFUSED)
     instance = task_instance_id(tenant, job_id, task_id)
     status = await client.get_status(instance)

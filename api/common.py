@@ -78,8 +78,12 @@ def _reject_constant(token: str) -> Any:
 
 def read_json(req: func.HttpRequest) -> Any:
     """The request body as JSON, enforcing the size limit; 413/400 with a clear message otherwise."""
-    body = req.get_body() or b""
     limit = settings().max_body_bytes
+    declared = str(req.headers.get("Content-Length") or "")
+    # Refused on its declared size before the body is touched (decoded, copied, parsed).
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "PayloadTooLarge", f"the request body is {declared} bytes; the limit is {limit} bytes")
+    body = req.get_body() or b""
     if len(body) > limit:
         raise ApiError(413, "PayloadTooLarge", f"the request body is {len(body)} bytes; the limit is {limit} bytes")
     if not body.strip():
@@ -97,7 +101,10 @@ def read_json(req: func.HttpRequest) -> Any:
 
 
 def finite(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    # Only floats can be NaN/Infinity; math.isfinite on an integer too large for a float would overflow.
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 @dataclass(frozen=True)
@@ -146,11 +153,19 @@ def require_tenant(principal: Principal) -> str:
 
 def query_int(req: func.HttpRequest, name: str, default: int, low: int, high: int) -> int:
     raw = req.params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ApiError(400, "InvalidQuery", f"query parameter '{name}' must be an integer from {low} to {high}")
-    return int(raw)
+    # An empty value ("?limit=") is refused like any other non-number, as the OpenAPI document says.
+    # ASCII digits only: str.isdigit also accepts '²' (int() refuses it) and other scripts' digits; the length
+    # check keeps int() within its digit limit.
+    digits = raw.lstrip("0") or "0"
+    if not (raw.isascii() and raw.isdigit() and len(digits) <= len(str(high))) or not low <= int(digits) <= high:
+        raise ApiError(
+            400,
+            "InvalidQuery",
+            f"query parameter '{name}' must be an integer from {low} to {high}, not '{raw[:40]}'",
+        )
+    return int(digits)
 
 
 def base_url(req: func.HttpRequest) -> str:

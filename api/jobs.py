@@ -20,7 +20,7 @@ from acibatch.plan import JobInput, progress_entity_key
 from acibatch.records import JobProgress, JobState, TaskRecord, TaskState, job_state_from_counts
 from acibatch.sealing import seal
 from acibatch.settings import current as settings
-from acibatch.spec import JobSpec, JobSpecInvalid, parse_job_spec
+from acibatch.spec import ID_RULE, JobSpec, JobSpecInvalid, parse_job_spec
 from acibatch.tenancy import list_jobs
 from api import bp
 from api.common import (
@@ -64,7 +64,7 @@ def job_links(req: func.HttpRequest, job_id: str) -> dict[str, str]:
 def job_id_from_route(req: func.HttpRequest) -> str:
     job_id = str(req.route_params.get("jobId", ""))
     # Ids we issue or accept always match the spec's id rule; anything else cannot name a job.
-    if not job_id or len(job_id) > 63 or not all(c.isalnum() or c in "-_." for c in job_id):
+    if not ID_RULE.fullmatch(job_id):
         raise ApiError(404, "JobNotFound", "no such job")
     return job_id
 
@@ -76,7 +76,7 @@ async def submit_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     tenant = require_tenant(await authenticate(req, client))
     body = read_json(req)
     try:
-        spec = parse_job_spec(body)
+        spec = parse_job_spec(body, outbound=settings().outbound)
     except JobSpecInvalid as invalid:
         details = [{"path": error.path, "message": error.message} for error in invalid.errors]
         raise ApiError(
@@ -116,14 +116,19 @@ async def submit_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
             if _runtime(existing) is None:
                 raise
         else:
-            return json_response({**accepted, "state": str(JobState.QUEUED)}, 202, {"Location": links["statusUrl"]})
-    if _stored_input(existing).get("fingerprint") != fingerprint:
+            body = {**accepted, "state": str(JobState.QUEUED), "created": True}
+            return json_response(body, 202, {"Location": links["statusUrl"]})
+    stored = _stored_input(existing)
+    if stored.get("fingerprint") != fingerprint:
         raise ApiError(
             409,
             "JobIdConflict",
             f"job '{job_id}' already exists with a different spec; resubmit the same spec or use a new jobId",
         )
-    return json_response({**accepted, "state": "Existing"}, 202, {"Location": links["statusUrl"]})
+    # The same spec again: answer as for the first submit, with the job's current state, so a client that
+    # retries after a lost answer learns where the job stands.
+    state, _, _ = summarize(existing, await read_progress(client, tenant, job_id), len(_task_ids(stored)))
+    return json_response({**accepted, "state": str(state), "created": False}, 202, {"Location": links["statusUrl"]})
 
 
 @bp.route(route="jobs", methods=["GET"])
@@ -131,10 +136,10 @@ async def submit_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
 @handle_errors
 async def list_tenant_jobs(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     tenant = require_tenant(await authenticate(req, client))
-    state_filter = req.params.get("state") or None
+    state_filter = req.params.get("state")
     if state_filter is not None and state_filter not in {str(state) for state in JobState}:
         allowed = ", ".join(str(state) for state in JobState)
-        raise ApiError(400, "InvalidQuery", f"query parameter 'state' must be one of {allowed}")
+        raise ApiError(400, "InvalidQuery", f"query parameter 'state' must be one of {allowed} (omit it for every job)")
     offset = query_int(req, "offset", 0, 0, 10**9)
     limit = query_int(req, "limit", 50, 1, 500)
     state = await read_tenant(client, tenant)
@@ -142,6 +147,27 @@ async def list_tenant_jobs(req: func.HttpRequest, client: df.DurableOrchestratio
     jobs = [{**item, **job_links(req, item["jobId"])} for item in page]
     next_offset = offset + len(page) if offset + len(page) < total else None
     return json_response({"jobs": jobs, "total": total, "offset": offset, "nextOffset": next_offset})
+
+
+def _task_ids(job: dict[str, Any]) -> list[str]:
+    return [task["id"] for task in job.get("spec", {}).get("tasks", [])]
+
+
+def summarize(status: Any, progress: JobProgress, task_count: int) -> tuple[JobState, dict[str, int], str | None]:
+    """The job's state, per-state task counts and error, from its orchestration status and progress entity."""
+    counts = progress.counts()
+    runtime = _runtime(status)
+    output = status.output if isinstance(status.output, dict) else {}
+    error = output.get("error")
+    if runtime == "Completed":
+        return JobState(output["state"]), {**counts, **output.get("counts", {})}, error
+    if runtime in {"Failed", "Terminated", "Canceled"}:
+        state = JobState.FAILED if runtime == "Failed" else JobState.CANCELLED
+        return state, counts, error or f"job orchestration {runtime.lower()}"
+    # Tasks the job has not started yet are not in the progress entity: they are queued.
+    queued = counts[str(TaskState.QUEUED)] + max(0, task_count - progress.total)
+    counts = {**counts, str(TaskState.QUEUED): queued}
+    return job_state_from_counts(counts, finished=False, cancelled=progress.cancelled), counts, error
 
 
 async def read_progress(client: df.DurableOrchestrationClient, tenant: str, job_id: str) -> JobProgress:
@@ -178,24 +204,10 @@ async def get_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
     limit = query_int(req, "limit", 100, 0, 1000)
     status = await find_job(client, tenant, job_id)
     job = _stored_input(status)
-    task_ids = [task["id"] for task in job.get("spec", {}).get("tasks", [])]
+    task_ids = _task_ids(job)
     progress = await read_progress(client, tenant, job_id)
-    counts = progress.counts()
-    runtime = _runtime(status)
+    state, counts, error = summarize(status, progress, len(task_ids))
     output = status.output if isinstance(status.output, dict) else {}
-    error = output.get("error")
-    if runtime == "Completed":
-        state = JobState(output["state"])
-        counts = {**counts, **output.get("counts", {})}
-    elif runtime in {"Failed", "Terminated", "Canceled"}:
-        state = JobState.FAILED if runtime == "Failed" else JobState.CANCELLED
-        error = error or f"job orchestration {runtime.lower()}"
-    else:
-        counts = {
-            **counts,
-            str(TaskState.QUEUED): counts[str(TaskState.QUEUED)] + max(0, len(task_ids) - progress.total),
-        }
-        state = job_state_from_counts(counts, finished=False, cancelled=progress.cancelled)
 
     semaphore = asyncio.Semaphore(STATUS_READS_IN_PARALLEL)
 
@@ -219,7 +231,9 @@ async def get_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
         "counts": counts,
         "tasks": tasks,
         "offset": offset,
-        "nextOffset": offset + len(page) if offset + len(page) < len(task_ids) else None,
+        # The next page's offset; null when this page holds the last task, and when limit=0 asked for counts only
+        # (an offset equal to this one would send a paging client round forever).
+        "nextOffset": offset + len(page) if page and offset + len(page) < len(task_ids) else None,
         **job_links(req, job_id),
     }
     return json_response(body)
@@ -251,10 +265,10 @@ async def cancel_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
 async def task_logs(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     tenant = require_tenant(await authenticate(req, client))
     job_id = job_id_from_route(req)
-    task_id = req.route_params.get("taskId", "")
+    task_id = str(req.route_params.get("taskId", ""))
     tail = query_int(req, "tail", 0, 0, 100_000) or None
     job = _stored_input(await find_job(client, tenant, job_id))
-    if task_id not in {task["id"] for task in job.get("spec", {}).get("tasks", [])}:
+    if task_id not in _task_ids(job):
         raise ApiError(404, "TaskNotFound", f"job '{job_id}' has no task '{task_id[:80]}'")
     record = await read_task(client, tenant, job_id, task_id)
     if record.group_name is None and record.log_tail is None:
@@ -264,7 +278,9 @@ async def task_logs(req: func.HttpRequest, client: df.DurableOrchestrationClient
     content, source = None, "kept"
     if not record.state.terminal and record.group_name:
         config = settings()
-        gateway = shared_gateway(config.subscription_id, config.aci_endpoint, config.resource_group)
+        gateway = shared_gateway(
+            config.subscription_id, config.aci_endpoint, config.resource_group, config.aci_endpoint_token
+        )
         content = await asyncio.to_thread(gateway.logs, record.group_name, tail)
         source = "aci"
     if content is None:

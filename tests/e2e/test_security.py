@@ -6,6 +6,7 @@ import json
 import secrets
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -20,8 +21,12 @@ from tests.e2e.conftest import make_tenant, python_job, wait_job
 pytestmark = pytest.mark.e2e
 
 
-def fetch(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=30) as response:
+def fetch(url: str, key: str | None = None, bearer: str | None = None) -> str:
+    """`key`: the Durable extension's system key, for devhost's Durable HTTP API; `bearer`: aciemu's token."""
+    headers = {"x-functions-key": key} if key else {}
+    headers |= {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
         return str(response.read().decode())
 
 
@@ -45,7 +50,7 @@ def test_no_secret_appears_anywhere_after_a_full_job(stack: LocalStack, admin: B
 
     def watch_aci() -> None:
         while not stop.is_set():
-            aci_snapshots.append(fetch(groups_url))
+            aci_snapshots.append(fetch(groups_url, bearer=stack.aci_token))
             time.sleep(0.1)
 
     watcher = threading.Thread(target=watch_aci, daemon=True)
@@ -66,17 +71,18 @@ def test_no_secret_appears_anywhere_after_a_full_job(stack: LocalStack, admin: B
         for attempt in range(1, task["attempts"] + 1)
     ]
     forbidden = {"secure env value": secure_value, "admin key": stack.admin_key, "tenant key": str(client.key),
-                 "signing key": signing_key, **{f"token {i}": token for i, token in enumerate(tokens)}}  # fmt: skip
+                 "signing key": signing_key, "durable system key": stack.durable_key, "aciemu token": stack.aci_token,
+                 **{f"token {i}": token for i, token in enumerate(tokens)}}  # fmt: skip
 
     durable = f"{stack.host_url}/runtime/webhooks/durabletask"
     haystacks: dict[str, str] = {}
-    for instance in json.loads(fetch(f"{durable}/instances/?showInput=true")):
-        iid = urllib.request.quote(instance["instanceId"], safe="")
+    for instance in json.loads(fetch(f"{durable}/instances/?showInput=true", stack.durable_key)):
+        iid = urllib.parse.quote(instance["instanceId"], safe="")
         haystacks[f"instance {instance['instanceId']}"] = fetch(
-            f"{durable}/instances/{iid}?showHistory=true&showHistoryOutput=true&showInput=true"
+            f"{durable}/instances/{iid}?showHistory=true&showHistoryOutput=true&showInput=true", stack.durable_key
         )
     for entity in ("capacity/region", "tenant/secretive", "jobprogress/secretive:hush"):
-        haystacks[f"entity {entity}"] = fetch(f"{durable}/entities/{entity}")
+        haystacks[f"entity {entity}"] = fetch(f"{durable}/entities/{entity}", stack.durable_key)
     haystacks["job"] = json.dumps(client.job("hush"))
     haystacks["jobs"] = json.dumps(client.jobs())
     haystacks["tenant"] = json.dumps(client.get_tenant("secretive"))

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.run import close_connections, highest_rss, median_round, rounds_row, wait_for_instance
+from bench.run import DurableApi, close_connections, highest_rss, median_round, rounds_row, wait_for_instance
 from tests.httpserve import send_json, serving_on_a_thread
 
 
@@ -35,11 +35,13 @@ def test_rounds_row_lists_every_ratio() -> None:
 class Status:
     answers = ["Pending", "Running", "Running", "Completed"]
     asked: list[str] = []
+    keys: list[str | None] = []
 
 
 class StatusHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         Status.asked.append(self.path)
+        Status.keys.append(self.headers.get("x-functions-key"))
         answer = Status.answers[min(len(Status.asked), len(Status.answers)) - 1]
         send_json(self, 200, {"runtimeStatus": answer})
 
@@ -49,13 +51,14 @@ class StatusHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def host() -> Iterator[str]:
-    Status.asked = []
+    Status.asked, Status.keys = [], []
     with serving_on_a_thread(HTTPServer(("127.0.0.1", 0), StatusHandler)) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     close_connections()
 
 
 def test_waits_until_the_instance_has_ended_asking_without_its_input(host: str) -> None:
-    wait_for_instance(host, "job:bench:e2e", poll_seconds=0.01)
+    wait_for_instance(DurableApi.of(host, "system-key"), "job:bench:e2e", poll_seconds=0.01)
     assert len(Status.asked) == 4
+    assert Status.keys == ["system-key"] * 4  # the Durable API refuses a caller without the extension's key
     assert Status.asked[0] == "/runtime/webhooks/durabletask/instances/job:bench:e2e?showInput=false"

@@ -25,11 +25,12 @@ def test_defaults() -> None:
 
 def test_optional_values_and_rotation() -> None:
     settings = Settings.from_env({
-        **VALID, "ACI_ENDPOINT": "http://127.0.0.1:7073", "BATCH_CALLBACK_SIGNING_KEY_PREVIOUS": "p" * 40,
+        **VALID, "ACI_ENDPOINT": "http://127.0.0.1:7073", "ACI_ENDPOINT_TOKEN": "emulator-token",
+        "BATCH_CALLBACK_SIGNING_KEY_PREVIOUS": "p" * 40,
         "ACI_REGISTRY_SERVER": "acr.example.io", "ACI_REGISTRY_IDENTITY": "/subscriptions/x/id",
         "BATCH_POLL_SECONDS": "0.5", "ACI_MAX_GROUPS": "7",
     })  # fmt: skip
-    assert settings.aci_endpoint == "http://127.0.0.1:7073"
+    assert (settings.aci_endpoint, settings.aci_endpoint_token) == ("http://127.0.0.1:7073", "emulator-token")
     assert settings.signing_keys == ("s" * 32, "p" * 40)
     assert (settings.poll_seconds, settings.max_groups) == (0.5, 7)
 
@@ -43,7 +44,7 @@ def test_every_problem_is_named() -> None:
     message = str(caught.value)
     for name in ("ACI_SUBSCRIPTION_ID", "ACI_RESOURCE_GROUP", "ACI_LOCATION", "BATCH_ADMIN_KEY",
                  "BATCH_CALLBACK_BASE_URL", "BATCH_POLL_SECONDS", "ACI_ENDPOINT", "ACI_REGISTRY_PASSWORD",
-                 "ACI_REGISTRY_SERVER"):  # fmt: skip
+                 "ACI_REGISTRY_SERVER", "ACI_ENDPOINT_TOKEN"):  # fmt: skip
         assert name in message
     assert "BATCH_CALLBACK_SIGNING_KEY is too short" in message
 
@@ -58,3 +59,10 @@ def test_the_sample_settings_file_lists_valid_values_for_every_setting() -> None
     Settings.from_env(values)
     read = set(re.findall(r'"((?:ACI|BATCH)_[A-Z_]+)"', (root / "acibatch" / "settings.py").read_text()))
     assert read <= set(values), f"settings missing from the sample: {read - set(values)}"
+
+
+def test_an_emulator_endpoint_needs_its_token() -> None:
+    # aciemu refuses every ARM call without its token (401): say so at start, not at the first task.
+    with pytest.raises(SettingsError, match="ACI_ENDPOINT_TOKEN is not set: it is required with ACI_ENDPOINT"):
+        Settings.from_env({**VALID, "ACI_ENDPOINT": "http://127.0.0.1:7073"})
+    assert Settings.from_env(VALID).aci_endpoint_token is None  # real ARM: managed identity, no token setting

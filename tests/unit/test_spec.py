@@ -3,8 +3,10 @@
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from acibatch.spec import MAX_TASKS, Cleanup, JobSpec, JobSpecInvalid, Priority, parse_job_spec
+from acibatch.spec import JOB_FIELDS, MAX_TASKS, Cleanup, JobSpec, JobSpecInvalid, Priority, parse_job_spec
 
 BASE: dict[str, Any] = {"image": "myregistry.azurecr.io/team/worker:1.2", "command": ["python3", "main.py"]}
 
@@ -108,7 +110,64 @@ def test_the_example_job_specs_are_valid() -> None:
     import json
     from pathlib import Path
 
-    examples = sorted((Path(__file__).parents[2] / "examples").glob("*.json"))
+    # images.json is aciemu's image catalog for `acibatch up`, not a job spec.
+    examples = sorted(p for p in (Path(__file__).parents[2] / "examples").glob("*.json") if p.name != "images.json")
     assert len(examples) >= 3
     for path in examples:
         assert parse_job_spec(json.loads(path.read_text())).tasks
+
+
+# Any value a JSON parser can produce, including integers too large for a float and the infinities that
+# Python's json reads from literals such as 1e400.
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.sampled_from([10**400, -(10**400)]) | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+JOB_FIELD_NAMES = sorted(JOB_FIELDS)
+
+
+@pytest.mark.parametrize("field", ["priority", "onSuccess", "onFailure"])
+@pytest.mark.parametrize("value", [{}, {"a": 1}, [], ["Spot"], None, 1, True, "spot"])
+def test_enum_fields_of_the_wrong_type_name_the_field_and_the_allowed_values(field: str, value: object) -> None:
+    message = errors_of({**BASE, "taskCount": 1, field: value})[field]
+    allowed = "'Regular' or 'Spot'" if field == "priority" else "'delete' or 'stop'"
+    assert message.startswith(f"must be the string {allowed}, not ")
+
+
+@pytest.mark.parametrize("field", ["cpu", "memoryGb", "taskCount", "maxAttempts"])
+def test_integers_too_large_for_a_float_are_out_of_range_not_a_crash(field: str) -> None:
+    assert field in errors_of({**BASE, "taskCount": 1, field: 10**400})
+
+
+@pytest.mark.parametrize("url", ["http://[x", "https://[::1", {"url": "https://a.example"}, ["https://a.example"]])
+def test_a_malformed_notify_url_is_a_field_error(url: object) -> None:
+    assert "notifyUrl" in errors_of({**BASE, "taskCount": 1, "notifyUrl": url})
+
+
+@pytest.mark.parametrize("value", ["job\n", "a" * 63 + "\n"])
+def test_a_trailing_newline_is_not_part_of_a_valid_id_or_name(value: str) -> None:
+    errors = errors_of({**BASE, "jobId": value, "env": {"NAME\n": "x"}, "image": "python\n", "taskCount": 1})
+    assert {"jobId", "env.NAME\n", "image"} <= set(errors)
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(
+    st.dictionaries(st.sampled_from(JOB_FIELD_NAMES), JSON_VALUES)
+    | st.dictionaries(st.sampled_from(JOB_FIELD_NAMES), JSON_VALUES).map(
+        lambda spec: {**spec, "tasks": [spec.get("env"), {"id": spec.get("jobId"), "env": spec.get("command")}]}
+    )
+    | JSON_VALUES
+)
+def test_any_json_is_either_a_spec_or_a_list_of_field_errors(data: Any) -> None:
+    try:
+        spec = parse_job_spec(data)
+    except JobSpecInvalid as invalid:
+        assert invalid.errors
+        for error in invalid.errors:
+            # Every error names a field of the body (or the body itself) and says what to do.
+            root = error.path.split(".", 1)[0].split("[", 1)[0]
+            assert root in JOB_FIELDS | {"body"} or (isinstance(data, dict) and error.path in data), error
+            assert error.message
+    else:
+        assert JobSpec.from_dict(spec.to_dict()) == spec
