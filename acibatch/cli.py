@@ -11,8 +11,8 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import time
+import urllib.error
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,13 @@ from typing import Any
 from acibatch.client import ApiCallError, BatchClient
 
 DEFAULT_URL = "http://127.0.0.1:7071/api"
+# What a shell reports for a program killed by SIGPIPE (128 + 13), as `cat` or `grep` would be in a closed pipe.
+EXIT_BROKEN_PIPE = 141
 TERMINAL_JOB_STATES = {"Succeeded", "Failed", "Cancelled"}
+
+
+class CliError(Exception):
+    """A mistake in what the command was given (not the API's answer): print it and exit 1."""
 
 
 def progress_bar(counts: dict[str, int], total: int, width: int = 30) -> str:
@@ -29,20 +35,31 @@ def progress_bar(counts: dict[str, int], total: int, width: int = 30) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
 
 
-def describe_job(job: dict[str, Any]) -> str:
+def describe_job(job: dict[str, Any], bar: bool = True) -> str:
     counts = job.get("counts", {})
     parts = [f"{state.lower()} {counts[state]}" for state in counts if counts[state]]
-    bar = progress_bar(counts, job.get("taskCount", 0))
-    return f"{job['jobId']}  {job['state']:<9}  {bar}  {', '.join(parts)}"
+    total = job.get("taskCount", 0)
+    done = sum(counts.get(state, 0) for state in TERMINAL_JOB_STATES)
+    progress = progress_bar(counts, total) if bar else f"{done}/{total} done"
+    return f"{job['jobId']}  {job['state']:<9}  {progress}  {', '.join(parts)}"
 
 
 def wait_for_job(client: BatchClient, job_id: str, live: bool, interval: float = 1.0) -> dict[str, Any]:
+    """Poll until the job ends. With `live`, a terminal gets one redrawn progress bar; a pipe or a file gets a
+    plain line each time the job's state or counts change (no carriage returns to garble a log)."""
+    terminal = sys.stdout.isatty()
+    shown = ""
     while True:
         job: dict[str, Any] = client.job(job_id, limit=0)
-        if live:
-            print("\r" + describe_job(job), end="", flush=True)
+        line = describe_job(job, bar=terminal)
+        if live and terminal:
+            # Pad over the previous line's tail: a redrawn line can be shorter.
+            print("\r" + line.ljust(len(shown)), end="", flush=True)
+        elif live and line != shown:
+            print(line, flush=True)
+        shown = line
         if job["state"] in TERMINAL_JOB_STATES:
-            if live:
+            if live and terminal:
                 print()
             return job
         time.sleep(interval)
@@ -56,9 +73,11 @@ def print_tasks(client: BatchClient, job_id: str) -> None:
 
 
 def command_up(args: argparse.Namespace) -> int:
-    from acibatch.localstack import local_stack  # noqa: PLC0415  (imported here: only `up` needs devhost and aciemu)
+    # Imported here: only `up` needs devhost and aciemu.
+    from acibatch.localstack import EXAMPLE_IMAGES, LocalStackError, default_data_dir, local_stack  # noqa: PLC0415
+    from devhost.launcher import ServiceFailed  # noqa: PLC0415
 
-    data_dir = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="acibatch-"))
+    data_dir = Path(args.data) if args.data else default_data_dir()
     settings = {"BATCH_ADMIN_KEY": args.admin_key} if args.admin_key else {}
     stopping = False
 
@@ -67,21 +86,33 @@ def command_up(args: argparse.Namespace) -> int:
         stopping = True
 
     signal.signal(signal.SIGTERM, stop)
-    with local_stack(data_dir, settings=settings, host_port=args.port) as stack:
-        print(f"acibatch API   {stack.api_url}")
-        print(f"ACI emulator   {stack.aci_url}")
-        print(f"admin key      {stack.admin_key}")
-        print(f"logs           {data_dir / 'devhost.log'}, {data_dir / 'aciemu.log'}")
-        print(f"try:           ACIBATCH_URL={stack.api_url} ACIBATCH_KEY=<admin key> acibatch tenant create demo")
-        print("Ctrl-C stops everything.", flush=True)
-        logs = {"devhost": data_dir / "devhost.log", "aciemu": data_dir / "aciemu.log"}
-        offsets = dict.fromkeys(logs, 0)
-        try:
-            while not stopping:
-                follow_logs(logs, offsets)
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
+    logs = {"devhost": data_dir / "devhost.log", "aciemu": data_dir / "aciemu.log"}
+    # The logs are appended to across runs: show only what this run writes.
+    offsets = {name: path.stat().st_size if path.exists() else 0 for name, path in logs.items()}
+    try:
+        images = Path(args.images) if args.images else EXAMPLE_IMAGES
+        with local_stack(data_dir, settings=settings, host_port=args.port, images=images) as stack:
+            print(f"acibatch API   {stack.api_url}")
+            print(f"ACI emulator   {stack.aci_url}")
+            print(f"admin key      {stack.admin_key}")
+            print(f"data           {data_dir} (keys in {data_dir / 'secrets.json'}; reused on the next start)")
+            print(f"logs           {logs['devhost']}, {logs['aciemu']}")
+            try_it = f"ACIBATCH_URL={stack.api_url} ACIBATCH_KEY={stack.admin_key} acibatch tenant create demo"
+            print(f"try:           {try_it}")
+            print("Ctrl-C stops everything.", flush=True)
+            try:
+                while not stopping:
+                    follow_logs(logs, offsets)
+                    time.sleep(0.5)
+            except KeyboardInterrupt:
+                pass
+    except LocalStackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except ServiceFailed as error:
+        first = str(error).splitlines()[0]
+        print(f"error: {first}; see {logs['devhost']} and {logs['aciemu']}", file=sys.stderr)
+        return 1
     print("stopped.")
     return 0
 
@@ -123,7 +154,10 @@ def run_api_command(args: argparse.Namespace, client: BatchClient) -> int:
         print(json.dumps(out, indent=None if args.json else 2))
         return 0
     if args.command == "submit":
-        spec = json.loads(Path(args.file).read_text())
+        try:
+            spec = json.loads(Path(args.file).read_text())
+        except ValueError as error:
+            raise CliError(f"{args.file} is not a JSON job spec: {error}") from None
         out = client.submit(spec)
         if args.json and not args.wait:
             print(json.dumps(out))
@@ -150,7 +184,7 @@ def run_api_command(args: argparse.Namespace, client: BatchClient) -> int:
         if args.json:
             print(json.dumps(client.job(args.job, limit=1000)))
         else:
-            print(describe_job(job))
+            print(describe_job(job, bar=sys.stdout.isatty()))
             print_tasks(client, args.job)
         return 0
     if args.command == "logs":
@@ -173,7 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="run devhost + aciemu + the app locally until Ctrl-C")
     up.add_argument("--port", type=int, default=7071)
-    up.add_argument("--data", help="data folder (default: a new temporary folder)")
+    up.add_argument(
+        "--data", help="data folder, reused across runs (default: $XDG_STATE_HOME/acibatch, ~/.local/state/acibatch)"
+    )
+    up.add_argument("--images", help="aciemu image catalog (default: examples/images.json; see aciemu/README.md)")
     up.add_argument("--admin-key", help="admin key to use (default: generated and printed)")
 
     tenant = commands.add_parser("tenant", help="create, show or rotate the key of a tenant (admin key)")
@@ -210,12 +247,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command_up(args)
     client = BatchClient(args.url, args.key)
     try:
-        return run_api_command(args, client)
+        code = run_api_command(args, client)
+        sys.stdout.flush()  # inside the try: a reader that went away shows up here when stdout is a pipe
+        return code
     except ApiCallError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except OSError as error:
-        print(f"error: cannot reach {args.url}: {error}", file=sys.stderr)
+    except BrokenPipeError:
+        # The reader closed the pipe (`acibatch status JOB | head -1`): stop quietly, and point stdout at
+        # /dev/null so the interpreter's last flush has nowhere to fail.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+        reason = getattr(error, "reason", error)
+        print(f"error: cannot reach {args.url}: {reason}", file=sys.stderr)
+        return 1
+    except (CliError, OSError) as error:  # e.g. the spec file of `submit` is missing or is not JSON
+        print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -82,7 +82,8 @@ class BatchClient:
         while offset is not None:
             body = self.job(job_id, offset=offset, limit=page)
             tasks.extend(body["tasks"])
-            offset = body["nextOffset"]
+            # An empty page ends the walk even if a server answers a non-null nextOffset with it.
+            offset = body["nextOffset"] if body["tasks"] else None
         return tasks
 
     def cancel(self, job_id: str) -> Any:

@@ -21,9 +21,8 @@ from typing import Any
 from acibatch.aci import AciGateway, make_client
 from acibatch.cli import TERMINAL_JOB_STATES, progress_bar
 from acibatch.client import BatchClient
-from acibatch.localstack import LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION, REPO_ROOT, local_stack
+from acibatch.localstack import EXAMPLE_WORKER_IMAGE, LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION, local_stack
 
-WORKER_DIR = REPO_ROOT / "examples" / "worker"
 SQUARES_N = 2_000_000
 SQUARES_TASKS = 8
 PRIMES_BELOW = 400_000
@@ -60,11 +59,11 @@ if i != 1:  # task 1 never calls back: polling sees its exit code, the demo read
 def python_job(job_id: str, code: str, tasks: int, env: dict[str, str]) -> dict[str, Any]:
     return {
         "jobId": job_id,
-        "image": "mcr.microsoft.com/azurelinux/base/python:3.12",
+        "image": EXAMPLE_WORKER_IMAGE,  # its working directory holds the report helper
         "command": ["python3", "-c", code],
         "cpu": 1,
         "memoryGb": 1,
-        "env": {"PYTHONPATH": str(WORKER_DIR), "PYTHONUNBUFFERED": "1", **env},
+        "env": {"PYTHONUNBUFFERED": "1", **env},
         "taskCount": tasks,
         "maxAttempts": 3,
         "taskTimeoutSeconds": 120,
@@ -192,7 +191,8 @@ def run_demo(data_dir: Path, timeout: float) -> Checks:
             )
             checks.check(f"{tenant}: usage recorded", usage["coreSeconds"] > 0)
 
-        gateway = AciGateway(make_client(LOCAL_SUBSCRIPTION, stack.aci_url, polling_interval=0.2), LOCAL_RESOURCE_GROUP)
+        client = make_client(LOCAL_SUBSCRIPTION, stack.aci_url, polling_interval=0.2, token=stack.aci_token)
+        gateway = AciGateway(client, LOCAL_RESOURCE_GROUP)
         left = gateway.list_app_groups()
         print(f"\ncontainer groups left in the emulator: {len(left)}")
         checks.check("no container groups left", not left, ", ".join(group.name for group in left))

@@ -22,7 +22,7 @@ _NONCE_BYTES = 12
 
 
 class SealError(ValueError):
-    """The sealed text is malformed or no configured key opens it."""
+    """The sealed text is malformed or no configured key opens it: permanent, as no retry changes the keys."""
 
 
 def _key(signing_key: str) -> bytes:
@@ -53,4 +53,8 @@ def unseal(signing_keys: Sequence[str], sealed: str) -> dict[str, str]:
             continue
         values = json.loads(plaintext)
         return {str(name): str(value) for name, value in values.items()}
-    raise SealError("no configured signing key opens the sealed values (was the key rotated twice?)")
+    raise SealError(
+        "no configured signing key opens them: the job was submitted under a BATCH_CALLBACK_SIGNING_KEY that is "
+        "neither the current key nor BATCH_CALLBACK_SIGNING_KEY_PREVIOUS (set the old key as the previous one, "
+        "or resubmit the job)"
+    )

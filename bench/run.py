@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from acibatch.client import BatchClient
-from acibatch.localstack import local_stack
+from acibatch.localstack import EXAMPLE_WORKER_IMAGE, local_stack
 from acibatch.loopback import KeptConnections
 from acibatch.naming import job_instance_id, task_instance_id
 from devhost import fastpaths
@@ -61,7 +61,6 @@ from devhost.sessions import Sessions
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
-WORKER = BENCH.parent / "examples" / "worker"
 # The end-to-end job's time moves by a tenth between runs on this shared machine: the bench runs it this many
 # times with the headline callback client and reports the median round (and every round's ratio).
 E2E_ROUNDS = 3
@@ -75,11 +74,16 @@ EPISODE_OUTPUTS = {TASK_SCHEDULED, SUB_CREATED, TIMER_CREATED, EVENT_SENT, ORCHE
 # client keeps an aiohttp session): a new TCP connection per request would spend the host's time, on the same two
 # cores, on connection set-up instead of orchestrations.
 _connections = KeptConnections(timeout=120)
+# How the bench presents the Durable extension's system key (devhost refuses the Durable HTTP API without it): a
+# header, so the key stays out of the URLs that error messages quote.
+DURABLE_KEY_HEADER = "x-functions-key"
 
 
-def request_json(method: str, url: str, body: Any = None) -> Any:
+def request_json(method: str, url: str, body: Any = None, key: str | None = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     headers = {} if data is None else {"Content-Type": "application/json"}
+    if key is not None:
+        headers[DURABLE_KEY_HEADER] = key
     response, payload = _connections.exchange(method, url, data, headers)
     if response.status >= 400:
         raise RuntimeError(f"{method} {url}: HTTP {response.status}: {payload[:500]!r}")
@@ -91,53 +95,69 @@ def close_connections() -> None:
     _connections.close()
 
 
-def post_json(url: str, body: Any = None) -> Any:
-    return request_json("POST", url, body)
+def post_json(url: str, body: Any = None, key: str | None = None) -> Any:
+    return request_json("POST", url, body, key)
 
 
-def get_json(url: str) -> Any:
-    return request_json("GET", url)
+def get_json(url: str, key: str | None = None) -> Any:
+    return request_json("GET", url, key=key)
 
 
-def wait_all(host: str, ids: list[str], timeout: float) -> None:
+@dataclass(frozen=True)
+class DurableApi:
+    """A devhost's Durable HTTP API and the extension's system key that every call to it must present."""
+
+    url: str  # .../runtime/webhooks/durabletask
+    key: str
+
+    @classmethod
+    def of(cls, host_url: str, key: str) -> DurableApi:
+        return cls(f"{host_url}/runtime/webhooks/durabletask", key)
+
+    def get(self, path: str) -> Any:
+        return get_json(f"{self.url}/{path}", self.key)
+
+    def post(self, path: str, body: Any = None) -> Any:
+        return post_json(f"{self.url}/{path}", body, self.key)
+
+
+def wait_all(api: DurableApi, ids: list[str], timeout: float) -> None:
     """Poll until none of `ids` is unfinished, then check that every one of them completed.
 
     Asks for one unfinished instance at a time (`top=1`), so waiting costs the host little while it works.
     """
-    api = f"{host}/runtime/webhooks/durabletask/instances/"
     deadline = time.monotonic() + timeout
     wanted = set(ids)
-    while get_json(f"{api}?runtimeStatus={','.join(UNFINISHED)}&top=1&showInput=false"):
+    while api.get(f"instances/?runtimeStatus={','.join(UNFINISHED)}&top=1&showInput=false"):
         if time.monotonic() > deadline:
             raise TimeoutError("orchestrations unfinished")
         time.sleep(0.1)
-    finished = {item["instanceId"]: item for item in get_json(f"{api}?showInput=false") if item["instanceId"] in wanted}
+    listed = api.get("instances/?showInput=false")
+    finished = {item["instanceId"]: item for item in listed if item["instanceId"] in wanted}
     for instance in ids:
         item = finished.get(instance)
         if item is None or item["runtimeStatus"] != "Completed":
             raise RuntimeError(f"{instance} {item and item['runtimeStatus']}: {item and item['output']}")
 
 
-def hello_cities(host: str, count: int) -> dict[str, Any]:
+def hello_cities(api: DurableApi, count: int) -> dict[str, Any]:
     started = time.perf_counter()
-    start_url = f"{host}/runtime/webhooks/durabletask/orchestrators/hello_cities"
     with ThreadPoolExecutor(16) as pool:
-        ids = list(pool.map(lambda i: post_json(f"{start_url}/hc-{i}")["id"], range(count)))
-    wait_all(host, ids, timeout=600)
+        ids = list(pool.map(lambda i: api.post(f"orchestrators/hello_cities/hc-{i}")["id"], range(count)))
+    wait_all(api, ids, timeout=600)
     seconds = time.perf_counter() - started
     return {"orchestrations": count, "seconds": round(seconds, 3), "events_per_second": round(count * 10 / seconds)}
 
 
-def fan_out(host: str, width: int, runs: int = 5) -> float:
+def fan_out(api: DurableApi, width: int, runs: int = 5) -> float:
     """The median of `runs` runs, each awaited by polling its status every 10 ms: a run at 1k takes a few
     tenths of a second, so coarser polling or a single run would be mostly noise."""
     times = []
     for run in range(runs):
         started = time.perf_counter()
-        url = f"{host}/runtime/webhooks/durabletask/orchestrators/fan_out/fan-{width}-{run}"
-        status_url = post_json(url, width)["statusQueryGetUri"]
+        status_url = api.post(f"orchestrators/fan_out/fan-{width}-{run}", width)["statusQueryGetUri"]
         deadline = started + 900
-        while (status := get_json(status_url))["runtimeStatus"] in {"Pending", "Running"}:
+        while (status := get_json(status_url, api.key))["runtimeStatus"] in {"Pending", "Running"}:
             if time.perf_counter() > deadline:
                 raise TimeoutError(f"fan-out {width} unfinished")
             time.sleep(0.01)
@@ -147,10 +167,9 @@ def fan_out(host: str, width: int, runs: int = 5) -> float:
     return statistics.median(times)
 
 
-def episode_contexts(host: str, instance: str) -> list[str]:
+def episode_contexts(api: DurableApi, instance: str) -> list[str]:
     """The trigger JSON of each episode a finished orchestration had, rebuilt from its history."""
-    url = f"{host}/runtime/webhooks/durabletask/instances/{instance}?showHistory=true&showHistoryOutput=true"
-    status = get_json(url)
+    status = api.get(f"instances/{instance}?showHistory=true&showHistoryOutput=true")
     history: list[dict[str, Any]] = status["historyEvents"]
     starts = [i for i, item in enumerate(history) if item["EventType"] == ORCHESTRATOR_STARTED]
     fields = {"input": status["input"], "instanceId": instance, "isReplaying": False, "parentInstanceId": None,
@@ -175,11 +194,11 @@ def session_tails(contexts: list[str]) -> list[tuple[int, str]]:
     return tails
 
 
-def sdk_replay_ms(host: str, instance: str, rounds: int = 9, repeats: int = 100) -> dict[str, float]:
+def sdk_replay_ms(api: DurableApi, instance: str, rounds: int = 9, repeats: int = 100) -> dict[str, float]:
     """Milliseconds of this process's CPU to run all of `instance`'s episodes with the SDK: stock and with
     devhost's fast paths (each episode replays the whole history), and in a session (`devhost.sessions`: each
     episode goes on from the last with only its new events), alternating (median of `rounds`)."""
-    contexts = episode_contexts(host, instance)
+    contexts = episode_contexts(api, instance)
     tails = session_tails(contexts)
     logging.disable(logging.WARNING)  # the Functions library warns about the app's auth level on indexing
     try:
@@ -308,7 +327,7 @@ def sleep_then_call_back(reporter: str) -> list[str]:
         "import time, acibatch_report as r; started = time.time(); time.sleep(1); "
         "r.succeeded({'containerStartedAt': started})"
     )
-    return [sys.executable, "-c", code]
+    return ["python3", "-c", code]  # the container's python3: the sandbox does not show this venv
 
 
 def end_to_end(tasks: int, slots: int, data: Path, reporter: str) -> dict[str, Any]:
@@ -318,13 +337,14 @@ def end_to_end(tasks: int, slots: int, data: Path, reporter: str) -> dict[str, A
         admin = BatchClient(stack.api_url, stack.admin_key)
         key = admin.put_tenant("bench", {"maxGroups": slots, "maxCores": slots, "maxMemoryGb": slots})["apiKey"]
         client = BatchClient(stack.api_url, key)
-        spec = {"jobId": "e2e", "image": "python:3.12", "command": sleep_then_call_back(reporter), "cpu": 1,
-                "memoryGb": 1, "env": {"PYTHONPATH": str(WORKER)}, "taskCount": tasks,
+        spec = {"jobId": "e2e", "image": EXAMPLE_WORKER_IMAGE, "command": sleep_then_call_back(reporter), "cpu": 1,
+                "memoryGb": 1, "env": {}, "taskCount": tasks,
                 "taskTimeoutSeconds": 600}  # fmt: skip
         cpu_before = MachineCpu.now()
         started = time.perf_counter()
         client.submit(spec)
-        wait_for_instance(stack.host_url, job_instance_id("bench", "e2e"))
+        durable = DurableApi.of(stack.host_url, stack.durable_key)
+        wait_for_instance(durable, job_instance_id("bench", "e2e"))
         seconds = time.perf_counter() - started
         cpu_after = MachineCpu.now()
         job = client.job("e2e", limit=0)
@@ -335,7 +355,7 @@ def end_to_end(tasks: int, slots: int, data: Path, reporter: str) -> dict[str, A
             for r in records
             if isinstance(r.get("result"), dict) and "containerStartedAt" in r["result"]
         }
-        latencies = dispatch_latencies(stack.host_url, list(container_started), container_started)
+        latencies = dispatch_latencies(durable, list(container_started), container_started)
     ordered = sorted(latencies) or [0.0]
     return {
         "tasks": tasks, "slots": slots, "reporter": reporter, "state": job["state"], "seconds": round(seconds, 2),
@@ -350,19 +370,18 @@ def end_to_end(tasks: int, slots: int, data: Path, reporter: str) -> dict[str, A
     }  # fmt: skip
 
 
-def wait_for_instance(host_url: str, instance: str, poll_seconds: float = 0.05) -> None:
+def wait_for_instance(api: DurableApi, instance: str, poll_seconds: float = 0.05) -> None:
     """Until the orchestration has ended: the job is done when its orchestration is (the API reads its state there).
 
     The host's status of one instance, without its input, costs the stack well under a millisecond, so a 50 ms
     poll neither loads the job nor adds more than 50 ms to its time (the API's GET of a 1,000-task job costs
     milliseconds, and a half-second poll of it added a quarter of a second on average).
     """
-    url = f"{host_url}/runtime/webhooks/durabletask/instances/{instance}?showInput=false"
-    while get_json(url)["runtimeStatus"] in UNFINISHED:
+    while api.get(f"instances/{instance}?showInput=false")["runtimeStatus"] in UNFINISHED:
         time.sleep(poll_seconds)
 
 
-def dispatch_latencies(host_url: str, instances: list[str], container_started: dict[str, float]) -> list[float]:
+def dispatch_latencies(api: DurableApi, instances: list[str], container_started: dict[str, float]) -> list[float]:
     """Seconds from a lease freed to the container of the task it went to running, for every hand-over.
 
     A releasing task's history holds the capacity entity's answer (the moment the lease was freed), then a
@@ -371,8 +390,8 @@ def dispatch_latencies(host_url: str, instances: list[str], container_started: d
     """
 
     def history(instance: str) -> list[dict[str, Any]]:
-        url = f"{host_url}/runtime/webhooks/durabletask/instances/{instance}?showHistory=true&showHistoryOutput=true"
-        events: list[dict[str, Any]] = get_json(url).get("historyEvents") or []
+        url = f"instances/{instance}?showHistory=true&showHistoryOutput=true"
+        events: list[dict[str, Any]] = api.get(url).get("historyEvents") or []
         return events
 
     latencies = []
@@ -464,11 +483,12 @@ def main(argv: list[str] | None = None) -> int:
         # sessions: every episode replays the whole history): both are reported.
         stock = {SDK_FAST_PATHS: "0", SESSIONS: "0"}
         with DevhostProcess(BENCH / "app", data / "stock", env=stock, log_path=data / "stock.log") as host:
-            stock_run = hello_cities(host.url, hello_count)
+            stock_run = hello_cities(DurableApi.of(host.url, host.system_key), hello_count)
         with DevhostProcess(BENCH / "app", data / "devhost", log_path=data / "devhost.log") as host:
-            results["hello_cities5"] = {"devhost": hello_cities(host.url, hello_count), "devhost_stock_sdk": stock_run}
-            results["sdk_replay_ms"] = sdk_replay_ms(host.url, "hc-0", rounds=3 if args.smoke else 9)
-            times = {width: fan_out(host.url, width) for width in widths}
+            api = DurableApi.of(host.url, host.system_key)
+            results["hello_cities5"] = {"devhost": hello_cities(api, hello_count), "devhost_stock_sdk": stock_run}
+            results["sdk_replay_ms"] = sdk_replay_ms(api, "hc-0", rounds=3 if args.smoke else 9)
+            times = {width: fan_out(api, width) for width in widths}
         hc = results["hello_cities5"]
         hc["dbos"] = dbos_hello_cities(hello_count)
         dbos_rate = hc["dbos"].get("events_per_second")

@@ -256,7 +256,7 @@ def test_quotas_hold_and_the_small_tenant_is_not_starved(admin: BatchClient, gat
 def add_fault(stack: LocalStack, rule: dict[str, Any]) -> None:
     request = urllib.request.Request(
         f"{stack.aci_url}/_emulator/faults", data=json.dumps(rule).encode(), method="POST",
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {stack.aci_token}"},
     )  # fmt: skip
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 201

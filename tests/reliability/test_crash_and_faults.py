@@ -22,12 +22,17 @@ import pytest
 
 from acibatch.aci import AciGateway, make_client
 from acibatch.client import BatchClient
-from acibatch.localstack import LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION, REPO_ROOT
+from acibatch.localstack import (
+    EXAMPLE_IMAGES,
+    EXAMPLE_WORKER_IMAGE,
+    LOCAL_RESOURCE_GROUP,
+    LOCAL_SUBSCRIPTION,
+    REPO_ROOT,
+)
 from aciemu.launcher import AciEmulatorProcess
 from devhost.launcher import DevhostProcess, free_port
 
 pytestmark = pytest.mark.e2e
-WORKER = REPO_ROOT / "examples" / "worker"
 TERMINAL = {"Succeeded", "Failed", "Cancelled"}
 
 
@@ -53,19 +58,23 @@ class Stack:
         self.host.kill()
 
     def gateway(self) -> AciGateway:
-        return AciGateway(make_client(LOCAL_SUBSCRIPTION, self.emulator.url, 0.1), LOCAL_RESOURCE_GROUP)
+        return AciGateway(
+            make_client(LOCAL_SUBSCRIPTION, self.emulator.url, 0.1, token=self.emulator.token), LOCAL_RESOURCE_GROUP
+        )
 
 
 @contextmanager
 def stack(
     tmp_path: Path, emulator_args: list[str] | None = None, extra: dict[str, str] | None = None
 ) -> Iterator[Stack]:
-    emulator = AciEmulatorProcess(tmp_path / "aciemu", args=emulator_args or [], log_path=tmp_path / "aciemu.log")
+    args = ["--images", str(EXAMPLE_IMAGES), *(emulator_args or [])]  # the worker image, as the local stack has it
+    emulator = AciEmulatorProcess(tmp_path / "aciemu", args=args, log_path=tmp_path / "aciemu.log")
     emulator.start()
     port = free_port()
     settings = {
         "ACI_SUBSCRIPTION_ID": LOCAL_SUBSCRIPTION, "ACI_RESOURCE_GROUP": LOCAL_RESOURCE_GROUP,
-        "ACI_LOCATION": "westeurope", "ACI_ENDPOINT": emulator.url, "BATCH_ADMIN_KEY": secrets.token_hex(16),
+        "ACI_LOCATION": "westeurope", "ACI_ENDPOINT": emulator.url,
+        "ACI_ENDPOINT_TOKEN": emulator.token, "BATCH_ADMIN_KEY": secrets.token_hex(16),
         "BATCH_CALLBACK_SIGNING_KEY": secrets.token_hex(32), "BATCH_CALLBACK_BASE_URL": f"http://127.0.0.1:{port}",
         "BATCH_POLL_SECONDS": "1", "BATCH_SWEEP_SCHEDULE": "0 0 0 1 1 *", "ACI_MAX_GROUPS": "8", "ACI_MAX_CORES": "8",
         "FUNCTIONS_WORKER_PROCESS_COUNT": "2",  # as the local stack and local.settings.sample.json run the app
@@ -83,8 +92,8 @@ def stack(
 
 def job(tasks: int, code: str, **extra: Any) -> dict[str, Any]:
     return {
-        "jobId": "work", "image": "python:3.12", "command": ["python3", "-c", code], "cpu": 0.5, "memoryGb": 0.5,
-        "env": {"PYTHONPATH": str(WORKER)}, "taskCount": tasks, "maxAttempts": 3, "taskTimeoutSeconds": 120, **extra,
+        "jobId": "work", "image": EXAMPLE_WORKER_IMAGE, "command": ["python3", "-c", code], "cpu": 0.5,
+        "memoryGb": 0.5, "taskCount": tasks, "maxAttempts": 3, "taskTimeoutSeconds": 120, **extra,
     }  # fmt: skip
 
 
@@ -161,9 +170,10 @@ def test_restarting_aciemu_mid_job(tmp_path: Path) -> None:
         assert_nothing_lost(running, admin, "rebooted", body, 8)
 
 
-def add_faults(url: str, rules: list[dict[str, Any]]) -> None:
-    request = urllib.request.Request(f"{url}/_emulator/faults", data=json.dumps(rules).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+def add_faults(emulator: AciEmulatorProcess, rules: list[dict[str, Any]]) -> None:
+    request = urllib.request.Request(f"{emulator.url}/_emulator/faults", data=json.dumps(rules).encode(),
+                                     method="POST", headers={"Content-Type": "application/json",
+                                                             "Authorization": f"Bearer {emulator.token}"})  # fmt: skip
     urllib.request.urlopen(request, timeout=10).close()
 
 
@@ -186,7 +196,7 @@ FAULT_RUN_ATTEMPTS = 6
 def fault_run(tmp_path: Path, tasks: int) -> None:
     code = "import time, acibatch_report as r; time.sleep(1); r.succeeded()"
     with stack(tmp_path, ["--fault-seed", "7"]) as running:
-        add_faults(running.emulator.url, FAULTS)
+        add_faults(running.emulator, FAULTS)
         admin = BatchClient(running.api, running.settings["BATCH_ADMIN_KEY"])
         client = BatchClient(running.api, admin.put_tenant("faulty", {"maxGroups": 8, "maxCores": 8})["apiKey"])
         client.submit(job(tasks, code, maxAttempts=FAULT_RUN_ATTEMPTS))
@@ -194,7 +204,9 @@ def fault_run(tmp_path: Path, tasks: int) -> None:
         assert_nothing_lost(running, admin, "faulty", body, tasks)
         assert all(task["attempts"] <= FAULT_RUN_ATTEMPTS for task in body["tasks"])  # retries stay within policy
         assert any(task["attempts"] > 1 for task in body["tasks"])  # the faults did end attempts
-        fired = json.loads(urllib.request.urlopen(f"{running.emulator.url}/_emulator/faults").read())["rules"]
+        listing = urllib.request.Request(f"{running.emulator.url}/_emulator/faults",
+                                         headers={"Authorization": f"Bearer {running.emulator.token}"})  # fmt: skip
+        fired = json.loads(urllib.request.urlopen(listing).read())["rules"]
         assert sum(rule["fired"] for rule in fired) > 0
 
 
