@@ -16,9 +16,10 @@ import os
 import secrets
 from pathlib import Path
 
+from localtools.privatefile import OWNER_ONLY, create_private
+
 ENV = "ACIEMU_TOKEN"
 FILE_NAME = "token"
-OWNER_ONLY = 0o600
 SCHEME = "bearer"  # the scheme compares case-insensitively (RFC 9110 section 11.1)
 
 
@@ -58,22 +59,9 @@ def load_or_create(data_dir: Path, given: str | None = None) -> str:
     if existing is not None:
         os.chmod(token_file(data_dir), OWNER_ONLY)  # a copied or older file may have been readable by others
         return existing
-    data_dir.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(32)
-    path = token_file(data_dir)
-    # A private temporary file linked into place: never readable by others, never half-written, and two
-    # emulators started on one folder at once agree on one token (the second link fails and reads the first).
-    temporary = path.with_name(f".{FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY)
-    try:
-        with os.fdopen(descriptor, "w") as stream:
-            stream.write(value)
-        os.link(temporary, path)
-    except FileExistsError:
-        return load_or_create(data_dir)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return value
+    # Two emulators started on one folder at once agree on one token: the second finds the first's file.
+    return value if create_private(token_file(data_dir), value) else load_or_create(data_dir)
 
 
 def check(authorization: str | None, token: str) -> None:

@@ -17,12 +17,13 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
+from localtools.privatefile import OWNER_ONLY, create_private
+
 KEY_NAME = "durabletask_extension"
 SETTING = "DEVHOST_DURABLE_SYSTEM_KEY"  # a fixed key instead of the stored one (e.g. shared with a tool)
 FILE_NAME = "system-keys.json"
 HEADER = "x-functions-key"
 QUERY = "code"
-OWNER_ONLY = 0o600
 
 
 class SystemKeyError(RuntimeError):
@@ -58,23 +59,11 @@ def load_or_create(data_dir: Path, environ: Mapping[str, str] = os.environ) -> s
         if not environ.get(SETTING, "").strip():
             os.chmod(key_file(data_dir), OWNER_ONLY)  # an older or copied file may have been readable by others
         return existing
-    data_dir.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(40)
-    path = key_file(data_dir)
-    # Written to a private temporary file with the owner-only mode from the start (never readable by others, not
-    # even briefly), then linked into place: a link fails if the name exists, so two devhosts started on one
-    # folder at once agree on one key, and neither can read a half-written file.
-    temporary = path.with_name(f".{FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY)
-    try:
-        with os.fdopen(descriptor, "w") as stream:
-            json.dump({KEY_NAME: value}, stream)
-        os.link(temporary, path)
-    except FileExistsError:
-        return load_or_create(data_dir, environ)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return value
+    # Two devhosts started on one folder at once agree on one key: the second finds the first's file.
+    if create_private(key_file(data_dir), json.dumps({KEY_NAME: value})):
+        return value
+    return load_or_create(data_dir, environ)
 
 
 def presented(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -28,6 +24,7 @@ from devhost.queuepolling import (
     partition_of,
     read_config,
 )
+from tests.httpserve import call_json as request
 
 
 def idle_waits(poller: QueuePoller, until: float) -> list[tuple[float, float]]:
@@ -266,17 +263,6 @@ def test_idle_delivers_within_a_partition_at_once_and_a_local_send_flushes_the_w
 
 FEATURES = Path(__file__).parent / "apps" / "features"
 MAX_POLL = 3.0
-
-
-def request(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as response:
-            payload, status = response.read(), response.status
-    except urllib.error.HTTPError as error:
-        payload, status = error.read(), error.code
-    return status, json.loads(payload) if payload else None
 
 
 def features_host(tmp_path: Path, data: Path, latency: str) -> DevhostProcess:

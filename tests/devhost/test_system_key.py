@@ -7,12 +7,9 @@ client (the SDK, through the binding's RPC address) and the management URLs it h
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,22 +18,11 @@ import pytest
 
 from devhost import systemkey
 from devhost.launcher import DevhostProcess
+from tests.httpserve import call_json as call
 
 pytestmark = pytest.mark.e2e
 APPS = Path(__file__).parent / "apps"
 TCP_LISTEN = "0A"  # the LISTEN state in /proc/net/tcp
-
-
-def call(url: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json",
-                                                                             **(headers or {})})  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            payload, status = response.read(), response.status
-    except urllib.error.HTTPError as error:
-        payload, status = error.read(), error.code
-    return status, json.loads(payload) if payload else None
 
 
 def start(data: Path, env: dict[str, str] | None = None) -> DevhostProcess:
