@@ -218,7 +218,10 @@ SCHEMAS: dict[str, Any] = {
             "finishedAt": {"type": ["string", "null"], "format": "date-time"},
             "error": {"type": ["string", "null"]},
             "result": {"description": "the small JSON the task reported"},
-            "progress": {"description": "the last progress the task reported"},
+            "progress": {
+                "description": "the last progress the task reported; while the task runs, a report over 4 KiB "
+                'shows as {"omitted": "..."} (the live view is capped), and in full once the task ends'
+            },
         },
     },
     "Job": {

@@ -124,6 +124,8 @@ class Instance:
     children: dict[str, dict[str, Any]] = field(default_factory=dict)  # outstanding children, by task id
     held: list[dict[str, Any]] = field(default_factory=list)  # events held while suspended
     pending_consumed: int = 0  # how many pending events were ever taken off the front (row numbering)
+    # Entity calls' request ids by task id (text keys, as stored): what answers each one (`devhost.shim`).
+    entity_requests: dict[str, str] = field(default_factory=dict)
 
     def meta(self) -> dict[str, Any]:
         """Everything but the row-stored parts (history, pending events, outstanding activities)."""
@@ -297,6 +299,8 @@ class Engine:
             instance.pending = [item for seq, item in pending.get(instance.id, []) if seq >= instance.pending_consumed]
             instance.activities = {str(task): work for task, work in activities.get(instance.id, [])}
             instance.children = outstanding_children(instance)
+            if not instance.entity_requests:  # stored before devhost kept them: read them off the events once
+                instance.entity_requests = shim.entity_requests(instance.history)
             self.persisted[instance.id] = Persisted(
                 instance.execution_id,
                 len(instance.history),
@@ -775,7 +779,7 @@ class Engine:
                 # failure; it takes the output or the failure only once it got through all of them.
                 view = shim.progress(
                     top_actions, itertools.chain(instance.history, new_history), instance.action_ids,
-                    self.retry_keys(instance),
+                    self.retry_keys(instance), instance.entity_requests,
                 )  # fmt: skip
                 try:
                     self.schedule_actions(instance, actions, view.reached, scheduled, effects)
@@ -984,6 +988,8 @@ class Engine:
                                        "parent": instance.id, "parentExecution": instance.execution_id}  # fmt: skip
             if kind == ActionType.SIGNAL_ENTITY:
                 message["signal"] = True
+            else:
+                instance.entity_requests[str(task_id)] = request_id
             scheduled.append(event(EVENT_SENT, task_id, InstanceId=entity_id, Name=action["operation"],
                                    Input=json.dumps(message)))  # fmt: skip
             raw_input = action.get("input")
@@ -1019,7 +1025,7 @@ class Engine:
         instance.take_pending()
         instance.history = []
         instance.next_id = instance.seen = 0
-        instance.action_ids, instance.retries = [], {}
+        instance.action_ids, instance.retries, instance.entity_requests = [], {}, {}
         instance.activities, instance.children = {}, {}
         self.drop_timers(instance)
         instance.pending.append(execution_started(instance))

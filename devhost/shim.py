@@ -82,7 +82,7 @@ class _Replay:
         self,
         task_ids: Sequence[int | None],
         retries: Mapping[int, RetryKeys],
-        request_ids: Mapping[int, str],
+        request_ids: Mapping[str, str],
     ) -> None:
         self.task_ids = task_ids
         self.retries = retries
@@ -118,8 +118,7 @@ class _Replay:
             return str(leaf.action.get("externalEventName"))
         if leaf.kind == ActionType.CALL_ENTITY:
             task_id = self.task_id(leaf)
-            request = None if task_id is None else self.request_ids.get(task_id)
-            return None if request is None else request  # not sent yet: nothing can answer it
+            return None if task_id is None else self.request_ids.get(str(task_id))  # None: not sent yet
         return None
 
     def task_id(self, leaf: _Leaf) -> int | None:
@@ -188,16 +187,16 @@ def progress(
     history: Iterable[Mapping[str, Any]],
     task_ids: Sequence[int | None],
     retries: Mapping[int, RetryKeys] | None = None,
+    requests: Mapping[str, str] | None = None,
 ) -> Progress:
     """How far the shim's replay of `top_actions` gets over `history` (every event up to this episode).
 
     `task_ids` gives the sequence number of each flattened action scheduled so far (None for waiters); `retries`
-    what ends each action with a retry policy, by flattened index.
+    what ends each action with a retry policy, by flattened index; `requests` each entity call's request id, by
+    its sequence number as text (`entity_requests` reads them off a history).
     """
-    events = list(history)
-    request_ids = _request_ids(events)
-    replay = _Replay(task_ids, retries or {}, request_ids)
-    pending = iter(events)
+    replay = _Replay(task_ids, retries or {}, requests or {})
+    pending = iter(history)
     for position, action in enumerate(top_actions):
         node = replay.invoke(action)
         while not replay.complete(node):
@@ -208,9 +207,9 @@ def progress(
     return Progress(replay.flat, None)
 
 
-def _request_ids(events: Sequence[Mapping[str, Any]]) -> dict[int, str]:
-    """Entity calls' request ids, by the sequence number of the EventSent that carried the request."""
-    found: dict[int, str] = {}
+def entity_requests(events: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Entity calls' request ids, by the sequence number (as text) of the EventSent that carried the request."""
+    found: dict[str, str] = {}
     for item in events:
         if item.get("EventType") != HistoryEventType.EVENT_SENT:
             continue
@@ -219,5 +218,5 @@ def _request_ids(events: Sequence[Mapping[str, Any]]) -> dict[int, str]:
         except ValueError:
             continue
         if isinstance(message, dict) and message.get("id") and not message.get("signal"):
-            found[int(item["EventId"])] = str(message["id"])
+            found[str(item["EventId"])] = str(message["id"])
     return found

@@ -8,7 +8,7 @@ from typing import Any
 from azure.durable_functions.models.actions import ActionType
 from azure.durable_functions.models.history import HistoryEventType
 
-from devhost.shim import Progress, RetryKeys, progress
+from devhost.shim import Progress, RetryKeys, entity_requests, progress
 
 
 def activity(name: str = "work") -> dict[str, Any]:
@@ -102,8 +102,16 @@ def test_an_action_with_retries_ends_on_success_or_its_final_timer() -> None:
 def test_an_entity_call_waits_for_the_response_to_its_request_and_a_signal_for_nothing() -> None:
     call = {"actionType": ActionType.CALL_ENTITY, "instanceId": "@counter@a", "operation": "add"}
     signal = {"actionType": ActionType.SIGNAL_ENTITY, "instanceId": "@counter@a", "operation": "add"}
+    signalled = {
+        "EventType": HistoryEventType.EVENT_SENT,
+        "EventId": 0,
+        "Input": json.dumps({"id": "s", "signal": True}),
+    }
     sent = {"EventType": HistoryEventType.EVENT_SENT, "EventId": 1, "Input": json.dumps({"id": "req-1"})}
+    requests = entity_requests([signalled, sent])
+    assert requests == {"1": "req-1"}  # a signal awaits no answer
     actions = [signal, call, activity()]
-    assert progress(actions, [sent], [0, 1]) == Progress(2, 1, "entity call @counter@a.add")
-    assert progress(actions, [sent, raised("other")], [0, 1]).blocked_at == 1
-    assert progress(actions, [sent, raised("req-1")], [0, 1]) == Progress(3, 2, "call_activity work")
+    assert progress(actions, [sent], [0, 1], requests=requests) == Progress(2, 1, "entity call @counter@a.add")
+    assert progress(actions, [sent, raised("other")], [0, 1], requests=requests).blocked_at == 1
+    assert progress(actions, [sent, raised("req-1")], [0, 1], requests=requests) == Progress(3, 2, "call_activity work")
+    assert progress(actions, [sent, raised("req-1")], [0, 1]).blocked_at == 1  # a request not known: no answer
