@@ -295,20 +295,28 @@ def wait_state(url: str, key: str, expected: int, timeout: float) -> float:
 @pytest.mark.e2e
 def test_idle_mode_delays_client_signals_by_at_most_the_maximum_poll(tmp_path: Path) -> None:
     with features_host(tmp_path, tmp_path / "data", "idle") as host:
-        time.sleep(2 * MAX_POLL)  # every poller backs off to the maximum
         keys = keys_in_distinct_partitions(4)
-        for key in keys:  # four control queues, each with its own idle poller
-            assert request(f"{host.url}/api/entity/counter/{key}/add", "POST", 1)[0] == 202
-        delays = [wait_state(host.url, key, 1, timeout=MAX_POLL + 5) for key in keys]
-        # Each signal waits for its queue's next poll: up to the maximum, never all of them almost at once.
-        assert max(delays) <= MAX_POLL + 2.0, delays
-        assert max(delays) > 0.3, delays
+        # The pollers started together and back off alike, so a send can land just before all four poll: a
+        # round sees a delay only when it does not. Up to three rounds, each after idling again.
+        rounds: list[list[float]] = []
+        while len(rounds) < 3 and not any(max(delays) > 0.3 for delays in rounds):
+            time.sleep(2 * MAX_POLL)  # every poller backs off to the maximum
+            sent = time.monotonic()
+            for key in keys:  # four control queues, each with its own idle poller
+                assert request(f"{host.url}/api/entity/counter/{key}/add", "POST", 1)[0] == 202
+            for key in keys:
+                wait_state(host.url, key, len(rounds) + 1, timeout=MAX_POLL + 5)
+            rounds.append([time.monotonic() - sent])
+            # Each signal waits for its queue's next poll: up to the maximum.
+            assert rounds[-1][0] <= MAX_POLL + 2.0, rounds
+        assert any(max(delays) > 0.3 for delays in rounds), rounds
+        count = len(rounds)
         # The poll that finds a message resets its back-off: a signal sent right after it is seen quickly. (Sent
         # only after the other queues' waits, the back-off would have grown again meanwhile.)
         assert request(f"{host.url}/api/entity/counter/{keys[0]}/add", "POST", 1)[0] == 202
-        wait_state(host.url, keys[0], 2, timeout=MAX_POLL + 5)
+        wait_state(host.url, keys[0], count + 1, timeout=MAX_POLL + 5)
         assert request(f"{host.url}/api/entity/counter/{keys[0]}/add", "POST", 1)[0] == 202
-        assert wait_state(host.url, keys[0], 3, timeout=MAX_POLL + 5) < 1.0
+        assert wait_state(host.url, keys[0], count + 2, timeout=MAX_POLL + 5) < 1.0
 
 
 @pytest.mark.e2e
