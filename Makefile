@@ -18,10 +18,18 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m acibatch.demo $(DEMO_ARGS)
 
-test: $(STAMP)
+# checkov (tests/deploy/test_checkov.py) has its own venv: it pins packaging<24, pytest 9 needs packaging>=24.
+CHECKOV_STAMP := $(VENV)/.checkov-installed
+
+$(CHECKOV_STAMP): infra/requirements-checkov.txt
+	test -x $(VENV)/tools/checkov/bin/python || $(PYTHON) -m venv $(VENV)/tools/checkov
+	$(VENV)/tools/checkov/bin/pip install --quiet -r infra/requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
+
+test: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest -m "not long" --cov --cov-report=term $(PYTEST_ARGS)
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 BENCH_STAMP := $(VENV)/.bench-installed
@@ -37,6 +45,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The deployment zip, built as `func azure functionapp publish` builds it (.funcignore, remote build of
+# requirements.txt); tests/deploy/test_release.py checks what it holds and that it indexes.
+.PHONY: release
+release: $(STAMP)
+	$(BIN)/python -m infra.funcpack --app . --out dist/acibatch.zip
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* htmlcov bench/results

@@ -93,22 +93,46 @@ class GroupRequest:
 
 
 class ArmError(Exception):
-    """An ARM failure as data: real ACI failure bodies may carry a message and no code."""
+    """An ARM failure as data: real ACI failure bodies may carry a message and no code. `retry_after` is the
+    response's Retry-After in seconds, when ARM throttled the request."""
 
-    def __init__(self, status: int | None, code: str | None, message: str) -> None:
+    def __init__(self, status: int | None, code: str | None, message: str, retry_after: float | None = None) -> None:
         super().__init__(f"{status} {code}: {message}")
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
 
-    def __reduce__(self) -> tuple[type[ArmError], tuple[int | None, str | None, str]]:
+    def __reduce__(self) -> tuple[type[ArmError], tuple[int | None, str | None, str, float | None]]:
         # Exception pickling would call __init__ with the formatted text only.
-        return ArmError, (self.status, self.code, self.message)
+        return ArmError, (self.status, self.code, self.message, self.retry_after)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "code": self.code, "message": self.message}
+        data: dict[str, Any] = {"status": self.status, "code": self.code, "message": self.message}
+        if self.retry_after is not None:
+            data["retryAfter"] = self.retry_after
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ArmError:
-        return cls(data.get("status"), data.get("code"), str(data.get("message", "")))
+        retry_after = data.get("retryAfter")
+        return cls(data.get("status"), data.get("code"), str(data.get("message", "")),
+                   None if retry_after is None else float(retry_after))  # fmt: skip
+
+
+# Creates and deletes are not retried on an error status by the ARM client: it would sleep ARM's whole
+# Retry-After (up to an hour for ACI's hourly window) inside the activity, three times, past the Functions
+# timeout. The 429 comes back at once instead, and the task waits it out durably (`acibatch.armrate`).
+# Connection errors are still retried by the client.
+WRITES_RETRY_STATUS = 0
+
+
+def retry_after_seconds(exc: BaseException) -> float | None:
+    """The Retry-After (seconds) of the HTTP response behind `exc`, if it carried one ARM's way (a number)."""
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    value = headers.get("Retry-After") if headers is not None else None
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: ARM sends seconds, and without one the policy's back-off applies
+    return seconds if seconds is not None and 0 <= seconds <= 24 * 3600 else None
 
 
 def arm_error_from(exc: BaseException) -> ArmError:
@@ -118,7 +142,7 @@ def arm_error_from(exc: BaseException) -> ArmError:
         error = getattr(exc, "error", None)
         code = getattr(error, "code", None) or None
         message = getattr(error, "message", None) or exc.message or str(exc)
-        return ArmError(exc.status_code, code, str(message))
+        return ArmError(exc.status_code, code, str(message), retry_after_seconds(exc))
     return ArmError(None, None, f"{type(exc).__name__}: {exc}")
 
 
@@ -320,7 +344,9 @@ class AciGateway:
         """PUT by name without waiting for provisioning: a retry of the same attempt is the same PUT."""
         group = build_container_group(request, registry)
         try:
-            self.unread.begin_create_or_update(self.resource_group, request.name, group, polling=False)
+            self.unread.begin_create_or_update(
+                self.resource_group, request.name, group, polling=False, retry_status=WRITES_RETRY_STATUS
+            )
         except Exception as exc:
             raise arm_error_from(exc) from exc
 
@@ -345,7 +371,9 @@ class AciGateway:
         if not known_to_exist and not self.get_state(name).exists:
             return False
         # `wait`, not `result`: nothing reads the deleted group (see `_answers_unread`). Failures raise from `wait`.
-        found, _ = _unless_missing(lambda: self.unread.begin_delete(self.resource_group, name).wait())
+        found, _ = _unless_missing(
+            lambda: self.unread.begin_delete(self.resource_group, name, retry_status=WRITES_RETRY_STATUS).wait()
+        )
         return found
 
     def logs(self, name: str, tail: int | None = None) -> str | None:

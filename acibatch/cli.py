@@ -17,12 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from acibatch import cli_schedules
 from acibatch.client import ApiCallError, BatchClient
 
 DEFAULT_URL = "http://127.0.0.1:7071/api"
 # What a shell reports for a program killed by SIGPIPE (128 + 13), as `cat` or `grep` would be in a closed pipe.
 EXIT_BROKEN_PIPE = 141
 TERMINAL_JOB_STATES = {"Succeeded", "Failed", "Cancelled"}
+DONE_TASK_STATES = TERMINAL_JOB_STATES | {"Skipped"}  # a task of a workflow may also end without running
 
 
 class CliError(Exception):
@@ -30,7 +32,7 @@ class CliError(Exception):
 
 
 def progress_bar(counts: dict[str, int], total: int, width: int = 30) -> str:
-    done = sum(counts.get(state, 0) for state in TERMINAL_JOB_STATES)
+    done = sum(counts.get(state, 0) for state in DONE_TASK_STATES)
     filled = round(width * done / total) if total else width
     return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
 
@@ -39,7 +41,7 @@ def describe_job(job: dict[str, Any], bar: bool = True) -> str:
     counts = job.get("counts", {})
     parts = [f"{state.lower()} {counts[state]}" for state in counts if counts[state]]
     total = job.get("taskCount", 0)
-    done = sum(counts.get(state, 0) for state in TERMINAL_JOB_STATES)
+    done = sum(counts.get(state, 0) for state in DONE_TASK_STATES)
     progress = progress_bar(counts, total) if bar else f"{done}/{total} done"
     return f"{job['jobId']}  {job['state']:<9}  {progress}  {', '.join(parts)}"
 
@@ -65,11 +67,50 @@ def wait_for_job(client: BatchClient, job_id: str, live: bool, interval: float =
         time.sleep(interval)
 
 
+GRAPH_MAX_TASKS = 40  # `acibatch status` draws the dependency graph of jobs up to this size
+GRAPH_MARKS = {"Succeeded": "[ok]", "Failed": "[XX]", "Running": "[>>]", "Queued": "[..]", "Blocked": "[  ]",
+               "Skipped": "[--]", "Cancelled": "[xx]"}  # fmt: skip
+
+
+def draw_graph(tasks: list[dict[str, Any]]) -> list[str]:
+    """A small workflow's progress: each task, its state mark and the tasks it runs after, in dependency depth
+    order (roots first); empty for a job without dependencies or over GRAPH_MAX_TASKS tasks."""
+    if len(tasks) > GRAPH_MAX_TASKS or not any(task.get("upstream") for task in tasks):
+        return []
+    depth: dict[str, int] = {}
+    remaining = {task["id"]: task for task in tasks}
+    while remaining:  # the graph is acyclic (checked at submit), so every pass places at least one task
+        placed = [t for t in remaining.values() if all(up in depth for up in t.get("upstream", []))]
+        if not placed:  # an upstream id outside the listed tasks: draw the rest flat rather than loop
+            depth.update(dict.fromkeys(remaining, 0))
+            break
+        for task in placed:
+            depth[task["id"]] = 1 + max((depth[up] for up in task.get("upstream", [])), default=-1)
+            del remaining[task["id"]]
+    lines = []
+    for task in sorted(tasks, key=lambda t: depth[t["id"]]):
+        after = f"  <- {', '.join(task['upstream'])}" if task.get("upstream") else ""
+        lines.append(f"  {'  ' * depth[task['id']]}{GRAPH_MARKS.get(task['state'], '[??]')} {task['id']}{after}")
+    return lines
+
+
 def print_tasks(client: BatchClient, job_id: str) -> None:
-    for task in client.all_tasks(job_id):
+    tasks = client.all_tasks(job_id)
+    graph = draw_graph(tasks)
+    if graph:
+        print("graph:")
+        print("\n".join(graph))
+    for task in tasks:
         exit_code = "" if task["exitCode"] is None else f"exit {task['exitCode']}"
         error = f"  {task['error']}" if task.get("error") else ""
-        print(f"  {task['id']:<20} {task['state']:<9} attempts {task['attempts']}  {exit_code}{error}")
+        waiting = f"  waiting: {task['pendingReason']}" if task.get("pendingReason") else ""
+        if task.get("blockedBy"):  # a workflow's task waiting for upstream tasks (the first few)
+            waiting = f"  after: {', '.join(task['blockedBy'])}"
+        if task.get("reason"):  # ended without running: which upstream task stopped it
+            waiting = f"  {task['reason']}"
+        if task.get("platformRetries"):
+            waiting += f"  ({task['platformRetries']} platform retries, not counted)"
+        print(f"  {task['id']:<20} {task['state']:<9} attempts {task['attempts']}  {exit_code}{error}{waiting}")
 
 
 def command_up(args: argparse.Namespace) -> int:
@@ -93,6 +134,7 @@ def command_up(args: argparse.Namespace) -> int:
         images = Path(args.images) if args.images else EXAMPLE_IMAGES
         with local_stack(data_dir, settings=settings, host_port=args.port, images=images) as stack:
             print(f"acibatch API   {stack.api_url}")
+            print(f"dashboard      {stack.api_url}/ui/")
             print(f"ACI emulator   {stack.aci_url}")
             print(f"admin key      {stack.admin_key}")
             print(f"data           {data_dir} (keys in {data_dir / 'secrets.json'}; reused on the next start)")
@@ -134,6 +176,11 @@ def follow_logs(logs: dict[str, Path], offsets: dict[str, int]) -> None:
 
 def run_api_command(args: argparse.Namespace, client: BatchClient) -> int:
     out: Any
+    if args.command == "schedule":
+        try:
+            return cli_schedules.run(args, client)
+        except cli_schedules.ScheduleFileError as error:
+            raise CliError(str(error)) from None
     if args.command == "tenant":
         if args.action == "create":
             quota = {
@@ -238,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("job")
     logs.add_argument("task")
     logs.add_argument("--tail", type=int)
+    cli_schedules.add_parser(commands)
     return parser
 
 

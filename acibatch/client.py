@@ -92,6 +92,23 @@ class BatchClient:
     def logs(self, job_id: str, task_id: str, tail: int | None = None) -> Any:
         return self.request("GET", f"jobs/{_quote(job_id)}/tasks/{_quote(task_id)}/logs", query={"tail": tail})
 
+    # schedules (tenant key)
+    def put_schedule(self, schedule_id: str, body: dict[str, Any]) -> Any:
+        return self.request("PUT", f"schedules/{_quote(schedule_id)}", body)
+
+    def schedules(self) -> Any:
+        return self.request("GET", "schedules")
+
+    def schedule(self, schedule_id: str) -> Any:
+        return self.request("GET", f"schedules/{_quote(schedule_id)}")
+
+    def schedule_action(self, schedule_id: str, action: str) -> Any:
+        """`suspend`, `resume` or `trigger`."""
+        return self.request("POST", f"schedules/{_quote(schedule_id)}/{action}", {})
+
+    def delete_schedule(self, schedule_id: str) -> Any:
+        return self.request("DELETE", f"schedules/{_quote(schedule_id)}")
+
 
 def _quote(segment: str) -> str:
     return urllib.parse.quote(segment, safe="")

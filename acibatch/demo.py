@@ -117,12 +117,13 @@ def show_progress(clients: dict[str, BatchClient], jobs: dict[str, str], admin: 
         print()
 
 
-def run_demo(data_dir: Path, timeout: float) -> Checks:
+def run_demo(data_dir: Path, timeout: float, hold: bool = False) -> Checks:
     checks = Checks()
     started = time.monotonic()
     settings = {"BATCH_POLL_SECONDS": "2", "ACI_MAX_GROUPS": "5", "ACI_MAX_CORES": "5"}
     with local_stack(data_dir, settings=settings) as stack:
         print(f"local stack up: API {stack.api_url}, ACI emulator {stack.aci_url}")
+        print(f"dashboard: {stack.api_url}/ui/ (sign in with a tenant's key, or the admin key for tenants)")
         admin = BatchClient(stack.api_url, stack.admin_key)
         alpha = admin.put_tenant("alpha", {"maxGroups": 4, "maxCores": 4, "maxMemoryGb": 8, "weight": 2})
         beta = admin.put_tenant("beta", {"maxGroups": 2, "maxCores": 2, "maxMemoryGb": 4, "weight": 1})
@@ -196,19 +197,39 @@ def run_demo(data_dir: Path, timeout: float) -> Checks:
         left = gateway.list_app_groups()
         print(f"\ncontainer groups left in the emulator: {len(left)}")
         checks.check("no container groups left", not left, ", ".join(group.name for group in left))
+        if hold:
+            hold_for_dashboard(stack.api_url, stack.admin_key, {"alpha": alpha["apiKey"], "beta": beta["apiKey"]})
     elapsed = time.monotonic() - started
     print(f"\ndemo took {elapsed:.1f} s")
     return checks
 
 
+def hold_for_dashboard(api_url: str, admin_key: str, tenant_keys: dict[str, str]) -> None:
+    """Keep the stack up after the checks so the dashboard can be explored; Ctrl-C ends it. The keys are this
+    run's own, made for this throwaway stack, and shown only on the terminal of whoever asked for --keep."""
+    print(f"\ndashboard: {api_url}/ui/ stays up until Ctrl-C")
+    print(f"  admin key  {admin_key}")
+    for tenant, key in tenant_keys.items():
+        print(f"  {tenant:<10} {key}")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the acibatch demo on the local stack.")
     parser.add_argument("--timeout", type=float, default=150, help="seconds to wait for the jobs")
-    parser.add_argument("--keep", action="store_true", help="keep the data folder (logs) even on success")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the data folder (logs) even on success, and the stack up for the dashboard until Ctrl-C",
+    )
     args = parser.parse_args(argv)
     data_dir = Path(tempfile.mkdtemp(prefix="acibatch-demo-"))
     try:
-        checks = run_demo(data_dir, args.timeout)
+        checks = run_demo(data_dir, args.timeout, hold=args.keep)
     except Exception as error:
         print(f"\ndemo failed: {error}\nlogs: {data_dir}", file=sys.stderr)
         return 1

@@ -44,6 +44,10 @@ DEFAULTS = {
     "ACI_LOCATION": LOCAL_LOCATION,
     "BATCH_POLL_SECONDS": "5",
     "BATCH_SWEEP_SCHEDULE": "0 */5 * * * *",
+    # aciemu enforces no create or delete rate unless given limits (its --limits), like a subscription whose ACI
+    # write limits were raised; the app's admission must then not hold writes back either. The rate tests set both.
+    "ACI_CREATE_LIMITS": "100000/60",
+    "ACI_DELETE_LIMITS": "100000/60",
     # The Functions host's own body cap (100 MiB by default): the host reads a whole body before the app can
     # refuse it, so this keeps oversized posts out of the host (413) while every body the API accepts
     # (BATCH_MAX_BODY_BYTES, 1 MiB by default) fits. Set it in Azure too (README, settings).

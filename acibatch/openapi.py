@@ -10,7 +10,10 @@ from typing import Any
 
 from acibatch import spec
 from acibatch.callbacks import MAX_JSON_DEPTH, MAX_MESSAGE_CHARS, MAX_RESULT_BYTES
+from acibatch.dag import MAX_EDGES
 from acibatch.naming import TENANT_RULE
+from acibatch.openapi_dashboard import DASHBOARD_SCHEMAS, dashboard_paths
+from acibatch.openapi_schedules import SCHEDULE_SCHEMAS, schedule_paths
 
 ERROR = {"$ref": "#/components/responses/Error"}
 FREE_JSON = f"any JSON, at most {MAX_RESULT_BYTES} bytes written compactly and {MAX_JSON_DEPTH} levels of nesting"
@@ -78,6 +81,80 @@ COMMAND = _nullable(
     }
 )
 TASK_STATE = {"type": "string", "enum": ["Queued", "Running", "Succeeded", "Failed", "Cancelled"]}
+# A task of a job with dependencies may also be Blocked (waiting for upstream tasks) or end Skipped.
+TASK_ONLY_STATE = {"type": "string", "enum": [*TASK_STATE["enum"], "Skipped", "Blocked"]}
+EXIT_OPTIONS = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["action"],
+    "properties": {
+        "action": {"type": "string", "enum": ["retry", "fail", "succeed"]},
+        "dependencyAction": {
+            "type": "string",
+            "enum": ["satisfy", "block"],
+            "description": "default: satisfy when the task succeeds, block otherwise",
+        },
+        "jobAction": {"type": "string", "enum": ["none", "terminate"], "default": "none"},
+    },
+}
+EXIT_CODE = {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
+EXIT_CONDITIONS = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "What an exit code means (Azure Batch's exitConditions): the task's rules first, then the "
+    "job's; an exact code before a range before `default` (non-zero codes only). fileUploadError never fires: "
+    "acibatch uploads no files.",
+    "properties": {
+        "exitCodes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["code", "exitOptions"],
+                "properties": {"code": EXIT_CODE, "exitOptions": EXIT_OPTIONS},
+            },
+        },
+        "exitCodeRanges": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["start", "end", "exitOptions"],
+                "properties": {"start": EXIT_CODE, "end": EXIT_CODE, "exitOptions": EXIT_OPTIONS},
+            },
+        },
+        "preProcessingError": EXIT_OPTIONS,
+        "fileUploadError": EXIT_OPTIONS,
+        "default": EXIT_OPTIONS,
+    },
+}
+DEPENDS_ON = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "Upstream tasks: `taskIds` and/or `taskIdRanges` (inclusive, integer ids only), or `array` (a "
+    "task group, 'job' for ungrouped tasks) with `mode` nToN (task k after task k of that group) or sequential "
+    "(task k after task k-1 of its own group). Checked at submit: unknown ids, self-dependencies, cycles (one is "
+    f"named) and at most {MAX_EDGES} edges.",
+    "properties": {
+        "taskIds": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "taskIdRanges": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["start", "end"],
+                "properties": {"start": {"type": "integer", "minimum": 0}, "end": {"type": "integer", "minimum": 0}},
+            },
+        },
+        "array": {"type": "string", "minLength": 1},
+        "mode": {"type": "string", "enum": ["nToN", "sequential"]},
+        "condition": {
+            "type": "string",
+            "enum": ["allSucceeded", "allCompleted", "anySucceeded"],
+            "default": "allSucceeded",
+        },
+    },
+}
 QUOTA_PROPERTIES = {
     "maxGroups": {"type": "integer", "minimum": 1, "maximum": 10000},
     "maxCores": {"type": "number", "minimum": 0.1, "maximum": 10000},
@@ -115,6 +192,9 @@ SCHEMAS: dict[str, Any] = {
             "id": {"type": "string", "pattern": _pattern(spec.ID_RULE)},
             "env": ENV,
             "command": COMMAND,
+            "group": {"type": "string", "pattern": _pattern(spec.ID_RULE), "description": "task group for `array`"},
+            "dependsOn": DEPENDS_ON,
+            "exitConditions": EXIT_CONDITIONS,
         },
     },
     "JobSpec": {
@@ -176,6 +256,17 @@ SCHEMAS: dict[str, Any] = {
             "onSuccess": {"type": "string", "enum": [c.value for c in spec.Cleanup], "default": "delete"},
             "onFailure": {"type": "string", "enum": [c.value for c in spec.Cleanup], "default": "delete"},
             "notifyUrl": _nullable({"type": "string", "format": "uri", "maxLength": 2048}),
+            "dependsOn": {**DEPENDS_ON, "description": "the dependsOn of every task that gives none (array sugar)"},
+            "exitConditions": EXIT_CONDITIONS,
+            "onTaskFailure": {"type": "string", "enum": ["noAction", "terminateJob"], "default": "noAction"},
+            "jobPriority": {
+                "type": "integer",
+                "minimum": spec.MIN_JOB_PRIORITY,
+                "maximum": spec.MAX_JOB_PRIORITY,
+                "default": 0,
+                "description": "within the tenant, queued tasks of higher-priority jobs are admitted first; the "
+                "fair share across tenants is unchanged",
+            },
         },
     },
     "JobAccepted": {
@@ -210,13 +301,35 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "id": {"type": "string"},
-            "state": TASK_STATE,
+            "state": TASK_ONLY_STATE,
             "attempts": {"type": "integer"},
+            "platformRetries": {
+                "type": "integer",
+                "description": "attempts started again after a platform failure (eviction, lost group); not "
+                "counted against maxAttempts",
+            },
+            "blockedBy": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Blocked: the first few upstream tasks that have not ended",
+            },
+            "reason": {"type": "string", "description": "Skipped: why, as 'upstream <id> <state>'"},
+            "dependencyAction": {"type": ["string", "null"], "enum": ["satisfy", "block", None]},
+            "jobAction": {"type": ["string", "null"], "enum": ["none", "terminate", None]},
             "exitCode": {"type": ["integer", "null"]},
             "groupName": {"type": ["string", "null"]},
             "startedAt": {"type": ["string", "null"], "format": "date-time"},
             "finishedAt": {"type": ["string", "null"], "format": "date-time"},
-            "error": {"type": ["string", "null"]},
+            "error": {
+                "type": ["string", "null"],
+                "description": "the last error the task met: why it failed or was cancelled, or on a "
+                "Succeeded task why an earlier attempt or create did not succeed",
+            },
+            "pendingReason": {
+                "type": ["string", "null"],
+                "description": "while Queued, what the task waits for: the tenant's quota, regional capacity, "
+                "the fair queue, the create rate (ACI's create limits or ARM's Retry-After), an ACI or Spot quota",
+            },
             "result": {"description": "the small JSON the task reported"},
             "progress": {
                 "description": "the last progress the task reported; while the task runs, a report over 4 KiB "
@@ -236,7 +349,11 @@ SCHEMAS: dict[str, Any] = {
             "finishedAt": {"type": ["string", "null"]},
             "error": {"type": ["string", "null"]},
             "taskCount": {"type": "integer"},
-            "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "counts": {
+                "type": "object",
+                "additionalProperties": {"type": "integer"},
+                "description": "tasks per state, Blocked and Skipped included",
+            },
             "tasks": {"type": "array", "items": _ref("Task")},
             "offset": {"type": "integer"},
             "nextOffset": {
@@ -312,6 +429,8 @@ SCHEMAS: dict[str, Any] = {
             "content": {"type": "string"},
         },
     },
+    **DASHBOARD_SCHEMAS,
+    **SCHEDULE_SCHEMAS,
 }
 
 JOB_ID = _path_param("jobId", "the job's id", spec.ID_RULE)
@@ -465,6 +584,8 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             },
         },
     }
+    paths.update(dashboard_paths(JOB_ID, TASK_ID, ERROR))
+    paths.update(schedule_paths(ERROR))
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {

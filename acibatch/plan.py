@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from acibatch.exitrules import ExitConditions
 from acibatch.naming import job_instance_id, task_instance_id
 from acibatch.spec import JobSpec
 
@@ -41,6 +42,8 @@ class TaskInput:
     on_success: str
     on_failure: str
     poll_seconds: float
+    exit_rules: tuple[ExitConditions, ...] = ()  # the task's exitConditions, then the job's
+    job_priority: int = 0  # the job's jobPriority: orders this tenant's queued leases
 
     @property
     def instance_id(self) -> str:
@@ -69,6 +72,9 @@ class TaskInput:
             "onSuccess": self.on_success,
             "onFailure": self.on_failure,
             "pollSeconds": self.poll_seconds,
+            # Written only when set: a task of a job without them keeps the input (and history) it had before.
+            **({"exitConditions": [rules.to_dict() for rules in self.exit_rules]} if self.exit_rules else {}),
+            **({"jobPriority": self.job_priority} if self.job_priority else {}),
         }
 
     @classmethod
@@ -91,6 +97,8 @@ class TaskInput:
             on_success=data["onSuccess"],
             on_failure=data["onFailure"],
             poll_seconds=float(data["pollSeconds"]),
+            exit_rules=tuple(ExitConditions.from_dict(rules) for rules in data.get("exitConditions", ())),
+            job_priority=int(data.get("jobPriority", 0)),
         )
 
 
@@ -171,9 +179,16 @@ def task_inputs(job: JobInput, spec: JobSpec, first: int, count: int) -> list[Ta
             on_success=str(spec.on_success),
             on_failure=str(spec.on_failure),
             poll_seconds=job.poll_seconds,
+            exit_rules=spec.task_exit_rules(task),
+            job_priority=spec.job_priority,
         )
         for task in spec.tasks[first : first + count]
     ]
+
+
+def task_input_at(job: JobInput, spec: JobSpec, index: int) -> TaskInput:
+    """The task orchestration input of the job's task at `index`."""
+    return task_inputs(job, spec, index, 1)[0]
 
 
 def chunk_size_for(task_count: int) -> int:

@@ -3,23 +3,38 @@
 Attempt semantics: every attempt is a fresh container group (new name, new callback token, `BATCH_ATTEMPT`
 incremented) and counts against `maxAttempts`. Restart-in-place re-runs the current attempt's group after
 an infrastructure hiccup (the container never started, a platform-maintenance kill) and does not count.
-Transient create errors re-create the same attempt after a back-off and do not count either.
+Transient create errors re-create the same attempt after a back-off and do not count either; after
+MAX_TRANSIENT_CREATE_ERRORS in a row the task fails. Throttling (429) and quota refusals are not errors but
+waits: the task stays Queued with a pending reason and re-creates after ARM's Retry-After or a back-off, for as
+long as it takes (the job timeout and cancel still apply). A Spot create the region cannot serve (no Spot
+there, Spot quota, no Spot capacity) falls back to Regular when the task allows it.
 
 `decide` is pure and total: orchestrators call it while replaying, so it must not read clocks or random
 numbers; back-off jitter is derived from a seed (the task's instance id) instead.
+
+Exit conditions (`acibatch.exitrules`, the job's and the task's `exitConditions`) decide a user exit code first:
+`succeed` and `fail` end the task at once, `retry` is the built-in retry-while-attempts-remain; their
+dependencyAction and jobAction ride on the Decision. Platform failures (a Spot eviction or kill, a group that
+disappeared, a container that never started after its restarts in place) start a new attempt that does not count
+against maxAttempts (`Decision.platform`), up to MAX_PLATFORM_RETRIES per task, as Azure Batch's recovery retries
+do not count against maxTaskRetryCount.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
+
+from acibatch.exitrules import ExitAction, ExitConditions, ExitOptions, options_for_code, options_for_pre_processing
 
 MAX_RESTARTS_IN_PLACE = 2
 MAX_TRANSIENT_CREATE_ERRORS = 8
-MAX_QUOTA_WAITS = 30
 MAINTENANCE_EXIT_CODES = frozenset({7147, 7148})
 KILLED_EXIT_CODE = 137
+# New attempts for platform failures that do not count against maxAttempts; past this many a task whose
+# container groups keep vanishing is failing for a reason of its own, and its later attempts count.
+MAX_PLATFORM_RETRIES = 3
 
 PERMANENT_CODES = frozenset(
     {
@@ -46,13 +61,13 @@ PERMANENT_CODES = frozenset(
         "UnsupportedOperation",
     }
 )
+THROTTLE_CODES = frozenset({"TooManyRequests", "Throttled", "ResourceRequestsThrottled"})
 TRANSIENT_CODES = frozenset(
     {
         "ContainerGroupTransitioning",
         "ServiceUnavailable",
         "RegistryErrorResponse",
         "InternalServerError",
-        "TooManyRequests",
         "GatewayTimeout",
         "Conflict",
         "InsufficientCapacity",
@@ -68,7 +83,17 @@ SECURE_ENV_UNSEALABLE = "SecureEnvUnsealable"
 class ErrorClass(StrEnum):
     TRANSIENT = "transient"  # retry the same create after a back-off
     PERMANENT = "permanent"  # fix the request or the configuration: fail fast with ARM's message
-    QUOTA = "quota"  # back-pressure: wait longer, do not hot-retry
+    QUOTA = "quota"  # back-pressure: wait longer, do not hot-retry, never fail for it
+    THROTTLED = "throttled"  # ARM's 429: wait its Retry-After, never fail for it
+    CAPACITY = "capacity"  # ACI has no room in the location right now: wait and back off, never fail for it
+
+
+# Create errors that are waits, not failures, and how a task's pendingReason names them.
+WAITS = {
+    ErrorClass.THROTTLED: "ARM throttled the create",
+    ErrorClass.QUOTA: "ACI quota",
+    ErrorClass.CAPACITY: "ACI capacity",
+}
 
 
 def classify_arm_error(status: int | None, code: str | None, message: str | None) -> ErrorClass:
@@ -76,15 +101,19 @@ def classify_arm_error(status: int | None, code: str | None, message: str | None
     text = (message or "").lower()
     if code in QUOTA_CODES or ("quota" in text and "exceeded" in text):
         return ErrorClass.QUOTA
+    if code in THROTTLE_CODES or status == 429:
+        return ErrorClass.THROTTLED
     if code in PERMANENT_CODES:
         return ErrorClass.PERMANENT
+    if code == "InsufficientCapacity" or "not available in the location" in text or "insufficientcapacity" in text:
+        return ErrorClass.CAPACITY
     if code in TRANSIENT_CODES:
         return ErrorClass.TRANSIENT
-    if "not available in the location" in text or "insufficientcapacity" in text or "retry later" in text:
+    if "retry later" in text:
         return ErrorClass.TRANSIENT
     if "not accessible" in text or "inaccessibleimage" in text or "failed to pull image" in text:
         return ErrorClass.PERMANENT
-    if status is None or status in {408, 409, 429} or status >= 500:
+    if status is None or status in {408, 409} or status >= 500:
         return ErrorClass.TRANSIENT
     if 400 <= status < 500:
         return ErrorClass.PERMANENT
@@ -111,6 +140,7 @@ class Observation:
     arm_code: str | None = None
     arm_message: str | None = None
     message: str | None = None
+    retry_after: float | None = None  # ARM's Retry-After on a throttled create, in seconds
 
 
 @dataclass(frozen=True)
@@ -119,11 +149,19 @@ class AttemptState:
     max_attempts: int
     restarts_in_place: int = 0
     transient_errors: int = 0  # consecutive create errors in this attempt
+    waits: int = 0  # throttled or quota-refused creates in this attempt (back-off only: they never fail it)
     priority: str = "Regular"
     spot_fallback: bool = True
     on_success: str = "delete"
     on_failure: str = "delete"
     seed: str = ""  # jitter seed (the task instance id) so tasks back off at different times
+    exit_rules: tuple[ExitConditions, ...] = ()  # the task's exitConditions, then the job's
+    platform_retries: int = 0  # attempts so far that were platform retries (they do not count)
+
+    @property
+    def counted_attempt(self) -> int:
+        """This attempt's number as counted against max_attempts."""
+        return self.attempt - self.platform_retries
 
 
 class GroupAction(StrEnum):
@@ -150,6 +188,10 @@ class Decision:
     delay_seconds: float = 0.0
     next_priority: str = "Regular"
     delete_after_stop: bool = True  # False keeps a stopped group for inspection (onSuccess/onFailure: stop)
+    pending_reason: str | None = None  # RETRY_CREATE that is a wait (throttling, quota), not an error
+    platform: bool = False  # NEW_ATTEMPT for a platform failure: it does not count against max_attempts
+    dependency_action: str | None = None  # an exit condition's dependencyAction ("satisfy" | "block")
+    job_action: str | None = None  # an exit condition's jobAction ("terminate" stops the job)
 
 
 def backoff_seconds(n: int, base: float = 2.0, cap: float = 120.0, seed: str = "") -> float:
@@ -173,14 +215,14 @@ def _finish(state: AttemptState, succeeded: bool, reason: str) -> Decision:
 
 def _retry_or_fail(state: AttemptState, reason: str, stop_first: bool = False) -> Decision:
     """A failed attempt: a new attempt while attempts remain, else the task fails."""
-    if state.attempt < state.max_attempts:
+    if state.counted_attempt < state.max_attempts:
         return Decision(
             group_action=GroupAction.STOP if stop_first else GroupAction.DELETE,
             next=Next.NEW_ATTEMPT,
-            reason=f"attempt {state.attempt} of {state.max_attempts}: {reason}",
+            reason=f"attempt {state.counted_attempt} of {state.max_attempts}: {reason}",
             next_priority=state.priority,
         )
-    finished = _finish(state, succeeded=False, reason=f"failed after {state.attempt} attempt(s): {reason}")
+    finished = _finish(state, succeeded=False, reason=f"failed after {state.counted_attempt} attempt(s): {reason}")
     if stop_first and finished.group_action is GroupAction.DELETE:
         return Decision(GroupAction.STOP, Next.FAIL, finished.reason, next_priority=state.priority)
     return finished
@@ -194,18 +236,32 @@ def _restart_in_place(state: AttemptState, reason: str) -> Decision:
             f"restarting in place: {reason}",
             next_priority=state.priority,
         )
-    return _retry_or_fail(state, f"{reason} (after {state.restarts_in_place} restarts in place)")
+    return _platform_retry(state, f"{reason} (after {state.restarts_in_place} restarts in place)")
+
+
+def _platform_retry(state: AttemptState, reason: str) -> Decision:
+    """A platform failure: a new attempt that does not count, while MAX_PLATFORM_RETRIES allow; then a counted one."""
+    if state.platform_retries < MAX_PLATFORM_RETRIES:
+        return Decision(
+            GroupAction.DELETE,
+            Next.NEW_ATTEMPT,
+            f"platform retry {state.platform_retries + 1} (not counted against maxAttempts): {reason}",
+            next_priority=state.priority,
+            platform=True,
+        )
+    return _retry_or_fail(state, f"{reason} (after {state.platform_retries} platform retries)")
 
 
 def _evicted(state: AttemptState, reason: str) -> Decision:
     if state.priority == "Spot" and state.spot_fallback:
-        # Eviction is not the task's fault: the Regular attempt is granted even when it exceeds maxAttempts,
-        # and it happens at most once because the task never goes back to Spot.
+        # Eviction is not the task's fault: the Regular attempt is not counted against maxAttempts, and it
+        # happens at most once because the task never goes back to Spot.
         return Decision(
             GroupAction.DELETE,
             Next.NEW_ATTEMPT,
-            f"{reason}; falling back to Regular priority",
+            f"{reason}; falling back to Regular priority (not counted against maxAttempts)",
             next_priority="Regular",
+            platform=True,
         )
     # ACI restarts evicted Spot groups by itself; keep waiting (the task timeout still applies).
     return Decision(
@@ -213,11 +269,44 @@ def _evicted(state: AttemptState, reason: str) -> Decision:
     )
 
 
+def _with_options(decision: Decision, options: ExitOptions) -> Decision:
+    """The decision carrying the exit options' dependency and job actions (on the attempt that ends the task)."""
+    if decision.next is Next.NEW_ATTEMPT:
+        return decision
+    return replace(
+        decision,
+        dependency_action=None if options.dependency_action is None else str(options.dependency_action),
+        job_action=str(options.job_action),
+    )
+
+
+def _by_exit_rules(state: AttemptState, code: int, reason: str) -> Decision | None:
+    """The user's exit conditions' decision for exit `code`, or None when no rule names it (built-in meaning).
+    `default` covers non-zero codes only: 0 keeps meaning success unless a rule names it (as in Azure Batch)."""
+    options = options_for_code(state.exit_rules, code)
+    if options is None or (code == 0 and not _names_code(state.exit_rules, code)):
+        return None
+    if options.action is ExitAction.SUCCEED:
+        decision = _finish(state, succeeded=True, reason=f"exit code {code} counts as success (exitConditions)")
+    elif options.action is ExitAction.FAIL:
+        decision = _finish(state, succeeded=False, reason=f"{reason}; exitConditions say fail without retry")
+    else:
+        decision = _retry_or_fail(state, reason)
+    return _with_options(decision, options)
+
+
+def _names_code(rules: tuple[ExitConditions, ...], code: int) -> bool:
+    return any(conditions.for_code(code) is not None for conditions in rules)
+
+
 def decide(observation: Observation, state: AttemptState) -> Decision:
     kind, code = observation.kind, observation.exit_code
     detail = f": {observation.message}" if observation.message else ""
     if kind is ObservationKind.CANCELLED:
         return Decision(GroupAction.STOP, Next.CANCEL, "cancelled", next_priority=state.priority)
+    decided = _user_exit(observation, state, detail)
+    if decided is not None:
+        return decided
     if kind is ObservationKind.CALLBACK_SUCCEEDED or (kind is ObservationKind.EXITED and code == 0):
         return _finish(state, succeeded=True, reason="succeeded")
     if kind is ObservationKind.EXITED and code in MAINTENANCE_EXIT_CODES:
@@ -242,23 +331,79 @@ def decide(observation: Observation, state: AttemptState) -> Decision:
     if kind is ObservationKind.NOT_STARTED:
         return _restart_in_place(state, f"the container did not start{detail}")
     if kind is ObservationKind.LOST:
-        return _retry_or_fail(state, f"the container group disappeared{detail}")
+        return _platform_retry(state, f"the container group disappeared{detail}")
     # CREATE_FAILED
     if observation.arm_code == SECURE_ENV_UNSEALABLE:
         return _finish(state, succeeded=False, reason=f"secure env values: {observation.arm_message}")
     error_class = classify_arm_error(observation.arm_status, observation.arm_code, observation.arm_message)
     code_text = f"{observation.arm_code}: " if observation.arm_code else ""
     arm = f"{code_text}{observation.arm_message or 'unknown error'}"
+    if state.priority == "Spot" and state.spot_fallback and _spot_cannot_be_served(observation, error_class):
+        # Not the task's fault and not worth waiting for: run it as Regular (at most once: it never goes back).
+        return Decision(GroupAction.DELETE, Next.NEW_ATTEMPT, f"Spot create refused ({arm}); falling back to Regular",
+                        next_priority="Regular", platform=True)  # fmt: skip
     if error_class is ErrorClass.PERMANENT:
-        return _finish(state, succeeded=False, reason=f"ACI refused the container group: {arm}")
-    limit = MAX_QUOTA_WAITS if error_class is ErrorClass.QUOTA else MAX_TRANSIENT_CREATE_ERRORS
-    if state.transient_errors >= limit:
+        refused = _finish(state, succeeded=False, reason=f"ACI refused the container group: {arm}")
+        # Batch's preProcessingError: the task could not start. Only `fail` and its actions apply here: a retry or
+        # a success of a request ACI refuses as malformed would only repeat or hide the refusal.
+        options = options_for_pre_processing(state.exit_rules)
+        return refused if options is None else _with_options(refused, options)
+    if error_class in WAITS:
+        if error_class is ErrorClass.THROTTLED and observation.retry_after:
+            delay = round(min(observation.retry_after, 3600.0), 3)
+        elif error_class is ErrorClass.CAPACITY:  # ACI says "at this moment": it often has room again soon
+            delay = backoff_seconds(state.waits, 5.0, 120.0, state.seed)
+        else:
+            delay = backoff_seconds(state.waits, 15.0, 300.0, state.seed)
+        what = WAITS[error_class]
+        return Decision(
+            GroupAction.NONE,
+            Next.RETRY_CREATE,
+            f"{error_class} ACI error, waiting: {arm}",
+            delay_seconds=delay,
+            next_priority=state.priority,
+            pending_reason=f"{what}: {arm}"[:300],
+        )
+    if state.transient_errors >= MAX_TRANSIENT_CREATE_ERRORS:
         return _finish(state, succeeded=False, reason=f"ACI kept failing ({state.transient_errors} tries): {arm}")
-    base, cap = (15.0, 300.0) if error_class is ErrorClass.QUOTA else (2.0, 60.0)
     return Decision(
         GroupAction.NONE,
         Next.RETRY_CREATE,
         f"{error_class} ACI error, retrying: {arm}",
-        delay_seconds=backoff_seconds(state.transient_errors, base, cap, state.seed),
+        delay_seconds=backoff_seconds(state.transient_errors, 2.0, 60.0, state.seed),
         next_priority=state.priority,
+    )
+
+
+def _user_exit(observation: Observation, state: AttemptState, detail: str) -> Decision | None:
+    """The exit conditions' decision for a user exit code (after the platform's own codes), or None."""
+    kind, code = observation.kind, observation.exit_code
+    if code is None or not state.exit_rules:
+        return None
+    if kind is ObservationKind.EXITED:
+        platform = code in MAINTENANCE_EXIT_CODES or (
+            code == KILLED_EXIT_CODE and state.priority == "Spot" and state.spot_fallback
+        )
+        if platform:
+            return None
+        return _by_exit_rules(state, code, f"the container ended with exit code {code}{detail}")
+    if kind is ObservationKind.CALLBACK_FAILED:
+        return _by_exit_rules(state, code, f"the task reported failure with exit code {code}{detail}")
+    if kind is ObservationKind.CALLBACK_SUCCEEDED:
+        return _by_exit_rules(state, code, f"the task reported exit code {code}{detail}")
+    return None
+
+
+def _spot_cannot_be_served(observation: Observation, error_class: ErrorClass) -> bool:
+    """Whether a Spot create failed for want of Spot here: a Spot code or quota, or no capacity in the location.
+    ACI's answer for a region without Spot does not say "Spot" (it is the generic "not available in the
+    location" 409), so capacity errors count too: Regular is where the task can run now."""
+    code, text = observation.arm_code or "", (observation.arm_message or "").lower()
+    return (
+        code.startswith("SpotPriority")
+        or "spot" in text
+        or error_class is ErrorClass.QUOTA
+        or code == "InsufficientCapacity"
+        or "insufficientcapacity" in text
+        or "not available in the location" in text
     )

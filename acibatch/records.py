@@ -23,10 +23,14 @@ class TaskState(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     CANCELLED = "Cancelled"
+    # A job with dependencies: a task that can never run (an upstream task blocked it, or the job stopped first)
+    # ends Skipped; one still waiting for upstream tasks is Blocked (the API derives it; nothing stores it).
+    SKIPPED = "Skipped"
+    BLOCKED = "Blocked"
 
     @property
     def terminal(self) -> bool:
-        return self in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
+        return self in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED, TaskState.SKIPPED)
 
 
 # The live view's budget (`TaskRecord.live_status`), in the extension's measure: compact JSON in UTF-16. A
@@ -52,6 +56,8 @@ _LETTER = {
     TaskState.SUCCEEDED: "S",
     TaskState.FAILED: "F",
     TaskState.CANCELLED: "C",
+    TaskState.SKIPPED: "K",
+    TaskState.BLOCKED: "B",
 }
 _FROM_LETTER = {letter: state for state, letter in _LETTER.items()}
 
@@ -72,6 +78,11 @@ class TaskRecord:
     result: Any = None
     progress: Any = None
     log_tail: str | None = None
+    pending_reason: str | None = None  # while Queued: what the task waits for (capacity, create rate, quota)
+    platform_retries: int = 0  # attempts that were platform retries (eviction, lost group): not counted
+    dependency_action: str | None = None  # an exit condition's dependencyAction for the attempt that ended it
+    job_action: str | None = None  # an exit condition's jobAction ("terminate")
+    blocked_by: tuple[str, ...] = ()  # Blocked: the first unfinished upstream task ids (the API fills it)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +98,11 @@ class TaskRecord:
             "result": self.result,
             "progress": self.progress,
             "logTail": self.log_tail,
+            "pendingReason": self.pending_reason,
+            "platformRetries": self.platform_retries,
+            "dependencyAction": self.dependency_action,
+            "jobAction": self.job_action,
+            "blockedBy": list(self.blocked_by),
         }
 
     @classmethod
@@ -104,6 +120,11 @@ class TaskRecord:
             result=data.get("result"),
             progress=data.get("progress"),
             log_tail=data.get("logTail"),
+            pending_reason=data.get("pendingReason"),
+            platform_retries=int(data.get("platformRetries", 0)),
+            dependency_action=data.get("dependencyAction"),
+            job_action=data.get("jobAction"),
+            blocked_by=tuple(data.get("blockedBy", ())),
         )
 
     def live_status(self) -> dict[str, Any]:
@@ -135,9 +156,14 @@ class JobProgress:
     total: int = 0
     cancelled: bool = False
     states: dict[str, str] = field(default_factory=dict)
+    # Why a task ended without running (Skipped: "upstream <id> <state>"), only for such tasks.
+    reasons: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"total": self.total, "cancelled": self.cancelled, "states": self.states}
+        data: dict[str, Any] = {"total": self.total, "cancelled": self.cancelled, "states": self.states}
+        if self.reasons:
+            data["reasons"] = self.reasons
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> JobProgress:
@@ -147,6 +173,7 @@ class JobProgress:
             total=int(data.get("total", 0)),
             cancelled=bool(data.get("cancelled", False)),
             states=dict(data.get("states", {})),
+            reasons=dict(data.get("reasons", {})),
         )
 
     def set_task(self, task_id: str, state: TaskState) -> None:
@@ -155,6 +182,16 @@ class JobProgress:
         if current is not None and _FROM_LETTER[current].terminal:
             return
         self.states[task_id] = _LETTER[state]
+
+    def end_unrun(self, task_ids: list[str], state: TaskState, reasons: list[str]) -> None:
+        """Tasks that ended without running (Skipped, or Cancelled before release), each with why."""
+        for task_id, reason in zip(task_ids, reasons, strict=False):
+            current = self.states.get(task_id)
+            if current is not None and _FROM_LETTER[current].terminal:
+                continue
+            self.states[task_id] = _LETTER[state]
+            if reason:
+                self.reasons[task_id] = reason
 
     def counts(self) -> dict[str, int]:
         counts = {str(state): 0 for state in TaskState}
@@ -173,7 +210,8 @@ def job_state_from_counts(counts: Mapping[str, int], *, finished: bool, cancelle
     """A job's state: Queued until a task runs, then Running; once finished, Cancelled / Failed / Succeeded.
 
     A job whose tasks all succeeded is Succeeded; any failed task makes it Failed; a cancelled job whose
-    tasks were stopped is Cancelled even if some tasks had finished before the cancel.
+    tasks were stopped is Cancelled even if some tasks had finished before the cancel. Skipped tasks do not fail
+    a job by themselves: the task that blocked them did (or its exit condition chose to block and succeed).
     """
     if finished:
         if cancelled:
@@ -181,5 +219,6 @@ def job_state_from_counts(counts: Mapping[str, int], *, finished: bool, cancelle
         if counts.get(str(TaskState.FAILED), 0) or counts.get(str(TaskState.CANCELLED), 0):
             return JobState.FAILED
         return JobState.SUCCEEDED
-    started = sum(n for state, n in counts.items() if state != str(TaskState.QUEUED))
+    waiting = (str(TaskState.QUEUED), str(TaskState.BLOCKED))
+    started = sum(n for state, n in counts.items() if state not in waiting)
     return JobState.RUNNING if started else JobState.QUEUED

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import cache
 from urllib.parse import urlsplit
 
+from acibatch import armrate
+from acibatch.armrate import WindowLimit
 from acibatch.outbound import OutboundPolicy, parse_allow_list
 
 MIN_SIGNING_KEY_CHARS = 32
@@ -34,6 +36,9 @@ class Settings:
     registry_identity: str | None
     max_groups: int
     max_cores: float
+    max_spot_cores: float
+    create_limits: tuple[WindowLimit, ...]  # ARM write admission (`acibatch.armrate`)
+    delete_limits: tuple[WindowLimit, ...]
     admin_key: str
     callback_signing_key: str
     callback_signing_key_previous: str | None
@@ -126,6 +131,18 @@ class Settings:
             problems.append(f"BATCH_OUTBOUND_ALLOW is invalid: {error}")
             allow = ()
 
+        max_cores = number("ACI_MAX_CORES", 100.0, 1, 1_000_000)
+
+        def windows(name: str, default: str) -> tuple[WindowLimit, ...]:
+            try:
+                return armrate.parse_limits(get(name) or default)
+            except ValueError as error:
+                problems.append(f"{name} is invalid: {error}")
+                return armrate.parse_limits(default)
+
+        create_limits = windows("ACI_CREATE_LIMITS", armrate.DEFAULT_CREATE_LIMITS)
+        delete_limits = windows("ACI_DELETE_LIMITS", armrate.DEFAULT_DELETE_LIMITS)
+
         settings = cls(
             subscription_id=subscription,
             resource_group=resource_group,
@@ -137,7 +154,10 @@ class Settings:
             registry_password=password,
             registry_identity=identity,
             max_groups=int(number("ACI_MAX_GROUPS", 100, 1, 100_000, integer=True)),
-            max_cores=number("ACI_MAX_CORES", 100.0, 1, 1_000_000),
+            max_cores=max_cores,
+            max_spot_cores=number("ACI_MAX_SPOT_CORES", max_cores, 0, 1_000_000),
+            create_limits=create_limits,
+            delete_limits=delete_limits,
             admin_key=admin_key,
             callback_signing_key=signing_key,
             callback_signing_key_previous=previous,

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from acibatch.dag import JOB_GROUP, DependsOn, Graph, GraphInvalid, TaskNode, build_graph, parse_depends_on
+from acibatch.exitrules import ExitConditions, JobAction, parse_exit_conditions
 from acibatch.outbound import OutboundPolicy, OutboundRefused, check_url
 
 MAX_TASKS = 10_000
@@ -29,6 +31,9 @@ DEFAULT_CPU = 1.0
 DEFAULT_MEMORY_GB = 1.5
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_TASK_TIMEOUT_SECONDS = 3600
+# Job priority (`jobPriority`, Azure Batch's job `priority` range): within a tenant, higher first. The name
+# `priority` already means Regular or Spot here (ACI's word), so the job's scheduling priority has its own.
+MIN_JOB_PRIORITY, MAX_JOB_PRIORITY = -1000, 1000
 MAX_ENV_VARS = 100
 MAX_ENV_VALUE_CHARS = 32 * 1024
 MAX_COMMAND_ARGS = 200
@@ -67,8 +72,12 @@ JOB_FIELDS = {
     "onSuccess",
     "onFailure",
     "notifyUrl",
+    "dependsOn",
+    "exitConditions",
+    "onTaskFailure",
+    "jobPriority",
 }
-TASK_FIELDS = {"id", "env", "command"}
+TASK_FIELDS = {"id", "env", "command", "group", "dependsOn", "exitConditions"}
 
 
 class Priority(StrEnum):
@@ -81,7 +90,14 @@ class Cleanup(StrEnum):
     STOP = "stop"
 
 
-_Choice = TypeVar("_Choice", Priority, Cleanup)
+class TaskFailureAction(StrEnum):
+    """`onTaskFailure` (Azure Batch's job property): what a failed task does to its job."""
+
+    NO_ACTION = "noAction"
+    TERMINATE_JOB = "terminateJob"
+
+
+_Choice = TypeVar("_Choice", Priority, Cleanup, TaskFailureAction)
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,9 @@ class TaskSpec:
     index: int
     command: tuple[str, ...] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    group: str | None = None
+    depends_on: DependsOn | None = None
+    exit_conditions: ExitConditions | None = None
 
 
 @dataclass(frozen=True)
@@ -122,9 +141,14 @@ class JobSpec:
     on_success: Cleanup = Cleanup.DELETE
     on_failure: Cleanup = Cleanup.DELETE
     notify_url: str | None = None
+    depends_on: DependsOn | None = None  # the default of every task that names none (array sugar)
+    exit_conditions: ExitConditions | None = None
+    on_task_failure: TaskFailureAction = TaskFailureAction.NO_ACTION
+    job_priority: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """Canonical camelCase JSON; tasks always listed explicitly (with their index)."""
+        """Canonical camelCase JSON; tasks always listed explicitly (with their index). Fields added later are
+        written only when set, so a job submitted before them keeps its fingerprint (idempotent resubmits)."""
         tasks: list[dict[str, Any]] = []
         for task in self.tasks:
             item: dict[str, Any] = {"id": task.id, "index": task.index}
@@ -132,7 +156,28 @@ class JobSpec:
                 item["command"] = list(task.command)
             if task.env:
                 item["env"] = dict(sorted(task.env.items()))
+            if task.group is not None:
+                item["group"] = task.group
+            if task.depends_on is not None:
+                item["dependsOn"] = task.depends_on.to_dict()
+            if task.exit_conditions is not None:
+                item["exitConditions"] = task.exit_conditions.to_dict()
             tasks.append(item)
+        return {**self._core_dict(tasks), **self._workflow_dict()}
+
+    def _workflow_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.depends_on is not None:
+            data["dependsOn"] = self.depends_on.to_dict()
+        if self.exit_conditions is not None:
+            data["exitConditions"] = self.exit_conditions.to_dict()
+        if self.on_task_failure is not TaskFailureAction.NO_ACTION:
+            data["onTaskFailure"] = str(self.on_task_failure)
+        if self.job_priority:
+            data["jobPriority"] = self.job_priority
+        return data
+
+    def _core_dict(self, tasks: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "jobId": self.job_id,
             "image": self.image,
@@ -169,6 +214,11 @@ class JobSpec:
                     index=int(task.get("index", position)),
                     command=None if task.get("command") is None else tuple(task["command"]),
                     env=dict(task.get("env") or {}),
+                    group=task.get("group"),
+                    depends_on=None if task.get("dependsOn") is None else DependsOn.from_dict(task["dependsOn"]),
+                    exit_conditions=None
+                    if task.get("exitConditions") is None
+                    else ExitConditions.from_dict(task["exitConditions"]),
                 )
                 for position, task in enumerate(data["tasks"])
             ),
@@ -180,7 +230,45 @@ class JobSpec:
             on_success=Cleanup(data.get("onSuccess", Cleanup.DELETE)),
             on_failure=Cleanup(data.get("onFailure", Cleanup.DELETE)),
             notify_url=data.get("notifyUrl"),
+            depends_on=None if data.get("dependsOn") is None else DependsOn.from_dict(data["dependsOn"]),
+            exit_conditions=None
+            if data.get("exitConditions") is None
+            else ExitConditions.from_dict(data["exitConditions"]),
+            on_task_failure=TaskFailureAction(data.get("onTaskFailure", TaskFailureAction.NO_ACTION)),
+            job_priority=int(data.get("jobPriority", 0)),
         )
+
+    @property
+    def has_dependencies(self) -> bool:
+        return self.depends_on is not None or any(task.depends_on is not None for task in self.tasks)
+
+    @property
+    def is_workflow(self) -> bool:
+        """Whether the job runs through the dependency-aware orchestrator: it has dependencies, or a task's end
+        can stop the job (onTaskFailure: terminateJob, or an exit condition with jobAction: terminate)."""
+        if self.has_dependencies or self.on_task_failure is TaskFailureAction.TERMINATE_JOB:
+            return True
+        rule_sets = [self.exit_conditions, *(task.exit_conditions for task in self.tasks)]
+        return any(_terminates(rules) for rules in rule_sets if rules is not None)
+
+    def graph(self) -> Graph:
+        """The dependency graph over task indices (checked at submit, so it builds without errors here)."""
+        return build_graph(self.task_nodes())
+
+    def task_nodes(self) -> list[TaskNode]:
+        return [
+            TaskNode(
+                id=task.id,
+                group=task.group or JOB_GROUP,
+                depends_on=task.depends_on if task.depends_on is not None else self.depends_on,
+                path=f"tasks[{task.index}].dependsOn" if task.depends_on is not None else "dependsOn",
+            )
+            for task in self.tasks
+        ]
+
+    def task_exit_rules(self, task: TaskSpec) -> tuple[ExitConditions, ...]:
+        """The exit rules that apply to `task`, most specific first."""
+        return tuple(rules for rules in (task.exit_conditions, self.exit_conditions) if rules is not None)
 
     def fingerprint(self) -> str:
         """sha256 of the canonical form: the same request written differently has the same fingerprint."""
@@ -192,6 +280,17 @@ class JobSpec:
 
     def task_env(self, task: TaskSpec) -> dict[str, str]:
         return {**self.env, **task.env}
+
+
+def _terminates(rules: ExitConditions) -> bool:
+    options = [
+        *(item for _, item in rules.codes),
+        *(item for _, _, item in rules.ranges),
+        rules.pre_processing_error,
+        rules.file_upload_error,
+        rules.default,
+    ]
+    return any(item is not None and item.job_action is JobAction.TERMINATE for item in options)
 
 
 class _Collector:
@@ -329,8 +428,57 @@ def _tasks(errors: _Collector, data: Mapping[str, Any]) -> tuple[TaskSpec, ...]:
             seen[task_id] = index
         command = _command(errors, f"{path}.command", item.get("command"))
         env = _env(errors, f"{path}.env", item.get("env"))
-        tasks.append(TaskSpec(id=task_id or "", index=index, command=command, env=env))
+        group = None if item.get("group") is None else _check_id(errors, f"{path}.group", item["group"])
+        found: list[tuple[str, str]] = []
+        depends_on = None
+        if item.get("dependsOn") is not None:
+            depends_on = parse_depends_on(item["dependsOn"], f"{path}.dependsOn", found)
+        exit_conditions = None
+        if item.get("exitConditions") is not None:
+            exit_conditions = parse_exit_conditions(item["exitConditions"], f"{path}.exitConditions", found)
+        for error_path, message in found:
+            errors.add(error_path, message)
+        tasks.append(
+            TaskSpec(
+                id=task_id or "",
+                index=index,
+                command=command,
+                env=env,
+                group=group,
+                depends_on=depends_on,
+                exit_conditions=exit_conditions,
+            )
+        )
     return tuple(tasks)
+
+
+def _workflow(
+    errors: _Collector, data: Mapping[str, Any], tasks: tuple[TaskSpec, ...]
+) -> tuple[DependsOn | None, ExitConditions | None, TaskFailureAction, int]:
+    """The job's dependency, exit-condition, onTaskFailure and jobPriority fields, and the graph's checks."""
+    found: list[tuple[str, str]] = []
+    depends_on = None
+    if data.get("dependsOn") is not None:
+        depends_on = parse_depends_on(data["dependsOn"], "dependsOn", found)
+    exit_conditions = None
+    if data.get("exitConditions") is not None:
+        exit_conditions = parse_exit_conditions(data["exitConditions"], "exitConditions", found)
+    for path, message in found:
+        errors.add(path, message)
+    on_task_failure = _choice(errors, data, "onTaskFailure", TaskFailureAction.NO_ACTION)
+    job_priority = _ranged_int(errors, data, "jobPriority", MIN_JOB_PRIORITY, MAX_JOB_PRIORITY, 0)
+    # The graph is checked only when every task and dependsOn parsed (a bad id would also read as an unknown one);
+    # unrelated errors (an image, a cpu) do not hold it back, so all errors still come at once.
+    has_dependencies = depends_on is not None or any(task.depends_on is not None for task in tasks)
+    unparsed = any(error.path.startswith(("tasks", "dependsOn")) for error in errors.errors)
+    if has_dependencies and not unparsed and tasks:
+        draft = JobSpec(None, "", (), 1.0, 1.0, {}, {}, tasks, depends_on=depends_on)
+        try:
+            draft.graph()
+        except GraphInvalid as invalid:
+            for path, message in invalid.errors:
+                errors.add(path, message)
+    return depends_on, exit_conditions, on_task_failure, job_priority
 
 
 def _url(errors: _Collector, value: object, outbound: OutboundPolicy) -> str | None:
@@ -401,6 +549,7 @@ def parse_job_spec(data: object, *, outbound: OutboundPolicy = STRICT_OUTBOUND) 
         for name in ("onSuccess", "onFailure")
     }
     notify_url = _url(errors, data.get("notifyUrl"), outbound)
+    depends_on, exit_conditions, on_task_failure, job_priority = _workflow(errors, data, tasks)
 
     if errors.errors:
         raise JobSpecInvalid(errors.errors)
@@ -421,4 +570,8 @@ def parse_job_spec(data: object, *, outbound: OutboundPolicy = STRICT_OUTBOUND) 
         on_success=cleanups["onSuccess"],
         on_failure=cleanups["onFailure"],
         notify_url=notify_url,
+        depends_on=depends_on,
+        exit_conditions=exit_conditions,
+        on_task_failure=on_task_failure,
+        job_priority=job_priority,
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from aciemu import auth
 from aciemu.groups import Timings
 from aciemu.images import ImageCatalogInvalid, load_catalog
+from aciemu.limits import Limits, LimitsInvalid, merge_flags, parse_window
 from aciemu.server import Emulator, serve
 
 
@@ -28,7 +29,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--location", default="westeurope")
     parser.add_argument("--max-groups", type=int, default=100, help="regional container group quota")
     parser.add_argument("--max-cores", type=float, default=100.0, help="regional core quota")
-    parser.add_argument("--create-rate", type=int, help="creates allowed per 5 minutes (real ACI: 100); default off")
+    parser.add_argument(
+        "--create-rate", type=int, help="creates allowed per 5 minutes (same as --create-window N/300); default off"
+    )
+    limits = parser.add_argument_group("subscription limits (all off by default; see README, 'Subscription limits')")
+    limits.add_argument("--limits", metavar="FILE", help="JSON limits document (windows, spotCores, spotLocations)")
+    limits.add_argument("--limits-json", metavar="JSON", help="the same document given inline")
+    limits.add_argument(
+        "--aci-limits", action="store_true", help="ACI's published windows (100/5 min, 300/h) and Spot regions"
+    )
+    limits.add_argument(
+        "--create-window", action="append", default=[], metavar="N/SECONDS", help="a create rate window (repeatable)"
+    )
+    limits.add_argument(
+        "--delete-window", action="append", default=[], metavar="N/SECONDS", help="a delete rate window (repeatable)"
+    )
+    limits.add_argument("--spot-cores", type=float, help="regional Spot core quota (default: shares --max-cores)")
+    limits.add_argument(
+        "--spot-locations", metavar="A,B", help="the only locations that offer Spot (default: every location)"
+    )
     parser.add_argument("--page-size", type=int, default=100, help="groups per list page")
     parser.add_argument("--provisioning-seconds", type=float, default=0.02)
     parser.add_argument("--restart-backoff-scale", type=float, default=1.0)
@@ -42,8 +61,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def limits_from(args: argparse.Namespace) -> Limits:
+    """The limits the flags ask for: a document (file, inline or the ACI preset), then the single flags."""
+    documents = [text for text in (args.limits_json,) if text]
+    if args.limits:
+        documents.append(Path(args.limits).read_text())
+    if len(documents) + bool(args.aci_limits) > 1:
+        raise LimitsInvalid("give at most one of --limits, --limits-json and --aci-limits")
+    try:
+        base = Limits.from_dict(json.loads(documents[0])) if documents else Limits()
+    except json.JSONDecodeError as error:
+        raise LimitsInvalid(f"the limits document is not JSON: {error}") from None
+    if args.aci_limits:
+        base = Limits.published()
+    return merge_flags(
+        base,
+        creates=[parse_window(text) for text in args.create_window],
+        deletes=[parse_window(text) for text in args.delete_window],
+        spot_cores=args.spot_cores,
+        spot_locations=None if args.spot_locations is None else args.spot_locations.split(","),
+    )
+
+
 async def main_async(args: argparse.Namespace) -> None:
     images = load_catalog(Path(args.images)) if args.images else {}
+    limits = limits_from(args)
     token = auth.load_or_create(Path(args.data), args.token or os.environ.get(auth.ENV))
     emulator = Emulator(
         Path(args.data),
@@ -60,6 +102,7 @@ async def main_async(args: argparse.Namespace) -> None:
         ),
         use_bwrap=False if args.no_bwrap else None,
         fault_seed=args.fault_seed,
+        limits=limits,
     )
     if args.faults:
         for rule in json.loads(Path(args.faults).read_text()):
@@ -74,7 +117,7 @@ async def main_async(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(main_async(parse_args(argv)))
-    except (ImageCatalogInvalid, auth.TokenFileInvalid) as error:
+    except (ImageCatalogInvalid, auth.TokenFileInvalid, LimitsInvalid) as error:
         print(f"aciemu: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # the port is taken, or the data folder is not writable

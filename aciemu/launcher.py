@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from aciemu import auth
+from aciemu.limits import Limits
 from devhost.launcher import ServiceFailed, ServiceProcess
 
 
@@ -21,8 +24,16 @@ class AciEmulatorProcess(ServiceProcess):
         args: Sequence[str] = (),
         log_path: Path | None = None,
         ready_timeout: float = 30.0,
+        limits: Limits | Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(["--data", str(data_dir), *args], port=port, log_path=log_path, ready_timeout=ready_timeout)
+        """`limits`: ACI's subscription limits to enforce (a `Limits`, or its JSON document as a dict, e.g.
+        `{"creates": [{"limit": 10, "seconds": 3}], "spotCores": 0}`); None enforces none of them."""
+        document = limits.to_dict() if isinstance(limits, Limits) else limits
+        # Parsed here as well so a bad document fails in the caller, not as an emulator that never gets ready.
+        limit_args = ["--limits-json", json.dumps(Limits.from_dict(document).to_dict())] if document else []
+        super().__init__(
+            ["--data", str(data_dir), *limit_args, *args], port=port, log_path=log_path, ready_timeout=ready_timeout
+        )
         self.data_dir = data_dir
 
     @property

@@ -12,12 +12,11 @@ import asyncio
 import base64
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import json
 import re
 import sys
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from aciemu import auth, sandbox
 from aciemu.faults import API_FAULTS, LIFE_FAULTS, FaultBook, FaultRuleInvalid
 from aciemu.groups import Group, GroupRuntime, Timings, now_iso, remove_tree, write_private_file
 from aciemu.images import ImageEntry, lookup, parse_catalog
+from aciemu.limits import Admitted, Limits, LimitsInvalid, Priority, Throttled, Window, WriteKind, normalize_location
 from devhost import fastjson
 
 PROVIDER = "Microsoft.ContainerInstance"
@@ -36,7 +36,7 @@ GROUP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,61}[a-z0-9]$|^[a-z0-9]$
 CONTAINER_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,61}[a-z0-9]$|^[a-z0-9]$")
 MAX_CPU, MAX_MEMORY_GB = 4.0, 16.0
 RESTART_POLICIES = {"Always", "OnFailure", "Never"}
-CREATE_RATE_WINDOW_SECONDS = 300
+CREATE_RATE_WINDOW_SECONDS = 300  # `--create-rate N`: N creates per 5 minutes, ACI's short window
 TRANSITIONING = {"Pending", "Creating"}
 UNISOLATED_WARNING = (
     "WARNING: bubblewrap is not in use, so containers are NOT isolated: every container can read all files "
@@ -71,11 +71,11 @@ class Emulator:
         timings: Timings | None = None,
         use_bwrap: bool | None = None,
         fault_seed: int | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.location = location
         self.max_groups, self.max_cores = max_groups, max_cores
-        self.create_rate = create_rate
         self.page_size = page_size
         self.images: dict[str, ImageEntry] = {
             pattern: entry if isinstance(entry, ImageEntry) else parse_catalog({pattern: entry}, Path.cwd())[pattern]
@@ -87,7 +87,10 @@ class Emulator:
         self.groups: dict[str, Group] = {}
         self.runtimes: dict[str, GroupRuntime] = {}
         self.saved: dict[str, bytes] = {}  # what each group's file holds
-        self.recent_creates: deque[float] = deque()
+        limits = limits or Limits()
+        if create_rate is not None and not limits.create_windows:  # the older flag: one 5-minute create window
+            limits = dataclasses.replace(limits, create_windows=(Window(create_rate, CREATE_RATE_WINDOW_SECONDS),))
+        self.set_limits(limits)
         self.instance_marker = "aciemu-" + hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
         for folder in ("groups", "logs", "work"):
             (data_dir / folder).mkdir(parents=True, exist_ok=True)
@@ -174,36 +177,69 @@ class Emulator:
             "Please check the image and registry credential."
         )
 
+    def set_limits(self, limits: Limits) -> None:
+        """Enforce `limits` from now on; the rate windows start empty."""
+        self.limits = limits
+        self.writes = limits.limiter()
+
+    def cores_in_use(self, others: list[Group]) -> tuple[float, float]:
+        """(Standard, Spot) cores held by `others`; a stopped group holds none."""
+        running = [g for g in others if g.state not in {"Stopped"}]
+        spot = sum(g.cores for g in running if priority_of(g.body) is Priority.SPOT)
+        return sum(g.cores for g in running) - spot, spot
+
+    def in_region(self, subscription: str, location: str) -> list[Group]:
+        """The groups that count against one subscription's quotas in one region (ACI's quotas are per both)."""
+        scope = (subscription.lower(), normalize_location(location))
+        return [g for g in self.groups.values() if (g.subscription.lower(), group_location(g, self.location)) == scope]
+
     def check_quota(self, group: Group, replacing: Group | None) -> None:
-        others = [g for g in self.groups.values() if g is not replacing]
+        in_region = self.in_region(group.subscription, group_location(group, self.location))
+        others = [g for g in in_region if g is not replacing]
         if len(others) + 1 > self.max_groups:
             raise ArmFailure(
                 400,
                 "ContainerGroupQuotaReached",
                 self.quota_message("ContainerGroups", self.max_groups, len(others), 1),
             )
-        used = sum(g.cores for g in others if g.state not in {"Stopped"})
-        if used + group.cores > self.max_cores + 1e-9:
-            quota = "StandardSpotCores" if group.properties.get("priority") == "Spot" else "StandardCores"
+        standard, spot = self.cores_in_use(others)
+        exceeded = self.limits.check_cores(priority_of(group.body), group.cores, standard, spot, self.max_cores)
+        if exceeded is not None:
             raise ArmFailure(
                 400,
                 "ContainerGroupQuotaReached",
-                self.quota_message(quota, self.max_cores, used, group.cores),
+                self.quota_message(exceeded.quota.value, exceeded.limit, exceeded.usage, exceeded.requested),
             )
 
-    def check_create_rate(self) -> None:
-        if self.create_rate is None:
-            return
-        now = time.monotonic()
-        while self.recent_creates and now - self.recent_creates[0] > CREATE_RATE_WINDOW_SECONDS:
-            self.recent_creates.popleft()
-        if len(self.recent_creates) >= self.create_rate:
-            retry = int(CREATE_RATE_WINDOW_SECONDS - (now - self.recent_creates[0])) + 1
+    def check_spot_location(self, group: Group) -> None:
+        """A Spot create where ACI offers no Spot: refused as the support article on this 409 describes a
+        feature the region lacks (the same text as a capacity shortage, so clients cannot tell them apart)."""
+        location = str(group.body.get("location", ""))
+        if priority_of(group.body) is Priority.SPOT and not self.limits.offers_spot(location):
+            raise ArmFailure(409, "ServiceUnavailable", self.unavailable_message(group, location))
+
+    @staticmethod
+    def unavailable_message(group: Group, location: str) -> str:
+        containers = group.properties.get("containers") or []
+        memory = sum(
+            float((((c.get("properties") or {}).get("resources") or {}).get("requests") or {}).get("memoryInGB", 0))
+            for c in containers
+        )
+        return (
+            f"The requested resource is not available in the location '{location}' at this moment. Please retry "
+            f"with a different resource request or in another location. Resource requested: '{group.cores:g}' CPU "
+            f"'{memory:g}' GB memory '{group.properties.get('osType', 'Linux')}' OS"
+        )
+
+    def admit_write(self, kind: WriteKind, subscription: str, location: str) -> dict[str, str]:
+        """ARM's front door: count the write in its rate windows or refuse it with 429 (uncounted). Returns the
+        `x-ms-ratelimit-remaining-...` headers ARM adds to an admitted write."""
+        verdict = self.writes.admit(kind, subscription, location)
+        if isinstance(verdict, Throttled):
             raise ArmFailure(
-                429, "TooManyRequests", "The container group create rate limit was exceeded; retry later.",
-                {"Retry-After": str(retry)},
-            )  # fmt: skip
-        self.recent_creates.append(now)
+                429, "ResourceRequestsThrottled", verdict.message, {"Retry-After": str(verdict.retry_after)}
+            )
+        return remaining_headers(verdict)
 
     # -- validation ------------------------------------------------------------------------------------------
 
@@ -306,6 +342,10 @@ class Emulator:
         return group
 
     async def put(self, request: web.Request, sub: str, rg: str, name: str, body: Any) -> web.Response:
+        # ARM counts every PUT it forwards (creates and updates alike: it cannot tell them apart), before the
+        # resource provider validates anything.
+        location = body.get("location") if isinstance(body, dict) else None
+        rate_headers = self.admit_write(WriteKind.CREATE, sub, str(location or self.location))
         images = [
             c.get("properties", {}).get("image") for c in (body or {}).get("properties", {}).get("containers", [])
         ]
@@ -320,9 +360,8 @@ class Emulator:
                 f"The container group '{name}' is still transitioning, please retry later.",
             )
         group = Group(key=key, subscription=sub, resource_group=rg, name=name, body=body)
+        self.check_spot_location(group)
         self.check_quota(group, existing)
-        if existing is None:
-            self.check_create_rate()
         group.faults = [
             {"fault": rule.fault, **rule.params}
             for rule in self.faults.draw("create", name, images[0] if images else None, LIFE_FAULTS)
@@ -335,7 +374,7 @@ class Emulator:
         self.runtimes[key] = runtime
         self.save(group)
         runtime.start()
-        headers = {"Azure-AsyncOperation": self.operation_url(request, group, "create")}
+        headers = {"Azure-AsyncOperation": self.operation_url(request, group, "create"), **rate_headers}
         return arm_json(self.render(group), 200 if existing else 201, headers)
 
     async def delete_group(self, group: Group, out_of_band: bool = False) -> None:
@@ -401,11 +440,14 @@ class Emulator:
             body["nextLink"] = str(request.url.with_query(query))
         return body
 
-    def usages(self) -> dict[str, Any]:
-        used_cores = sum(g.cores for g in self.groups.values() if g.state != "Stopped")
-        rows = [("ContainerGroups", "Container Groups", len(self.groups), self.max_groups),
-                ("StandardCores", "Standard Cores", used_cores, self.max_cores),
-                ("StandardSpotCores", "Standard Spot Cores", 0, self.max_cores)]  # fmt: skip
+    def usages(self, subscription: str, location: str) -> dict[str, Any]:
+        in_region = self.in_region(subscription, location)
+        standard, spot = self.cores_in_use(in_region)
+        standard_limit = self.max_cores if self.limits.standard_cores is None else self.limits.standard_cores
+        spot_limit = standard_limit if self.limits.spot_cores is None else self.limits.spot_cores
+        rows = [("ContainerGroups", "Container Groups", len(in_region), self.max_groups),
+                ("StandardCores", "Standard Cores", standard, standard_limit),
+                ("StandardSpotCores", "Standard Spot Cores", spot, spot_limit)]  # fmt: skip
         return {
             "value": [
                 {"unit": "Count", "currentValue": current, "limit": limit,
@@ -413,6 +455,23 @@ class Emulator:
                 for name, label, current, limit in rows
             ]
         }  # fmt: skip
+
+
+def group_location(group: Group, default: str) -> str:
+    """A group's region, normalized (`West Europe` and `westeurope` are one region to ARM)."""
+    return normalize_location(str(group.body.get("location") or default))
+
+
+def priority_of(body: dict[str, Any]) -> Priority:
+    """A group's priority; ARM treats an absent one as Regular."""
+    return Priority.SPOT if (body.get("properties") or {}).get("priority") == Priority.SPOT.value else Priority.REGULAR
+
+
+def remaining_headers(admitted: Admitted) -> dict[str, str]:
+    """What ARM tells a caller about each window after an admitted write (seen on real ACI PUTs:
+    `x-ms-ratelimit-remaining-subscription-resource-requests-pt5m: 99` and `...-pt1h: 299`)."""
+    prefix = "x-ms-ratelimit-remaining-subscription-resource-requests-"
+    return {prefix + window.iso_duration(): str(left) for window, left in admitted.remaining}
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -478,6 +537,23 @@ def build_app(emulator: Emulator, token: str) -> web.Application:
         emulator.faults.clear()
         return web.Response(status=204)
 
+    def limits_view() -> dict[str, Any]:
+        return {"limits": emulator.limits.to_dict(), "usage": emulator.writes.usage()}
+
+    async def get_limits(request: web.Request) -> web.Response:
+        return arm_json(limits_view())
+
+    async def put_limits(request: web.Request) -> web.Response:
+        try:
+            emulator.set_limits(Limits.from_dict(await request.json()))
+        except (ValueError, LimitsInvalid) as error:
+            return arm_json({"error": {"code": "InvalidLimits", "message": str(error)}}, 400)
+        return arm_json(limits_view())
+
+    async def clear_limits(request: web.Request) -> web.Response:
+        emulator.set_limits(Limits())
+        return web.Response(status=204)
+
     @arm
     async def put_group(request: web.Request) -> web.Response:
         sub, rg, name = names(request)
@@ -506,15 +582,19 @@ def build_app(emulator: Emulator, token: str) -> web.Application:
     @arm
     async def delete_group(request: web.Request) -> web.Response:
         sub, rg, name = names(request)
+        known = emulator.groups.get(f"{sub}/{rg}/{name}".lower())
+        # Counted like ARM counts it, at the front door: a delete of a missing group counts too.
+        location = str(known.body.get("location") or emulator.location) if known else emulator.location
+        rate_headers = emulator.admit_write(WriteKind.DELETE, sub, location)
         emulator.check_api_faults("delete", name, None)
         try:
             group = emulator.find(sub, rg, name)
         except ArmFailure:
-            return web.Response(status=204)
+            return web.Response(status=204, headers=rate_headers)
         rendered = emulator.render(group)
         await emulator.delete_group(group)
         rendered["properties"]["provisioningState"] = "Succeeded"
-        return arm_json(rendered, 200)
+        return arm_json(rendered, 200, rate_headers)
 
     @arm
     async def group_action(request: web.Request) -> web.Response:
@@ -587,13 +667,16 @@ def build_app(emulator: Emulator, token: str) -> web.Application:
 
     @arm
     async def usages(request: web.Request) -> web.Response:
-        return arm_json(emulator.usages())
+        return arm_json(emulator.usages(request.match_info["sub"], request.match_info["loc"]))
 
     app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=[require_token(token)])
     app.router.add_get("/_emulator/health", health)
     app.router.add_get("/_emulator/faults", list_faults)
     app.router.add_post("/_emulator/faults", add_fault)
     app.router.add_delete("/_emulator/faults", clear_faults)
+    app.router.add_get("/_emulator/limits", get_limits)
+    app.router.add_put("/_emulator/limits", put_limits)
+    app.router.add_delete("/_emulator/limits", clear_limits)
     app.router.add_put(group_path, put_group)
     app.router.add_get(group_path, get_group)
     app.router.add_patch(group_path, patch_group)

@@ -93,7 +93,13 @@ def create_group(payload: object) -> dict[str, Any]:
 @bp.activity_trigger(input_name="payload", activity="get_group_state")
 def get_group_state(payload: object) -> dict[str, Any]:
     payload = cast(dict[str, Any], payload)  # typed `object` for the Python worker: see devhost/workerrules.py
-    return gateway().get_state(str(payload["name"])).to_dict()
+    try:
+        return gateway().get_state(str(payload["name"])).to_dict()
+    except ArmError as error:
+        if error.status != 429:
+            raise
+        # ARM throttled the read: no news, not an unreadable group (the next poll asks again).
+        return {"throttled": error.retry_after or 0.0}
 
 
 @bp.activity_trigger(input_name="payload", activity="restart_group")
@@ -114,18 +120,32 @@ def cleanup_group(payload: object) -> dict[str, Any]:
     aci = gateway()
     known_exit = payload.get("exitCode")
     if known_exit is None or payload.get("stop"):
-        state = aci.get_state(name)
-        exists, exit_code = state.exists, state.exit_code
-        log = aci.logs(name) if exists else None
+        try:
+            state = aci.get_state(name)
+        except Exception:
+            # The group cannot be read (the reason its attempt may have ended): delete it all the same, blind,
+            # since both calls are idempotent and a group left behind would hold ACI capacity.
+            exists, exit_code, log = True, None, None
+        else:
+            exists, exit_code = state.exists, state.exit_code
+            log = aci.logs(name) if exists else None
     else:
         log = aci.logs(name)
         exists, exit_code = log is not None, int(known_exit)
     if exists and payload.get("stop"):
         aci.stop(name)
+    retry_after = None
     if exists and payload.get("delete"):
-        aci.delete(name, known_to_exist=True)
+        try:
+            aci.delete(name, known_to_exist=True)
+        except ArmError as error:
+            if error.status != 429:
+                raise
+            # ARM's delete rate limit: the task waits Retry-After durably and asks again (it keeps the lease).
+            retry_after = error.retry_after or 30.0
     return {
         "logTail": None if log is None else log[-LOG_TAIL_CHARS:],
         "exitCode": exit_code,
         "existed": exists,
+        "retryAfter": retry_after,
     }

@@ -46,9 +46,15 @@ def lease_owner(lease_id: str) -> str:
 @bp.activity_trigger(input_name="payload", activity=names.WAKE_WAITERS)
 @bp.durable_client_input(client_name="client")
 async def wake_waiters(payload: object, client: df.DurableOrchestrationClient) -> int:
-    payload = cast(list[str], payload)  # typed `object` for the Python worker: see devhost/workerrules.py
+    """Tell each granted lease's task; a lease is its id, or the granted lease (with its create slot)."""
+    granted = cast(list[Any], payload)  # typed `object` for the Python worker: see devhost/workerrules.py
+    leases = [lease["leaseId"] if isinstance(lease, dict) else str(lease) for lease in granted]
+    create_at = {lease["leaseId"]: lease.get("createAt", 0.0) for lease in granted if isinstance(lease, dict)}
     return await raise_to_all(
-        client, [lease_owner(lease) for lease in payload], names.EVENT_CAPACITY_GRANTED, {"leases": payload}
+        client,
+        [lease_owner(lease) for lease in leases],
+        names.EVENT_CAPACITY_GRANTED,
+        {"leases": leases, "createAt": create_at},
     )
 
 

@@ -19,11 +19,11 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from acibatch import durable_names as names
+from acibatch.accounts import TenantState
 from acibatch.apikeys import tenant_of_key, verify_api_key
 from acibatch.entitystate import read_stored
 from acibatch.settings import SettingsError
 from acibatch.settings import current as settings
-from acibatch.tenancy import TenantState
 
 JSON = "application/json"
 

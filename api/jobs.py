@@ -12,8 +12,10 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from acibatch import durable_names as names
+from acibatch.accounts import list_jobs
 from acibatch.aci import shared_gateway
 from acibatch.callbacks import decode_event_payload
+from acibatch.dag import Graph, blocked_tasks
 from acibatch.entitystate import read_stored
 from acibatch.naming import job_instance_id, new_job_id, task_instance_id
 from acibatch.plan import JobInput, progress_entity_key
@@ -21,7 +23,6 @@ from acibatch.records import JobProgress, JobState, TaskRecord, TaskState, job_s
 from acibatch.sealing import seal
 from acibatch.settings import current as settings
 from acibatch.spec import ID_RULE, JobSpec, JobSpecInvalid, parse_job_spec
-from acibatch.tenancy import list_jobs
 from api import bp
 from api.common import (
     ApiError,
@@ -37,6 +38,7 @@ from api.common import (
 
 TERMINAL = {"Completed", "Failed", "Terminated", "Canceled"}
 STATUS_READS_IN_PARALLEL = 16
+UPSTREAM_SHOWN = 20  # a reduce over 10,000 tasks lists its first 20 upstream ids (and how many there are)
 
 
 def _runtime(status: Any) -> str | None:
@@ -69,24 +71,14 @@ def job_id_from_route(req: func.HttpRequest) -> str:
     return job_id
 
 
-@bp.route(route="jobs", methods=["POST"])
-@bp.durable_client_input(client_name="client")
-@handle_errors
-async def submit_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    tenant = require_tenant(await authenticate(req, client))
-    body = read_json(req)
-    try:
-        spec = parse_job_spec(body, outbound=settings().outbound)
-    except JobSpecInvalid as invalid:
-        details = [{"path": error.path, "message": error.message} for error in invalid.errors]
-        raise ApiError(
-            400, "InvalidJobSpec", f"the job spec has {len(details)} error(s); fix them all", details
-        ) from None
+async def start_job(client: df.DurableOrchestrationClient, tenant: str, spec: JobSpec) -> tuple[str, Any]:
+    """Start `spec` as one of `tenant`'s jobs, idempotent on its jobId (a new id when it has none): the job id
+    and None when this call started it; the job id and its orchestration status when the same spec was started
+    before. A different spec under the same id is a 409. `POST /api/jobs` and schedule ticks both start jobs here.
+    """
     job_id = spec.job_id or new_job_id()
     instance = job_instance_id(tenant, job_id)
     fingerprint = keyed_fingerprint(spec)
-    links = job_links(req, job_id)
-    accepted = {"jobId": job_id, **links}
 
     existing = await client.get_status(instance)
     if _runtime(existing) is None:
@@ -116,8 +108,7 @@ async def submit_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
             if _runtime(existing) is None:
                 raise
         else:
-            body = {**accepted, "state": str(JobState.QUEUED), "created": True}
-            return json_response(body, 202, {"Location": links["statusUrl"]})
+            return job_id, None
     stored = _stored_input(existing)
     if stored.get("fingerprint") != fingerprint:
         raise ApiError(
@@ -125,8 +116,31 @@ async def submit_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
             "JobIdConflict",
             f"job '{job_id}' already exists with a different spec; resubmit the same spec or use a new jobId",
         )
+    return job_id, existing
+
+
+@bp.route(route="jobs", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@handle_errors
+async def submit_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    tenant = require_tenant(await authenticate(req, client))
+    body = read_json(req)
+    try:
+        spec = parse_job_spec(body, outbound=settings().outbound)
+    except JobSpecInvalid as invalid:
+        details = [{"path": error.path, "message": error.message} for error in invalid.errors]
+        raise ApiError(
+            400, "InvalidJobSpec", f"the job spec has {len(details)} error(s); fix them all", details
+        ) from None
+    job_id, existing = await start_job(client, tenant, spec)
+    links = job_links(req, job_id)
+    accepted = {"jobId": job_id, **links}
+    if existing is None:
+        body = {**accepted, "state": str(JobState.QUEUED), "created": True}
+        return json_response(body, 202, {"Location": links["statusUrl"]})
     # The same spec again: answer as for the first submit, with the job's current state, so a client that
     # retries after a lost answer learns where the job stands.
+    stored = _stored_input(existing)
     state, _, _ = summarize(existing, await read_progress(client, tenant, job_id), len(_task_ids(stored)))
     return json_response({**accepted, "state": str(state), "created": False}, 202, {"Location": links["statusUrl"]})
 
@@ -170,17 +184,58 @@ def summarize(status: Any, progress: JobProgress, task_count: int) -> tuple[JobS
     return job_state_from_counts(counts, finished=False, cancelled=progress.cancelled), counts, error
 
 
+def _graph(job: dict[str, Any]) -> Graph | None:
+    """The dependency graph of a job that has one (checked at submit, so it builds)."""
+    stored = job.get("spec", {})
+    if "dependsOn" not in stored and not any("dependsOn" in task for task in stored.get("tasks", ())):
+        return None
+    return JobSpec.from_dict(stored).graph()
+
+
+def _blocked(graph: Graph | None, progress: JobProgress) -> dict[str, list[str]]:
+    """Blocked tasks of a job with dependencies, each with its first unfinished upstream ids (none for others)."""
+    if graph is None:
+        return {}
+    ended = {task_id: progress.task_state(task_id).terminal for task_id in progress.states}
+    begun = dict.fromkeys(progress.states, True)
+    return {graph.ids[index]: waiting for index, waiting in blocked_tasks(graph, ended, begun).items()}
+
+
+def _with_workflow_view(
+    task: dict[str, Any], progress: JobProgress, blocked: dict[str, list[str]], graph: Graph | None
+) -> dict[str, Any]:
+    """A task that has not run: Blocked with `blockedBy`, or how it ended without running (Skipped, with why);
+    in a job with dependencies every task also lists its upstream ids (the first UPSTREAM_SHOWN)."""
+    task_id = task["id"]
+    if graph is not None:
+        parents = graph.upstream[graph.position[task_id]] if task_id in graph.position else ()
+        upstream = [graph.ids[parent] for parent in parents[:UPSTREAM_SHOWN]]
+        task = {**task, "upstream": upstream, "upstreamCount": len(parents)}
+    if task_id in blocked and task["state"] == str(TaskState.QUEUED):
+        return {**task, "state": str(TaskState.BLOCKED), "blockedBy": blocked[task_id]}
+    ended = progress.task_state(task_id)
+    if task["state"] == str(TaskState.QUEUED) and ended in (TaskState.SKIPPED, TaskState.CANCELLED):
+        # It never got an orchestration: the workflow ended it (Skipped, or Cancelled when the job stopped).
+        reason = progress.reasons.get(task_id)
+        return {**task, "state": str(ended), **({"reason": reason} if reason else {})}
+    return task
+
+
 async def read_progress(client: df.DurableOrchestrationClient, tenant: str, job_id: str) -> JobProgress:
     entity = df.EntityId(names.PROGRESS_ENTITY, progress_entity_key(tenant, job_id))
     return JobProgress.from_dict(await read_stored(client, entity))
 
 
 async def read_task(client: df.DurableOrchestrationClient, tenant: str, job_id: str, task_id: str) -> TaskRecord:
-    status = await client.get_status(task_instance_id(tenant, job_id, task_id))
+    status = await client.get_status(task_instance_id(tenant, job_id, task_id), show_input=True)
     runtime = _runtime(status)
     if runtime is None:
         return TaskRecord(id=task_id)
-    data = status.output if runtime == "Completed" and isinstance(status.output, dict) else status.custom_status
+    data = status.custom_status
+    if runtime == "Completed":
+        # A task ends in a last generation whose input holds its full record (`acibatch.checkpoint`); one that
+        # finished before that design returned the record as its output.
+        data = _stored_input(status).get("final") or status.output
     record = TaskRecord.from_dict(data) if isinstance(data, dict) else TaskRecord(id=task_id)
     if runtime in {"Failed", "Terminated"} and not record.state.terminal:
         record = record.with_(state=TaskState.FAILED, error=f"task orchestration {runtime.lower()}")
@@ -217,6 +272,12 @@ async def get_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
 
     page = task_ids[offset : offset + limit]
     tasks = await asyncio.gather(*(one(task_id) for task_id in page))
+    graph = _graph(job)
+    blocked = _blocked(graph, progress) if _runtime(status) not in TERMINAL else {}
+    if blocked:
+        counts = {**counts, str(TaskState.BLOCKED): len(blocked)}
+        counts[str(TaskState.QUEUED)] = max(0, counts[str(TaskState.QUEUED)] - len(blocked))
+    tasks = [_with_workflow_view(task, progress, blocked, graph) for task in tasks]
     custom = status.custom_status if isinstance(status.custom_status, dict) else {}
     body = {
         "jobId": job_id,
@@ -239,6 +300,13 @@ async def get_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
     return json_response(body)
 
 
+async def request_cancel(client: df.DurableOrchestrationClient, tenant: str, job_id: str) -> None:
+    """Ask a running job to stop (`POST /api/jobs/{id}/cancel`, and a Replace schedule's next tick)."""
+    await client.raise_event(
+        job_instance_id(tenant, job_id), names.EVENT_CANCEL, {"requestedAt": datetime.now(UTC).isoformat()}
+    )
+
+
 @bp.route(route="jobs/{jobId}/cancel", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 @handle_errors
@@ -253,9 +321,7 @@ async def cancel_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
             "JobFinished",
             f"job '{job_id}' already finished ({output.get('state', 'unknown')}); nothing to cancel",
         )
-    await client.raise_event(
-        job_instance_id(tenant, job_id), names.EVENT_CANCEL, {"requestedAt": datetime.now(UTC).isoformat()}
-    )
+    await request_cancel(client, tenant, job_id)
     return json_response({"jobId": job_id, "state": "Cancelling", **job_links(req, job_id)}, 202)
 
 

@@ -16,10 +16,11 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from acibatch import durable_names as names
+from acibatch.accounts import TenantState
 from acibatch.apikeys import generate_api_key, hash_api_key
 from acibatch.entitystate import read_stored
 from acibatch.naming import validate_tenant_id
-from acibatch.tenancy import CapacityState, Quota, TenantState, snapshot
+from acibatch.tenancy import CapacityState, Quota, snapshot
 from api import bp
 from api.common import (
     ApiError,

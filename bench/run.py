@@ -45,7 +45,6 @@ from acibatch.naming import job_instance_id, task_instance_id
 from devhost import fastpaths
 from devhost.app import load_app
 from devhost.durable import (
-    EVENT_RAISED,
     EVENT_SENT,
     EXECUTION_COMPLETED,
     ORCHESTRATOR_COMPLETED,
@@ -384,28 +383,26 @@ def wait_for_instance(api: DurableApi, instance: str, poll_seconds: float = 0.05
 def dispatch_latencies(api: DurableApi, instances: list[str], container_started: dict[str, float]) -> list[float]:
     """Seconds from a lease freed to the container of the task it went to running, for every hand-over.
 
-    A releasing task's history holds the capacity entity's answer (the moment the lease was freed), then a
-    `wake_waiters` activity naming the leases that answer granted; each lease names the task that got it,
-    whose container reported when it started. Leases granted straight away (nothing was freed) don't count.
+    A finished task's last generation carries its hand-overs in its input (`acibatch.checkpoint.TaskStart`): when
+    the capacity entity's answer freed its lease (the episode that read it) and the leases that answer granted;
+    each lease names the task that got it, whose container reported when it started. Leases granted straight
+    away (nothing was freed) don't count.
     """
 
-    def history(instance: str) -> list[dict[str, Any]]:
-        url = f"instances/{instance}?showHistory=true&showHistoryOutput=true"
-        events: list[dict[str, Any]] = api.get(url).get("historyEvents") or []
-        return events
+    def handovers(instance: str) -> list[dict[str, Any]]:
+        given = api.get(f"instances/{instance}?showInput=true").get("input")
+        given = json.loads(given) if isinstance(given, str) else given
+        return list(given.get("handovers", [])) if isinstance(given, dict) else []
 
     latencies = []
     with ThreadPoolExecutor(16) as pool:
-        for events in pool.map(history, instances):
-            freed_at = None
-            for item in events:
-                if item["EventType"] == EVENT_RAISED:
-                    freed_at = parse(item["Timestamp"])
-                elif item["EventType"] == TASK_SCHEDULED and item.get("Name") == "wake_waiters" and freed_at:
-                    for lease in json.loads(item["Input"]):
-                        owner = str(lease).rpartition("#")[0]
-                        if owner in container_started:
-                            latencies.append(max(0.0, container_started[owner] - freed_at))
+        for handed in pool.map(handovers, instances):
+            for handover in handed:
+                freed_at = parse(handover["freedAt"])
+                for lease in handover["to"]:
+                    owner = str(lease).rpartition("#")[0]
+                    if owner in container_started:
+                        latencies.append(max(0.0, container_started[owner] - freed_at))
     return latencies
 
 

@@ -126,6 +126,9 @@ class Instance:
     pending_consumed: int = 0  # how many pending events were ever taken off the front (row numbering)
     # Entity calls' request ids by task id (text keys, as stored): what answers each one (`devhost.shim`).
     entity_requests: dict[str, str] = field(default_factory=dict)
+    # Set by a continue-as-new: how many pending events (ExecutionStarted and the events carried over) make the new
+    # generation's first episode, which DTFx runs inside the old one's work item (`Engine.continue_as_new`).
+    first_batch: int | None = None
 
     def meta(self) -> dict[str, Any]:
         """Everything but the row-stored parts (history, pending events, outstanding activities)."""
@@ -640,6 +643,8 @@ class Engine:
 
         They stay pending (and stored) until the episode that delivers them has been applied.
         """
+        if instance.first_batch is not None:
+            return instance.pending[: instance.first_batch]  # what arrived meanwhile waits for the next work item
         batch: list[dict[str, Any]] = []
         for candidate in instance.pending:
             sensitive = self.retry_record_for(instance, candidate) is not None
@@ -761,6 +766,8 @@ class Engine:
     ) -> None:  # fmt: skip
         """Record what an episode did: its events, the actions it scheduled, and its end if it ended."""
         instance.take_pending(len(delivered))
+        continued_first, instance.first_batch = instance.first_batch is not None, None
+        past = len(instance.history)
         effects: list[Callable[[], None]] = []
         with self.store.transaction():
             new_history = [started, *delivered]
@@ -770,6 +777,7 @@ class Engine:
             top_actions = (state.get("actions") or [[]])[0] if state.get("actions") else []
             actions = flatten(top_actions)
             blocked: shim.Progress | None = None
+            view: shim.Progress | None = None
             status_error = payloadlimits.custom_status_error(state.get("customStatus"))
             if status_error is not None:
                 # The shim sets the custom status first and throws: nothing of the episode is scheduled.
@@ -791,8 +799,12 @@ class Engine:
                         error = end_payload_error(actions, state)
                 except DurableError as exc:
                     error = str(exc)
-                if "customStatus" in state:
-                    instance.custom_status = state["customStatus"]
+                # Each work item's .NET context is new and the shim sets the custom status only when the SDK sent
+                # one (the SDK leaves out falsy ones), so an episode without one stores null; except the first
+                # episode of a continued generation, which keeps the status the last one had (DTFx carries it).
+                reported = state.get("customStatus")
+                if reported is not None or not continued_first:
+                    instance.custom_status = reported
             instance.history.extend([*new_history, *scheduled, event(ORCHESTRATOR_COMPLETED)])
             if blocked is not None:
                 self.report_blocked(instance, blocked)
@@ -803,7 +815,11 @@ class Engine:
                 self.finish(instance, "Failed", f"Orchestrator function '{instance.name}' failed: {error}", error)
             elif state.get("isDone"):
                 if is_continue_as_new(actions):
-                    self.continue_as_new(instance, actions[-1].get("input"))
+                    # DTFx applied the events up to `view.applied` when the shim reached the continue-as-new; the
+                    # external events after that point in this batch go to the next generation.
+                    first_after = max(0, (view.applied if view else 0) - past - 1)  # - 1: OrchestratorStarted
+                    carried = [item for item in delivered[first_after:] if item["EventType"] == EVENT_RAISED]
+                    self.continue_as_new(instance, actions[-1].get("input"), carried)
                 else:
                     output = state.get("output")
                     instance.history.append(
@@ -1017,18 +1033,33 @@ class Engine:
             return  # recreated after a restart: already there
         self.start_instance(name, child_id, input_text, parent)
 
-    def continue_as_new(self, instance: Instance, input_text: Any) -> None:
+    def continue_as_new(self, instance: Instance, input_text: Any, carried: list[dict[str, Any]]) -> None:
+        """Start the next generation as DTFx does (Azure Storage, the default backend).
+
+        `carried`: the episode's external events that DTFx met after the shim had called ContinueAsNew; they are
+        carried into the new history (`BehaviorOnContinueAsNew.Carryover`). Those it met before were handed to the
+        old generation, which used them or lost them (the extension's `preserveUnprocessedEvents` is false for the
+        out-of-process shim and the Python SDK has no such option). What arrived while the episode ran is for the
+        next work item: raised events carry no execution id and reach the new generation; activity and
+        sub-orchestration results, timers and entity answers name the old execution and are dropped.
+        """
+        old_requests = set(instance.entity_requests.values())  # entity answers are raised under the request id
+        arrived = [
+            item for item in instance.take_pending()
+            if item["EventType"] == EVENT_RAISED and item.get("Name") not in old_requests
+        ]  # fmt: skip
         self.gathers.pop(instance.id, None)
-        instance.status = "Running"
+        instance.status = "Running"  # Azure Storage writes the new generation at once: no ContinuedAsNew is seen
         instance.input = input_text
         instance.execution_id = uuid.uuid4().hex
-        instance.take_pending()
+        instance.created = time.time()  # the status's createdTime is the new ExecutionStarted's time
         instance.history = []
         instance.next_id = instance.seen = 0
         instance.action_ids, instance.retries, instance.entity_requests = [], {}, {}
         instance.activities, instance.children = {}, {}
         self.drop_timers(instance)
-        instance.pending.append(execution_started(instance))
+        instance.pending.extend([execution_started(instance), *carried, *arrived])
+        instance.first_batch = 1 + len(carried)
         self.save(instance)
         self.mark_ready(instance.id)
 

@@ -58,6 +58,9 @@ class Progress:
     reached: int  # how many flattened actions the shim has invoked (so scheduled), in order
     blocked_at: int | None  # the top-level action it waits on, or None when it got through all of them
     waiting_for: str = ""  # what that action waits for, for a stuck report
+    # History events DTFx had applied when the shim got there (all of them when blocked): where a continue-as-new
+    # happens, which decides the events carried into the next generation (`Engine.continue_as_new`).
+    applied: int = field(default=0, compare=False)
 
 
 @dataclass
@@ -197,14 +200,16 @@ def progress(
     """
     replay = _Replay(task_ids, retries or {}, requests or {})
     pending = iter(history)
+    applied = 0
     for position, action in enumerate(top_actions):
         node = replay.invoke(action)
         while not replay.complete(node):
             next_event = next(pending, None)
             if next_event is None:
-                return Progress(replay.flat, position, replay.describe(node))
+                return Progress(replay.flat, position, replay.describe(node), applied)
             replay.apply(next_event)
-    return Progress(replay.flat, None)
+            applied += 1
+    return Progress(replay.flat, None, applied=applied)
 
 
 def entity_requests(events: Iterable[Mapping[str, Any]]) -> dict[str, str]:

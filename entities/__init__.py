@@ -4,6 +4,6 @@ import azure.durable_functions as df
 
 bp = df.Blueprint()
 
-from entities import capacity, jobprogress, tenant  # noqa: E402  (each registers functions on bp)
+from entities import capacity, jobprogress, schedule, tenant  # noqa: E402  (each registers functions on bp)
 
-__all__ = ["bp", "capacity", "jobprogress", "tenant"]
+__all__ = ["bp", "capacity", "jobprogress", "schedule", "tenant"]

@@ -29,6 +29,11 @@ def apply(progress: JobProgress, operation: str, data: Any) -> Any:
     if operation == "set":
         progress.set_task(str(data["taskId"]), TaskState(data["state"]))
         return None
+    if operation == "set_many":  # a workflow's tasks that ended without running (Skipped), with reasons
+        progress.end_unrun([str(item) for item in data["taskIds"]], TaskState(data["state"]), list(data["reasons"]))
+        return None
+    if operation == "cancelled":  # a read: whether the job was cancelled
+        return {"cancelled": progress.cancelled}
     if operation == "cancel":
         progress.cancelled = True
         return None

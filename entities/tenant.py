@@ -1,6 +1,6 @@
 """`tenant` entity (one per tenant): quota, API key hash, usage, task outcome counts and the job index.
 
-Operations delegate to the pure functions in `acibatch.tenancy`; this module only maps operation names. The
+Operations delegate to the pure functions in `acibatch.accounts`; this module only maps operation names. The
 state (it grows with the job index) is stored as text through `acibatch.entitystate`.
 """
 
@@ -10,28 +10,28 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from acibatch import accounts, tenancy
 from acibatch import durable_names as names
-from acibatch import tenancy
 from acibatch.entitystate import KeptState
 from entities import bp
 
-STORED = KeptState(tenancy.TenantState.from_dict, tenancy.TenantState.to_dict)
+STORED = KeptState(accounts.TenantState.from_dict, accounts.TenantState.to_dict)
 
 
-def apply(state: tenancy.TenantState, operation: str, data: Any) -> tenancy.TenantState:
+def apply(state: accounts.TenantState, operation: str, data: Any) -> accounts.TenantState:
     if operation == "configure":
         quota = tenancy.Quota.from_dict(data["quota"])
-        return tenancy.configure_tenant(state, quota, data.get("apiKeyHash"))
+        return accounts.configure_tenant(state, quota, data.get("apiKeyHash"))
     if operation == "record_usage":
-        return tenancy.record_usage(
+        return accounts.record_usage(
             state, data["leaseId"], float(data["cores"]), float(data["memoryGb"]), float(data["seconds"])
         )
     if operation == "task_finished":
-        return tenancy.count_task(state, data["outcome"])
+        return accounts.count_task(state, data["outcome"])
     if operation == "register_job":
-        return tenancy.register_job(state, data["jobId"], data["createdAt"], data.get("fingerprint", ""))
+        return accounts.register_job(state, data["jobId"], data["createdAt"], data.get("fingerprint", ""))
     if operation == "update_job":
-        return tenancy.update_job(state, data["jobId"], data["state"], data.get("finishedAt"))
+        return accounts.update_job(state, data["jobId"], data["state"], data.get("finishedAt"))
     raise ValueError(f"tenant entity has no operation '{operation}'")
 
 

@@ -1,9 +1,9 @@
-"""Orchestrator functions: the job fan-out and one task's container-group life."""
+"""Orchestrator functions: the job fan-out, one task's container-group life, and reclaiming leaked leases."""
 
 import azure.durable_functions as df
 
 bp = df.Blueprint()
 
-from orchestrators import job, task  # noqa: E402  (each registers functions on bp)
+from orchestrators import job, reclaim, schedule, task  # noqa: E402  (each registers functions on bp)
 
-__all__ = ["bp", "job", "task"]
+__all__ = ["bp", "job", "reclaim", "schedule", "task"]

@@ -4,6 +4,10 @@ The job starts one chunk per ~sqrt(n) tasks (10 to 100) and each chunk starts it
 with about sqrt(n), not n (the SDK replays a whole history on each episode). The job waits for every chunk,
 a cancel request or its own timeout; on cancel or timeout it tells every task to stop and still waits for
 them, so it never finishes while a container group of its own is alive.
+
+A failed child never fails its parent: chunks and the job wait for every child whatever its outcome (`settle`),
+count a failed task orchestration as a Failed task, and still aggregate, notify and finish. A task hands its
+chunk only its outcome (its full record stays with the task), so a chunk's history stays small.
 """
 
 from __future__ import annotations
@@ -17,21 +21,38 @@ import azure.durable_functions as df
 
 from acibatch import durable_names as names
 from acibatch.plan import JobInput, chunk_instance_id, chunk_ranges, task_inputs
-from acibatch.records import JobState, TaskState, job_state_from_counts
+from acibatch.records import JobState, TaskState
 from orchestrators import bp
+from orchestrators.job_end import finish_job
+from orchestrators.job_stop import stop_tasks
+from orchestrators.workflow import is_workflow, run_workflow
 
 Steps = Generator[Any, Any, Any]
-
-NOTIFY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=5)
 
 
 def _slice_spec(spec: dict[str, Any], first: int, count: int) -> dict[str, Any]:
     return {**spec, "tasks": spec["tasks"][first : first + count]}
 
 
+def settle(context: df.DurableOrchestrationContext, children: list[Any]) -> Steps:
+    """Wait for every child, in any order; returns each one's result, or its exception when it failed.
+
+    `task_all` fails on the first failed child and drops the rest; `task_any` completes with whichever child
+    finished, failed or not, so waiting on the ones still open until none is left hears every outcome."""
+    open_children = list(children)
+    while open_children:
+        finished = yield context.task_any(open_children)
+        open_children.remove(finished)
+    return [child.result for child in children]
+
+
 @bp.orchestration_trigger(context_name="context", orchestration=names.JOB_ORCHESTRATOR)
 def job_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
     job = JobInput.from_dict(context.get_input())
+    if is_workflow(job):
+        # Dependencies or a task that can stop the job: one orchestrator owns the readiness state (a job without
+        # them keeps the chunk fan-out below, unchanged).
+        return (yield from run_workflow(context, job))
     spec = job.job_spec()
     tenant = df.EntityId(names.TENANT_ENTITY, job.tenant)
     progress = df.EntityId(names.PROGRESS_ENTITY, job.progress_key)
@@ -42,40 +63,42 @@ def job_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
     context.set_custom_status({"phase": "running", "startedAt": started_at})
 
     spec_dict = dict(job.spec)
+    ranges = chunk_ranges(len(spec.tasks))
     chunks = [
         context.call_sub_orchestrator(
             names.CHUNK_ORCHESTRATOR,
             {"job": {**job.to_dict(), "spec": _slice_spec(spec_dict, first, count)}},
             chunk_instance_id(job.tenant, job.job_id, number),
         )
-        for number, (first, count) in enumerate(chunk_ranges(len(spec.tasks)))
+        for number, (first, count) in enumerate(ranges)
     ]
-    all_chunks = context.task_all(chunks)
     cancel_waiter = context.wait_for_external_event(names.EVENT_CANCEL)
-    waits = [all_chunks, cancel_waiter]
     timeout = None
     if spec.job_timeout_seconds is not None:
         timeout = context.create_timer(context.current_utc_datetime + timedelta(seconds=spec.job_timeout_seconds))
-        waits.append(timeout)
 
     # The first cause to win decides how the job ends. Once a cancel or the timeout has won, the job is already
     # stopping every task, so a later cause changes no task's outcome and is not reported: cancel then timeout
     # ends Cancelled ("cancelled on request", what the user asked for), timeout then cancel ends Failed with the
     # timeout error (the job had already run out of time when the user asked).
-    winner = yield context.task_any(waits)
-    cancelled = winner is cancel_waiter
-    error = None
-    if winner is not all_chunks:
+    open_chunks = list(chunks)
+    cancelled, error = False, None
+    while open_chunks:
+        causes = [] if error is not None else [cancel_waiter, *([timeout] if timeout is not None else [])]
+        winner = yield context.task_any([*open_chunks, *causes])
+        if winner in open_chunks:
+            open_chunks.remove(winner)
+            continue
+        cancelled = winner is cancel_waiter
         error = (
             "cancelled on request"
             if cancelled
             else f"the job ran longer than jobTimeoutSeconds={spec.job_timeout_seconds}"
         )
         context.set_custom_status({"phase": "cancelling", "startedAt": started_at, "reason": error})
-        # Mark the job cancelled before telling running tasks, so a task that starts afterwards sees the mark.
-        yield context.call_entity(progress, "cancel")
-        yield context.call_activity(names.CANCEL_TASKS, {"tenant": job.tenant, "jobId": job.job_id})
-        yield all_chunks
+        stop_error = yield from stop_tasks(context, progress, job.tenant, job.job_id)
+        if stop_error is not None:
+            error = f"{error} ({stop_error})"
     # The timeout may have fired meanwhile (it won, or it passed while the job drained after a cancel). The SDK
     # refuses to cancel a completed timer: it raises, and that would fail the orchestration after its tasks had
     # stopped. A timer that has fired needs no cancelling.
@@ -83,42 +106,41 @@ def job_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
         timeout.cancel()
 
     counts: Counter[str] = Counter({str(state): 0 for state in TaskState})
-    for chunk_counts in all_chunks.result:
-        counts.update(chunk_counts)
-    state = job_state_from_counts(counts, finished=True, cancelled=cancelled)
-    if state is JobState.SUCCEEDED:
-        # The timeout fired, but every task had succeeded before the stop reached it: the timeout changed no
-        # outcome, so (as above) it is not reported, rather than a Succeeded job carrying an error.
-        error = None
-    finished_at = context.current_utc_datetime.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    output = {
-        "state": str(state),
-        "counts": dict(counts),
-        "startedAt": started_at,
-        "finishedAt": finished_at,
-        "error": error,
-    }
-    context.signal_entity(tenant, "update_job", {"jobId": job.job_id, "state": str(state), "finishedAt": finished_at})
-    if spec.notify_url:
-        notification = {"jobId": job.job_id, "tenant": job.tenant, **output}
-        try:
-            sent = yield context.call_activity_with_retry(
-                names.NOTIFY_JOB, NOTIFY_RETRY, {"url": spec.notify_url, "body": notification}
-            )
-        except Exception as exc:  # the job's outcome stands even when its webhook is down
-            output["notifyError"] = str(exc)[:500]
+    for (_, count), chunk in zip(ranges, chunks, strict=True):
+        if isinstance(chunk.result, Exception):  # cannot happen by design; if it does, its tasks did not succeed
+            counts[str(TaskState.FAILED)] += count
         else:
-            if isinstance(sent, dict) and sent.get("refused"):  # the outbound guard's refusal: never retried
-                output["notifyError"] = str(sent["refused"])[:500]
-    return output
+            counts.update(chunk.result)
+    # The timeout fired, but every task had succeeded before the stop reached it: the timeout changed no outcome,
+    # so (as above) `finish_job` does not report it, rather than a Succeeded job carrying an error.
+    return (yield from finish_job(context, job, spec, counts, cancelled=cancelled, error=error, started_at=started_at))
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.CHUNK_ORCHESTRATOR)
 def chunk_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
-    job = JobInput.from_dict(context.get_input()["job"])
+    """Run a slice of the job's tasks; returns per-state counts, or with `"outcomes": true` (a workflow's release)
+    each task's `[index, state, dependencyAction, jobAction]` so the workflow can update its readiness."""
+    data = context.get_input()
+    job = JobInput.from_dict(data["job"])
     spec = job.job_spec()
     tasks = task_inputs(job, spec, 0, len(spec.tasks))
-    results = yield context.task_all(
-        [context.call_sub_orchestrator(names.TASK_ORCHESTRATOR, task.to_dict(), task.instance_id) for task in tasks]
+    outcomes = yield from settle(
+        context,
+        [context.call_sub_orchestrator(names.TASK_ORCHESTRATOR, task.to_dict(), task.instance_id) for task in tasks],
     )
-    return dict(Counter(result["state"] for result in results))
+    progress = df.EntityId(names.PROGRESS_ENTITY, job.progress_key)
+    states: Counter[str] = Counter()
+    each: list[list[Any]] = []
+    for task, outcome in zip(tasks, outcomes, strict=True):
+        if isinstance(outcome, dict) and "state" in outcome:
+            states[str(outcome["state"])] += 1
+            each.append([task.index, str(outcome["state"]), outcome.get("dependencyAction"), outcome.get("jobAction")])
+            continue
+        # The task orchestration itself failed (the host failed it, or a bug escaped it): the task failed, and
+        # the job's live counts must say so (its own report never came).
+        states[str(TaskState.FAILED)] += 1
+        each.append([task.index, str(TaskState.FAILED), None, None])
+        context.signal_entity(progress, "set", {"taskId": task.task_id, "state": str(TaskState.FAILED)})
+    if data.get("outcomes"):
+        return {"outcomes": each}
+    return dict(states)

@@ -27,7 +27,13 @@ def by_name(functions: list[Any]) -> dict[str, Any]:
 def test_durable_functions_are_registered_under_their_contract_names(functions: list[Any]) -> None:
     triggers = {f.get_function_name(): f.get_trigger() for f in functions}
     orchestrations = {getattr(t, "orchestration", None) for t in triggers.values() if t.type == "orchestrationTrigger"}
-    assert orchestrations == {names.JOB_ORCHESTRATOR, names.CHUNK_ORCHESTRATOR, names.TASK_ORCHESTRATOR}
+    assert orchestrations == {
+        names.JOB_ORCHESTRATOR,
+        names.CHUNK_ORCHESTRATOR,
+        names.TASK_ORCHESTRATOR,
+        names.RECLAIM_ORCHESTRATOR,
+        names.SCHEDULE_ORCHESTRATOR,
+    }
     activities = {getattr(t, "activity", None) for t in triggers.values() if t.type == "activityTrigger"}
     assert activities == {
         names.CREATE_GROUP,
@@ -37,9 +43,16 @@ def test_durable_functions_are_registered_under_their_contract_names(functions: 
         names.WAKE_WAITERS,
         names.CANCEL_TASKS,
         names.NOTIFY_JOB,
+        names.RUN_SCHEDULED_JOB,
     }
     entities = {getattr(t, "entity_name", None) for t in triggers.values() if t.type == "entityTrigger"}
-    assert entities == {names.CAPACITY_ENTITY, names.TENANT_ENTITY, names.PROGRESS_ENTITY}
+    assert entities == {
+        names.CAPACITY_ENTITY,
+        names.TENANT_ENTITY,
+        names.PROGRESS_ENTITY,
+        names.SCHEDULE_ENTITY,
+        names.SCHEDULE_INDEX_ENTITY,
+    }
     timer = next(t for t in triggers.values() if t.type == "timerTrigger")
     assert timer.schedule == "%BATCH_SWEEP_SCHEDULE%"
 
@@ -59,7 +72,8 @@ def test_every_http_route_is_anonymous_and_documented(functions: list[Any]) -> N
             continue
         trigger = function.get_trigger()
         assert trigger.auth_level == func.AuthLevel.ANONYMOUS
-        path = "/" + re.sub(r"\{(\w+)(:\w+)?\??\}", r"{\1}", trigger.route)
+        # A catch-all `{*path}` is documented as the plain path parameter `{path}`.
+        path = "/" + re.sub(r"\{\*?(\w+)(:\w+)?\??\}", r"{\1}", trigger.route)
         for method in trigger.methods:
             routed.add((path, str(getattr(method, "value", method)).upper()))
     assert routed == documented

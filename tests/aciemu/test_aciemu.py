@@ -183,7 +183,8 @@ def test_validation_errors_use_the_arm_envelope(
 
 
 def test_quota_throttling_transitioning_and_faults(tmp_path: Path) -> None:
-    args = ["--max-groups", "2", "--max-cores", "4", "--create-rate", "3", "--provisioning-seconds", "1"]
+    # 5 creates per 5 minutes: ARM counts every PUT it forwards, so the refused q1 and q3 below count too.
+    args = ["--max-groups", "2", "--max-cores", "4", "--create-rate", "5", "--provisioning-seconds", "1"]
     with AciEmulatorProcess(tmp_path / "state", args=args, log_path=tmp_path / "log") as emulator:
         client = emulator_client(emulator.url, emulator.token, retry_total=0)
         client.container_groups.begin_create_or_update(RG, "q1", group("sleep", "30"), polling=False)

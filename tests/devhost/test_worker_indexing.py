@@ -238,10 +238,10 @@ def test_every_function_of_the_real_app_passes_the_worker_checks() -> None:
     indexed = index_app_in_a_fresh_process(REPO_ROOT)
     assert indexed["refused"] == []
     assert indexed["kinds"] == {
-        "httpTrigger": 11,
-        "orchestrationTrigger": 3,
-        "activityTrigger": 7,
-        "entityTrigger": 3,
+        "httpTrigger": 25,
+        "orchestrationTrigger": 5,
+        "activityTrigger": 8,
+        "entityTrigger": 5,
         "timerTrigger": 1,
     }
 

@@ -170,6 +170,10 @@ def timer(fire_at: datetime) -> tuple[Any, ...]:
     return (ActionType.CREATE_TIMER, fire_at)
 
 
+def continue_as_new() -> tuple[Any, ...]:
+    return (ActionType.CONTINUE_AS_NEW, "")
+
+
 def wait_for(event: str) -> tuple[Any, ...]:
     return (ActionType.WAIT_FOR_EXTERNAL_EVENT, event)
 
@@ -209,8 +213,17 @@ class Episode:
 
     @property
     def finished(self) -> bool:
-        """Completed or failed: the extension ends the instance."""
+        """Completed, failed or continued as new: the extension ends this generation."""
         return self.is_done or self.error is not None
+
+    @property
+    def continued_with(self) -> Any:
+        """The input the orchestration continued as new with (decoded), or None when it did not."""
+        actions = self.actions
+        if not actions or ActionType(actions[-1]["actionType"]) is not ActionType.CONTINUE_AS_NEW:
+            return None
+        text = actions[-1].get("input")
+        return None if text is None else json.loads(text)
 
 
 @dataclass
@@ -345,6 +358,16 @@ class Orchestration:
             return False  # a retry's timer: the host's, not an action
         return bool(actions[self.scheduled.index(scheduled)].get("isCanceled"))
 
+    def next_generation(self) -> None:
+        """After a continue-as-new: a new execution of the same instance, its input the one continued with and
+        its history empty (DTFx's ExecutionStarted of the next generation). Events raised later go to it."""
+        if self.last is None or self.last.continued_with is None:
+            raise AssertionError(f"{self.instance_id} did not continue as new")
+        self.input_text = json.dumps(self.last.continued_with)
+        self.execution_id = uuid.uuid5(uuid.NAMESPACE_URL, f"execution:{self.instance_id}:{self.execution_id}").hex
+        self.history, self.pending, self.scheduled = [], [], []
+        self.open, self.retries, self.last, self.next_id = {}, {}, None, 0
+
     # -- playing an episode ----------------------------------------------------------------------------------
 
     def run(self) -> Episode:
@@ -469,6 +492,8 @@ class Orchestration:
             # Created even when already cancelled: the extension creates the timer, then cancels its token.
             self.open[number] = scheduled
             return scheduled, [self._event(HistoryEventType.TIMER_CREATED, number, FireAt=action["fireAt"])]
+        if kind is ActionType.CONTINUE_AS_NEW:
+            return scheduled, []  # the host ends this generation (`Orchestration.next_generation`)
         raise AssertionError(f"the harness does not schedule {kind.name} actions")
 
     def _retry_bookkeeping(self, arrived: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -16,7 +16,6 @@ from tests.orchestrators.harness import (
     Episode,
     Orchestration,
     Scheduled,
-    activity,
     activity_with_retry,
     call_entity,
     signal_entity,
@@ -59,7 +58,7 @@ class Job:
         assert self.h.run().keys == [call_entity(PROGRESS, "cancel")]
         self.h.entity_answered(PROGRESS, "cancel", None)
         episode = self.h.run()
-        assert episode.keys == [activity(names.CANCEL_TASKS)]
+        assert episode.keys == [activity_with_retry(names.CANCEL_TASKS)]
         assert episode.new[0].input == {"tenant": TENANT, "jobId": self.job.job_id}
         self.h.activity_completed(names.CANCEL_TASKS, 2)
         return self.h.run()
@@ -242,3 +241,51 @@ def test_a_chunk_starts_one_task_orchestration_per_task_and_counts_their_outcome
         h.sub_orchestration_completed(scheduled, {"id": scheduled.input["taskId"], "state": state})
     done = h.run()
     assert (done.is_done, done.output) == (True, {"Succeeded": 2, "Failed": 1})
+
+
+def test_a_task_orchestration_that_failed_counts_as_a_failed_task_and_the_chunk_still_finishes(
+    make_job: JobFactory,
+) -> None:
+    job = make_job(taskCount=3)
+    h = Orchestration(names.CHUNK_ORCHESTRATOR, {"job": job.to_dict()}, chunk_instance_id(TENANT, "j1", 0))
+    started = h.run()
+    # The middle task's orchestration is failed by the host (say, a custom status over the extension's limit);
+    # its siblings go on, and one of them finishes after the failure.
+    h.sub_orchestration_completed(started.new[0], {"id": "0", "state": "Succeeded"})
+    h.sub_orchestration_failed(started.new[1], "custom status too large")
+    assert not h.run().finished
+    h.sub_orchestration_completed(started.new[2], {"id": "2", "state": "Succeeded"})
+    done = h.run()
+    assert (done.is_done, done.error, done.output) == (True, None, {"Succeeded": 2, "Failed": 1})
+    assert done.keys == [signal_entity(PROGRESS, "set")]
+    assert done.new[0].input == {"taskId": "1", "state": "Failed"}  # its own report never came
+
+
+def test_a_chunk_that_failed_fails_its_tasks_in_the_counts_not_the_job(make_job: JobFactory) -> None:
+    job = Job(make_job(taskCount=30))  # three chunks of ten
+    assert len(job.chunks) == 3
+    job.h.sub_orchestration_completed(job.chunks[0], counts(Succeeded=10))
+    job.h.sub_orchestration_failed(job.chunks[1], "worker lost")
+    assert not job.h.run().finished
+    job.h.sub_orchestration_completed(job.chunks[2], counts(Succeeded=10))
+    output = assert_finished(job.h.run())
+    assert (output["state"], output["counts"]["Succeeded"], output["counts"]["Failed"]) == ("Failed", 20, 10)
+
+
+def test_a_cancel_whose_stop_activity_keeps_failing_still_ends_the_job(make_job: JobFactory) -> None:
+    job = Job(make_job())
+    job.h.event(names.EVENT_CANCEL, CANCEL)
+    assert job.h.run().keys == [call_entity(PROGRESS, "cancel")]
+    job.h.entity_answered(PROGRESS, "cancel", None)
+    stopping = job.h.run()
+    assert stopping.keys == [activity_with_retry(names.CANCEL_TASKS)]
+    for _ in range(4):  # the store cannot be read: every try fails, DTFx retries after a timer (one after the last)
+        job.h.activity_failed(names.CANCEL_TASKS, "storage unavailable")
+        job.h.run()
+        job.h.timer_fired()
+        job.h.run()
+    draining = job.h.last
+    assert draining is not None and draining.error is None and not draining.finished
+    output = assert_finished(job.chunks_finish(counts(Succeeded=3)))
+    assert output["state"] == "Cancelled"
+    assert output["error"].startswith("cancelled on request (telling its tasks to stop failed")

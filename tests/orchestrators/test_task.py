@@ -24,7 +24,9 @@ from tests.orchestrators.harness import (
     Orchestration,
     Scheduled,
     activity,
+    activity_with_retry,
     call_entity,
+    continue_as_new,
     signal_entity,
     timer,
     wait_for,
@@ -49,6 +51,26 @@ def report(status: str, attempt: int, **fields: Any) -> dict[str, Any]:
         "result": None,
         **fields,
     }
+
+
+RESERVE_DELETE = call_entity(CAPACITY, "reserve_delete")
+
+
+def to_cleanup(t: Task, episode: Episode) -> Episode:
+    """A decision that deletes the group first reserves a slot in ACI's delete windows; given at once here, the
+    cleanup activity follows."""
+    assert episode.keys[-1:] == [RESERVE_DELETE], episode.keys
+    t.h.entity_answered(CAPACITY, "reserve_delete", {"deleteAt": 0})
+    cleaning = t.h.run()
+    assert cleaning.keys == [activity_with_retry(names.CLEANUP_GROUP)]
+    return cleaning
+
+
+def final(episode: Episode) -> dict[str, Any]:
+    """The task's final record: a task ends by continuing as new into a last generation that holds it."""
+    continued = episode.continued_with
+    assert continued is not None and "final" in continued, f"the task did not end: {episode.keys}"
+    return dict(continued["final"])
 
 
 class Task:
@@ -119,16 +141,20 @@ def test_cancel_while_queued_releases_the_lease_and_wakes_the_next_waiter(make_t
     t.h.entity_answered(CAPACITY, "release", ReleaseResult([other], None).to_dict())
     waking = t.h.run()
     assert waking.keys == [activity(names.WAKE_WAITERS)]
-    assert waking.new[0].input == [other.lease_id]
+    assert [lease["leaseId"] for lease in waking.new[0].input] == [other.lease_id]
 
     t.h.activity_completed(names.WAKE_WAITERS, 1)
     done = t.h.run()
-    assert done.keys == [signal_entity(PROGRESS, "set"), signal_entity(TENANT_ENTITY, "task_finished")]
+    assert done.keys == [
+        signal_entity(PROGRESS, "set"),
+        signal_entity(TENANT_ENTITY, "task_finished"),
+        continue_as_new(),
+    ]
     assert done.new[1].input == {"outcome": "Cancelled"}
     assert (done.is_done, done.error) == (True, None)
-    assert done.output["state"] == "Cancelled"
-    assert done.output["error"] == "the job was cancelled while the task was queued"
-    assert done.output["attempts"] == 0  # no container group was ever created
+    assert final(done)["state"] == "Cancelled"
+    assert final(done)["error"] == "the job was cancelled while the task was queued"
+    assert final(done)["attempts"] == 0  # no container group was ever created
     assert not [a for a in done.actions if a.get("functionName") == names.CREATE_GROUP]
 
 
@@ -136,8 +162,7 @@ def test_a_stale_attempts_callback_never_completes_the_next_attempt(make_task: T
     t = Task(make_task(maxAttempts=2))
     t.running()
     t.h.event(CALLBACK, report("failed", 1, exitCode=3, message="bad input"))
-    deleting = t.h.run()
-    assert deleting.keys == [activity(names.CLEANUP_GROUP)]
+    deleting = to_cleanup(t, t.h.run())
     assert deleting.new[0].input["name"] == t.group(1)
     t.h.activity_completed(names.CLEANUP_GROUP, {"logTail": "attempt 1 log"})
     assert t.h.run().keys == [call_entity(CAPACITY, "release")]
@@ -162,14 +187,13 @@ def test_a_stale_attempts_callback_never_completes_the_next_attempt(make_task: T
     assert not ignored.finished
 
     t.h.event(CALLBACK, report("succeeded", 2, exitCode=0, result={"from": "attempt 2"}))
-    cleaning = t.h.run()
-    assert cleaning.keys == [activity(names.CLEANUP_GROUP)]
+    cleaning = to_cleanup(t, t.h.run())
     assert cleaning.new[0].input["name"] == t.group(2)
     t.h.activity_completed(names.CLEANUP_GROUP, {})
     t.h.run()
     done = t.released(t.lease(2))
     assert done.is_done
-    assert (done.output["state"], done.output["attempts"], done.output["result"]) == (
+    assert (final(done)["state"], final(done)["attempts"], final(done)["result"]) == (
         "Succeeded",
         2,
         {"from": "attempt 2"},
@@ -201,7 +225,7 @@ def test_a_repeated_callback_does_not_complete_a_new_waiter(make_task: TaskFacto
     assert relistening.keys == [wait_for(CALLBACK), t.poll_timer(at)]
 
     t.h.event(CALLBACK, report("succeeded", 1, exitCode=0))  # news after the repeat is still heard
-    assert t.h.run().keys == [activity(names.CLEANUP_GROUP)]
+    assert t.h.run().keys == [RESERVE_DELETE]
 
 
 def test_a_cancelled_poll_timer_that_still_fires_changes_nothing(make_task: TaskFactory) -> None:
@@ -218,7 +242,7 @@ def test_a_cancelled_poll_timer_that_still_fires_changes_nothing(make_task: Task
     late = t.h.run()
     assert (late.keys, late.finished) == ([], False)
     t.h.event(CALLBACK, report("succeeded", 1, exitCode=0))
-    assert t.h.run().keys == [activity(names.CLEANUP_GROUP)]
+    assert t.h.run().keys == [RESERVE_DELETE]
 
 
 def test_a_callback_kept_before_any_waiter_is_heard_once(make_task: TaskFactory) -> None:
@@ -251,14 +275,19 @@ def test_a_callback_kept_before_any_waiter_is_heard_once(make_task: TaskFactory)
 def create_failed(t: Task, error: ArmError) -> tuple[datetime, Scheduled]:
     """The create fails with `error`: the half-made group is deleted, then the task sleeps (ends early on cancel)."""
     t.h.activity_completed(names.CREATE_GROUP, {"ok": False, "error": error.to_dict()})
-    deleting = t.h.run()
-    assert deleting.keys == [activity(names.CLEANUP_GROUP)]
+    deleting = to_cleanup(t, t.h.run())
     assert deleting.new[0].input == {"name": t.group(1), "stop": False, "delete": True}
     slept_at = t.h.now
     t.h.activity_completed(names.CLEANUP_GROUP, {})
+    # The retry needs a new create slot from the capacity entity, not before the back-off has passed.
+    reserving = t.h.run()
+    assert reserving.keys == [call_entity(CAPACITY, "reserve_create")]
+    not_before = reserving.new[0].input["notBefore"]
+    t.h.entity_answered(CAPACITY, "reserve_create", {"createAt": not_before})
     sleeping = t.h.run()
     sleep = sleeping.new[0]
     assert sleeping.new[0].type is ActionType.CREATE_TIMER
+    assert sleep.fire_at.timestamp() == pytest.approx(not_before, abs=0.001)
     return slept_at, sleep
 
 
@@ -290,14 +319,13 @@ def test_a_permanent_arm_error_fails_the_task_without_retrying(make_task: TaskFa
     t.admitted(AcquireStatus.GRANTED)
     refused = ArmError(400, "InaccessibleImage", "The image 'registry.example.com/team/worker:1' is not accessible.")
     t.h.activity_completed(names.CREATE_GROUP, {"ok": False, "error": refused.to_dict()})
-    deleting = t.h.run()
-    assert deleting.keys == [activity(names.CLEANUP_GROUP)]
+    to_cleanup(t, t.h.run())
     t.h.activity_completed(names.CLEANUP_GROUP, {})
     assert t.h.run().keys == [call_entity(CAPACITY, "release")]
     done = t.released(t.lease(1))
     assert done.is_done
-    assert done.output["state"] == "Failed"
-    assert "InaccessibleImage" in done.output["error"]
+    assert final(done)["state"] == "Failed"
+    assert "InaccessibleImage" in final(done)["error"]
     assert [a.get("functionName") for a in done.actions].count(names.CREATE_GROUP) == 1
 
 
@@ -317,8 +345,8 @@ def polled_while_reporting(t: Task, *reports: dict[str, Any]) -> tuple[Episode, 
     return t.h.run(), grace_ends
 
 
-def finish_cleanly(t: Task, cleaning: Episode) -> Episode:
-    assert cleaning.keys[-1:] == [activity(names.CLEANUP_GROUP)]
+def finish_cleanly(t: Task, deciding: Episode) -> Episode:
+    to_cleanup(t, deciding)
     t.h.activity_completed(names.CLEANUP_GROUP, {})
     t.h.run()
     return t.released(t.lease(1))
@@ -330,19 +358,19 @@ def test_a_final_report_that_arrives_while_the_group_is_read_keeps_its_result(ma
     t = Task(make_task())
     t.running()
     cleaning, grace_ends = polled_while_reporting(t, report("succeeded", 1, exitCode=0, result={"answer": 42}))
-    assert cleaning.keys == [timer(grace_ends), activity(names.CLEANUP_GROUP)]
+    assert cleaning.keys == [timer(grace_ends), RESERVE_DELETE]
     assert t.h.cancelled(cleaning.new[0])
     done = finish_cleanly(t, cleaning)
-    assert (done.output["state"], done.output["result"]) == ("Succeeded", {"answer": 42})
+    assert (final(done)["state"], final(done)["result"]) == ("Succeeded", {"answer": 42})
 
 
 def test_a_final_report_behind_a_progress_report_is_still_read(make_task: TaskFactory) -> None:
     # The open waiter takes the progress report; the final one, a moment behind it, is heard in the grace race.
     t = Task(make_task())
     t.running()
-    progress, final = report("progress", 1, progress={"done": 1}), report("succeeded", 1, exitCode=0, result=7)
-    done = finish_cleanly(t, polled_while_reporting(t, progress, final)[0])
-    assert (done.output["state"], done.output["result"], done.output["progress"]) == ("Succeeded", 7, {"done": 1})
+    progress, last = report("progress", 1, progress={"done": 1}), report("succeeded", 1, exitCode=0, result=7)
+    done = finish_cleanly(t, polled_while_reporting(t, progress, last)[0])
+    assert (final(done)["state"], final(done)["result"], final(done)["progress"]) == ("Succeeded", 7, {"done": 1})
 
 
 def test_an_exit_after_progress_waits_the_grace_for_a_final_report_then_ends_by_the_exit_code(
@@ -356,13 +384,13 @@ def test_an_exit_after_progress_waits_the_grace_for_a_final_report_then_ends_by_
     assert listening.keys == [timer(grace_ends)]  # the callback waiter opened after the progress report stays
     t.h.timer_fired(listening.new[0])
     done = finish_cleanly(t, t.h.run())
-    assert (done.output["state"], done.output["exitCode"], done.output["result"]) == ("Succeeded", 0, None)
+    assert (final(done)["state"], final(done)["exitCode"], final(done)["result"]) == ("Succeeded", 0, None)
 
 
 def test_a_container_that_never_calls_back_ends_by_its_exit_code_at_once(make_task: TaskFactory) -> None:
     t = Task(make_task())
     t.running()
     cleaning, _ = polled_while_reporting(t)
-    assert cleaning.keys == [activity(names.CLEANUP_GROUP)]
+    assert cleaning.keys == [RESERVE_DELETE]
     done = finish_cleanly(t, cleaning)
-    assert (done.output["state"], done.output["exitCode"]) == ("Succeeded", 0)
+    assert (final(done)["state"], final(done)["exitCode"]) == ("Succeeded", 0)

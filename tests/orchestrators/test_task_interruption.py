@@ -14,7 +14,7 @@ from acibatch import durable_names as names
 from acibatch.aci import GroupState
 from tests.orchestrators.conftest import TaskFactory
 from tests.orchestrators.harness import activity, timer
-from tests.orchestrators.test_task import Task
+from tests.orchestrators.test_task import RESERVE_DELETE, Task, to_cleanup
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -44,8 +44,9 @@ def test_a_restart_aci_made_by_itself_ends_a_spot_attempt_and_is_waited_out_on_r
     # Restarted under restart policy Never without the attempt asking: the Spot attempt is given up, its group
     # deleted, for a Regular one.
     keys, _ = poll(spot, group_state(1))
-    assert keys == [activity(names.CLEANUP_GROUP)]
-    assert spot.h.last is not None and spot.h.last.new[0].input["delete"] is True
+    assert keys == [RESERVE_DELETE]
+    assert spot.h.last is not None
+    assert to_cleanup(spot, spot.h.last).new[0].input["delete"] is True
 
     regular = Task(make_task())
     regular.running()

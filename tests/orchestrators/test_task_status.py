@@ -13,8 +13,8 @@ from acibatch import durable_names as names
 from acibatch.records import PROGRESS_OMITTED
 from devhost.payloadlimits import custom_status_error
 from tests.orchestrators.conftest import TaskFactory
-from tests.orchestrators.harness import Episode, activity, call_entity
-from tests.orchestrators.test_task import CALLBACK, Task, report
+from tests.orchestrators.harness import Episode, call_entity
+from tests.orchestrators.test_task import CALLBACK, Task, final, report, to_cleanup
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -37,8 +37,7 @@ def test_a_task_that_reports_15_kb_twice_and_logs_64_kb_keeps_a_small_status(mak
     assert listening.custom_status["state"] == "Running"
 
     t.h.event(CALLBACK, report("succeeded", 1, exitCode=0, result=RESULT))
-    cleaning = within_limit(t.h.run())
-    assert cleaning.keys == [activity(names.CLEANUP_GROUP)]
+    within_limit(to_cleanup(t, within_limit(t.h.run())))
     t.h.activity_completed(names.CLEANUP_GROUP, {"logTail": LOG_TAIL, "exitCode": 0, "existed": True})
     releasing = within_limit(t.h.run())
     assert releasing.keys == [call_entity(names.CAPACITY_ENTITY, "release")]
@@ -46,5 +45,5 @@ def test_a_task_that_reports_15_kb_twice_and_logs_64_kb_keeps_a_small_status(mak
     assert done.is_done and done.error is None
     assert "result" not in done.custom_status and "logTail" not in done.custom_status
     # The output, which the API reads once the task ended, has every report whole.
-    assert (done.output["state"], done.output["result"], done.output["progress"]) == ("Succeeded", RESULT, PROGRESS)
-    assert done.output["logTail"] == LOG_TAIL
+    assert (final(done)["state"], final(done)["result"], final(done)["progress"]) == ("Succeeded", RESULT, PROGRESS)
+    assert final(done)["logTail"] == LOG_TAIL

@@ -77,6 +77,7 @@ def stack(
         "ACI_ENDPOINT_TOKEN": emulator.token, "BATCH_ADMIN_KEY": secrets.token_hex(16),
         "BATCH_CALLBACK_SIGNING_KEY": secrets.token_hex(32), "BATCH_CALLBACK_BASE_URL": f"http://127.0.0.1:{port}",
         "BATCH_POLL_SECONDS": "1", "BATCH_SWEEP_SCHEDULE": "0 0 0 1 1 *", "ACI_MAX_GROUPS": "8", "ACI_MAX_CORES": "8",
+        "ACI_CREATE_LIMITS": "100000/60", "ACI_DELETE_LIMITS": "100000/60",  # aciemu enforces none here
         "FUNCTIONS_WORKER_PROCESS_COUNT": "2",  # as the local stack and local.settings.sample.json run the app
     }  # fmt: skip
     settings.update(extra or {})

@@ -1,11 +1,13 @@
 """The decision policy, row by row, and ARM error classification."""
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from acibatch.policy import (
-    MAX_QUOTA_WAITS,
+    MAX_PLATFORM_RETRIES,
     MAX_RESTARTS_IN_PLACE,
     MAX_TRANSIENT_CREATE_ERRORS,
     AttemptState,
@@ -22,6 +24,7 @@ from acibatch.policy import (
 K = ObservationKind
 FIRST = AttemptState(attempt=1, max_attempts=3)
 LAST = AttemptState(attempt=3, max_attempts=3)
+PLATFORM_SPENT = AttemptState(attempt=3 + MAX_PLATFORM_RETRIES, max_attempts=3, platform_retries=MAX_PLATFORM_RETRIES)
 KEEP = AttemptState(attempt=3, max_attempts=3, on_success="stop", on_failure="stop")
 SPOT = AttemptState(attempt=1, max_attempts=1, priority="Spot", spot_fallback=True)
 SPOT_NO_FALLBACK = AttemptState(attempt=1, max_attempts=1, priority="Spot", spot_fallback=False)
@@ -43,7 +46,9 @@ CAPACITY = "The requested resource is not available in the location 'westeurope'
         (Observation(K.TIMED_OUT), KEEP, GroupAction.STOP, Next.FAIL, True),
         (Observation(K.CANCELLED), FIRST, GroupAction.STOP, Next.CANCEL, False),
         (Observation(K.LOST), FIRST, GroupAction.DELETE, Next.NEW_ATTEMPT, False),
-        (Observation(K.LOST), LAST, GroupAction.DELETE, Next.FAIL, False),
+        # A lost group is the platform's failure: a new attempt that does not count, until the platform retries run out.
+        (Observation(K.LOST), LAST, GroupAction.DELETE, Next.NEW_ATTEMPT, False),
+        (Observation(K.LOST), PLATFORM_SPENT, GroupAction.DELETE, Next.FAIL, False),
         (Observation(K.NOT_STARTED), FIRST, GroupAction.RESTART_IN_PLACE, Next.WAIT, False),
         (Observation(K.EXITED, exit_code=7147), FIRST, GroupAction.RESTART_IN_PLACE, Next.WAIT, False),
         (Observation(K.EVICTED), SPOT, GroupAction.DELETE, Next.NEW_ATTEMPT, False),
@@ -105,8 +110,10 @@ def test_permanent_failure_reports_the_arm_message() -> None:
         (404, "ResourceGroupNotFound", None, ErrorClass.PERMANENT),
         (400, "InaccessibleImage", None, ErrorClass.PERMANENT),
         (409, "ContainerGroupTransitioning", None, ErrorClass.TRANSIENT),
-        (409, "ServiceUnavailable", CAPACITY, ErrorClass.TRANSIENT),
-        (None, None, CAPACITY, ErrorClass.TRANSIENT),
+        (409, "ServiceUnavailable", CAPACITY, ErrorClass.CAPACITY),
+        (None, None, CAPACITY, ErrorClass.CAPACITY),
+        (None, "InsufficientCapacity", "no room", ErrorClass.CAPACITY),
+        (503, "ServiceUnavailable", "try again", ErrorClass.TRANSIENT),
         (400, "ContainerGroupQuotaReached", None, ErrorClass.QUOTA),
         (
             409,
@@ -114,7 +121,9 @@ def test_permanent_failure_reports_the_arm_message() -> None:
             "container group quota 'ContainerGroups' exceeded in region",
             ErrorClass.QUOTA,
         ),
-        (429, None, None, ErrorClass.TRANSIENT),
+        (429, None, None, ErrorClass.THROTTLED),
+        (429, "TooManyRequests", "slow down", ErrorClass.THROTTLED),
+        (None, "ResourceRequestsThrottled", "Number of requests exceeded the limit", ErrorClass.THROTTLED),
         (503, None, None, ErrorClass.TRANSIENT),
         (None, None, "ConnectionError: refused", ErrorClass.TRANSIENT),
         (400, "SomethingNew", None, ErrorClass.PERMANENT),
@@ -140,24 +149,63 @@ def test_a_spot_kill_without_fallback_is_a_failed_attempt_not_a_wait() -> None:
     assert "exit code 137" in decision.reason
 
 
-def test_maintenance_restarts_are_capped_then_the_attempt_fails() -> None:
+def test_maintenance_restarts_are_capped_then_a_platform_retry_then_the_attempt_fails() -> None:
     state = AttemptState(attempt=2, max_attempts=2, restarts_in_place=MAX_RESTARTS_IN_PLACE)
     decision = decide(Observation(K.EXITED, exit_code=7147), state)
+    assert (decision.group_action, decision.next, decision.platform) == (GroupAction.DELETE, Next.NEW_ATTEMPT, True)
+    assert "platform maintenance" in decision.reason and "not counted" in decision.reason
+    spent = replace(state, attempt=2 + MAX_PLATFORM_RETRIES, platform_retries=MAX_PLATFORM_RETRIES)
+    decision = decide(Observation(K.EXITED, exit_code=7147), spent)
     assert (decision.group_action, decision.next) == (GroupAction.DELETE, Next.FAIL)
     assert "platform maintenance" in decision.reason
 
 
-def test_quota_errors_wait_longer_and_longer_than_transient_ones() -> None:
+def test_quota_and_throttling_are_waits_that_never_fail_the_task() -> None:
     quota = Observation(K.CREATE_FAILED, arm_status=400, arm_code="ContainerGroupQuotaReached", arm_message="full")
+    throttled = Observation(K.CREATE_FAILED, arm_status=429, arm_code="TooManyRequests", arm_message="slow down",
+                            retry_after=42.0)  # fmt: skip
     transient = Observation(K.CREATE_FAILED, arm_status=503, arm_message="busy")
     for n in range(4):
-        state = AttemptState(1, 3, transient_errors=n, seed="t")
+        state = AttemptState(1, 3, waits=n, transient_errors=n, seed="t")
         assert decide(quota, state).delay_seconds > decide(transient, state).delay_seconds
-    # Quota back-pressure tolerates more tries than a transient error before giving up.
-    between = AttemptState(1, 3, transient_errors=MAX_TRANSIENT_CREATE_ERRORS)
-    assert decide(quota, between).next is Next.RETRY_CREATE
-    assert decide(transient, between).next is Next.FAIL
-    assert decide(quota, AttemptState(1, 3, transient_errors=MAX_QUOTA_WAITS)).next is Next.FAIL
+        assert decide(throttled, state).delay_seconds == 42.0  # ARM's Retry-After, as given
+    assert decide(quota, AttemptState(1, 3, waits=3)).delay_seconds > decide(quota, AttemptState(1, 3)).delay_seconds
+    exhausted = AttemptState(1, 3, transient_errors=MAX_TRANSIENT_CREATE_ERRORS, waits=1000)
+    assert decide(transient, exhausted).next is Next.FAIL
+    for waiting in (quota, throttled):
+        decision = decide(waiting, exhausted)
+        assert decision.next is Next.RETRY_CREATE and decision.pending_reason
+    assert decide(quota, exhausted).pending_reason == "ACI quota: ContainerGroupQuotaReached: full"
+    assert decide(throttled, exhausted).pending_reason == "ARM throttled the create: TooManyRequests: slow down"
+    assert decide(transient, AttemptState(1, 3)).pending_reason is None
+    no_room = Observation(K.CREATE_FAILED, arm_status=409, arm_code="ServiceUnavailable", arm_message=CAPACITY)
+    regular = decide(no_room, exhausted)  # a Regular task waits for ACI's capacity however long it takes
+    assert regular.next is Next.RETRY_CREATE and str(regular.pending_reason).startswith("ACI capacity: ")
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message"),
+    [
+        (400, "SpotPriorityContainerGroupNotSupportedInLocation", "Spot is not offered in this region."),
+        (400, "ContainerGroupQuotaReached", "Spot cores quota exceeded."),
+        (None, None, "InsufficientCapacity: no Spot capacity, retry later"),
+        (
+            409,
+            "ServiceUnavailable",
+            "The requested resource is not available in the location 'westeurope' at this "
+            "moment. Please retry with a different resource request or in another location.",
+        ),
+    ],
+)
+def test_a_spot_create_the_region_cannot_serve_falls_back_to_regular(
+    status: int | None, code: str | None, message: str
+) -> None:
+    refused = Observation(K.CREATE_FAILED, arm_status=status, arm_code=code, arm_message=message)
+    fallback = decide(refused, AttemptState(1, 1, priority="Spot", spot_fallback=True))
+    assert (fallback.next, fallback.next_priority) == (Next.NEW_ATTEMPT, "Regular")
+    assert "falling back to Regular" in fallback.reason
+    kept = decide(refused, AttemptState(1, 1, priority="Spot", spot_fallback=False))
+    assert kept.next in (Next.FAIL, Next.RETRY_CREATE) and kept.next_priority == "Spot"
 
 
 STATES = st.builds(
@@ -191,9 +239,11 @@ def test_decide_is_total_and_keeps_attempt_semantics(observation: Observation, s
     assert decision.reason and 0 <= decision.delay_seconds <= 300
     assert decision.next_priority in {"Regular", "Spot"}
     if decision.next is Next.NEW_ATTEMPT:
-        # A new attempt counts; only the one-way Spot -> Regular fallback may go past maxAttempts.
+        # A new attempt counts, unless it is a platform retry (bounded) or the one-way Spot -> Regular fallback.
         fallback = (state.priority, decision.next_priority) == ("Spot", "Regular")
-        assert state.attempt < state.max_attempts or fallback
+        assert state.counted_attempt < state.max_attempts or fallback or decision.platform
+        if decision.platform and not fallback:
+            assert state.platform_retries < MAX_PLATFORM_RETRIES
     if decision.group_action is GroupAction.RESTART_IN_PLACE:
         assert decision.next is Next.WAIT and state.restarts_in_place < MAX_RESTARTS_IN_PLACE
     if decision.next is Next.RETRY_CREATE:

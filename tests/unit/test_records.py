@@ -26,6 +26,7 @@ def test_task_record_round_trips_and_public_view_hides_internal_fields() -> None
         error="boom",
         result={"x": 1},
         log_tail="tail",
+        pending_reason="tenant quota: 2 of 2 container groups in use",
     )
     assert TaskRecord.from_dict(record.to_dict()) == record
     public = record.public()
@@ -38,8 +39,13 @@ def test_task_record_round_trips_and_public_view_hides_internal_fields() -> None
         "startedAt",
         "finishedAt",
         "error",
+        "pendingReason",
         "result",
         "progress",
+        "platformRetries",
+        "dependencyAction",
+        "jobAction",
+        "blockedBy",
     }
     assert public["state"] == "Failed"
 
@@ -48,7 +54,15 @@ def test_progress_counts_tasks_not_yet_reported_as_queued() -> None:
     progress = JobProgress(total=5)
     progress.set_task("a", TaskState.RUNNING)
     progress.set_task("b", TaskState.SUCCEEDED)
-    assert progress.counts() == {"Queued": 3, "Running": 1, "Succeeded": 1, "Failed": 0, "Cancelled": 0}
+    assert progress.counts() == {
+        "Queued": 3,
+        "Running": 1,
+        "Succeeded": 1,
+        "Failed": 0,
+        "Cancelled": 0,
+        "Skipped": 0,
+        "Blocked": 0,
+    }
 
 
 def test_progress_never_moves_a_finished_task_back() -> None:

@@ -8,25 +8,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from acibatch.accounts import (
+    TenantState,
+    configure_tenant,
+    count_task,
+    list_jobs,
+    record_usage,
+    register_job,
+    update_job,
+)
 from acibatch.tenancy import (
     AcquireResult,
     AcquireStatus,
     CapacityState,
     LeaseRequest,
     Quota,
+    RegionLimits,
     ReleaseResult,
-    TenantState,
     acquire,
-    configure_tenant,
-    count_task,
-    list_jobs,
-    record_usage,
-    register_job,
     release,
     set_region_limits,
     set_tenant_quota,
     snapshot,
-    update_job,
 )
 
 TENANTS = ("a", "b", "c")
@@ -70,7 +73,7 @@ def test_rejections_name_the_reason() -> None:
     state = region(4, 4, a=Quota(2, 2, 2, 1))
     assert "no quota" in str(acquire(state, request("x", "nobody"))[1].reason)
     assert "at most 2 cores" in str(acquire(state, request("x", "a", cores=3))[1].reason)
-    state = set_region_limits(region(4, 1, a=Quota(2, 2, 2, 1)), 4, 1)
+    state = set_region_limits(region(4, 1, a=Quota(2, 2, 2, 1)), RegionLimits(4, 1, 1))
     assert "region allows 1" in str(acquire(state, request("x", "a", cores=2))[1].reason)
 
 
@@ -88,11 +91,11 @@ def test_released_capacity_goes_to_the_tenant_with_the_lowest_weighted_share() -
 
 def test_weights_divide_capacity() -> None:
     state = region(6, 6, heavy=Quota(6, 6, 6, 2), light=Quota(6, 6, 6, 1))
-    state = set_region_limits(state, 0, 6)
+    state = set_region_limits(state, RegionLimits(0, 6, 6))
     for index in range(6):
         state, _ = acquire(state, request(f"h{index}", "heavy", at=index))
         state, _ = acquire(state, request(f"l{index}", "light", at=index))
-    state = set_region_limits(state, 6, 6)
+    state = set_region_limits(state, RegionLimits(6, 6, 6))
     state, _ = release(state, "nonexistent", now=1)  # runs the dispatcher with the new limit
     running = Counter(lease.request.tenant for lease in state.running.values())
     assert running == {"heavy": 4, "light": 2}
@@ -217,12 +220,15 @@ def test_results_cross_the_durable_boundary_as_json() -> None:
     state = region(1, 1, a=Quota(1, 1, 1, 1))
     state, _ = acquire(state, request("l1", "a"))
     state, queued = acquire(state, request("l2", "a", at=1))
-    assert json.loads(json.dumps(queued.to_dict())) == {"status": "QUEUED", "reason": None}
-    assert AcquireResult(AcquireStatus.REJECTED, "why").to_dict() == {"status": "REJECTED", "reason": "why"}
+    queued_reason = "tenant quota: 1 of 1 container groups in use"
+    assert json.loads(json.dumps(queued.to_dict())) == {"status": "QUEUED", "reason": queued_reason, "createAt": None}
+    rejected = {"status": "REJECTED", "reason": "why", "createAt": None}
+    assert AcquireResult(AcquireStatus.REJECTED, "why").to_dict() == rejected
     state, released = release(state, "l1", now=3)
     wire = json.loads(json.dumps(released.to_dict()))
     assert wire["released"]["leaseId"] == "l1" and wire["released"]["startedAt"] == 0.0
     assert [LeaseRequest.from_dict(item) for item in wire["granted"]] == [request("l2", "a", at=1)]
+    assert wire["granted"][0]["createAt"] >= 3  # a create slot, never before the grant
     assert ReleaseResult([], None).to_dict() == {"granted": [], "released": None}
     assert json.loads(json.dumps(state.to_dict())) == state.to_dict()
 
@@ -299,15 +305,18 @@ def test_queued_requests_are_stored_as_compact_rows_and_older_forms_still_load()
     for i in range(3):
         state, _ = acquire(state, request(f"l{i}", "a", at=i + 0.25))
     stored = json.loads(json.dumps(state.to_dict()))
-    assert stored["waiting"] == {"a": [["l1", 1, 1, 1250], ["l2", 1, 1, 2250]]}
-    assert "queues" not in stored
+    packed = {"prefixes": [""], "shapes": [[1, 1]], "base": 1250, "rows": [[0, "l1", 0, 0], [0, "l2", 0, 1000]]}
+    assert stored["queued"] == {"a": packed}
+    assert "queues" not in stored and "waiting" not in stored
     assert CapacityState.from_dict(stored) == state
     assert [r.requested_at for r in CapacityState.from_dict(stored).queues["a"]] == [1.25, 2.25]
-    waiting = stored.pop("waiting")
+    stored.pop("queued")
+    # The forms earlier versions stored: rows as they are in memory, dicts, and rows with times in seconds.
+    rows = {**stored, "waiting": {"a": [["l1", 1, 1, 1250], ["l2", 1, 1, 2250]]}}
     as_dicts = {**stored, "queues": {"a": [r.to_dict() for r in state.queues["a"]]}}
-    in_seconds = {**stored, "queues": {"a": [[lease, 1.0, 1.0, ms / 1000] for lease, _, _, ms in waiting["a"]]}}
-    assert CapacityState.from_dict(as_dicts) == state
-    assert CapacityState.from_dict(in_seconds) == state
+    in_seconds = {**stored, "queues": {"a": [["l1", 1.0, 1.0, 1.25], ["l2", 1.0, 1.0, 2.25]]}}
+    for older in (rows, as_dicts, in_seconds):
+        assert CapacityState.from_dict(older) == state
 
 
 def test_a_fractional_request_keeps_its_size_in_the_compact_row() -> None:
@@ -316,5 +325,7 @@ def test_a_fractional_request_keeps_its_size_in_the_compact_row() -> None:
     state, _ = acquire(state, request("l0", "a", cores=1))
     state, _ = acquire(state, LeaseRequest("l1", "a", 0.5, 1.5, 7.0))
     stored = json.loads(json.dumps(state.to_dict()))
-    assert stored["waiting"] == {"a": [["l1", 0.5, 1.5, 7000]]}
+    assert stored["queued"] == {
+        "a": {"prefixes": [""], "shapes": [[0.5, 1.5]], "base": 7000, "rows": [[0, "l1", 0, 0]]}
+    }
     assert CapacityState.from_dict(stored).queued("l1") == LeaseRequest("l1", "a", 0.5, 1.5, 7.0)
