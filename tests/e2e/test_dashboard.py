@@ -337,8 +337,7 @@ def test_keyboard_opens_a_task_from_the_grid(
 ) -> None:
     red, _ = tenants
     sign_in(page, dash_stack, red.key, "#/jobs/api-mixed")
-    page.wait_for_selector("canvas.grid[data-cell]")
-    page.wait_for_function("() => document.querySelector('#failed a') !== null")  # the task ids have arrived too
+    page.wait_for_selector("canvas.grid[data-cell][data-ids]")  # laid out, and its task ids have arrived
     page.focus("canvas.grid")
     page.keyboard.press("Home")
     page.keyboard.press("ArrowRight")
@@ -353,7 +352,7 @@ def test_hovering_a_cell_shows_the_task(
 ) -> None:
     red, _ = tenants
     sign_in(page, dash_stack, red.key, "#/jobs/api-mixed")
-    page.wait_for_function("() => document.querySelector('#failed a') !== null")
+    page.wait_for_selector("canvas.grid[data-cell][data-ids]")  # laid out, and its task ids have arrived
     cell = int(page.get_attribute("canvas.grid", "data-cell") or 0)
     page.hover("canvas.grid", position={"x": cell * 2 + cell / 2, "y": cell / 2})  # the third cell: task 2
     page.wait_for_selector(".tip:has-text('task 2: Failed, 1 attempt')")

@@ -161,7 +161,12 @@ export function jobPage({ jobId, poll }) {
       section.querySelectorAll("button").forEach((b) => (b.disabled = true));
     })
     .then(() => get(`jobs/${enc(jobId)}/taskids`))
-    .then((answer) => { if (answer) ids = answer.body.taskIds; })
+    .then((answer) => {
+      if (answer) {
+        ids = answer.body.taskIds;
+        grid.canvas.dataset.ids = "loaded"; // cells are named by task id from now on (tests wait for this)
+      }
+    })
     .catch(() => {});
   poll(REFRESH_MS, () => (last ? refresh() : null));
   return section;
