@@ -16,7 +16,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m acibatch.demo $(DEMO_ARGS)
+	$(BIN)/python -m localdev.demo $(DEMO_ARGS)
 
 # checkov (tests/deploy/test_checkov.py) has its own venv: it pins packaging<24, pytest 9 needs packaging>=24.
 CHECKOV_STAMP := $(VENV)/.checkov-installed
@@ -45,6 +45,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 # The deployment zip, built as `func azure functionapp publish` builds it (.funcignore, remote build of
 # requirements.txt); tests/deploy/test_release.py checks what it holds and that it indexes.

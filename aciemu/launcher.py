@@ -1,4 +1,4 @@
-"""Start aciemu as a subprocess on a loopback port and stop it (built on devhost's process launcher)."""
+"""Start aciemu as a subprocess on a loopback port and stop it (built on localtools' process launcher)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from aciemu import auth
 from aciemu.limits import Limits
-from devhost.launcher import ServiceFailed, ServiceProcess
+from localtools.process import ServiceFailed, ServiceProcess
 
 
 class AciEmulatorProcess(ServiceProcess):

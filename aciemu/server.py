@@ -29,7 +29,7 @@ from aciemu.faults import API_FAULTS, LIFE_FAULTS, FaultBook, FaultRuleInvalid
 from aciemu.groups import Group, GroupRuntime, Timings, now_iso, remove_tree, write_private_file
 from aciemu.images import ImageEntry, lookup, parse_catalog
 from aciemu.limits import Admitted, Limits, LimitsInvalid, Priority, Throttled, Window, WriteKind, normalize_location
-from devhost import fastjson
+from localtools import fastjson
 
 PROVIDER = "Microsoft.ContainerInstance"
 GROUP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,61}[a-z0-9]$|^[a-z0-9]$")

@@ -38,8 +38,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from acibatch.client import BatchClient
-from acibatch.localstack import EXAMPLE_WORKER_IMAGE, local_stack
 from acibatch.loopback import KeptConnections
 from acibatch.naming import job_instance_id, task_instance_id
 from devhost import fastpaths
@@ -57,6 +55,8 @@ from devhost.fastpaths import SETTING as SDK_FAST_PATHS
 from devhost.launcher import DevhostProcess
 from devhost.sessions import SETTING as SESSIONS
 from devhost.sessions import Sessions
+from localdev.client import BatchClient
+from localdev.localstack import EXAMPLE_WORKER_IMAGE, local_stack
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"

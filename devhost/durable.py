@@ -30,11 +30,12 @@ from typing import Any
 from azure.durable_functions.models.actions import ActionType
 from azure.functions._durable_functions import df_loads
 
-from devhost import fanin, fastjson, payloadlimits, queuepolling, sessions, shim
+from devhost import fanin, payloadlimits, queuepolling, sessions, shim
 from devhost.app import AppIndex, FunctionInfo
-from devhost.fastjson import dumps_text as encode
 from devhost.store import Store
 from devhost.workers import FunctionFailed, Reply, WorkerExited, WorkerPool
+from localtools import fastjson
+from localtools.fastjson import dumps_text as encode
 
 log = logging.getLogger("devhost.durable")
 

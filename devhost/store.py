@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from devhost.fastjson import dumps_exact as encode_exact
-from devhost.fastjson import dumps_text as encode
+from localtools.fastjson import dumps_exact as encode_exact
+from localtools.fastjson import dumps_text as encode
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (id TEXT PRIMARY KEY, data TEXT NOT NULL);

@@ -11,7 +11,7 @@ import asyncio
 import struct
 from typing import Any
 
-from devhost import fastjson
+from localtools import fastjson
 
 _LENGTHS = struct.Struct(">II")
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from acibatch.client import BatchClient
-from acibatch.localstack import local_stack
 from bench.run import find_pids, peak_rss_of_stack
 from devhost.launcher import DevhostProcess, ServiceFailed
 from devhost.requestlimits import BODY_LIMIT_SETTING, SCALE_OUT_HEADER, UNBOUNDED, RequestLimits
+from localdev.client import BatchClient
+from localdev.localstack import local_stack
 
 pytestmark = pytest.mark.e2e
 MB = 1024 * 1024

@@ -42,7 +42,7 @@ def test_a_failed_batch_leaves_nothing(tmp_path: Path) -> None:
 def test_fast_json_falls_back_to_json_for_what_orjson_refuses() -> None:
     from multidict import istr
 
-    from devhost import fastjson
+    from localtools import fastjson
 
     assert json.loads(fastjson.dumps({istr("Content-Type"): "a", "big": 2**70})) == {"Content-Type": "a", "big": 2**70}
     assert fastjson.dumps_text({"EventType": 4, "IsPlayed": False}) == '{"EventType":4,"IsPlayed":false}'
@@ -58,7 +58,7 @@ JSON_VALUES = st.recursive(
 @given(JSON_VALUES)
 @example({"output": float("nan"), "status": [float("-inf"), 2**70]})
 def test_exact_json_writes_what_json_writes_nan_and_infinities_included(value: object) -> None:
-    from devhost import fastjson
+    from localtools import fastjson
 
     # Compared as text read back and written again by `json`: NaN != NaN, but its text is the same.
     expected = json.dumps(json.loads(json.dumps(value)))

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from acibatch.aci import AciGateway, make_client
-from acibatch.client import BatchClient
-from acibatch.localstack import (
+from localdev.client import BatchClient
+from localdev.localstack import (
     EXAMPLE_WORKER_IMAGE,
     LOCAL_RESOURCE_GROUP,
     LOCAL_SUBSCRIPTION,

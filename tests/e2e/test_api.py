@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from acibatch import cli
-from acibatch.client import ApiCallError, BatchClient
-from acibatch.localstack import LocalStack
+from localdev import cli
+from localdev.client import ApiCallError, BatchClient
+from localdev.localstack import LocalStack
 from tests.e2e.conftest import make_tenant, python_job, wait_job
 
 pytestmark = pytest.mark.e2e
@@ -175,7 +175,7 @@ def test_acibatch_up_serves_until_interrupted(tmp_path: Any) -> None:
     from devhost.launcher import free_port
 
     port = free_port()
-    command = [sys.executable, "-m", "acibatch.cli", "up", "--port", str(port), "--data", str(tmp_path)]
+    command = [sys.executable, "-m", "localdev.cli", "up", "--port", str(port), "--data", str(tmp_path)]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
         assert process.stdout is not None
         try:

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from acibatch.client import BatchClient
 from acibatch.records import PROGRESS_OMITTED
+from localdev.client import BatchClient
 from tests.e2e.conftest import make_tenant, python_job, tasks_by_id, wait_job
 
 pytestmark = pytest.mark.e2e

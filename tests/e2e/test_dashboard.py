@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from acibatch.client import BatchClient
-from acibatch.localstack import EXAMPLE_WORKER_IMAGE, LocalStack, local_stack
+from localdev.client import BatchClient
+from localdev.localstack import EXAMPLE_WORKER_IMAGE, LocalStack, local_stack
 from tests.e2e.conftest import make_tenant, python_job, wait_job
 
 pytestmark = pytest.mark.e2e

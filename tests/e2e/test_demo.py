@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from acibatch.demo import run_demo
+from localdev.demo import run_demo
 
 pytestmark = pytest.mark.e2e
 

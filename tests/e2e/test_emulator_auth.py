@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from acibatch.aci import AciGateway
-from acibatch.client import BatchClient
-from acibatch.localstack import LocalStack
 from acibatch.naming import job_instance_id
+from localdev.client import BatchClient
+from localdev.localstack import LocalStack
 from tests.e2e.conftest import make_tenant, python_job, wait_job
 
 pytestmark = pytest.mark.e2e

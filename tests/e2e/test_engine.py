@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from acibatch.aci import AciGateway, GroupRequest
-from acibatch.client import ApiCallError, BatchClient
-from acibatch.localstack import LocalStack
 from acibatch.naming import task_instance_id
 from acibatch.tokens import callback_token
+from localdev.client import ApiCallError, BatchClient
+from localdev.localstack import LocalStack
 from tests.e2e.conftest import REGION_GROUPS, make_tenant, python_job, tasks_by_id, wait_job, wait_no_groups
 
 pytestmark = pytest.mark.e2e

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from acibatch.client import BatchClient
-from acibatch.localstack import REPO_ROOT, local_stack
+from localdev.client import BatchClient
+from localdev.localstack import REPO_ROOT, local_stack
 
 from .conftest import make_tenant, wait_job
 

@@ -23,11 +23,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from acibatch.callbacks import MAX_JSON_DEPTH, CallbackStatus
-from acibatch.client import ApiCallError, BatchClient
-from acibatch.localstack import LocalStack
 from acibatch.naming import TENANT_RULE, task_instance_id
 from acibatch.spec import JOB_FIELDS, TASK_FIELDS
 from acibatch.tokens import callback_token
+from localdev.client import ApiCallError, BatchClient
+from localdev.localstack import LocalStack
 from tests.e2e.conftest import make_tenant, python_job
 
 pytestmark = pytest.mark.e2e

@@ -14,9 +14,9 @@ from urllib.parse import quote
 import pytest
 
 from acibatch.checkpoint import WAITS_PER_GENERATION
-from acibatch.client import BatchClient
-from acibatch.localstack import EXAMPLE_WORKER_IMAGE, LocalStack, local_stack
 from acibatch.naming import task_instance_id
+from localdev.client import BatchClient
+from localdev.localstack import EXAMPLE_WORKER_IMAGE, LocalStack, local_stack
 from tests.httpserve import call_json
 from tests.orchestrators.test_task_generations import HISTORY_BOUND
 

@@ -26,9 +26,9 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from acibatch.client import BatchClient
-from acibatch.localstack import LocalStack
 from acibatch.naming import TENANT_RULE
+from localdev.client import BatchClient
+from localdev.localstack import LocalStack
 from tests.e2e.conftest import make_tenant, python_job, wait_job
 
 pytestmark = pytest.mark.e2e

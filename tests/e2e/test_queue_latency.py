@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from acibatch.client import BatchClient
-from acibatch.localstack import LocalStack
+from localdev.client import BatchClient
+from localdev.localstack import LocalStack
 from tests.e2e.conftest import QUEUE_MAX_POLL_SECONDS, python_job, wait_job
 
 pytestmark = pytest.mark.e2e

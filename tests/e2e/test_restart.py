@@ -28,10 +28,10 @@ from typing import Any
 import pytest
 
 from acibatch.aci import AciGateway, make_client
-from acibatch.client import BatchClient
-from acibatch.localstack import EXAMPLE_WORKER_IMAGE, LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION
 from aciemu import auth as aciemu_auth
 from devhost.launcher import free_port
+from localdev.client import BatchClient
+from localdev.localstack import EXAMPLE_WORKER_IMAGE, LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION
 
 from .conftest import TERMINAL
 
@@ -62,7 +62,7 @@ class Up:
 
 @contextmanager
 def acibatch_up(data: Path, port: int, env: dict[str, str] | None = None) -> Iterator[Up]:
-    command = [sys.executable, "-m", "acibatch.cli", "up", "--port", str(port), "--data", str(data)]
+    command = [sys.executable, "-m", "localdev.cli", "up", "--port", str(port), "--data", str(data)]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}
     )
@@ -94,7 +94,7 @@ def acibatch_up(data: Path, port: int, env: dict[str, str] | None = None) -> Ite
 
 def up_once(port: int, data: Path) -> subprocess.CompletedProcess[str]:
     """`acibatch up` expected to refuse to start."""
-    command = [sys.executable, "-m", "acibatch.cli", "up", "--port", str(port), "--data", str(data)]
+    command = [sys.executable, "-m", "localdev.cli", "up", "--port", str(port), "--data", str(data)]
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 

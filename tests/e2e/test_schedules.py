@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from acibatch.client import ApiCallError, BatchClient
-from acibatch.localstack import LocalStack
 from acibatch.schedules import schedule_instance_id
+from localdev.client import ApiCallError, BatchClient
+from localdev.localstack import LocalStack
 from tests.e2e.conftest import make_tenant, python_job
 from tests.reliability.test_crash_and_faults import stack as crash_stack
 
@@ -238,7 +238,7 @@ def test_the_cli_manages_a_schedule_and_prints_its_next_runs_in_its_zone(
     schedule_file.write_text(json.dumps({"scheduleId": "nightly", **body}))
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "acibatch.cli", "--url", stack.api_url, "--key", str(tenant.key)]
+        command = [sys.executable, "-m", "localdev.cli", "--url", stack.api_url, "--key", str(tenant.key)]
         return subprocess.run([*command, "schedule", *args], capture_output=True, text=True, timeout=60, check=False)
 
     created = cli("create", str(schedule_file))

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from acibatch.client import BatchClient
-from acibatch.localstack import LocalStack
 from acibatch.naming import task_instance_id
 from acibatch.tokens import callback_token
+from localdev.client import BatchClient
+from localdev.localstack import LocalStack
 from tests.e2e.conftest import make_tenant, python_job, wait_job
 
 pytestmark = pytest.mark.e2e

@@ -22,10 +22,10 @@ from urllib.parse import quote
 
 import pytest
 
-from acibatch.client import ApiCallError, BatchClient
-from acibatch.localstack import LocalStack, local_stack
 from acibatch.naming import job_instance_id
 from acibatch.tokens import verify_notification
+from localdev.client import ApiCallError, BatchClient
+from localdev.localstack import LocalStack, local_stack
 from tests.e2e.conftest import make_tenant, python_job, wait_job
 from tests.httpserve import serving_on_a_thread
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from acibatch.client import ApiCallError, BatchClient
-from acibatch.localstack import EXAMPLE_WORKER_IMAGE, LocalStack, local_stack
 from bench.run import BASH_REPORTER
+from localdev.client import ApiCallError, BatchClient
+from localdev.localstack import EXAMPLE_WORKER_IMAGE, LocalStack, local_stack
 from tests.e2e.conftest import tasks_by_id
 from tests.e2e.test_engine import add_fault
 

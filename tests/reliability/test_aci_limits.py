@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from acibatch.client import BatchClient
+from localdev.client import BatchClient
 from tests.reliability.test_crash_and_faults import Stack, job, stack, wait_done
 
 pytestmark = pytest.mark.e2e

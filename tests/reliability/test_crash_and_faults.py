@@ -21,16 +21,16 @@ from typing import Any
 import pytest
 
 from acibatch.aci import AciGateway, make_client
-from acibatch.client import BatchClient
-from acibatch.localstack import (
+from aciemu.launcher import AciEmulatorProcess
+from devhost.launcher import DevhostProcess, free_port
+from localdev.client import BatchClient
+from localdev.localstack import (
     EXAMPLE_IMAGES,
     EXAMPLE_WORKER_IMAGE,
     LOCAL_RESOURCE_GROUP,
     LOCAL_SUBSCRIPTION,
     REPO_ROOT,
 )
-from aciemu.launcher import AciEmulatorProcess
-from devhost.launcher import DevhostProcess, free_port
 
 pytestmark = pytest.mark.e2e
 TERMINAL = {"Succeeded", "Failed", "Cancelled"}

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from acibatch.client import BatchClient
 from acibatch.naming import container_group_name
+from localdev.client import BatchClient
 from tests.httpserve import serving_on_a_thread
 from tests.reliability.test_crash_and_faults import TERMINAL, Stack, add_faults, job, stack, wait_done
 

@@ -20,16 +20,16 @@ import pytest
 
 from acibatch import durable_names as names
 from acibatch.aci import AciGateway, make_client
-from acibatch.client import BatchClient
-from acibatch.localstack import (
+from acibatch.naming import container_group_name, task_instance_id
+from acibatch.reconcile import ReclaimReason
+from localdev.client import BatchClient
+from localdev.localstack import (
     EXAMPLE_WORKER_IMAGE,
     LOCAL_RESOURCE_GROUP,
     LOCAL_SUBSCRIPTION,
     LocalStack,
     local_stack,
 )
-from acibatch.naming import container_group_name, task_instance_id
-from acibatch.reconcile import ReclaimReason
 
 pytestmark = pytest.mark.e2e
 TENANT = "leaky"

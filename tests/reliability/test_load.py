@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from acibatch.client import BatchClient
 from acibatch.naming import task_instance_id
 from acibatch.tokens import callback_token
+from localdev.client import BatchClient
 from tests.reliability.test_crash_and_faults import job, stack
 
 pytestmark = pytest.mark.e2e

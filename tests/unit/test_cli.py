@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from acibatch.client import BatchClient
+from localdev.client import BatchClient
 from tests.httpserve import send_json, serving_on_a_thread
 
 BIG_TASKS = 3000  # its status listing is far larger than a pipe's buffer (64 KiB on Linux)
@@ -66,7 +66,7 @@ def api() -> Iterator[str]:
 
 
 def cli(api: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "acibatch.cli", "--url", api, "--key", "k", *args]
+    return [sys.executable, "-m", "localdev.cli", "--url", api, "--key", "k", *args]
 
 
 def test_a_closed_pipe_ends_the_command_quietly(api: str) -> None:

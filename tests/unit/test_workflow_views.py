@@ -3,10 +3,10 @@ counts, and the small graph `acibatch status` draws."""
 
 from __future__ import annotations
 
-from acibatch.cli import draw_graph
 from acibatch.records import JobProgress, TaskState
 from acibatch.spec import parse_job_spec
 from api.jobs import _blocked, _graph, _with_workflow_view
+from localdev.cli import draw_graph
 
 DIAMOND = {
     "image": "registry.example.com/team/app:1",

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from acibatch import cli_schedules
-from acibatch.client import ApiCallError, BatchClient
+from localdev import cli_schedules
+from localdev.client import ApiCallError, BatchClient
 
 DEFAULT_URL = "http://127.0.0.1:7071/api"
 # What a shell reports for a program killed by SIGPIPE (128 + 13), as `cat` or `grep` would be in a closed pipe.
@@ -115,8 +115,8 @@ def print_tasks(client: BatchClient, job_id: str) -> None:
 
 def command_up(args: argparse.Namespace) -> int:
     # Imported here: only `up` needs devhost and aciemu.
-    from acibatch.localstack import EXAMPLE_IMAGES, LocalStackError, default_data_dir, local_stack  # noqa: PLC0415
-    from devhost.launcher import ServiceFailed  # noqa: PLC0415
+    from localdev.localstack import EXAMPLE_IMAGES, LocalStackError, default_data_dir, local_stack  # noqa: PLC0415
+    from localtools.process import ServiceFailed  # noqa: PLC0415
 
     data_dir = Path(args.data) if args.data else default_data_dir()
     settings = {"BATCH_ADMIN_KEY": args.admin_key} if args.admin_key else {}

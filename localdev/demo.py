@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from acibatch.aci import AciGateway, make_client
-from acibatch.cli import TERMINAL_JOB_STATES, progress_bar
-from acibatch.client import BatchClient
-from acibatch.localstack import EXAMPLE_WORKER_IMAGE, LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION, local_stack
+from localdev.cli import TERMINAL_JOB_STATES, progress_bar
+from localdev.client import BatchClient
+from localdev.localstack import EXAMPLE_WORKER_IMAGE, LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION, local_stack
 
 SQUARES_N = 2_000_000
 SQUARES_TASKS = 8

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from acibatch.client import BatchClient
+from localdev.client import BatchClient
 
 ACTIONS = ("create", "list", "show", "suspend", "resume", "trigger", "delete")
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aciemu.launcher import AciEmulatorProcess
-from devhost.launcher import DevhostProcess, free_port
+from devhost.launcher import DevhostProcess
+from localtools.process import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Example images (examples/worker for myregistry.azurecr.io/acibatch/worker) as the emulator shows them.
