@@ -15,6 +15,9 @@ order it happened, and play the next episode:
     episode = h.run()
     assert episode.keys == [call_entity("jobprogress", "cancel")]
 
+The calls and keys tests compare (`Scheduled`, `Episode`, `activity(...)`, `call_entity(...)`, ...) are in
+actions.py; driver.py answers calls from a table for tests that need to get far cheaply.
+
 What the real system does, and where it is written (upstream repositories, read at the commits noted in
 the report):
 - Context JSON: `OrchestrationTriggerAttributeBindingProvider.OrchestrationContextToString` (durable
@@ -36,8 +39,7 @@ from __future__ import annotations
 import json
 import uuid
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -47,15 +49,14 @@ from azure.durable_functions.models.actions.ActionType import ActionType
 from azure.durable_functions.models.history.HistoryEventType import HistoryEventType
 
 import orchestrators
+from devhost import fastpaths
+from tests.orchestrators.actions import ACTIVITIES, ENTITY_ACTIONS, Episode, Scheduled, flatten, iso
 
 START = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)
 # What the extension sends on Azure Storage (TimeSpan "c" format): timers past 6 days become sub-timer chains.
 AZURE_STORAGE_TIMERS = {"maximumShortTimerDuration": "6.00:00:00", "longRunningTimerIntervalDuration": "3.00:00:00"}
 OUT_OF_PROC_ERROR = "\n\n$OutOfProcData$:"
 DUPLICATE_WARNING = "Potential duplicate Task completion for TaskId: "
-COMPOUND = (ActionType.WHEN_ANY, ActionType.WHEN_ALL)
-ENTITY_ACTIONS = (ActionType.CALL_ENTITY, ActionType.SIGNAL_ENTITY)
-ACTIVITIES = (ActionType.CALL_ACTIVITY, ActionType.CALL_ACTIVITY_WITH_RETRY)
 Handle = Any  # the SDK's orchestration handle: (context JSON) -> OrchestratorState JSON
 
 
@@ -68,6 +69,10 @@ def orchestrator_handles() -> dict[str, Handle]:
     turned each into an `azure.functions` FunctionBuilder. Its function's `get_user_function()` is the handle
     `Orchestrator.create` made, which is what the worker calls, and `handle.orchestrator_function` is the
     generator itself. Tests call the handle, so the SDK's own context parsing and replay loop run."""
+    # Every episode hands the SDK the whole history again; devhost's drop-in replacements for the SDK's fixed
+    # per-episode costs (timestamp parsing, a namedtuple class per episode, the context's JSON) return what the
+    # SDK's own code would, so the tests stay faithful and the replay loop costs a fraction.
+    fastpaths.install({})
     app = df.DFApp()
     app.register_functions(orchestrators.bp)
     handles: dict[str, Handle] = {}
@@ -79,151 +84,6 @@ def orchestrator_handles() -> dict[str, Handle]:
                 function.get_user_function()
             )
     return handles
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-
-
-def flatten(actions: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Atomic actions depth-first, the order in which the SDK and the extension number them."""
-    for action in actions:
-        if ActionType(action["actionType"]) in COMPOUND:
-            yield from flatten(action["compoundActions"])
-        else:
-            yield action
-
-
-def entity_name(scheduler_id: str) -> str:
-    """`@name@key` -> name (the extension splits at the second '@')."""
-    return scheduler_id[1 : scheduler_id.index("@", 1)]
-
-
-@dataclass(frozen=True)
-class Scheduled:
-    """One atomic action the orchestrator asked for, with the sequence number the host gave it (None for an
-    external event wait, which the SDK keys by name)."""
-
-    id: int | None
-    type: ActionType
-    action: dict[str, Any]
-    request_id: str | None = None  # entity calls: the id the answer is raised under
-
-    @property
-    def name(self) -> str:
-        """The function, event or entity name."""
-        if self.type in ENTITY_ACTIONS:
-            return entity_name(self.action["instanceId"])
-        if self.type is ActionType.WAIT_FOR_EXTERNAL_EVENT:
-            return str(self.action["externalEventName"])
-        return str(self.action.get("functionName", ""))
-
-    @property
-    def operation(self) -> str | None:
-        return self.action.get("operation")
-
-    @property
-    def input(self) -> Any:
-        """The action's input, decoded (actions carry it as JSON text)."""
-        text = self.action.get("input")
-        return None if text is None else json.loads(text)
-
-    @property
-    def fire_at(self) -> datetime:
-        return parse_iso(self.action["fireAt"])
-
-    @property
-    def key(self) -> tuple[Any, ...]:
-        """What tests compare: the type and name (entity: and operation; timer: when it fires)."""
-        if self.type in ENTITY_ACTIONS:
-            return (self.type, self.name, self.operation)
-        if self.type is ActionType.CREATE_TIMER:
-            return (self.type, self.fire_at)
-        return (self.type, self.name)
-
-
-def activity(name: str) -> tuple[Any, ...]:
-    return (ActionType.CALL_ACTIVITY, name)
-
-
-def activity_with_retry(name: str) -> tuple[Any, ...]:
-    return (ActionType.CALL_ACTIVITY_WITH_RETRY, name)
-
-
-def sub_orchestration(name: str) -> tuple[Any, ...]:
-    return (ActionType.CALL_SUB_ORCHESTRATOR, name)
-
-
-def call_entity(name: str, operation: str) -> tuple[Any, ...]:
-    return (ActionType.CALL_ENTITY, name, operation)
-
-
-def signal_entity(name: str, operation: str) -> tuple[Any, ...]:
-    return (ActionType.SIGNAL_ENTITY, name, operation)
-
-
-def timer(fire_at: datetime) -> tuple[Any, ...]:
-    return (ActionType.CREATE_TIMER, fire_at)
-
-
-def continue_as_new() -> tuple[Any, ...]:
-    return (ActionType.CONTINUE_AS_NEW, "")
-
-
-def wait_for(event: str) -> tuple[Any, ...]:
-    return (ActionType.WAIT_FOR_EXTERNAL_EVENT, event)
-
-
-@dataclass
-class Episode:
-    """The SDK's answer to one episode (its OrchestratorState JSON) and the actions that were new in it."""
-
-    state: dict[str, Any]
-    new: list[Scheduled]
-    deferred: list[str] = field(default_factory=list)  # event names the SDK kept for a later waiter
-
-    @property
-    def keys(self) -> list[tuple[Any, ...]]:
-        return [scheduled.key for scheduled in self.new]
-
-    @property
-    def actions(self) -> list[dict[str, Any]]:
-        """Every action of the execution so far, flattened (compound actions opened)."""
-        return list(flatten(self.state["actions"][0])) if self.state.get("actions") else []
-
-    @property
-    def is_done(self) -> bool:
-        return bool(self.state.get("isDone"))
-
-    @property
-    def output(self) -> Any:
-        return self.state.get("output")
-
-    @property
-    def error(self) -> str | None:
-        return self.state.get("error")
-
-    @property
-    def custom_status(self) -> Any:
-        return self.state.get("customStatus")
-
-    @property
-    def finished(self) -> bool:
-        """Completed, failed or continued as new: the extension ends this generation."""
-        return self.is_done or self.error is not None
-
-    @property
-    def continued_with(self) -> Any:
-        """The input the orchestration continued as new with (decoded), or None when it did not."""
-        actions = self.actions
-        if not actions or ActionType(actions[-1]["actionType"]) is not ActionType.CONTINUE_AS_NEW:
-            return None
-        text = actions[-1].get("input")
-        return None if text is None else json.loads(text)
 
 
 @dataclass
@@ -257,6 +117,7 @@ class Orchestration:
         self.timers = AZURE_STORAGE_TIMERS if timers is None else timers
         self.now = start
         self.history: list[dict[str, Any]] = []  # committed events (IsPlayed once sent again)
+        self.played_json: list[str] = []  # each committed event as sent again, encoded once (not every episode)
         self.pending: list[dict[str, Any]] = []  # events that arrived since the last episode
         self.next_id = 0
         self.scheduled: list[Scheduled] = []  # every atomic action, in action-list order
@@ -365,7 +226,7 @@ class Orchestration:
             raise AssertionError(f"{self.instance_id} did not continue as new")
         self.input_text = json.dumps(self.last.continued_with)
         self.execution_id = uuid.uuid5(uuid.NAMESPACE_URL, f"execution:{self.instance_id}:{self.execution_id}").hex
-        self.history, self.pending, self.scheduled = [], [], []
+        self.history, self.played_json, self.pending, self.scheduled = [], [], [], []
         self.open, self.retries, self.last, self.next_id = {}, {}, None, 0
 
     # -- playing an episode ----------------------------------------------------------------------------------
@@ -393,7 +254,6 @@ class Orchestration:
             raise AssertionError("deliver a retried activity's failure or retry timer alone in its episode")
         delivered += arrived
         context = {
-            "history": [{**event, "IsPlayed": True} for event in self.history] + delivered,
             "input": self.input_text,
             "instanceId": self.instance_id,
             "isReplaying": False,
@@ -402,7 +262,8 @@ class Orchestration:
             "upperSchemaVersionNew": 2,
             **self.timers,
         }
-        state, deferred = self._invoke(json.dumps(context))
+        history = ",".join([*self.played_json, *(json.dumps(event) for event in delivered)])
+        state, deferred = self._invoke(f'{{"history":[{history}],{json.dumps(context)[1:]}')
         added = self._retry_bookkeeping(arrived)
         flat = list(flatten(state["actions"][0])) if state.get("actions") else []
         new: list[Scheduled] = []
@@ -411,7 +272,9 @@ class Orchestration:
             self.scheduled.append(scheduled)
             new.append(scheduled)
             added += events
-        self.history += [*delivered, *added, self._event(HistoryEventType.ORCHESTRATOR_COMPLETED)]
+        committed = [*delivered, *added, self._event(HistoryEventType.ORCHESTRATOR_COMPLETED)]
+        self.history += committed
+        self.played_json += [json.dumps({**event, "IsPlayed": True}) for event in committed]
         self.last = Episode(state=state, new=new, deferred=deferred)
         self.now += timedelta(seconds=1)
         return self.last

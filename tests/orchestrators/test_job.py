@@ -11,10 +11,8 @@ import pytest
 from acibatch import durable_names as names
 from acibatch.plan import JobInput, chunk_instance_id, task_inputs
 from acibatch.records import TaskState
-from tests.orchestrators.conftest import TENANT, JobFactory
-from tests.orchestrators.harness import (
+from tests.orchestrators.actions import (
     Episode,
-    Orchestration,
     Scheduled,
     activity_with_retry,
     call_entity,
@@ -23,8 +21,10 @@ from tests.orchestrators.harness import (
     timer,
     wait_for,
 )
+from tests.orchestrators.conftest import TENANT, JobFactory
+from tests.orchestrators.harness import Orchestration
 
-# A replay loop that never settles would spin inside the SDK; fail fast instead (the tier takes ~2 s).
+# A replay loop that never settles would spin inside the SDK; fail fast instead.
 pytestmark = pytest.mark.timeout(10)
 
 PROGRESS = names.PROGRESS_ENTITY

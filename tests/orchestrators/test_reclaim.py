@@ -10,7 +10,8 @@ import pytest
 from acibatch import durable_names as names
 from acibatch.reconcile import OwnerStatus, stale_leases
 from acibatch.tenancy import CapacityState, LeaseRequest, Quota, acquire, release, set_tenant_quota
-from tests.orchestrators.harness import START, Orchestration, activity, call_entity
+from tests.orchestrators.actions import activity, call_entity
+from tests.orchestrators.harness import START, Orchestration
 
 pytestmark = pytest.mark.timeout(10)
 

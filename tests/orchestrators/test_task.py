@@ -16,12 +16,10 @@ from acibatch import durable_names as names
 from acibatch.aci import ArmError, GroupState
 from acibatch.naming import container_group_name
 from acibatch.plan import TaskInput
-from acibatch.tenancy import AcquireResult, AcquireStatus, LeaseRequest, ReleaseResult
+from acibatch.tenancy import AcquireResult, AcquireStatus, Lease, LeaseRequest, ReleaseResult
 from orchestrators.task import CALLBACK_GRACE_SECONDS
-from tests.orchestrators.conftest import TENANT, TaskFactory
-from tests.orchestrators.harness import (
+from tests.orchestrators.actions import (
     Episode,
-    Orchestration,
     Scheduled,
     activity,
     activity_with_retry,
@@ -31,8 +29,10 @@ from tests.orchestrators.harness import (
     timer,
     wait_for,
 )
+from tests.orchestrators.conftest import TENANT, TaskFactory
+from tests.orchestrators.harness import Orchestration
 
-# A replay loop that never settles would spin inside the SDK; fail fast instead (the tier takes ~2 s).
+# A replay loop that never settles would spin inside the SDK; fail fast instead.
 pytestmark = pytest.mark.timeout(10)
 
 PROGRESS, CAPACITY, TENANT_ENTITY = names.PROGRESS_ENTITY, names.CAPACITY_ENTITY, names.TENANT_ENTITY
@@ -116,7 +116,7 @@ class Task:
         assert (episode.new[0].input["name"], episode.new[0].input["attempt"]) == (self.group(1), 1)
         self.created()
 
-    def released(self, lease_id: str, granted: list[LeaseRequest] | None = None) -> Episode:
+    def released(self, lease_id: str, granted: list[Lease] | None = None) -> Episode:
         lease = {**LeaseRequest(lease_id, TENANT, 1.0, 1.5, 0.0).to_dict(), "startedAt": 0.0}
         self.h.entity_answered(CAPACITY, "release", {**ReleaseResult(granted or [], None).to_dict(), "released": lease})
         return self.h.run()
@@ -137,7 +137,7 @@ def test_cancel_while_queued_releases_the_lease_and_wakes_the_next_waiter(make_t
     assert t.h.cancelled(backoff)
 
     # The lease had been granted meanwhile: releasing it handed the capacity to another task, which is woken.
-    other = LeaseRequest("task:team-b:j9:0#1", "team-b", 1.0, 1.5, 0.0)
+    other = Lease(LeaseRequest("task:team-b:j9:0#1", "team-b", 1.0, 1.5, 0.0), started_at=0.0)
     t.h.entity_answered(CAPACITY, "release", ReleaseResult([other], None).to_dict())
     waking = t.h.run()
     assert waking.keys == [activity(names.WAKE_WAITERS)]

@@ -12,8 +12,8 @@ import pytest
 
 from acibatch import durable_names as names
 from acibatch.aci import GroupState
+from tests.orchestrators.actions import activity, timer
 from tests.orchestrators.conftest import TaskFactory
-from tests.orchestrators.harness import activity, timer
 from tests.orchestrators.test_task import RESERVE_DELETE, Task, to_cleanup
 
 pytestmark = pytest.mark.timeout(10)

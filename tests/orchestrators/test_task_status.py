@@ -12,8 +12,8 @@ import pytest
 from acibatch import durable_names as names
 from acibatch.records import PROGRESS_OMITTED
 from devhost.payloadlimits import custom_status_error
+from tests.orchestrators.actions import Episode, call_entity
 from tests.orchestrators.conftest import TaskFactory
-from tests.orchestrators.harness import Episode, call_entity
 from tests.orchestrators.test_task import CALLBACK, Task, final, report, to_cleanup
 
 pytestmark = pytest.mark.timeout(10)

@@ -1,0 +1,306 @@
+"""Replay a recorded orchestration generation against the working tree's orchestrators, and check it the way
+the Durable extension checks an in-flight instance after a deploy.
+
+The check, and where it is written upstream: DTFx replays the stored history into the new code's actions and,
+for every TaskScheduled, TimerCreated, SubOrchestrationInstanceCreated and EventSent event, requires an action
+with that event's sequence number, of the matching kind and (activities, sub-orchestrations, sent events) of
+the same name, compared case-insensitively; otherwise the instance fails with NonDeterministicOrchestrationException
+(Azure/durabletask `src/DurableTask.Core/TaskOrchestrationContext.cs`: `HandleTaskScheduledEvent`,
+`HandleTimerCreatedEvent`, `HandleSubOrchestrationCreatedEvent`, `HandleEventSentEvent`; microsoft/durabletask-python
+`durabletask/worker.py`, `_OrchestrationExecutor.process_event` with `_get_non_determinism_error`,
+`_get_wrong_action_type_error` and `_get_wrong_action_name_error`, checks the same). It compares no inputs: a
+changed input replays silently, and is then handed to code that may not expect it. `Divergence` carries the
+first mismatch in those terms; `payload_changes` reports input changes separately (see test_golden_replay.py).
+
+Sequence numbers are those devhost gave (`devhost.durable.Engine.schedule_actions`, `retry_bookkeeping`), which
+follow DTFx: each numbered action in order, and for a `*WithRetry` action the RetryInterceptor's own events (a
+timer after each failure, the next attempt when it fires) numbered before that episode's new actions. Those are
+the host's, not actions of the orchestrator, so they are told apart here and left out of the comparison.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.durable_functions.models.actions.ActionType import ActionType
+from azure.durable_functions.models.history.HistoryEventType import HistoryEventType
+
+from tests.orchestrators.actions import entity_name, flatten
+from tests.orchestrators.harness import OUT_OF_PROC_ERROR, orchestrator_handles
+
+# The history events an orchestrator's actions leave, each with the action kinds that may stand for it.
+SCHEDULING_EVENTS: dict[HistoryEventType, tuple[ActionType, ...]] = {
+    HistoryEventType.TASK_SCHEDULED: (ActionType.CALL_ACTIVITY, ActionType.CALL_ACTIVITY_WITH_RETRY),
+    HistoryEventType.TIMER_CREATED: (ActionType.CREATE_TIMER,),
+    HistoryEventType.SUB_ORCHESTRATION_INSTANCE_CREATED: (
+        ActionType.CALL_SUB_ORCHESTRATOR,
+        ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY,
+    ),
+    HistoryEventType.EVENT_SENT: (ActionType.CALL_ENTITY, ActionType.SIGNAL_ENTITY),
+}
+# Actions that take no sequence number and leave no scheduling event (the SDK keys event waits by name; a
+# continue-as-new ends the generation).
+UNNUMBERED = (ActionType.WAIT_FOR_EXTERNAL_EVENT, ActionType.CONTINUE_AS_NEW)
+WITH_RETRY = (ActionType.CALL_ACTIVITY_WITH_RETRY, ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY)
+# The generation's end, as devhost recorded it (`record.py`) and as the replay's final state says.
+CONTINUED = "ContinuedAsNew"
+
+
+def kind(event: dict[str, Any]) -> HistoryEventType:
+    return HistoryEventType(event["EventType"])
+
+
+@dataclass(frozen=True)
+class Step:
+    """One recorded scheduling event and the replayed action at its place (None when the replay has none)."""
+
+    event: dict[str, Any]
+    action: dict[str, Any] | None
+
+    @property
+    def number(self) -> int:
+        return int(self.event["EventId"])
+
+    @property
+    def operation(self) -> str:
+        """A sent entity message's operation: the message's `op`. The event's Name is "op" in Azure
+        (`EntityMessageEventNames.RequestMessageEventName` names every request) and in devhost since issue 23;
+        histories recorded before that hold the operation there instead."""
+        return str(json.loads(self.event["Input"]).get("op", self.event["Name"]))
+
+    def recorded(self) -> str:
+        """The event as DTFx's messages name it."""
+        event_kind = kind(self.event)
+        if event_kind is HistoryEventType.EVENT_SENT:
+            return f"{event_kind.name} to entity '{entity_name(self.event['InstanceId'])}' op '{self.operation}'"
+        if event_kind is HistoryEventType.TIMER_CREATED:
+            return str(event_kind.name)
+        return f"{event_kind.name} '{self.event['Name']}'"
+
+    def replayed(self) -> str:
+        if self.action is None:
+            return "nothing (yet?)"
+        action_kind = ActionType(self.action["actionType"])
+        if action_kind in (ActionType.CALL_ENTITY, ActionType.SIGNAL_ENTITY):
+            entity = entity_name(self.action["instanceId"])
+            return f"{action_kind.name} entity '{entity}' op '{self.action['operation']}'"
+        if action_kind is ActionType.CREATE_TIMER:
+            return str(action_kind.name)
+        return f"{action_kind.name} '{self.action.get('functionName')}'"
+
+    def mismatch(self) -> str | None:
+        """DTFx's verdict on this step: None when the action may stand for the event, else why not."""
+        if self.action is None:
+            return "the replay has not scheduled it"
+        action_kind = ActionType(self.action["actionType"])
+        if action_kind not in SCHEDULING_EVENTS[kind(self.event)]:
+            return "the replay produced another kind of action at this sequence number"
+        if action_kind in (ActionType.CALL_ENTITY, ActionType.SIGNAL_ENTITY):
+            same = (entity_name(self.action["instanceId"]), self.action["operation"]) == (
+                entity_name(self.event["InstanceId"]),
+                self.operation,
+            )
+            return None if same else "the replay sends another operation or to another entity"
+        if action_kind is ActionType.CREATE_TIMER:
+            return None
+        if str(self.action["functionName"]).lower() != str(self.event["Name"]).lower():
+            return "the replay calls another function at this sequence number"
+        return None
+
+    def payload_change(self) -> str | None:
+        """How the replayed action's payload differs from the recorded one, if it does incompatibly: a dict may
+        gain keys (an older receiver ignores them, a newer one must default them), nothing may be removed or
+        changed. Timers compare their fire time."""
+        if self.action is None:
+            return None
+        event_kind = kind(self.event)
+        if event_kind is HistoryEventType.TIMER_CREATED:
+            old, new = self.event["FireAt"], self.action["fireAt"]
+        elif event_kind is HistoryEventType.EVENT_SENT:
+            old, new = decoded(json.loads(self.event["Input"]).get("input")), decoded(self.action.get("input"))
+        else:
+            old, new = decoded(self.event.get("Input")), decoded(self.action.get("input"))
+        problems = list(incompatibilities(old, new, "input"))
+        return "; ".join(problems) if problems else None
+
+
+def decoded(text: Any) -> Any:
+    """Payloads travel as JSON text (entity inputs once more inside the message)."""
+    return json.loads(text) if isinstance(text, str) else text
+
+
+def incompatibilities(old: Any, new: Any, path: str) -> Iterator[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key, value in old.items():
+            if key not in new:
+                yield f"{path}.{key} was removed"
+            else:
+                yield from incompatibilities(value, new[key], f"{path}.{key}")
+    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for index, (before, after) in enumerate(zip(old, new, strict=True)):
+            yield from incompatibilities(before, after, f"{path}[{index}]")
+    elif old != new:
+        yield f"{path} was {json.dumps(old)[:120]}, is now {json.dumps(new)[:120]}"
+
+
+@dataclass
+class _Retry:
+    """DTFx's RetryInterceptor state for one `*WithRetry` action, as devhost keeps it."""
+
+    max_attempts: int
+    attempt: int = 1
+
+
+@dataclass
+class Replay:
+    instance: str
+    orchestrator: str
+    state: dict[str, Any]
+    steps: list[Step] = field(default_factory=list)
+    host_events: list[int] = field(default_factory=list)  # sequence numbers of the retry interceptor's events
+    crash: str | None = None  # the SDK could not replay the history at all
+
+    @property
+    def verdict(self) -> str | None:
+        """None when an in-flight instance would replay on the working tree, else why it would not."""
+        step = self.divergence
+        if step is not None:
+            return self.describe(step)
+        if self.crash is not None:
+            return (
+                f"{self.orchestrator} {self.instance}: the SDK could not replay the recorded history on the working "
+                f"tree ({self.crash[:300]}). An in-flight instance would fail after a deploy: see docs/versioning.md."
+            )
+        return None
+
+    @property
+    def divergence(self) -> Step | None:
+        return next((step for step in self.steps if step.mismatch() is not None), None)
+
+    def describe(self, step: Step) -> str:
+        """The first mismatch, in the terms of DTFx's NonDeterministicOrchestrationException."""
+        return (
+            f"{self.orchestrator} {self.instance}: the recorded history has {step.recorded()} at sequence number "
+            f"{step.number}, but the working tree's replay produced {step.replayed()} there ({step.mismatch()}). "
+            "An in-flight instance would fail with a non-determinism error after a deploy: see docs/versioning.md."
+        )
+
+    @property
+    def end(self) -> str:
+        """How the replay left the generation: ContinuedAsNew, Completed, Failed or Running."""
+        actions = list(flatten(self.state["actions"][0])) if self.state.get("actions") else []
+        if actions and ActionType(actions[-1]["actionType"]) is ActionType.CONTINUE_AS_NEW:
+            return CONTINUED
+        if self.state.get("error") is not None:
+            return "Failed"
+        return "Completed" if self.state.get("isDone") else "Running"
+
+    @property
+    def continued_with(self) -> Any:
+        actions = list(flatten(self.state["actions"][0])) if self.state.get("actions") else []
+        return decoded(actions[-1].get("input")) if self.end == CONTINUED else None
+
+
+def context_json(generation: dict[str, Any]) -> str:
+    """The body devhost sent for the generation's last episode (`Engine.begin_episode`): the events before that
+    episode played, the episode's own not. devhost sends no timer settings, so none are sent here either."""
+    history = generation["history"]
+    started = next(event for event in history if kind(event) is HistoryEventType.EXECUTION_STARTED)
+    last = max(i for i, event in enumerate(history) if kind(event) is HistoryEventType.ORCHESTRATOR_STARTED)
+    events = [{**event, "IsPlayed": index < last} for index, event in enumerate(history)]
+    parent = started.get("ParentInstance") or {}
+    context = {
+        "history": events,
+        "input": started.get("Input"),
+        "instanceId": generation["instance"],
+        "isReplaying": False,
+        "parentInstanceId": parent.get("id") if isinstance(parent, dict) else None,
+        "upperSchemaVersion": 1,
+        "upperSchemaVersionNew": 2,
+    }
+    return json.dumps(context)
+
+
+def run_handle(orchestrator: str, body: str) -> tuple[dict[str, Any], str | None]:
+    """The SDK handle's state, also when the orchestrator failed (the SDK attaches it to the exception); and
+    what broke when the SDK itself could not replay the history (no state then)."""
+    handle = orchestrator_handles()[orchestrator]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the SDK's df_loads and duplicate-completion notes
+        try:
+            return json.loads(handle(body)), None
+        except Exception as exc:
+            if OUT_OF_PROC_ERROR in str(exc):
+                return json.loads(str(exc).split(OUT_OF_PROC_ERROR, 1)[1]), None
+            # E.g. a recorded entity answer handed to a task the new code made of another kind: in Azure the
+            # episode fails the same way, so it is the replay's verdict, not an error of the test.
+            return {}, f"{type(exc).__name__}: {exc}"
+
+
+def episodes(history: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    current: list[dict[str, Any]] = []
+    for event in history:
+        if kind(event) is HistoryEventType.ORCHESTRATOR_STARTED and current:
+            yield current
+            current = []
+        current.append(event)
+    if current:
+        yield current
+
+
+def replay(generation: dict[str, Any]) -> Replay:
+    """Replay one recorded generation; pair each recorded scheduling event with the action at its place."""
+    state, crash = run_handle(generation["orchestrator"], context_json(generation))
+    result = Replay(generation["instance"], generation["orchestrator"], state, crash=crash)
+    if crash is not None:
+        result.steps = first_divergence(generation)
+        return result
+    actions = [a for a in (flatten(state["actions"][0]) if state.get("actions") else []) if a]
+    numbered = iter([a for a in actions if ActionType(a["actionType"]) not in UNNUMBERED])
+    retried_tasks: dict[int, _Retry] = {}  # by the current attempt's sequence number
+    retry_timers: dict[int, _Retry] = {}
+    for episode in episodes(generation["history"]):
+        scheduled = [event for event in episode if kind(event) in SCHEDULING_EVENTS]
+        # The interceptor's events come first in an episode, in the order of the events that caused them.
+        for event in episode:
+            if kind(event) is HistoryEventType.TASK_FAILED and event["TaskScheduledId"] in retried_tasks:
+                retry = retried_tasks.pop(event["TaskScheduledId"])
+                timer = scheduled.pop(0)
+                retry_timers[timer["EventId"]] = retry
+                result.host_events.append(timer["EventId"])
+            elif kind(event) is HistoryEventType.TIMER_FIRED and event["TimerId"] in retry_timers:
+                retry = retry_timers.pop(event["TimerId"])
+                if retry.attempt < retry.max_attempts:
+                    retry.attempt += 1
+                    again = scheduled.pop(0)
+                    retried_tasks[again["EventId"]] = retry
+                    result.host_events.append(again["EventId"])
+        for event in scheduled:
+            step = Step(event, next(numbered, None))
+            result.steps.append(step)
+            if step.mismatch() is not None:
+                return result  # DTFx stops at the first: what follows is numbered against another story
+            assert step.action is not None
+            if ActionType(step.action["actionType"]) in WITH_RETRY:
+                options = step.action.get("retryOptions") or {}
+                retried_tasks[step.number] = _Retry(int(options.get("maxNumberOfAttempts", 1)))
+    return result
+
+
+def first_divergence(generation: dict[str, Any]) -> list[Step]:
+    """When the SDK cannot replay the whole history, the steps up to the first mismatch, found by replaying
+    ever longer prefixes of it (one episode more each time): the mismatch that made the SDK fail."""
+    history = generation["history"]
+    ends = list(itertools.accumulate(len(episode) for episode in episodes(history)))
+    for end in ends:
+        partial = replay({**generation, "history": history[:end]})
+        if partial.divergence is not None:
+            return partial.steps
+        if partial.crash is not None:
+            return []
+    return []

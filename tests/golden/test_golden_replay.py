@@ -1,0 +1,124 @@
+"""Golden histories of the last release, replayed against the working tree's orchestrators.
+
+Each file under histories/ holds every orchestration generation of one scenario as devhost stored it when the
+release ran it on the local stack (recorded with record.py; how and when to re-record: docs/versioning.md).
+Two verdicts per generation, kept apart on purpose:
+
+- `test_..._schedules_what_its_history_recorded` is the Durable extension's own check (replay.py): an edit
+  that fails it strands in-flight instances after a deploy. Never re-record to make it pass; ship the change
+  as a new orchestrator version instead.
+- `test_..._payloads_stay_compatible` is stricter than Azure, which compares no payloads: an action's input may
+  only gain keys, never lose or change one, and the generation must end as it did with a compatible output or
+  continue-as-new input. Azure would replay such a change silently and hand the old shape to the new activity
+  or generation (or the new shape to the old code still draining), so a failure here means: make the receiver
+  accept both shapes, then re-record (docs/versioning.md says when that is allowed).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.durable_functions.models.history.HistoryEventType import HistoryEventType
+
+from acibatch import durable_names as names
+from tests.golden.replay import CONTINUED, SCHEDULING_EVENTS, Replay, decoded, incompatibilities, kind, replay
+
+HISTORIES = Path(__file__).parent / "histories"
+# Ended by the host, not by the code: no end of the code's to compare with.
+HOST_ENDS = {"Terminated"}
+
+
+@cache
+def goldens() -> dict[str, dict[str, Any]]:
+    return {path.stem: json.loads(path.read_text()) for path in sorted(HISTORIES.glob("*.json"))}
+
+
+def generation_ids() -> list[tuple[str, int]]:
+    return [(scenario, index) for scenario, doc in goldens().items() for index in range(len(doc["generations"]))]
+
+
+def label(case: tuple[str, int]) -> str:
+    scenario, index = case
+    generation = goldens()[scenario]["generations"][index]
+    return f"{scenario}/{generation['instance']}#{generation['generation']}"
+
+
+CASES = generation_ids()
+
+
+def generation_of(case: tuple[str, int]) -> dict[str, Any]:
+    scenario, index = case
+    generation: dict[str, Any] = goldens()[scenario]["generations"][index]
+    return generation
+
+
+def next_generation(case: tuple[str, int]) -> dict[str, Any] | None:
+    """The same instance's next recorded generation, if there is one."""
+    scenario, index = case
+    current = generation_of(case)
+    later = goldens()[scenario]["generations"][index + 1 :]
+    return next((g for g in later if g["instance"] == current["instance"]), None)
+
+
+@cache
+def replayed(case: tuple[str, int]) -> Replay:
+    """Each generation is replayed once for both verdicts."""
+    return replay(generation_of(case))
+
+
+def started_input(generation: dict[str, Any]) -> Any:
+    started = next(e for e in generation["history"] if kind(e) is HistoryEventType.EXECUTION_STARTED)
+    return decoded(started.get("Input"))
+
+
+def completed_output(generation: dict[str, Any]) -> Any:
+    done = [e for e in generation["history"] if kind(e) is HistoryEventType.EXECUTION_COMPLETED]
+    return decoded(done[-1].get("Result")) if done else None
+
+
+def test_the_goldens_cover_every_scenario_and_orchestrator_the_versioning_rule_names() -> None:
+    scenarios = set(goldens())
+    assert {"success", "retry", "cancel", "timeout", "generations", "spot", "throttled", "workflow", "tick"} <= (
+        scenarios
+    )
+    recorded = {g["orchestrator"] for doc in goldens().values() for g in doc["generations"]}
+    wanted = {names.JOB_ORCHESTRATOR, names.CHUNK_ORCHESTRATOR, names.TASK_ORCHESTRATOR, names.SCHEDULE_ORCHESTRATOR}
+    assert wanted <= recorded
+    assert {doc["release"] for doc in goldens().values()} == {goldens()["success"]["release"]}
+    # The task orchestrator's scenarios include a mid-run continue-as-new and DTFx's retry interceptor.
+    generations = [g for g in goldens()["generations"]["generations"] if g["orchestrator"] == names.TASK_ORCHESTRATOR]
+    assert [g["end"] for g in generations] == [CONTINUED, CONTINUED, "Completed"]
+    assert replayed(("retry", 0)).host_events
+
+
+@pytest.mark.parametrize("case", CASES, ids=label)
+def test_each_recorded_generation_schedules_what_its_history_recorded(case: tuple[str, int]) -> None:
+    generation, result = generation_of(case), replayed(case)
+    verdict = result.verdict
+    assert verdict is None, verdict
+    recorded = [e for e in generation["history"] if kind(e) in SCHEDULING_EVENTS]
+    assert len(result.steps) + len(result.host_events) == len(recorded)
+
+
+@pytest.mark.parametrize("case", CASES, ids=label)
+def test_each_recorded_generations_payloads_stay_compatible(case: tuple[str, int]) -> None:
+    generation, result = generation_of(case), replayed(case)
+    if result.verdict is not None:
+        pytest.skip("the replay diverged: the determinism test reports it")
+    problems = [
+        f"sequence number {step.number} ({step.recorded()}): {change}"
+        for step in result.steps
+        if (change := step.payload_change()) is not None
+    ]
+    if generation["end"] not in HOST_ENDS:
+        if result.end != generation["end"]:
+            problems.append(f"the generation ended {generation['end']}, the replay ends it {result.end}")
+        elif result.end == CONTINUED and (following := next_generation(case)) is not None:
+            problems += incompatibilities(started_input(following), result.continued_with, "continue-as-new input")
+        elif result.end == "Completed":
+            problems += incompatibilities(completed_output(generation), result.state.get("output"), "output")
+    assert not problems, f"{generation['orchestrator']} {generation['instance']}: " + "; ".join(problems)
