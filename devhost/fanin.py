@@ -21,9 +21,15 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-# DTFx event types (see devhost.durable) and the SDK's action types used here.
-TASK_COMPLETED, TASK_FAILED, SUB_COMPLETED, SUB_FAILED, EVENT_SENT, EVENT_RAISED = 5, 6, 8, 9, 14, 15
-CALL_ACTIVITY, CALL_SUB_ORCHESTRATOR, CALL_ENTITY, WHEN_ALL = 0, 2, 7, 12  # a *WithRetry call is a WhenAll too
+from azure.durable_functions.models.actions import ActionType
+from azure.durable_functions.models.history import HistoryEventType
+
+TASK_COMPLETED, TASK_FAILED = HistoryEventType.TASK_COMPLETED, HistoryEventType.TASK_FAILED
+SUB_COMPLETED = HistoryEventType.SUB_ORCHESTRATION_INSTANCE_COMPLETED
+SUB_FAILED = HistoryEventType.SUB_ORCHESTRATION_INSTANCE_FAILED
+EVENT_SENT, EVENT_RAISED = HistoryEventType.EVENT_SENT, HistoryEventType.EVENT_RAISED
+# The members a held WhenAll may have (a *WithRetry call is a WhenAll of its attempts in the SDK: not held for).
+MEMBER_ACTIONS = frozenset({ActionType.CALL_ACTIVITY, ActionType.CALL_SUB_ORCHESTRATOR, ActionType.CALL_ENTITY})
 
 Member = tuple[str, str]  # ("task", scheduled id) for activities and sub-orchestrations, ("entity", request id)
 
@@ -72,17 +78,19 @@ def blocked_on(
     from the events themselves (a result in the history or pending, or none), never from bookkeeping that a
     restart could leave stale.
     """
-    if not top_actions or top_actions[-1].get("actionType") != WHEN_ALL:
+    if not top_actions or top_actions[-1].get("actionType") != ActionType.WHEN_ALL:
         return None
     children = top_actions[-1].get("compoundActions") or []
     kinds = {child.get("actionType") for child in children}
-    if not children or not kinds <= {CALL_ACTIVITY, CALL_SUB_ORCHESTRATOR, CALL_ENTITY}:
+    if not children or not kinds <= MEMBER_ACTIONS:
         return None  # nested compounds, timers, retries: not held for
     ids = action_ids[len(action_ids) - len(children) :]  # a last compound's leaves are the last actions
     if len(ids) != len(children) or any(task_id is None for task_id in ids):
         return None
     entity_calls = {
-        str(task_id) for task_id, child in zip(ids, children, strict=True) if child.get("actionType") == CALL_ENTITY
+        str(task_id)
+        for task_id, child in zip(ids, children, strict=True)
+        if child.get("actionType") == ActionType.CALL_ENTITY
     }
     members: set[Member] = {("task", str(task_id)) for task_id in ids if str(task_id) not in entity_calls}
     requests: dict[str, str] = {}  # entity call's scheduled id -> the request id its answer is raised under

@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import json
 import logging
 import re
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
 
 from devhost import systemkey
 from devhost.app import AppIndex, FunctionInfo
-from devhost.binding import durable_client_binding
-from devhost.durable import TERMINAL_STATES, DurableError, Engine, Instance
+from devhost.durable import DurableClient, Engine
+from devhost.durableapi import BODY_LIMIT, DurableApi
 from devhost.ncrontab import Schedule
 from devhost.requestlimits import RequestLimits, Throttle, read_body
 from devhost.store import Store
@@ -34,7 +31,6 @@ from devhost.workers import FunctionFailed, WorkerExited, WorkerPool
 log = logging.getLogger("devhost")
 WEBHOOK_PREFIX = "/runtime/webhooks/durabletask"
 RPC_PATH = "durabletask"
-BODY_LIMIT = web.AppKey("body_limit", int)  # None on the RPC listener: the extension's has no body limit
 
 
 def route_pattern(template: str) -> re.Pattern[str]:
@@ -81,6 +77,7 @@ class Host:
         self.throttle = Throttle(self.limits)
         self.workers = workers
         self.engine = Engine(index, store, workers, self.http_call)
+        self.durable_api = DurableApi(DurableClient(self.engine), index, self.base, rpc_base, system_key)
         self.routes = [
             (route_pattern(str(info.route).strip("/")), info) for info in index.functions if info.kind == "http"
         ]
@@ -166,45 +163,13 @@ class Host:
             with contextlib.suppress(FunctionFailed, WorkerExited):  # the worker has logged why
                 await self.workers.invoke(info)
 
-    # -- Durable HTTP API -------------------------------------------------------------------------------------
-
-    def status_body(self, instance: Instance, request: web.Request) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "name": instance.name,
-            "instanceId": instance.id,
-            "runtimeStatus": instance.status,
-            "input": instance.input,
-            "customStatus": instance.custom_status,
-            "output": instance.output,
-            "createdTime": datetime.fromtimestamp(instance.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "lastUpdatedTime": datetime.fromtimestamp(instance.updated, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-        if request.query.get("showInput", "true").lower() == "false":
-            body["input"] = None
-        if request.query.get("showHistory", "").lower() == "true":
-            show_output = request.query.get("showHistoryOutput", "").lower() == "true"
-            body["historyEvents"] = [
-                {k: v for k, v in e.items() if show_output or k not in {"Result", "Input"}} for e in instance.history
-            ]
-        return body
-
-    @functools.cached_property
-    def management_urls(self) -> dict[str, str]:
-        binding = durable_client_binding(self.base, self.index.hub_name, self.rpc_base, self.system_key)
-        urls: dict[str, str] = json.loads(binding)["managementUrls"]
-        return urls
-
-    def management_payload(self, request: web.Request, instance_id: str) -> dict[str, Any]:
-        payload = self.management_urls
-        origin = f"{request.scheme}://{request.host}"
-        return {k: v.replace("INSTANCEID", quote(instance_id, safe="")).replace(self.base, origin)
-                for k, v in payload.items()}  # fmt: skip
+    # -- Durable HTTP API (`devhost.durableapi` routes it) ---------------------------------------------------
 
     async def webhook_api(self, request: web.Request) -> web.StreamResponse:
         """The public Durable HTTP API: the host lets through only a caller with the extension's system key."""
         if not systemkey.matches(systemkey.presented(request.headers, request.query), self.system_key):
             return web.Response(status=401)  # as the host answers a failed key check: no body
-        return await self.durable_api(request, request.match_info["tail"])
+        return await self.durable_api.serve(request, request.match_info["tail"])
 
     async def rpc_api(self, request: web.Request) -> web.StreamResponse:
         """The loopback listener of the client binding's `rpcBaseUrl`. The extension's has no key check: only the
@@ -212,121 +177,7 @@ class Host:
         system key, which the Durable SDK sends back without knowing (it appends its routes to `rpcBaseUrl`)."""
         if not systemkey.matches(request.match_info["key"], self.system_key):
             return web.Response(status=401)
-        return await self.durable_api(request, request.match_info["tail"])
-
-    async def durable_api(self, request: web.Request, path: str) -> web.StreamResponse:
-        parts = [part for part in path.split("/") if part != ""]
-        try:
-            return await self.durable_route(request, parts)
-        except DurableError as error:
-            return web.json_response({"Message": str(error), "ExceptionMessage": str(error)}, status=error.status)
-
-    async def read_body(self, request: web.Request) -> tuple[bool, Any]:
-        raw = await read_body(request, request.config_dict.get(BODY_LIMIT))
-        if not raw:
-            return False, None
-        try:
-            return True, json.loads(raw)
-        except ValueError:
-            raise DurableError(400, "the request body must be JSON") from None
-
-    async def durable_route(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
-        method = request.method
-        engine = self.engine
-        if parts[:1] == ["orchestrators"] and method == "POST" and len(parts) in {2, 3}:
-            has_body, value = await self.read_body(request)
-            instance = engine.start_instance(
-                parts[1], parts[2] if len(parts) == 3 else None, value if has_body else None
-            )
-            payload = self.management_payload(request, instance.id)
-            return web.json_response(payload, status=202, headers={"Location": payload["statusQueryGetUri"]})
-        if parts[:1] == ["instances"]:
-            if len(parts) == 1:
-                return await self.instances_query(request)
-            instance_id = parts[1]
-            if len(parts) == 2 and method == "GET":
-                found = engine.instances.get(instance_id)
-                if found is None:
-                    return web.Response(status=404)
-                code = 200 if found.status in TERMINAL_STATES else 202
-                return web.json_response(self.status_body(found, request), status=code)
-            if len(parts) == 2 and method == "DELETE":
-                if not engine.purge(instance_id):
-                    return web.json_response({"instancesDeleted": 0}, status=404)
-                return web.json_response({"instancesDeleted": 1})
-            action = parts[2] if len(parts) >= 3 else ""
-            if action == "raiseEvent" and method == "POST" and len(parts) == 4:
-                has_body, value = await self.read_body(request)
-                # Reproduces the real host: the body is parsed once and re-serialised, so the Python client's
-                # double-encoded payload reaches the orchestrator as JSON text (durable-python issue #295).
-                engine.raise_event(instance_id, parts[3], json.dumps(value) if has_body else None)
-                return web.Response(status=202)
-            if action == "terminate" and method == "POST":
-                try:
-                    async with engine.settled(instance_id):
-                        engine.terminate(instance_id, request.query.get("reason"))
-                except DurableError as error:
-                    if error.status != 410:
-                        raise
-                    return web.Response(status=410)
-                return web.Response(status=202)
-            if action in {"suspend", "resume"} and method == "POST":
-                async with engine.settled(instance_id):
-                    (engine.suspend if action == "suspend" else engine.resume)(instance_id)
-                return web.Response(status=202)
-            if action == "restart" and method == "POST":
-                new_id = request.query.get("restartWithNewInstanceId", "true").lower() != "false"
-                instance = engine.restart(instance_id, new_id)
-                return web.json_response(self.management_payload(request, instance.id), status=202)
-            if action == "rewind" and method == "POST":
-                raise DurableError(501, "devhost does not implement rewind")
-        if parts[:1] == ["entities"] and len(parts) == 3:
-            entity_id = f"@{parts[1].lower()}@{parts[2]}"
-            if method == "POST":
-                operation = request.query.get("op", "")
-                has_body, value = await self.read_body(request)
-                engine.signal_entity(entity_id, operation, json.dumps(value) if has_body else None)
-                return web.Response(status=202)
-            if method == "GET":
-                state, exists = engine.entity_state(entity_id)
-                if not exists:
-                    return web.Response(status=404)
-                return web.json_response(state)
-        raise DurableError(404, f"no Durable API route for {method} {request.path}")
-
-    async def instances_query(self, request: web.Request) -> web.Response:
-        engine = self.engine
-        if request.method == "DELETE":
-            chosen = self.filter_instances(request)
-            deleted = sum(engine.purge(instance.id) for instance in chosen if instance.status in TERMINAL_STATES)
-            return web.json_response({"instancesDeleted": deleted}, status=200 if deleted else 404)
-        chosen = self.filter_instances(request)
-        top = int(request.query.get("top", "0") or 0)
-        start = int(request.headers.get("x-ms-continuation-token", "0") or 0)
-        page = chosen[start : start + top] if top else chosen[start:]
-        headers = {}
-        if top and start + top < len(chosen):
-            headers["x-ms-continuation-token"] = str(start + top)
-        return web.json_response([self.status_body(i, request) for i in page], headers=headers)
-
-    def filter_instances(self, request: web.Request) -> list[Instance]:
-        query = request.query
-        statuses = {s.strip() for s in query.get("runtimeStatus", "").split(",") if s.strip()}
-        prefix = query.get("instanceIdPrefix", "")
-
-        def stamp(name: str) -> float | None:
-            text = query.get(name)
-            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
-
-        start, end = stamp("createdTimeFrom"), stamp("createdTimeTo")
-        return [
-            instance
-            for instance in sorted(self.engine.instances.values(), key=lambda i: i.created)
-            if (not statuses or instance.status in statuses)
-            and instance.id.startswith(prefix)
-            and (start is None or instance.created >= start)
-            and (end is None or instance.created <= end)
-        ]
+        return await self.durable_api.serve(request, request.match_info["tail"])
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response({"state": "Running", "functions": [f.name for f in self.index.functions]})

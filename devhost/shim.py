@@ -35,7 +35,10 @@ from azure.durable_functions.models.actions import ActionType
 from azure.durable_functions.models.history import HistoryEventType
 
 COMPOUND = frozenset({ActionType.WHEN_ANY, ActionType.WHEN_ALL})
-FIRE_AND_FORGET = frozenset({ActionType.SIGNAL_ENTITY, ActionType.CONTINUE_AS_NEW, 10})  # 10: scheduled signal
+# A signal sent with a scheduled time: an action type newer SDKs send that this SDK's `ActionType` does not name.
+SCHEDULED_SIGNAL_ENTITY = 10
+FIRE_AND_FORGET = frozenset({ActionType.SIGNAL_ENTITY, ActionType.CONTINUE_AS_NEW, SCHEDULED_SIGNAL_ENTITY})
+WAITERS = frozenset({ActionType.WAIT_FOR_EXTERNAL_EVENT, ActionType.CALL_ENTITY})
 TASK_ENDS = frozenset({
     HistoryEventType.TASK_COMPLETED,
     HistoryEventType.TASK_FAILED,
@@ -59,7 +62,7 @@ class Progress:
     blocked_at: int | None  # the top-level action it waits on, or None when it got through all of them
     waiting_for: str = ""  # what that action waits for, for a stuck report
     # History events DTFx had applied when the shim got there (all of them when blocked): where a continue-as-new
-    # happens, which decides the events carried into the next generation (`Engine.continue_as_new`).
+    # happens, which decides the events carried into the next generation (`durable.engine.Engine.continue_as_new`).
     applied: int = field(default=0, compare=False)
 
 
@@ -169,7 +172,10 @@ class _Replay:
         if node.kind in {ActionType.CALL_ACTIVITY, ActionType.CALL_SUB_ORCHESTRATOR, ActionType.CALL_HTTP}:
             task_id = self.task_id(node)
             return task_id is not None and task_id in self.ended
-        return False  # a waiter (event or entity response) not handed an event yet
+        # A waiter (event or entity response) not handed an event yet waits. An action type the shim does not know
+        # does not: the shim throws when it invokes one, so the engine reaches it (and refuses it, failing the
+        # orchestration) rather than waiting on it forever.
+        return node.kind not in WAITERS
 
     def describe(self, node: _Node | _Leaf) -> str:
         if isinstance(node, _Node):
@@ -182,7 +188,8 @@ class _Replay:
             return f"timer due {action.get('fireAt')}"
         if node.kind == ActionType.CALL_ENTITY:
             return f"entity call {action.get('instanceId')}.{action.get('operation')}"
-        return f"{ActionType(node.kind).name.lower()} {action.get('functionName') or ''}".strip()
+        label = ActionType(node.kind).name.lower() if node.kind in ActionType._value2member_map_ else "action"
+        return f"{label} {action.get('functionName') or ''}".strip()
 
 
 def progress(
