@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 from aciemu import auth
+from aciemu.emulator import Emulator
 from aciemu.groups import Timings
 from aciemu.images import ImageCatalogInvalid, load_catalog
 from aciemu.limits import Limits, LimitsInvalid, merge_flags, parse_window
-from aciemu.server import Emulator, serve
+from aciemu.routes import serve
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -20,11 +20,43 @@ import fnmatch
 import random
 import threading
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-API_FAULTS = {"throttle", "error", "quota", "pull_failure"}
-LIFE_FAULTS = {"capacity", "slow", "evict", "kill", "vanish"}
-OPERATIONS = {"create", "get", "delete", "stop", "start", "restart", "list", "logs", "*"}
+
+class Fault(StrEnum):
+    """What a rule does; the value is its `fault` in the JSON rule."""
+
+    THROTTLE = "throttle"
+    ERROR = "error"
+    QUOTA = "quota"
+    PULL_FAILURE = "pull_failure"
+    CAPACITY = "capacity"
+    SLOW = "slow"
+    EVICT = "evict"
+    KILL = "kill"
+    VANISH = "vanish"
+
+
+class Operation(StrEnum):
+    """The API operations a rule can match (`op`; `*` matches all of them)."""
+
+    CREATE = "create"
+    GET = "get"
+    DELETE = "delete"
+    STOP = "stop"
+    START = "start"
+    RESTART = "restart"
+    LIST = "list"
+    LOGS = "logs"
+
+
+# Answered at the API instead of the operation; the others change a created group's life.
+API_FAULTS = frozenset({Fault.THROTTLE, Fault.ERROR, Fault.QUOTA, Fault.PULL_FAILURE})
+LIFE_FAULTS = frozenset(set(Fault) - API_FAULTS)
+ANY_OPERATION = "*"
+OPERATIONS = frozenset({*(op.value for op in Operation), ANY_OPERATION})
+FAULT_NAMES = frozenset(fault.value for fault in Fault)
 
 
 class FaultRuleInvalid(ValueError):
@@ -33,8 +65,8 @@ class FaultRuleInvalid(ValueError):
 
 @dataclass
 class FaultRule:
-    op: str
-    fault: str
+    op: str  # an `Operation` value or `*`
+    fault: Fault
     match: dict[str, str] = field(default_factory=dict)
     probability: float = 1.0
     count: int | None = None
@@ -45,12 +77,12 @@ class FaultRule:
     def from_dict(cls, data: dict[str, Any]) -> FaultRule:
         if not isinstance(data, dict):
             raise FaultRuleInvalid("a fault rule must be a JSON object")
-        op, fault = data.get("op", "*"), data.get("fault")
-        if op not in OPERATIONS:
+        op, fault = data.get("op", ANY_OPERATION), data.get("fault")
+        if not isinstance(op, str) or op not in OPERATIONS:
             raise FaultRuleInvalid(f"op must be one of {sorted(OPERATIONS)}")
-        if fault not in API_FAULTS | LIFE_FAULTS:
-            raise FaultRuleInvalid(f"fault must be one of {sorted(API_FAULTS | LIFE_FAULTS)}")
-        if fault in LIFE_FAULTS and op not in {"create", "*"}:
+        if not isinstance(fault, str) or fault not in FAULT_NAMES:
+            raise FaultRuleInvalid(f"fault must be one of {sorted(FAULT_NAMES)}")
+        if fault in LIFE_FAULTS and op not in {Operation.CREATE, ANY_OPERATION}:
             raise FaultRuleInvalid(f"fault '{fault}' applies to a group's life: use op 'create'")
         probability = data.get("probability", 1.0)
         count = data.get("count")
@@ -62,7 +94,7 @@ class FaultRule:
         if not isinstance(match, dict) or set(match) - {"name", "image"}:
             raise FaultRuleInvalid("match may hold 'name' and/or 'image' glob patterns")
         params = {k: v for k, v in data.items() if k not in {"op", "fault", "match", "probability", "count"}}
-        return cls(op, str(fault), dict(match), float(probability), count, params)
+        return cls(op, Fault(fault), dict(match), float(probability), count, params)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,8 +102,8 @@ class FaultRule:
             "count": self.count, "fired": self.fired, **self.params,
         }  # fmt: skip
 
-    def matches(self, op: str, name: str, image: str | None) -> bool:
-        if self.op not in {"*", op}:
+    def matches(self, op: Operation, name: str, image: str | None) -> bool:
+        if self.op not in {ANY_OPERATION, op}:
             return False
         if "name" in self.match and not fnmatch.fnmatchcase(name, self.match["name"]):
             return False
@@ -96,7 +128,7 @@ class FaultBook:
         with self.lock:
             self.rules.clear()
 
-    def draw(self, op: str, name: str, image: str | None, kinds: set[str]) -> list[FaultRule]:
+    def draw(self, op: Operation, name: str, image: str | None, kinds: frozenset[Fault]) -> list[FaultRule]:
         """The rules of the given kinds that fire now (each firing counts)."""
         fired = []
         with self.lock:

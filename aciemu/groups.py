@@ -18,16 +18,19 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aciemu import sandbox
+from aciemu.faults import Fault
+from aciemu.limits import Priority
 
 MAINTENANCE_EXIT_CODE = 7147
 KILLED_EXIT_CODE = 137
-SPOT_PRIORITY = "Spot"
 LOG_CAP_BYTES = 4 * 1024 * 1024
 RESTART_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 EVENTS_KEPT = 50
+# Provisioning states during which ACI refuses updates and actions with ContainerGroupTransitioning.
+TRANSITIONING = frozenset({"Pending", "Creating"})
 
 
 def now_iso() -> str:
@@ -145,22 +148,44 @@ class Group:
         )  # fmt: skip
 
 
-class GroupRuntime:
-    """Runs one group's processes; owned by the `Emulator`."""
+class RuntimeHost(Protocol):
+    """What a group's runtime needs from the emulator that owns it."""
 
-    def __init__(self, group: Group, emulator: Any) -> None:
+    instance_marker: str  # tags every process of this emulator, so leftovers can be found and killed
+    timings: Timings
+    use_bwrap: bool
+
+    def holds(self, group: Group) -> bool:
+        """Whether the group still exists (a delete meanwhile ends what its runtime was doing)."""
+        ...
+
+    def save(self, group: Group) -> None: ...
+
+    def log_dir(self, group: Group) -> Path: ...
+
+    def catalog_command(self, image: str) -> list[str] | None: ...
+
+    def container_files(self, group: Group, container: str, image: str) -> sandbox.ContainerFiles: ...
+
+    async def delete_group(self, group: Group) -> None: ...
+
+
+class GroupRuntime:
+    """Runs one group's processes; owned by the `Emulator` (its `RuntimeHost`)."""
+
+    def __init__(self, group: Group, host: RuntimeHost) -> None:
         self.group = group
-        self.emulator = emulator
+        self.host = host
         self.task: asyncio.Task[None] | None = None
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self.generation = 0  # bumps on stop/restart so a finishing process from an old run is ignored
 
     @property
     def marker(self) -> str:
-        return f"{self.emulator.instance_marker}:{self.group.key}"
+        return f"{self.host.instance_marker}:{self.group.key}"
 
     def log_path(self, container: str) -> Path:
-        path: Path = self.emulator.log_dir(self.group) / f"{container}.log"
+        path: Path = self.host.log_dir(self.group) / f"{container}.log"
         return path
 
     def start(self, after_reboot: bool = False) -> None:
@@ -179,13 +204,11 @@ class GroupRuntime:
             run = self.group.containers.get(name) or self.group.init_containers.get(name)
             if run is not None and reason_event:
                 run.event("Killing", f"Killing container {name}")
-            await sandbox.terminate(
-                process, self.marker, self.emulator.timings.stop_grace_seconds, self.emulator.use_bwrap
-            )
-        sandbox.kill_marked(self.marker, self.emulator.use_bwrap)
+            await sandbox.terminate(process, self.marker, self.host.timings.stop_grace_seconds, self.host.use_bwrap)
+        sandbox.kill_marked(self.marker, self.host.use_bwrap)
 
     def save(self) -> None:
-        self.emulator.save(self.group)
+        self.host.save(self.group)
 
     def env_for(self, spec: dict[str, Any]) -> dict[str, str]:
         env = {"HOSTNAME": self.group.name}  # PATH and HOME come from the sandbox: they depend on what it shows
@@ -198,7 +221,7 @@ class GroupRuntime:
         command = spec.get("properties", {}).get("command")
         if command:
             return [str(arg) for arg in command]
-        default: list[str] | None = self.emulator.catalog_command(spec.get("properties", {}).get("image", ""))
+        default: list[str] | None = self.host.catalog_command(spec.get("properties", {}).get("image", ""))
         return default
 
     async def launch(self, spec: dict[str, Any], run: ContainerRun) -> asyncio.subprocess.Process | None:
@@ -210,9 +233,9 @@ class GroupRuntime:
         memory = float(spec.get("properties", {}).get("resources", {}).get("requests", {}).get("memoryInGB", 1))
         self.cap_log(name)
         try:
-            files = self.emulator.container_files(self.group, name, str(spec.get("properties", {}).get("image", "")))
+            files = self.host.container_files(self.group, name, str(spec.get("properties", {}).get("image", "")))
             process = await sandbox.spawn(
-                command, self.env_for(spec), files, self.log_path(name), memory, self.marker, self.emulator.use_bwrap
+                command, self.env_for(spec), files, self.log_path(name), memory, self.marker, self.host.use_bwrap
             )
         except OSError as error:
             run.event("Failed", f"Error: failed to start container {name}: {error.strerror}", "Warning")
@@ -246,14 +269,14 @@ class GroupRuntime:
 
     async def provision(self, after_reboot: bool) -> None:
         group = self.group
-        timings = self.emulator.timings
-        slow = sum(float(f.get("seconds", 5)) for f in group.faults if f["fault"] == "slow")
+        timings = self.host.timings
+        slow = sum(float(f.get("seconds", 5)) for f in group.faults if f["fault"] == Fault.SLOW)
         if not after_reboot:
             group.provisioning_state, group.state = "Pending", "Pending"
             self.save()
             await asyncio.sleep(timings.provisioning_seconds / 2 + slow)
             group.provisioning_state = "Creating"
-        if any(f["fault"] == "capacity" for f in group.faults) and not after_reboot:
+        if any(f["fault"] == Fault.CAPACITY for f in group.faults) and not after_reboot:
             message = (
                 f"The requested resource is not available in the location '{group.location}' at this moment. "
                 "Please retry with a different resource request or in another location. "
@@ -293,7 +316,7 @@ class GroupRuntime:
         group.provisioning_state, group.state = "Succeeded", "Running"
         self.save()
         for fault in group.faults:
-            if fault["fault"] in {"evict", "kill", "vanish"}:
+            if fault["fault"] in {Fault.EVICT, Fault.KILL, Fault.VANISH}:
                 asyncio.get_running_loop().create_task(self.life_fault(fault, generation))
         while waits:
             done, _ = await asyncio.wait(waits.values(), return_when=asyncio.FIRST_COMPLETED)
@@ -303,13 +326,13 @@ class GroupRuntime:
                 if generation != self.generation:
                     return
                 run = group.containers[name]
-                sandbox.kill_marked(self.marker, self.emulator.use_bwrap) if not self.processes else None
+                sandbox.kill_marked(self.marker, self.host.use_bwrap) if not self.processes else None
                 run.terminated(code, "Completed" if code == 0 else "Error")
                 if self.should_restart(code):
                     delay = RESTART_BACKOFF_SECONDS[min(run.restart_count, len(RESTART_BACKOFF_SECONDS) - 1)]
                     run.event("BackOff", "Back-off restarting failed container", "Warning") if code else None
                     self.save()
-                    await asyncio.sleep(delay * self.emulator.timings.restart_backoff_scale)
+                    await asyncio.sleep(delay * self.host.timings.restart_backoff_scale)
                     if generation != self.generation:
                         return
                     run.restart_count += 1
@@ -333,13 +356,13 @@ class GroupRuntime:
 
     async def life_fault(self, fault: dict[str, Any], generation: int) -> None:
         await asyncio.sleep(float(fault.get("afterSeconds", 1.0)))
-        if generation != self.generation or self.group.key not in self.emulator.groups:
+        if generation != self.generation or not self.host.holds(self.group):
             return
         kind = fault["fault"]
-        if kind == "vanish":
-            await self.emulator.delete_group(self.group, out_of_band=True)
+        if kind == Fault.VANISH:
+            await self.host.delete_group(self.group)
             return
-        if kind == "evict":
+        if kind == Fault.EVICT:
             await self.evict(fault)
             return
         await self.stop_processes()
@@ -364,7 +387,7 @@ class GroupRuntime:
         """
         group = self.group
         running = [run for run in group.containers.values() if run.current.get("state") == "Running"]
-        if group.properties.get("priority") != SPOT_PRIORITY or not running:
+        if group.properties.get("priority") != Priority.SPOT or not running:
             return
         await self.stop_processes()
         moved = self.generation  # a stop, restart, start or delete meanwhile bumps it: then the move is off
@@ -373,8 +396,8 @@ class GroupRuntime:
         group.state = "Pending"
         group.faults = [f for f in group.faults if f is not fault]  # the new node runs the group undisturbed
         self.save()
-        await asyncio.sleep(self.emulator.timings.eviction_restart_seconds)
-        if moved != self.generation or group.key not in self.emulator.groups:
+        await asyncio.sleep(self.host.timings.eviction_restart_seconds)
+        if moved != self.generation or not self.host.holds(group):
             return
         self.start_moved()
 
@@ -388,7 +411,7 @@ class GroupRuntime:
     async def reboot(self) -> None:
         """After an emulator restart: what was running was killed by 'platform maintenance'; start it again."""
         was_running = any(run.current.get("state") == "Running" for run in self.group.containers.values())
-        if self.group.provisioning_state in {"Pending", "Creating"}:
+        if self.group.provisioning_state in TRANSITIONING:
             self.start()
             return
         if self.group.provisioning_state == "Succeeded" and self.group.state == "Pending":

@@ -33,10 +33,8 @@ from acibatch.aci import AciGateway, GroupState
 from acibatch.observe import observation_from_state
 from acibatch.policy import AttemptState, ObservationKind, decide
 from aciemu.client import emulator_client, emulator_client_async
-from aciemu.groups import Group
 from aciemu.launcher import AciEmulatorProcess
 from aciemu.sandbox import MARKER_VAR, bwrap_path
-from aciemu.server import Emulator
 
 pytestmark = pytest.mark.e2e
 RG = "rg-test"
@@ -356,22 +354,6 @@ def test_a_group_being_moved_after_an_eviction_is_started_after_an_emulator_rest
         view = wait_for(lambda: (v := container_view(client, "moving")) and v.current_state.state == "Running" and v)
         assert view.restart_count == 1 and view.previous_state is None  # the move went on: restarted once
         assert get_state(client, "moving").evicted
-
-
-def test_a_save_that_changes_nothing_leaves_the_group_file_alone(tmp_path: Path) -> None:
-    emulator = Emulator(tmp_path)
-    group = Group(key="s/rg/g", subscription="s", resource_group="rg", name="g", body={"location": "westeurope"})
-    emulator.groups[group.key] = group
-    emulator.save(group)
-    path = next((tmp_path / "groups").glob("*.json"))
-    written = path.stat().st_ino  # every write replaces the file, so a rewrite shows as a new inode
-    emulator.save(group)
-    assert path.stat().st_ino == written
-    group.state = "Running"
-    emulator.save(group)
-    assert path.stat().st_ino != written
-    assert Group.from_dict(json.loads(path.read_text())).state == "Running"
-    del emulator.groups[group.key]
 
 
 SUB = "00000000-0000-0000-0000-000000000001"
