@@ -1,11 +1,10 @@
 """Plain-http requests over kept connections, for the local stack's services on loopback.
 
 The ARM client uses it to talk to the local emulator (`LoopbackTransport`), and the bench to talk to devhost.
-`requests`, azure-core's default transport, spends ~2.5 ms of CPU per create + logs + delete cycle on its
-own machinery (session merging, request preparation, urllib3's pool), a third of the client's cost there
-(side by side: 8.3 ms with `requests`, 5.8 ms with this, per cycle against aciemu). In the 1,000-task bench
-that is CPU taken from the same two cores the stack runs on. Real ARM (https, proxies, the environment's
-settings) keeps azure-core's `requests` transport, and the adapter tests run both transports.
+`requests`, azure-core's default transport, spends CPU on every call on its own machinery (session merging,
+request preparation, urllib3's pool), which this transport skips (bench/README.md has the side-by-side
+figures); locally that CPU comes from the same cores the whole stack runs on. Real ARM (https, proxies, the
+environment's settings) keeps azure-core's `requests` transport, and the adapter tests run both transports.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ NOT_REPORTED = LETTERS[TaskState.QUEUED]  # a task that has not begun yet is que
 
 
 def state_string(task_ids: Sequence[str], progress: JobProgress) -> str:
-    """One letter per task in the job's task order: what the grid draws, about 10 KB for 10,000 tasks."""
+    """One ASCII letter (one byte) per task in the job's task order: what the grid draws."""
     states = progress.states
     return "".join(states.get(task_id, NOT_REPORTED) for task_id in task_ids)
 

@@ -33,13 +33,13 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from acibatch.loopback import KeptConnections
 from acibatch.naming import job_instance_id, task_instance_id
+from bench.durable_api import DurableApi, get_json, wait_all, wait_for_instance
+from bench.machine import MachineCpu, find_pids, machine_cpu_row, peak_rss_of_stack
 from devhost import fastpaths
 from devhost.app import load_app
 from devhost.durable import (
@@ -63,80 +63,8 @@ RESULTS = BENCH / "results"
 # The end-to-end job's time moves by a tenth between runs on this shared machine: the bench runs it this many
 # times with the headline callback client and reports the median round (and every round's ratio).
 E2E_ROUNDS = 3
-# An orchestration's runtime statuses before it has ended (the bench's waits poll until none is left).
-UNFINISHED = ("Pending", "Running", "ContinuedAsNew")
 # What an episode answered with (recorded after it ran), so not part of what it was handed.
 EPISODE_OUTPUTS = {TASK_SCHEDULED, SUB_CREATED, TIMER_CREATED, EVENT_SENT, ORCHESTRATOR_COMPLETED, EXECUTION_COMPLETED}
-
-
-# The bench's requests reuse their connections, as any real client of the Durable HTTP API does (the Durable
-# client keeps an aiohttp session): a new TCP connection per request would spend the host's time, on the same two
-# cores, on connection set-up instead of orchestrations.
-_connections = KeptConnections(timeout=120)
-# How the bench presents the Durable extension's system key (devhost refuses the Durable HTTP API without it): a
-# header, so the key stays out of the URLs that error messages quote.
-DURABLE_KEY_HEADER = "x-functions-key"
-
-
-def request_json(method: str, url: str, body: Any = None, key: str | None = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    headers = {} if data is None else {"Content-Type": "application/json"}
-    if key is not None:
-        headers[DURABLE_KEY_HEADER] = key
-    response, payload = _connections.exchange(method, url, data, headers)
-    if response.status >= 400:
-        raise RuntimeError(f"{method} {url}: HTTP {response.status}: {payload[:500]!r}")
-    return json.loads(payload)
-
-
-def close_connections() -> None:
-    """Close the kept connections (tests do after each test)."""
-    _connections.close()
-
-
-def post_json(url: str, body: Any = None, key: str | None = None) -> Any:
-    return request_json("POST", url, body, key)
-
-
-def get_json(url: str, key: str | None = None) -> Any:
-    return request_json("GET", url, key=key)
-
-
-@dataclass(frozen=True)
-class DurableApi:
-    """A devhost's Durable HTTP API and the extension's system key that every call to it must present."""
-
-    url: str  # .../runtime/webhooks/durabletask
-    key: str
-
-    @classmethod
-    def of(cls, host_url: str, key: str) -> DurableApi:
-        return cls(f"{host_url}/runtime/webhooks/durabletask", key)
-
-    def get(self, path: str) -> Any:
-        return get_json(f"{self.url}/{path}", self.key)
-
-    def post(self, path: str, body: Any = None) -> Any:
-        return post_json(f"{self.url}/{path}", body, self.key)
-
-
-def wait_all(api: DurableApi, ids: list[str], timeout: float) -> None:
-    """Poll until none of `ids` is unfinished, then check that every one of them completed.
-
-    Asks for one unfinished instance at a time (`top=1`), so waiting costs the host little while it works.
-    """
-    deadline = time.monotonic() + timeout
-    wanted = set(ids)
-    while api.get(f"instances/?runtimeStatus={','.join(UNFINISHED)}&top=1&showInput=false"):
-        if time.monotonic() > deadline:
-            raise TimeoutError("orchestrations unfinished")
-        time.sleep(0.1)
-    listed = api.get("instances/?showInput=false")
-    finished = {item["instanceId"]: item for item in listed if item["instanceId"] in wanted}
-    for instance in ids:
-        item = finished.get(instance)
-        if item is None or item["runtimeStatus"] != "Completed":
-            raise RuntimeError(f"{instance} {item and item['runtimeStatus']}: {item and item['output']}")
 
 
 def hello_cities(api: DurableApi, count: int) -> dict[str, Any]:
@@ -149,8 +77,8 @@ def hello_cities(api: DurableApi, count: int) -> dict[str, Any]:
 
 
 def fan_out(api: DurableApi, width: int, runs: int = 5) -> float:
-    """The median of `runs` runs, each awaited by polling its status every 10 ms: a run at 1k takes a few
-    tenths of a second, so coarser polling or a single run would be mostly noise."""
+    """The median of `runs` runs, each awaited by polling its status every 10 ms: a run is short enough that
+    coarser polling or a single run would be mostly noise."""
     times = []
     for run in range(runs):
         started = time.perf_counter()
@@ -236,39 +164,6 @@ def dbos_hello_cities(count: int) -> dict[str, Any]:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}
 
 
-def peak_rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
-
-
-@dataclass(frozen=True)
-class MachineCpu:
-    """Cumulative CPU time of the whole machine (every process and the kernel), from /proc/stat."""
-
-    busy: float  # seconds spent running anything: user, nice, system, irq, softirq
-    total: float  # busy + idle + iowait + steal, summed over all cores
-
-    @staticmethod
-    def now() -> MachineCpu | None:
-        try:
-            fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-        except (OSError, ValueError):
-            return None
-        user, nice, system, idle, iowait, irq, softirq, steal = fields
-        tick = os.sysconf("SC_CLK_TCK")
-        busy = (user + nice + system + irq + softirq) / tick
-        return MachineCpu(busy, busy + (idle + iowait + steal) / tick)
-
-    def since(self, earlier: MachineCpu) -> dict[str, float]:
-        busy, total = self.busy - earlier.busy, self.total - earlier.total
-        return {"cpu_seconds": round(busy, 1), "busy_share": round(busy / total, 3) if total else 0.0}
-
-
 def floor_seconds(tasks: int, concurrency: int) -> float:
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
@@ -302,10 +197,8 @@ def reporters() -> list[str]:
     """The e2e task's callback clients present here: the lightest first (it is the headline run), then curl.
 
     The containers' own CPU shares this machine's two cores with the stack (in Azure it runs on ACI's), so the
-    headline run uses the lightest client, to measure acibatch rather than the client's start-up. One container
-    run alone as aciemu runs it (bubblewrap, `prlimit`), without its second of sleep, costs the machine ~5 ms
-    with no callback, ~7 ms with bash's and ~16 ms with curl's (curl loads 30-odd shared libraries); a Python
-    reporter costs ~100 ms (more behind a pyenv shim). curl, which the README shows users, is measured too.
+    headline run uses the lightest client, to measure acibatch rather than the client's start-up (what each
+    client costs a container run is in bench/README.md). curl, which the README shows users, is measured too.
     """
     present = [name for name in ("bash", "curl") if shutil.which(name)]
     return present or ["python"]
@@ -369,17 +262,6 @@ def end_to_end(tasks: int, slots: int, data: Path, reporter: str) -> dict[str, A
     }  # fmt: skip
 
 
-def wait_for_instance(api: DurableApi, instance: str, poll_seconds: float = 0.05) -> None:
-    """Until the orchestration has ended: the job is done when its orchestration is (the API reads its state there).
-
-    The host's status of one instance, without its input, costs the stack well under a millisecond, so a 50 ms
-    poll neither loads the job nor adds more than 50 ms to its time (the API's GET of a 1,000-task job costs
-    milliseconds, and a half-second poll of it added a quarter of a second on average).
-    """
-    while api.get(f"instances/{instance}?showInput=false")["runtimeStatus"] in UNFINISHED:
-        time.sleep(poll_seconds)
-
-
 def dispatch_latencies(api: DurableApi, instances: list[str], container_started: dict[str, float]) -> list[float]:
     """Seconds from a lease freed to the container of the task it went to running, for every hand-over.
 
@@ -404,45 +286,6 @@ def dispatch_latencies(api: DurableApi, instances: list[str], container_started:
                     if owner in container_started:
                         latencies.append(max(0.0, container_started[owner] - freed_at))
     return latencies
-
-
-def peak_rss_of_stack(pids: dict[str, int]) -> dict[str, Any]:
-    """Peak RSS of aciemu, and of devhost with its language workers (the sum of each process's own peak: an
-    upper bound of their peak together, since the peaks need not coincide)."""
-    host = pids["devhost"]
-    try:
-        workers = [int(child) for child in Path(f"/proc/{host}/task/{host}/children").read_text().split()]
-    except OSError:
-        workers = []
-    parts = [peak_rss_mb(pid) for pid in (host, *workers)]
-    return {
-        "devhost": round(sum(part or 0.0 for part in parts), 1),
-        "devhost_host": parts[0],
-        "devhost_workers": parts[1:],
-        "aciemu": peak_rss_mb(pids["aciemu"]),
-    }
-
-
-def find_pids(host_url: str, aci_url: str) -> dict[str, int]:
-    """The devhost and aciemu processes listening on the stack's ports (children of this process)."""
-    found: dict[str, int] = {}
-    ports = {"devhost": host_url.rsplit(":", 1)[1], "aciemu": aci_url.rsplit(":", 1)[1]}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            command = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        args = [part.decode(errors="replace") for part in command]
-        for name, port in ports.items():
-            if "-m" in args and name in args and port in args:
-                found[name] = int(entry)
-    return found
-
-
-def machine_cpu_row(cpu: dict[str, float] | None) -> str:
-    return "unknown (no /proc/stat)" if cpu is None else f"{cpu['cpu_seconds']} ({cpu['busy_share']:.0%})"
 
 
 def other_reporter_row(run: dict[str, Any]) -> tuple[str, str]:

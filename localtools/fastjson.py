@@ -1,4 +1,4 @@
-"""Compact JSON text, fast: orjson (several times faster than `json` on history events and payloads), with
+"""Compact JSON text, fast: orjson (faster than `json` on history events and payloads), with
 `json` for what orjson refuses (str subclasses as keys, such as aiohttp's header names; integers beyond 64
 bits), so anything `json` can encode still encodes."""
 

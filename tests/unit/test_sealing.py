@@ -6,7 +6,7 @@ import pytest
 
 from acibatch.sealing import SealError, seal, unseal
 
-VALUES = {"BATCH_CALLBACK_TOKEN": "tok-123", "DB_PASSWORD": "p@ss wörd"}
+VALUES = {"BATCH_CALLBACK_TOKEN": "tok-123", "DB_PASSWORD": "p@ss wörd", "EMPTY": ""}
 
 
 def test_round_trip_hides_the_values_and_uses_a_fresh_nonce() -> None:

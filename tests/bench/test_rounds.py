@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from bench.run import DurableApi, close_connections, highest_rss, median_round, rounds_row, wait_for_instance
+from bench.durable_api import DurableApi, close_connections, wait_for_instance
+from bench.run import highest_rss, median_round, rounds_row
 from tests.httpserve import send_json, serving_on_a_thread
 
 

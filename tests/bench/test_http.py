@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bench.run import close_connections, get_json, post_json
+from bench.durable_api import close_connections, get_json, post_json
 from tests.httpserve import send_json, serving_on_a_thread
 
 

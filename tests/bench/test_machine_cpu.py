@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from bench.run import MachineCpu, machine_cpu_row
+from bench.machine import MachineCpu, machine_cpu_row
 
 
 def burn(seconds: float) -> None:
