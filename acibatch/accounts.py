@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from acibatch.tenancy import Quota
+from acibatch.leases import Quota
 
 RECENT_LEASES_KEPT = 2000
 

@@ -20,24 +20,32 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
-from typing import Any
 
-# Edges after expanding ranges and array sugar. A 10,000-task reduce (one task on all others) is 10,000 edges;
-# the limit leaves room for ten such fan-ins while keeping the graph's rebuild on each replay small.
-MAX_EDGES = 100_000
+from acibatch.dependson import MAX_EDGES, ArrayMode, Condition, DependsOn, parse_depends_on
+
+# `dependsOn` itself lives in acibatch.dependson; callers know it by this module too.
+__all__ = [
+    "BLOCKED_BY_SHOWN",
+    "JOB_GROUP",
+    "MAX_EDGES",
+    "ArrayMode",
+    "Condition",
+    "DependsOn",
+    "Graph",
+    "GraphInvalid",
+    "Outcome",
+    "Readiness",
+    "TaskNode",
+    "blocked_by_from_states",
+    "blocked_tasks",
+    "build_graph",
+    "find_cycle",
+    "outcome_of",
+    "parse_depends_on",
+]
+
 JOB_GROUP = "job"  # the group of tasks that name none (all tasks of a `taskCount` job)
 BLOCKED_BY_SHOWN = 5  # upstream ids a Blocked task lists in `blockedBy`
-
-
-class Condition(StrEnum):
-    ALL_SUCCEEDED = "allSucceeded"
-    ALL_COMPLETED = "allCompleted"
-    ANY_SUCCEEDED = "anySucceeded"
-
-
-class ArrayMode(StrEnum):
-    N_TO_N = "nToN"  # task k of this group depends on task k of the named group (AWS Batch N_TO_N)
-    SEQUENTIAL = "sequential"  # task k of the group depends on task k-1 of the same group (AWS Batch SEQUENTIAL)
 
 
 class Outcome(StrEnum):
@@ -86,102 +94,6 @@ def outcome_of(state: str, dependency_action: str | None) -> Outcome:
     if state == "Skipped":
         return Outcome.SKIPPED
     return Outcome.CANCELLED
-
-
-@dataclass(frozen=True)
-class DependsOn:
-    """One task's `dependsOn` as written (array sugar unexpanded, so a stored spec stays small)."""
-
-    task_ids: tuple[str, ...] = ()
-    ranges: tuple[tuple[int, int], ...] = ()
-    array: str | None = None
-    mode: ArrayMode | None = None
-    condition: Condition = Condition.ALL_SUCCEEDED
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {}
-        if self.task_ids:
-            data["taskIds"] = list(self.task_ids)
-        if self.ranges:
-            data["taskIdRanges"] = [{"start": start, "end": end} for start, end in self.ranges]
-        if self.array is not None:
-            data["array"] = self.array
-            data["mode"] = str(self.mode)
-        if self.condition is not Condition.ALL_SUCCEEDED:
-            data["condition"] = str(self.condition)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DependsOn:
-        """From `to_dict()` output (trusted: our own durable state)."""
-        return cls(
-            task_ids=tuple(data.get("taskIds", ())),
-            ranges=tuple((int(item["start"]), int(item["end"])) for item in data.get("taskIdRanges", ())),
-            array=data.get("array"),
-            mode=None if data.get("mode") is None else ArrayMode(data["mode"]),
-            condition=Condition(data.get("condition", Condition.ALL_SUCCEEDED)),
-        )
-
-
-DEPENDS_ON_FIELDS = {"taskIds", "taskIdRanges", "array", "mode", "condition"}
-
-
-def _words_of(enum: type[StrEnum]) -> tuple[str, ...]:
-    # A tuple, not a set: `in` then compares with ==, so a list or an object from the JSON is simply not a member
-    # (a set would hash it first and raise TypeError, a 500 instead of a 400).
-    return tuple(str(member) for member in enum)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def parse_depends_on(value: object, path: str, errors: list[tuple[str, str]]) -> DependsOn | None:
-    """Check one `dependsOn` object's shape (ids are checked against the job in `build_graph`)."""
-    if not isinstance(value, dict):
-        errors.append((path, 'must be an object like {"taskIds": ["a"]} or {"array": "map", "mode": "nToN"}'))
-        return None
-    before = len(errors)
-    for unknown in sorted(set(value) - DEPENDS_ON_FIELDS):
-        errors.append((f"{path}.{unknown}", f"unknown field; allowed: {', '.join(sorted(DEPENDS_ON_FIELDS))}"))
-    task_ids = value.get("taskIds", [])
-    if not isinstance(task_ids, list) or not all(isinstance(item, str) and item for item in task_ids):
-        errors.append((f"{path}.taskIds", "must be a list of task id strings"))
-        task_ids = []
-    ranges: list[tuple[int, int]] = []
-    raw_ranges = value.get("taskIdRanges", [])
-    if not isinstance(raw_ranges, list):
-        errors.append((f"{path}.taskIdRanges", 'must be a list of {"start": 0, "end": 9} objects'))
-        raw_ranges = []
-    for position, item in enumerate(raw_ranges):
-        item_path = f"{path}.taskIdRanges[{position}]"
-        start, end = (item.get("start"), item.get("end")) if isinstance(item, dict) else (None, None)
-        if not isinstance(item, dict) or set(item) != {"start", "end"} or not (_is_int(start) and _is_int(end)):
-            errors.append((item_path, 'must be {"start": <integer>, "end": <integer>} (both ends included)'))
-        elif not 0 <= int(str(start)) <= int(str(end)):
-            errors.append((item_path, f"start must be 0 or more and at most end (got {start}..{end})"))
-        else:
-            ranges.append((int(str(start)), int(str(end))))
-    array, mode = value.get("array"), value.get("mode")
-    parsed_mode: ArrayMode | None = None
-    if array is not None or mode is not None:
-        if not isinstance(array, str) or not array:
-            errors.append((f"{path}.array", "must name a task group (a task's 'group', or 'job' for ungrouped tasks)"))
-        if mode not in _words_of(ArrayMode):
-            errors.append((f"{path}.mode", "must be the string 'nToN' or 'sequential'"))
-        else:
-            parsed_mode = ArrayMode(mode)
-        if task_ids or ranges:
-            errors.append((path, "give either 'array' (with 'mode') or 'taskIds'/'taskIdRanges', not both"))
-    elif not task_ids and not raw_ranges and not ({"taskIds", "taskIdRanges"} & set(value)):
-        errors.append((path, "must name upstream tasks: 'taskIds', 'taskIdRanges' or 'array' with 'mode'"))
-    condition = value.get("condition", str(Condition.ALL_SUCCEEDED))
-    if condition not in _words_of(Condition):
-        errors.append((f"{path}.condition", "must be the string 'allSucceeded', 'allCompleted' or 'anySucceeded'"))
-        condition = str(Condition.ALL_SUCCEEDED)
-    if len(errors) > before:
-        return None
-    return DependsOn(tuple(dict.fromkeys(task_ids)), tuple(ranges), array, parsed_mode, Condition(condition))
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ They are part of the durable state's contract (histories refer to them by name),
 every in-flight instance: keep them stable.
 """
 
+from enum import StrEnum
 from typing import Final
 
 JOB_ORCHESTRATOR: Final = "job_orchestrator"
@@ -25,6 +26,38 @@ CAPACITY_ENTITY: Final = "capacity"
 CAPACITY_KEY: Final = "region"
 TENANT_ENTITY: Final = "tenant"
 PROGRESS_ENTITY: Final = "jobprogress"
+
+
+class CapacityOp(StrEnum):
+    """The capacity entity's operations (their messages: `acibatch.messages.capacity`)."""
+
+    ACQUIRE = "acquire"
+    RELEASE = "release"
+    RESERVE_CREATE = "reserve_create"
+    RESERVE_DELETE = "reserve_delete"
+    SET_QUOTA = "set_quota"
+
+
+class ProgressOp(StrEnum):
+    """The jobprogress entity's operations (`acibatch.messages.progress`)."""
+
+    INIT = "init"
+    BEGIN = "begin"
+    SET = "set"
+    SET_MANY = "set_many"
+    CANCELLED = "cancelled"  # a read: whether the job was cancelled
+    CANCEL = "cancel"
+
+
+class TenantOp(StrEnum):
+    """The tenant entity's operations (`acibatch.messages.tenant`; the API sends configure and register_job)."""
+
+    CONFIGURE = "configure"
+    RECORD_USAGE = "record_usage"
+    TASK_FINISHED = "task_finished"
+    REGISTER_JOB = "register_job"
+    UPDATE_JOB = "update_job"
+
 
 EVENT_CALLBACK: Final = "Callback"
 EVENT_CANCEL: Final = "Cancel"

@@ -3,10 +3,11 @@
 The Durable SDK decodes an entity's whole state before every batch of operations and encodes it again after,
 with `json` and a hook called for every dict. The capacity entity holds every running lease and the whole fair
 queue, a job's progress entity a state per task: with a thousand tasks waiting, that decoding and encoding was
-~2.9 ms of a ~3 ms capacity batch, on the path of every lease handed over. Stored as one JSON string (written
-with orjson, ~0.1 ms) the state costs the SDK a string copy, and `KeptState` keeps the text it stored last for
-each entity beside the value it came from, so a batch that starts from that text (the entity's next batch on
-the same worker process: the usual case) does not parse it at all. Any other text is parsed as usual.
+nearly all of a capacity batch's time, on the path of every lease handed over (bench/README.md has the figures).
+Stored as one JSON string (written with orjson) the state costs the SDK a string copy, and `KeptState` keeps the
+text it stored last for each entity beside the value it came from, so a batch that starts from that text (the
+entity's next batch on the same worker process: the usual case) does not parse it at all. Any other text is
+parsed as usual.
 
 Readers outside the entity get the text from the Durable client's `read_entity_state`: `read_stored` decodes
 it. A state stored as a JSON object (by versions before this one) still loads.

@@ -13,10 +13,23 @@ acibatch uploads no output files.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field, Strict
+from pydantic import ValidationError as PydanticValidationError
+
+from acibatch.models.base import (
+    ApiModel,
+    Checked,
+    Hint,
+    Problem,
+    RequestContext,
+    problems_of,
+    spec_path,
+    validate_request,
+)
 
 MAX_EXIT_RULES = 100  # codes plus ranges per exitConditions object
 EXIT_CODE_MIN, EXIT_CODE_MAX = -(2**31), 2**31 - 1
@@ -38,81 +51,112 @@ class JobAction(StrEnum):
     TERMINATE = "terminate"
 
 
-@dataclass(frozen=True)
-class ExitOptions:
-    action: ExitAction
-    dependency_action: DependencyAction | None = None  # None: satisfy on success, block otherwise
-    job_action: JobAction = JobAction.NONE
+def _words(enum: type[StrEnum]) -> str:
+    return " | ".join(f"'{member}'" for member in enum)
 
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"action": str(self.action)}
-        if self.dependency_action is not None:
-            data["dependencyAction"] = str(self.dependency_action)
-        if self.job_action is not JobAction.NONE:
-            data["jobAction"] = str(self.job_action)
-        return data
+
+def _is_code(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and EXIT_CODE_MIN <= value <= EXIT_CODE_MAX
+
+
+ExitCode = Annotated[int, Strict(), Field(ge=EXIT_CODE_MIN, le=EXIT_CODE_MAX)]
+
+
+class ExitOptions(ApiModel):
+    NOT_AN_OBJECT = 'must be an object like {"action": "fail", "dependencyAction": "block"}'
+    OMIT_WHEN_DEFAULT = frozenset({"dependencyAction", "jobAction"})
+
+    action: Annotated[ExitAction, Hint(f"must be {_words(ExitAction)}")]
+    dependency_action: Annotated[DependencyAction, Hint(f"must be {_words(DependencyAction)}")] | None = Field(
+        default=None, description="default: satisfy when the task succeeds, block otherwise"
+    )
+    job_action: Annotated[JobAction, Hint(f"must be {_words(JobAction)}")] = JobAction.NONE
+
+
+class ExitCodeRule(ApiModel):
+    EXACT_SHAPE = 'must be {"code": <integer>, "exitOptions": {...}}'
+
+    code: Annotated[ExitCode, Hint("must be an integer (a 32-bit exit code)")]
+    exit_options: ExitOptions
+
+
+class ExitCodeRange(ApiModel):
+    EXACT_SHAPE = 'must be {"start": <integer>, "end": <integer>, "exitOptions": {...}}'
+    PROBLEM_ORDER = ("",)
+    BOUNDS: ClassVar[str] = "start and end must be integers with start <= end (both included)"
+
+    start: ExitCode
+    end: ExitCode
+    exit_options: ExitOptions
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ExitOptions:
-        dependency = data.get("dependencyAction")
-        return cls(
-            ExitAction(data["action"]),
-            None if dependency is None else DependencyAction(dependency),
-            JobAction(data.get("jobAction", JobAction.NONE)),
-        )
+    def request_problems(
+        cls, raw: dict[str, Any], data: dict[str, Any], request: RequestContext
+    ) -> tuple[dict[str, Any], list[Problem]]:
+        start, end = raw["start"], raw["end"]
+        if _is_code(start) and _is_code(end) and start <= end:
+            return data, []
+        # Reported once for the range; the placeholders keep pydantic from restating it per bound.
+        return {**data, "start": 0, "end": 0}, [((), cls.BOUNDS)]
 
 
-@dataclass(frozen=True)
-class ExitConditions:
-    codes: tuple[tuple[int, ExitOptions], ...] = ()
-    ranges: tuple[tuple[int, int, ExitOptions], ...] = ()
+def _duplicate_codes(value: Any) -> list[Problem]:
+    if not isinstance(value, list):
+        return []
+    seen: dict[int, int] = {}
+    problems: list[Problem] = []
+    for position, item in enumerate(value):
+        code = item.get("code") if isinstance(item, dict) and set(item) == {"code", "exitOptions"} else None
+        if not _is_code(code):
+            continue
+        assert isinstance(code, int)
+        if code in seen:
+            problems.append(((position, "code"), f"{code} is already given at exitCodes[{seen[code]}]"))
+        else:
+            seen[code] = position
+    return problems
+
+
+class ExitConditions(ApiModel):
+    """What an exit code means (Azure Batch's exitConditions): the task's rules first, then the job's; an exact code
+    before a range before `default` (non-zero codes only). fileUploadError never fires: acibatch uploads no files."""
+
+    NOT_AN_OBJECT = 'must be an object like {"exitCodes": [{"code": 3, "exitOptions": {"action": "fail"}}]}'
+    OMIT_WHEN_DEFAULT = frozenset({"exitCodes", "exitCodeRanges", "preProcessingError", "fileUploadError", "default"})
+    # Each list's own shape first, then the count of both, then their items.
+    PROBLEM_ORDER = ("exitCodes", "exitCodeRanges", "", "exitCodes[]", "exitCodeRanges[]")
+
+    codes: Annotated[
+        tuple[ExitCodeRule, ...],
+        Hint('must be a list of {"code": <integer>, "exitOptions": {...}}', collapse=False),
+        Checked(_duplicate_codes, by_item=True),
+    ] = Field(default=(), alias="exitCodes")
+    ranges: Annotated[
+        tuple[ExitCodeRange, ...],
+        Hint('must be a list of {"start", "end", "exitOptions"} objects', collapse=False),
+    ] = Field(default=(), alias="exitCodeRanges")
     pre_processing_error: ExitOptions | None = None
     file_upload_error: ExitOptions | None = None
     default: ExitOptions | None = None
 
-    def for_code(self, code: int) -> ExitOptions | None:
-        for value, options in self.codes:
-            if value == code:
-                return options
-        for start, end, options in self.ranges:
-            if start <= code <= end:
-                return options
-        return None
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {}
-        if self.codes:
-            data["exitCodes"] = [{"code": code, "exitOptions": options.to_dict()} for code, options in self.codes]
-        if self.ranges:
-            data["exitCodeRanges"] = [
-                {"start": start, "end": end, "exitOptions": options.to_dict()} for start, end, options in self.ranges
-            ]
-        for name, options in (
-            ("preProcessingError", self.pre_processing_error),
-            ("fileUploadError", self.file_upload_error),
-            ("default", self.default),
-        ):
-            if options is not None:
-                data[name] = options.to_dict()
-        return data
-
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ExitConditions:
-        def options(name: str) -> ExitOptions | None:
-            return None if data.get(name) is None else ExitOptions.from_dict(data[name])
+    def request_problems(
+        cls, raw: dict[str, Any], data: dict[str, Any], request: RequestContext
+    ) -> tuple[dict[str, Any], list[Problem]]:
+        codes, ranges = raw.get("exitCodes", []), raw.get("exitCodeRanges", [])
+        count = (len(codes) if isinstance(codes, list) else 0) + (len(ranges) if isinstance(ranges, list) else 0)
+        if count > MAX_EXIT_RULES:
+            return data, [((), f"has {count} codes and ranges; at most {MAX_EXIT_RULES}")]
+        return data, []
 
-        return cls(
-            codes=tuple(
-                (int(item["code"]), ExitOptions.from_dict(item["exitOptions"])) for item in data.get("exitCodes", ())
-            ),
-            ranges=tuple(
-                (int(item["start"]), int(item["end"]), ExitOptions.from_dict(item["exitOptions"]))
-                for item in data.get("exitCodeRanges", ())
-            ),
-            pre_processing_error=options("preProcessingError"),
-            file_upload_error=options("fileUploadError"),
-            default=options("default"),
-        )
+    def for_code(self, code: int) -> ExitOptions | None:
+        for rule in self.codes:
+            if rule.code == code:
+                return rule.exit_options
+        for span in self.ranges:
+            if span.start <= code <= span.end:
+                return span.exit_options
+        return None
 
 
 def options_for_code(rules: Sequence[ExitConditions], code: int) -> ExitOptions | None:
@@ -128,104 +172,10 @@ def options_for_pre_processing(rules: Sequence[ExitConditions]) -> ExitOptions |
     return next((c.pre_processing_error for c in rules if c.pre_processing_error is not None), None)
 
 
-# -- validation -------------------------------------------------------------------------------------------------
-
-CONDITION_FIELDS = {"exitCodes", "exitCodeRanges", "preProcessingError", "fileUploadError", "default"}
-OPTION_FIELDS = {"action", "dependencyAction", "jobAction"}
-
-
-def _words_of(enum: type[StrEnum]) -> tuple[str, ...]:
-    # A tuple, not a set: `in` then compares with ==, so a list or an object from the JSON is simply not a member
-    # (a set would hash it first and raise TypeError, a 500 instead of a 400).
-    return tuple(str(member) for member in enum)
-
-
-def _is_code(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and EXIT_CODE_MIN <= value <= EXIT_CODE_MAX
-
-
-def _words(enum: type[StrEnum]) -> str:
-    return " | ".join(f"'{member}'" for member in enum)
-
-
-def _parse_options(value: object, path: str, errors: list[tuple[str, str]]) -> ExitOptions | None:
-    if not isinstance(value, dict):
-        errors.append((path, 'must be an object like {"action": "fail", "dependencyAction": "block"}'))
-        return None
-    before = len(errors)
-    for unknown in sorted(set(value) - OPTION_FIELDS):
-        errors.append((f"{path}.{unknown}", f"unknown field; allowed: {', '.join(sorted(OPTION_FIELDS))}"))
-    action = value.get("action")
-    if action not in _words_of(ExitAction):
-        errors.append((f"{path}.action", f"must be {_words(ExitAction)}"))
-    dependency = value.get("dependencyAction")
-    if dependency is not None and dependency not in _words_of(DependencyAction):
-        errors.append((f"{path}.dependencyAction", f"must be {_words(DependencyAction)}"))
-    job_action = value.get("jobAction", str(JobAction.NONE))
-    if job_action not in _words_of(JobAction):
-        errors.append((f"{path}.jobAction", f"must be {_words(JobAction)}"))
-    if len(errors) > before:
-        return None
-    return ExitOptions(
-        ExitAction(str(action)),
-        None if dependency is None else DependencyAction(dependency),
-        JobAction(job_action),
-    )
-
-
 def parse_exit_conditions(value: object, path: str, errors: list[tuple[str, str]]) -> ExitConditions | None:
     """Check an `exitConditions` object; appends `(path, message)` for every problem."""
-    if not isinstance(value, dict):
-        errors.append((path, 'must be an object like {"exitCodes": [{"code": 3, "exitOptions": {"action": "fail"}}]}'))
+    try:
+        return validate_request(ExitConditions, value)
+    except PydanticValidationError as invalid:
+        errors.extend((spec_path(loc, path), message) for loc, message in problems_of(invalid))
         return None
-    before = len(errors)
-    for unknown in sorted(set(value) - CONDITION_FIELDS):
-        errors.append((f"{path}.{unknown}", f"unknown field; allowed: {', '.join(sorted(CONDITION_FIELDS))}"))
-    codes: list[tuple[int, ExitOptions]] = []
-    raw_codes = value.get("exitCodes", [])
-    raw_ranges = value.get("exitCodeRanges", [])
-    if not isinstance(raw_codes, list):
-        errors.append((f"{path}.exitCodes", 'must be a list of {"code": <integer>, "exitOptions": {...}}'))
-        raw_codes = []
-    if not isinstance(raw_ranges, list):
-        errors.append((f"{path}.exitCodeRanges", 'must be a list of {"start", "end", "exitOptions"} objects'))
-        raw_ranges = []
-    if len(raw_codes) + len(raw_ranges) > MAX_EXIT_RULES:
-        errors.append((path, f"has {len(raw_codes) + len(raw_ranges)} codes and ranges; at most {MAX_EXIT_RULES}"))
-    seen: dict[int, int] = {}
-    for position, item in enumerate(raw_codes):
-        item_path = f"{path}.exitCodes[{position}]"
-        if not isinstance(item, dict) or set(item) != {"code", "exitOptions"}:
-            errors.append((item_path, 'must be {"code": <integer>, "exitOptions": {...}}'))
-            continue
-        code = item["code"]
-        if not _is_code(code):
-            errors.append((f"{item_path}.code", "must be an integer (a 32-bit exit code)"))
-        elif code in seen:
-            errors.append((f"{item_path}.code", f"{code} is already given at exitCodes[{seen[code]}]"))
-        options = _parse_options(item["exitOptions"], f"{item_path}.exitOptions", errors)
-        if _is_code(code) and code not in seen:
-            seen[code] = position
-            if options is not None:
-                codes.append((code, options))
-    ranges: list[tuple[int, int, ExitOptions]] = []
-    for position, item in enumerate(raw_ranges):
-        item_path = f"{path}.exitCodeRanges[{position}]"
-        if not isinstance(item, dict) or set(item) != {"start", "end", "exitOptions"}:
-            errors.append((item_path, 'must be {"start": <integer>, "end": <integer>, "exitOptions": {...}}'))
-            continue
-        start, end = item["start"], item["end"]
-        if not (_is_code(start) and _is_code(end)) or start > end:
-            errors.append((item_path, "start and end must be integers with start <= end (both included)"))
-            start = None
-        options = _parse_options(item["exitOptions"], f"{item_path}.exitOptions", errors)
-        if start is not None and options is not None:
-            ranges.append((int(start), int(end), options))
-    named: dict[str, ExitOptions | None] = {}
-    for name in ("preProcessingError", "fileUploadError", "default"):
-        named[name] = None if value.get(name) is None else _parse_options(value[name], f"{path}.{name}", errors)
-    if len(errors) > before:
-        return None
-    return ExitConditions(
-        tuple(codes), tuple(ranges), named["preProcessingError"], named["fileUploadError"], named["default"]
-    )

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-TASK_STATE = {"type": "string", "enum": ["Queued", "Running", "Succeeded", "Failed", "Cancelled"]}
+from acibatch.records import JOB_STATES, STATE_LETTERS, TaskState
+
+TASK_STATE = {"type": "string", "enum": [str(state) for state in JOB_STATES]}
+GRID_LETTERS = "".join(STATE_LETTERS[state] for state in TaskState)
 NEXT_OFFSET = {"type": ["integer", "null"], "description": "offset of the next page; null on the last page"}
 PENDING_REASON = {
     "type": ["string", "null"],
@@ -36,9 +39,9 @@ DASHBOARD_SCHEMAS: dict[str, Any] = {
             "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
             "states": {
                 "type": "string",
-                "pattern": "^[QRSFC]*$",
+                "pattern": f"^[{GRID_LETTERS}]*$",
                 "description": "one letter per task in the job's task order (the order of GET .../taskids): "
-                "Q Queued, R Running, S Succeeded, F Failed, C Cancelled",
+                + ", ".join(f"{STATE_LETTERS[state]} {state}" for state in TaskState),
             },
         },
     },

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from acibatch.tenancy import CapacityState
+from acibatch.capacity_state import CapacityState
 
 # int() refuses strings of more than 4300 digits (and a real attempt number is tiny): longer is not an attempt.
 MAX_ATTEMPT_DIGITS = 9

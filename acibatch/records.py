@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import ConfigDict, Field
+
+from acibatch.models.base import StoredModel
 
 
 class TaskState(StrEnum):
@@ -49,8 +52,9 @@ def utf16_size(value: Any) -> int:
 
 # Job states use the same five words; a separate alias keeps call sites readable.
 JobState = TaskState
+JOB_STATES = (TaskState.QUEUED, TaskState.RUNNING, TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
 
-_LETTER = {
+STATE_LETTERS = {
     TaskState.QUEUED: "Q",
     TaskState.RUNNING: "R",
     TaskState.SUCCEEDED: "S",
@@ -59,12 +63,13 @@ _LETTER = {
     TaskState.SKIPPED: "K",
     TaskState.BLOCKED: "B",
 }
-_FROM_LETTER = {letter: state for state, letter in _LETTER.items()}
+_FROM_LETTER = {letter: state for state, letter in STATE_LETTERS.items()}
 
 
-@dataclass(frozen=True)
-class TaskRecord:
+class TaskRecord(StoredModel):
     """One task as the API shows it. `attempt` is the attempt whose callback token is currently valid."""
+
+    INTERNAL: ClassVar[tuple[str, ...]] = ("attempt", "logTail")  # left out of the API's view (`public`)
 
     id: str
     state: TaskState = TaskState.QUEUED
@@ -72,60 +77,37 @@ class TaskRecord:
     attempt: int = 0
     exit_code: int | None = None
     group_name: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    error: str | None = None
-    result: Any = None
-    progress: Any = None
+    started_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    finished_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    error: str | None = Field(
+        default=None,
+        description="the last error the task met: why it failed or was cancelled, or on a Succeeded task why an "
+        "earlier attempt or create did not succeed",
+    )
+    result: Any = Field(default=None, description="the small JSON the task reported")
+    progress: Any = Field(
+        default=None,
+        description="the last progress the task reported; while the task runs, a report over 4 KiB shows as "
+        '{"omitted": "..."} (the live view is capped), and in full once the task ends',
+    )
     log_tail: str | None = None
-    pending_reason: str | None = None  # while Queued: what the task waits for (capacity, create rate, quota)
-    platform_retries: int = 0  # attempts that were platform retries (eviction, lost group): not counted
-    dependency_action: str | None = None  # an exit condition's dependencyAction for the attempt that ended it
-    job_action: str | None = None  # an exit condition's jobAction ("terminate")
-    blocked_by: tuple[str, ...] = ()  # Blocked: the first unfinished upstream task ids (the API fills it)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "state": str(self.state),
-            "attempts": self.attempts,
-            "attempt": self.attempt,
-            "exitCode": self.exit_code,
-            "groupName": self.group_name,
-            "startedAt": self.started_at,
-            "finishedAt": self.finished_at,
-            "error": self.error,
-            "result": self.result,
-            "progress": self.progress,
-            "logTail": self.log_tail,
-            "pendingReason": self.pending_reason,
-            "platformRetries": self.platform_retries,
-            "dependencyAction": self.dependency_action,
-            "jobAction": self.job_action,
-            "blockedBy": list(self.blocked_by),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TaskRecord:
-        return cls(
-            id=str(data["id"]),
-            state=TaskState(data.get("state", TaskState.QUEUED)),
-            attempts=int(data.get("attempts", 0)),
-            attempt=int(data.get("attempt", 0)),
-            exit_code=data.get("exitCode"),
-            group_name=data.get("groupName"),
-            started_at=data.get("startedAt"),
-            finished_at=data.get("finishedAt"),
-            error=data.get("error"),
-            result=data.get("result"),
-            progress=data.get("progress"),
-            log_tail=data.get("logTail"),
-            pending_reason=data.get("pendingReason"),
-            platform_retries=int(data.get("platformRetries", 0)),
-            dependency_action=data.get("dependencyAction"),
-            job_action=data.get("jobAction"),
-            blocked_by=tuple(data.get("blockedBy", ())),
-        )
+    # While Queued: what the task waits for (capacity, create rate, quota).
+    pending_reason: str | None = Field(
+        default=None,
+        description="while Queued, what the task waits for: the tenant's quota, regional capacity, the fair queue, "
+        "the create rate (ACI's create limits or ARM's Retry-After), an ACI or Spot quota",
+    )
+    platform_retries: int = Field(
+        default=0,
+        description="attempts started again after a platform failure (eviction, lost group); not counted against "
+        "maxAttempts",
+    )
+    # An exit condition's dependencyAction for the attempt that ended it, and its jobAction ("terminate").
+    dependency_action: str | None = Field(default=None, json_schema_extra={"enum": ["satisfy", "block", None]})
+    job_action: str | None = Field(default=None, json_schema_extra={"enum": ["none", "terminate", None]})
+    blocked_by: tuple[str, ...] = Field(
+        default=(), description="Blocked: the first few upstream tasks that have not ended (the API fills it)"
+    )
 
     def live_status(self) -> dict[str, Any]:
         """The record as custom status: at most LIVE_STATUS_MAX_UTF16 bytes however large the task's reports."""
@@ -141,47 +123,36 @@ class TaskRecord:
     def public(self) -> dict[str, Any]:
         """The task as listed by `GET /api/jobs/{jobId}` (no internal fields, no log tail)."""
         data = self.to_dict()
-        for internal in ("attempt", "logTail"):
+        for internal in self.INTERNAL:
             data.pop(internal)
         return data
 
     def with_(self, **changes: Any) -> TaskRecord:
-        return replace(self, **changes)
+        return self.model_copy(update=changes)
 
 
-@dataclass
-class JobProgress:
+class JobProgress(StoredModel):
     """Live per-job counters held by the `jobprogress` entity: one state letter per task that has reported."""
+
+    model_config = ConfigDict(frozen=False)  # the entity applies each operation to it in place
+    OMIT_WHEN_DEFAULT = frozenset({"reasons"})  # written only for jobs with such tasks, as before it existed
 
     total: int = 0
     cancelled: bool = False
-    states: dict[str, str] = field(default_factory=dict)
+    states: dict[str, str] = Field(default_factory=dict)
     # Why a task ended without running (Skipped: "upstream <id> <state>"), only for such tasks.
-    reasons: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"total": self.total, "cancelled": self.cancelled, "states": self.states}
-        if self.reasons:
-            data["reasons"] = self.reasons
-        return data
+    reasons: dict[str, str] = Field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> JobProgress:
-        if not data:
-            return cls()
-        return cls(
-            total=int(data.get("total", 0)),
-            cancelled=bool(data.get("cancelled", False)),
-            states=dict(data.get("states", {})),
-            reasons=dict(data.get("reasons", {})),
-        )
+        return cls.model_validate(data) if data else cls()
 
     def set_task(self, task_id: str, state: TaskState) -> None:
         # A late or replayed update must never move a finished task back to an earlier state.
         current = self.states.get(task_id)
         if current is not None and _FROM_LETTER[current].terminal:
             return
-        self.states[task_id] = _LETTER[state]
+        self.states[task_id] = STATE_LETTERS[state]
 
     def end_unrun(self, task_ids: list[str], state: TaskState, reasons: list[str]) -> None:
         """Tasks that ended without running (Skipped, or Cancelled before release), each with why."""
@@ -189,7 +160,7 @@ class JobProgress:
             current = self.states.get(task_id)
             if current is not None and _FROM_LETTER[current].terminal:
                 continue
-            self.states[task_id] = _LETTER[state]
+            self.states[task_id] = STATE_LETTERS[state]
             if reason:
                 self.reasons[task_id] = reason
 

@@ -15,397 +15,55 @@ is untouched (priority never moves one tenant's request ahead of another tenant'
 Each granted lease gets a create slot (`acibatch.armrate`), so a burst of grants never breaks ACI's create rate.
 Per-tenant accounting is `acibatch.accounts`. All functions are pure: they return new state and never read a
 clock (callers pass `now`).
+
+The state and its parts live in `acibatch.capacity_state`, `acibatch.fairqueue` and `acibatch.leases`; the
+entity's messages in `acibatch.messages.capacity`. The names tests and callers import from here are re-exported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
-from functools import cached_property
+from dataclasses import dataclass
 from typing import Any
 
-from acibatch import armrate
-from acibatch.armrate import WindowLimit, WriteAdmission
+from acibatch.armrate import WriteAdmission
+from acibatch.capacity_state import EPSILON, CapacityState, RegionLimits
+from acibatch.fairqueue import RequestQueue
+from acibatch.leases import Lease, LeaseRequest, Quota
+from acibatch.messages.capacity import AcquireAnswer, Grant, ReleaseAnswer
 
-EPSILON = 1e-9
+# Earlier names of the entity's `acquire` answer (tests and the bench build expected answers with them).
+AcquireStatus = Grant
+AcquireResult = AcquireAnswer
 
-
-@dataclass(frozen=True)
-class Quota:
-    max_groups: int
-    max_cores: float
-    max_memory_gb: float
-    weight: float = 1.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "maxGroups": self.max_groups,
-            "maxCores": self.max_cores,
-            "maxMemoryGb": self.max_memory_gb,
-            "weight": self.weight,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Quota:
-        return cls(int(data["maxGroups"]), float(data["maxCores"]), float(data["maxMemoryGb"]), float(data["weight"]))
-
-
-@dataclass(frozen=True)
-class LeaseRequest:
-    lease_id: str
-    tenant: str
-    cores: float
-    memory_gb: float
-    requested_at: float
-    spot: bool = False  # Spot cores are limited apart from Regular ones
-    priority: int = 0  # the job's jobPriority: orders the tenant's own queue (higher first)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.stored_form)
-
-    @cached_property
-    def stored_form(self) -> dict[str, Any]:
-        """`to_dict()` built once (the request never changes); shared, so read it, never change it."""
-        form = {
-            "leaseId": self.lease_id,
-            "tenant": self.tenant,
-            "cores": self.cores,
-            "memoryGb": self.memory_gb,
-            "requestedAt": self.requested_at,
-        }
-        if self.spot:
-            form["spot"] = True
-        if self.priority:
-            form["priority"] = self.priority
-        return form
-
-    @cached_property
-    def queue_row(self) -> list[Any]:
-        """The compact stored form in a tenant's queue (the tenant is the queue's key): a thousand waiting
-        requests are decoded and re-encoded on every batch of the capacity entity, so each is kept small, and
-        whole numbers where they can be (encoding a float costs JSON several times an int): cores and memory
-        as ints when whole, the request time in milliseconds, a fifth element (1: Spot) only for Spot or a
-        non-zero priority, and a sixth (the priority) only for a non-zero priority."""
-        cores, memory_gb = _whole_if_whole(self.cores), _whole_if_whole(self.memory_gb)
-        row = [self.lease_id, cores, memory_gb, round(self.requested_at * 1000)]
-        if self.priority:
-            return [*row, int(self.spot), self.priority]
-        return [*row, 1] if self.spot else row
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LeaseRequest:
-        return cls(
-            str(data["leaseId"]),
-            str(data["tenant"]),
-            float(data["cores"]),
-            float(data["memoryGb"]),
-            float(data["requestedAt"]),
-            bool(data.get("spot", False)),
-            int(data.get("priority", 0)),
-        )
-
-    @classmethod
-    def from_queue_row(cls, tenant: str, row: list[Any]) -> LeaseRequest:
-        lease_id, cores, memory_gb, requested_ms = row[:4]
-        return cls(
-            str(lease_id),
-            tenant,
-            float(cores),
-            float(memory_gb),
-            requested_ms / 1000,
-            _row_spot(row),
-            _row_priority(row),
-        )
-
-
-def _row_spot(row: list[Any]) -> bool:
-    return len(row) > 4 and bool(row[4])
-
-
-def _row_priority(row: list[Any]) -> int:
-    return int(row[5]) if len(row) > 5 else 0
-
-
-def _whole_if_whole(value: float) -> float | int:
-    return int(value) if float(value).is_integer() else float(value)
-
-
-@dataclass(frozen=True)
-class Lease:
-    request: LeaseRequest
-    started_at: float
-    create_at: float = 0.0  # the create slot reserved for it (`acibatch.armrate`): not before this instant
-
-    @property
-    def lease_id(self) -> str:
-        return self.request.lease_id
-
-    @property
-    def tenant(self) -> str:
-        return self.request.tenant
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.stored_form)
-
-    @cached_property
-    def stored_form(self) -> dict[str, Any]:
-        """`to_dict()` built once (the lease never changes); shared, so read it, never change it."""
-        return {**self.request.stored_form, "startedAt": self.started_at, "createAt": self.create_at}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Lease:
-        return cls(LeaseRequest.from_dict(data), float(data["startedAt"]), float(data.get("createAt", 0.0)))
-
-
-class AcquireStatus(StrEnum):
-    GRANTED = "GRANTED"
-    QUEUED = "QUEUED"
-    REJECTED = "REJECTED"
-
-
-@dataclass(frozen=True)
-class AcquireResult:
-    status: AcquireStatus
-    reason: str | None = None  # REJECTED: why never; QUEUED: what it waits for
-    create_at: float | None = None  # GRANTED: the create slot reserved for the lease
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": str(self.status), "reason": self.reason, "createAt": self.create_at}
+__all__ = [
+    "AcquireResult",
+    "AcquireStatus",
+    "CapacityState",
+    "Lease",
+    "LeaseRequest",
+    "Quota",
+    "RegionLimits",
+    "ReleaseResult",
+    "acquire",
+    "release",
+    "reserve_create",
+    "reserve_delete",
+    "set_region_limits",
+    "set_tenant_quota",
+    "snapshot",
+]
 
 
 @dataclass(frozen=True)
 class ReleaseResult:
+    """What a release did: the leases it granted, in order, and the lease it ended (None: it withdrew a queued
+    request, or there was none). The entity answers with `ReleaseAnswer.of(...)` of it."""
+
     granted: list[Lease]
     released: Lease | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "granted": [lease.to_dict() for lease in self.granted],
-            "released": None if self.released is None else self.released.to_dict(),
-        }
-
-
-@dataclass
-class RequestQueue:
-    """One tenant's waiting requests, oldest first, kept as their compact stored rows.
-
-    The capacity entity loads its whole state for every batch of operations, and with a thousand waiting
-    requests building an object per row was most of a batch's cost. Only the head is ever looked at, so rows
-    become `LeaseRequest`s when read. A state's `clone` copies the row list, so a stored state's is never changed.
-    """
-
-    tenant: str
-    rows: list[list[Any]] = field(default_factory=list)
-
-    @classmethod
-    def from_legacy(cls, tenant: str, rows: list[Any]) -> RequestQueue:
-        """A queue stored under `queues` by earlier versions: dicts, or rows with the time in seconds."""
-        requests = (
-            LeaseRequest.from_dict(row)
-            if isinstance(row, Mapping)
-            else LeaseRequest(str(row[0]), tenant, float(row[1]), float(row[2]), float(row[3]))
-            for row in rows
-        )
-        return cls(tenant, [request.queue_row for request in requests])
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index: int) -> LeaseRequest:
-        return LeaseRequest.from_queue_row(self.tenant, self.rows[index])
-
-    def __iter__(self) -> Iterator[LeaseRequest]:
-        return (LeaseRequest.from_queue_row(self.tenant, row) for row in self.rows)
-
-    def copy(self) -> RequestQueue:
-        return RequestQueue(self.tenant, list(self.rows))
-
-    def append(self, request: LeaseRequest) -> None:
-        """Queue `request` after every request of the same or a higher priority (FIFO among equals)."""
-        row = request.queue_row
-        if not self.rows or _row_priority(self.rows[-1]) >= request.priority:
-            self.rows.append(row)  # the common case (all priorities equal): no scan
-            return
-        position = next(index for index, other in enumerate(self.rows) if _row_priority(other) < request.priority)
-        self.rows.insert(position, row)
-
-    def heads(self) -> list[LeaseRequest]:
-        """The oldest Regular and the oldest Spot request: Spot and Regular cores are limited apart, so a Spot
-        request waiting for Spot cores must not hold back the tenant's Regular ones (nor the other way)."""
-        first_of: dict[bool, LeaseRequest] = {}
-        for row in self.rows:
-            spot = _row_spot(row)
-            if spot not in first_of:
-                first_of[spot] = LeaseRequest.from_queue_row(self.tenant, row)
-                if len(first_of) == 2:
-                    break
-        return list(first_of.values())
-
-    def find(self, lease_id: str) -> LeaseRequest | None:
-        for row in self.rows:
-            if row[0] == lease_id:
-                return LeaseRequest.from_queue_row(self.tenant, row)
-        return None
-
-    def remove(self, lease_id: str) -> None:
-        self.rows = [row for row in self.rows if row[0] != lease_id]
-
-
-def _pack_rows(rows: list[list[Any]]) -> dict[str, Any]:
-    """A tenant's queue rows stored compactly: a thousand waiting requests of a few jobs share their lease-id
-    prefixes (`task:<tenant>:<job>:`), their shapes (cores, memory, Spot) and most digits of their request
-    times, so each row keeps only an index, its own suffix, a shape index and a time offset."""
-    prefixes: dict[str, int] = {}
-    shapes: dict[tuple[Any, ...], int] = {}
-    base = min(row[3] for row in rows)
-    packed = []
-    for row in rows:
-        head, colon, suffix = str(row[0]).rpartition(":")
-        prefix_index = prefixes.setdefault(head + colon, len(prefixes))
-        shape_index = shapes.setdefault((row[1], row[2], *row[4:]), len(shapes))
-        packed.append([prefix_index, suffix, shape_index, row[3] - base])
-    return {"prefixes": list(prefixes), "shapes": [list(shape) for shape in shapes], "base": base, "rows": packed}
-
-
-def _unpack_rows(packed: Mapping[str, Any]) -> list[list[Any]]:
-    prefixes, shapes, base = packed["prefixes"], packed["shapes"], packed["base"]
-    return [
-        [prefixes[prefix] + suffix, *shapes[shape][:2], base + offset, *shapes[shape][2:]]
-        for prefix, suffix, shape, offset in packed["rows"]
-    ]
-
-
-@dataclass(frozen=True)
-class RegionLimits:
-    """What the subscription may run in the region (settings sized to its ACI quotas and rate limits)."""
-
-    max_groups: int
-    max_cores: float  # Regular (Standard) cores
-    max_spot_cores: float
-    create_limits: tuple[WindowLimit, ...] = armrate.parse_limits(armrate.DEFAULT_CREATE_LIMITS)
-    delete_limits: tuple[WindowLimit, ...] = armrate.parse_limits(armrate.DEFAULT_DELETE_LIMITS)
-
-
-@dataclass
-class CapacityState:
-    max_groups: int
-    max_cores: float
-    quotas: dict[str, Quota] = field(default_factory=dict)
-    running: dict[str, Lease] = field(default_factory=dict)
-    queues: dict[str, RequestQueue] = field(default_factory=dict)
-    max_spot_cores: float = 0.0
-    creates: WriteAdmission = field(
-        default_factory=lambda: WriteAdmission(armrate.parse_limits(armrate.DEFAULT_CREATE_LIMITS))
-    )
-    deletes: WriteAdmission = field(
-        default_factory=lambda: WriteAdmission(armrate.parse_limits(armrate.DEFAULT_DELETE_LIMITS))
-    )
-
-    @classmethod
-    def empty(cls, max_groups: int, max_cores: float, max_spot_cores: float | None = None) -> CapacityState:
-        spot = max_cores if max_spot_cores is None else max_spot_cores
-        return cls(max_groups=max_groups, max_cores=max_cores, max_spot_cores=spot)
-
-    @property
-    def limits(self) -> RegionLimits:
-        return RegionLimits(
-            self.max_groups, self.max_cores, self.max_spot_cores, self.creates.limits, self.deletes.limits
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "maxGroups": self.max_groups,
-            "maxCores": self.max_cores,
-            "maxSpotCores": self.max_spot_cores,
-            "creates": self.creates.to_dict(),
-            "deletes": self.deletes.to_dict(),
-            "quotas": {tenant: quota.to_dict() for tenant, quota in self.quotas.items()},
-            # The entity stores this once per operation: reuse each lease's and request's dict.
-            "running": [lease.stored_form for lease in self.running.values()],
-            "queued": {tenant: _pack_rows(queue.rows) for tenant, queue in self.queues.items() if queue},
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CapacityState:
-        running = [Lease.from_dict(item) for item in data.get("running", [])]
-        return cls(
-            max_groups=int(data["maxGroups"]),
-            max_cores=float(data["maxCores"]),
-            max_spot_cores=float(data.get("maxSpotCores", data["maxCores"])),
-            creates=WriteAdmission.from_dict(data.get("creates"), armrate.DEFAULT_CREATE_LIMITS),
-            deletes=WriteAdmission.from_dict(data.get("deletes"), armrate.DEFAULT_DELETE_LIMITS),
-            quotas={tenant: Quota.from_dict(quota) for tenant, quota in data.get("quotas", {}).items()},
-            running={lease.request.lease_id: lease for lease in running},
-            queues={
-                **{tenant: RequestQueue.from_legacy(tenant, rows) for tenant, rows in data.get("queues", {}).items()},
-                **{tenant: RequestQueue(tenant, list(rows)) for tenant, rows in data.get("waiting", {}).items()},
-                **{
-                    tenant: RequestQueue(tenant, _unpack_rows(packed))
-                    for tenant, packed in data.get("queued", {}).items()
-                },
-            },
-        )
-
-    # -- usage helpers -------------------------------------------------------------------------------------
-
-    def tenant_usage(self, tenant: str) -> tuple[int, float, float]:
-        leases = [lease.request for lease in self.running.values() if lease.request.tenant == tenant]
-        return len(leases), sum(r.cores for r in leases), sum(r.memory_gb for r in leases)
-
-    def region_usage(self) -> tuple[int, float]:
-        """Running groups and Regular cores (Spot cores: `spot_cores`)."""
-        regular = (lease.request.cores for lease in self.running.values() if not lease.request.spot)
-        return len(self.running), sum(regular)
-
-    def spot_cores(self) -> float:
-        return sum(lease.request.cores for lease in self.running.values() if lease.request.spot)
-
-    def blocked_by(self, request: LeaseRequest) -> str | None:
-        """What keeps `request` from running now, in words (None when it fits)."""
-        quota = self.quotas.get(request.tenant)
-        if quota is None:
-            return f"tenant '{request.tenant}' has no quota"
-        groups, cores, memory = self.tenant_usage(request.tenant)
-        if groups + 1 > quota.max_groups:
-            return f"tenant quota: {groups} of {quota.max_groups} container groups in use"
-        if cores + request.cores > quota.max_cores + EPSILON:
-            return f"tenant quota: {cores:g} of {quota.max_cores:g} cores in use"
-        if memory + request.memory_gb > quota.max_memory_gb + EPSILON:
-            return f"tenant quota: {memory:g} of {quota.max_memory_gb:g} GB in use"
-        region_groups, region_cores = self.region_usage()
-        if region_groups + 1 > self.max_groups:
-            return f"regional capacity: {region_groups} of {self.max_groups} container groups in use"
-        if request.spot:
-            spot = self.spot_cores()
-            if spot + request.cores > self.max_spot_cores + EPSILON:
-                return f"Spot quota: {spot:g} of {self.max_spot_cores:g} Spot cores in use"
-        elif region_cores + request.cores > self.max_cores + EPSILON:
-            return f"regional capacity: {region_cores:g} of {self.max_cores:g} cores in use"
-        return None
-
-    def fits_now(self, request: LeaseRequest) -> bool:
-        return self.blocked_by(request) is None
-
-    def clone(self) -> CapacityState:
-        """A copy safe to change: leases and requests are immutable, so only the containers are copied."""
-        return CapacityState(
-            max_groups=self.max_groups,
-            max_cores=self.max_cores,
-            quotas=dict(self.quotas),
-            running=dict(self.running),
-            queues={tenant: queue.copy() for tenant, queue in self.queues.items()},
-            max_spot_cores=self.max_spot_cores,
-            creates=self.creates.copy(),
-            deletes=self.deletes.copy(),
-        )
-
-    def queued(self, lease_id: str) -> LeaseRequest | None:
-        for queue in self.queues.values():
-            request = queue.find(lease_id)
-            if request is not None:
-                return request
-        return None
+        return ReleaseAnswer.of(self.granted, self.released).to_dict()
 
 
 def _never_fits(state: CapacityState, request: LeaseRequest) -> str | None:
@@ -450,22 +108,22 @@ def _dispatch(state: CapacityState, now: float) -> list[Lease]:
         granted.append(lease)
 
 
-def acquire(state: CapacityState, request: LeaseRequest) -> tuple[CapacityState, AcquireResult]:
+def acquire(state: CapacityState, request: LeaseRequest) -> tuple[CapacityState, AcquireAnswer]:
     """Ask for a lease; idempotent by lease id (a granted lease stays GRANTED, a queued one QUEUED)."""
     if request.lease_id in state.running:
-        return state, AcquireResult(AcquireStatus.GRANTED, create_at=state.running[request.lease_id].create_at)
+        return state, AcquireAnswer(Grant.GRANTED, create_at=state.running[request.lease_id].create_at)
     if state.queued(request.lease_id) is not None:
-        return state, AcquireResult(AcquireStatus.QUEUED, _queued_reason(state, request))
+        return state, AcquireAnswer(Grant.QUEUED, _queued_reason(state, request))
     reason = _never_fits(state, request)
     if reason is not None:
-        return state, AcquireResult(AcquireStatus.REJECTED, reason)
+        return state, AcquireAnswer(Grant.REJECTED, reason)
     new = state.clone()
     new.queues.setdefault(request.tenant, RequestQueue(request.tenant)).append(request)
     _dispatch(new, request.requested_at)
     lease = new.running.get(request.lease_id)
     if lease is not None:
-        return new, AcquireResult(AcquireStatus.GRANTED, create_at=lease.create_at)
-    return new, AcquireResult(AcquireStatus.QUEUED, _queued_reason(new, request))
+        return new, AcquireAnswer(Grant.GRANTED, create_at=lease.create_at)
+    return new, AcquireAnswer(Grant.QUEUED, _queued_reason(new, request))
 
 
 def _queued_reason(state: CapacityState, request: LeaseRequest) -> str:

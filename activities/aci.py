@@ -1,15 +1,24 @@
 """ACI activities: thin, idempotent wrappers over `acibatch.aci.AciGateway`.
 
-Expected ARM failures are returned as data (`{"ok": false, "error": {...}}`) so the task orchestrator can
-decide with the policy; only unexpected bugs raise. Secrets (the callback token, sealed secure env values)
-are produced here, inside the activity, so they never enter orchestration history.
+Expected ARM failures are returned as data (`acibatch.messages.aci.CreateResult` and the like) so the task
+orchestrator can decide with the policy; only unexpected bugs raise. Secrets (the callback token, sealed secure
+env values) are produced here, inside the activity, so they never enter orchestration history.
 """
 
 from __future__ import annotations
 
 from typing import Any, cast
 
+from acibatch import durable_names as names
 from acibatch.aci import AciGateway, ArmError, GroupRequest, RegistryCredentials, arm_error_from, shared_gateway
+from acibatch.messages.aci import (
+    CleanupRequest,
+    CleanupResult,
+    CreateGroupInput,
+    CreateResult,
+    GroupRef,
+    GroupStateAnswer,
+)
 from acibatch.plan import TaskInput
 from acibatch.policy import SECURE_ENV_UNSEALABLE
 from acibatch.sealing import SealError, unseal
@@ -42,84 +51,83 @@ def callback_url(task: TaskInput) -> str:
     return f"{base}/api/callbacks/{task.job_id}/{task.task_id}?tenant={task.tenant}"
 
 
-def group_request(payload: dict[str, Any]) -> GroupRequest:
-    task = TaskInput.from_dict(payload)
-    config = settings()
-    attempt = int(payload["attempt"])
+def group_request(create: CreateGroupInput) -> GroupRequest:
+    task, config = create.task, settings()
     secure = unseal(config.signing_keys, task.sealed_secure_env) if task.sealed_secure_env else {}
     system_env = {
         "BATCH_CALLBACK_URL": callback_url(task),
         "BATCH_JOB_ID": task.job_id,
         "BATCH_TASK_ID": task.task_id,
         "BATCH_TASK_INDEX": str(task.index),
-        "BATCH_ATTEMPT": str(attempt),
+        "BATCH_ATTEMPT": str(create.attempt),
     }
-    token = callback_token(config.callback_signing_key, str(payload["owner"]), attempt)
+    token = callback_token(config.callback_signing_key, create.owner, create.attempt)
     return GroupRequest(
-        name=str(payload["name"]),
+        name=create.name,
         tenant=task.tenant,
         job_id=task.job_id,
         task_id=task.task_id,
-        attempt=attempt,
-        owner=str(payload["owner"]),
+        attempt=create.attempt,
+        owner=create.owner,
         image=task.image,
         command=task.command,
         env={**task.env, **system_env},
         secure_env={**secure, "BATCH_CALLBACK_TOKEN": token},
         cpu=task.cpu,
         memory_gb=task.memory_gb,
-        priority=str(payload["priority"]),
-        created_at=int(payload["createdAt"]),
+        priority=create.priority,
+        created_at=create.created_at,
         location=config.location,
     )
 
 
-@bp.activity_trigger(input_name="payload", activity="create_group")
+# Each trigger keeps its parameter typed `object` (the real Python worker refuses to index an activity whose
+# parameter is a pydantic model or `dict[str, Any]`: see devhost/workerrules.py) and parses the message inside.
+
+
+@bp.activity_trigger(input_name="payload", activity=names.CREATE_GROUP)
 def create_group(payload: object) -> dict[str, Any]:
-    payload = cast(dict[str, Any], payload)  # typed `object` for the Python worker: see devhost/workerrules.py
     try:
-        request = group_request(payload)
+        request = group_request(CreateGroupInput.parse(cast(dict[str, Any], payload)))
     except SealError as error:  # permanent and not ACI's doing: the policy fails the task with this message
-        return {"ok": False, "error": {"status": None, "code": SECURE_ENV_UNSEALABLE, "message": str(error)}}
+        return CreateResult(ArmError(None, SECURE_ENV_UNSEALABLE, str(error))).to_dict()
     try:
         gateway().create(request, registry())
     except ArmError as error:
-        return {"ok": False, "error": error.to_dict()}
+        return CreateResult(error).to_dict()
     except Exception as exc:  # transport errors and the like: the policy treats status None as transient
-        return {"ok": False, "error": arm_error_from(exc).to_dict()}
-    return {"ok": True}
+        return CreateResult(arm_error_from(exc)).to_dict()
+    return CreateResult().to_dict()
 
 
-@bp.activity_trigger(input_name="payload", activity="get_group_state")
+@bp.activity_trigger(input_name="payload", activity=names.GET_GROUP_STATE)
 def get_group_state(payload: object) -> dict[str, Any]:
-    payload = cast(dict[str, Any], payload)  # typed `object` for the Python worker: see devhost/workerrules.py
+    group = GroupRef.parse(cast(dict[str, Any], payload))
     try:
-        return gateway().get_state(str(payload["name"])).to_dict()
+        return GroupStateAnswer(gateway().get_state(group.name).to_dict()).to_dict()
     except ArmError as error:
         if error.status != 429:
             raise
         # ARM throttled the read: no news, not an unreadable group (the next poll asks again).
-        return {"throttled": error.retry_after or 0.0}
+        return GroupStateAnswer(None, throttled=error.retry_after or 0.0).to_dict()
 
 
-@bp.activity_trigger(input_name="payload", activity="restart_group")
+@bp.activity_trigger(input_name="payload", activity=names.RESTART_GROUP)
 def restart_group(payload: object) -> bool:
-    payload = cast(dict[str, Any], payload)  # typed `object` for the Python worker: see devhost/workerrules.py
-    return gateway().restart(str(payload["name"]))
+    return gateway().restart(GroupRef.parse(cast(dict[str, Any], payload)).name)
 
 
-@bp.activity_trigger(input_name="payload", activity="cleanup_group")
+@bp.activity_trigger(input_name="payload", activity=names.CLEANUP_GROUP)
 def cleanup_group(payload: object) -> dict[str, Any]:
     """Keep the log tail and exit code, then stop and/or delete the group (both idempotent).
 
     When the orchestrator already knows how the container ended (`exitCode`) and nothing needs stopping, the
     log read alone tells whether the group is still there: one ARM call fewer on every finished task.
     """
-    payload = cast(dict[str, Any], payload)  # typed `object` for the Python worker: see devhost/workerrules.py
-    name = str(payload["name"])
+    request = CleanupRequest.parse(cast(dict[str, Any], payload))
+    name, known_exit = request.name, request.exit_code
     aci = gateway()
-    known_exit = payload.get("exitCode")
-    if known_exit is None or payload.get("stop"):
+    if known_exit is None or request.stop:
         try:
             state = aci.get_state(name)
         except Exception:
@@ -131,11 +139,11 @@ def cleanup_group(payload: object) -> dict[str, Any]:
             log = aci.logs(name) if exists else None
     else:
         log = aci.logs(name)
-        exists, exit_code = log is not None, int(known_exit)
-    if exists and payload.get("stop"):
+        exists, exit_code = log is not None, known_exit
+    if exists and request.stop:
         aci.stop(name)
     retry_after = None
-    if exists and payload.get("delete"):
+    if exists and request.delete:
         try:
             aci.delete(name, known_to_exist=True)
         except ArmError as error:
@@ -143,9 +151,4 @@ def cleanup_group(payload: object) -> dict[str, Any]:
                 raise
             # ARM's delete rate limit: the task waits Retry-After durably and asks again (it keeps the lease).
             retry_after = error.retry_after or 30.0
-    return {
-        "logTail": None if log is None else log[-LOG_TAIL_CHARS:],
-        "exitCode": exit_code,
-        "existed": exists,
-        "retryAfter": retry_after,
-    }
+    return CleanupResult(None if log is None else log[-LOG_TAIL_CHARS:], exit_code, exists, retry_after).to_dict()

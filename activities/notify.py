@@ -13,6 +13,7 @@ import time
 from typing import Any, cast
 
 from acibatch import durable_names as names
+from acibatch.messages.jobs import Notification, NotifyResult
 from acibatch.outbound import OutboundFailed, OutboundRefused
 from acibatch.outbound_post import post
 from acibatch.settings import current as settings
@@ -22,15 +23,16 @@ from activities import bp
 
 @bp.activity_trigger(input_name="payload", activity=names.NOTIFY_JOB)
 def notify_job(payload: object) -> dict[str, Any]:
-    payload = cast(dict[str, Any], payload)  # typed `object` for the Python worker: see devhost/workerrules.py
+    # Typed `object` for the Python worker (see devhost/workerrules.py); the message is parsed here.
+    notification = Notification.parse(cast(dict[str, Any], payload))
     config = settings()
-    body = json.dumps(payload["body"], separators=(",", ":")).encode()
+    body = json.dumps(notification.body, separators=(",", ":")).encode()
     signature = sign_notification(config.callback_signing_key, body, int(time.time()))
     headers = {"Content-Type": "application/json", "X-Acibatch-Signature": signature}
     try:
-        response = post(str(payload["url"]), body, headers, config.outbound)
+        response = post(notification.url, body, headers, config.outbound)
     except OutboundRefused as refused:
-        return {"refused": f"notifyUrl refused: {refused}"}
+        return NotifyResult(refused=f"notifyUrl refused: {refused}").to_dict()
     if not 200 <= response.status < 300:
         raise OutboundFailed(f"notifyUrl answered HTTP {response.status}; a 2xx confirms delivery")
-    return {"status": response.status}
+    return NotifyResult(status=response.status).to_dict()

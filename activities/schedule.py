@@ -10,7 +10,6 @@ live status of the schedule's recent jobs, and a replaced job is cancelled as `P
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any, cast
 
@@ -58,7 +57,7 @@ async def run_scheduled_job(payload: object, client: df.DurableOrchestrationClie
         secure_env = unseal(settings().signing_keys, sealed) if sealed else {}
     except SealError as error:
         return {**outcome, "submitted": False, "reason": f"the schedule's secure env values cannot be opened: {error}"}
-    spec = dataclasses.replace(JobSpec.from_dict(payload["job"]), job_id=job_id, secure_env=secure_env)
+    spec = JobSpec.from_dict(payload["job"]).model_copy(update={"job_id": job_id, "secure_env": secure_env})
     try:
         await start_job(client, tenant, spec)
     except ApiError as error:  # a job of another spec holds the id (one the tenant submitted by hand)

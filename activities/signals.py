@@ -14,6 +14,8 @@ import azure.durable_functions as df
 
 from acibatch import durable_names as names
 from acibatch.entitystate import read_stored
+from acibatch.messages.capacity import CapacityGranted
+from acibatch.messages.jobs import JobRef
 from acibatch.naming import task_instance_id
 from acibatch.plan import progress_entity_key
 from acibatch.records import JobProgress
@@ -48,13 +50,9 @@ def lease_owner(lease_id: str) -> str:
 async def wake_waiters(payload: object, client: df.DurableOrchestrationClient) -> int:
     """Tell each granted lease's task; a lease is its id, or the granted lease (with its create slot)."""
     granted = cast(list[Any], payload)  # typed `object` for the Python worker: see devhost/workerrules.py
-    leases = [lease["leaseId"] if isinstance(lease, dict) else str(lease) for lease in granted]
-    create_at = {lease["leaseId"]: lease.get("createAt", 0.0) for lease in granted if isinstance(lease, dict)}
+    event = CapacityGranted.from_granted(granted)
     return await raise_to_all(
-        client,
-        [lease_owner(lease) for lease in leases],
-        names.EVENT_CAPACITY_GRANTED,
-        {"leases": leases, "createAt": create_at},
+        client, [lease_owner(lease) for lease in event.leases], names.EVENT_CAPACITY_GRANTED, event.to_dict()
     )
 
 
@@ -62,8 +60,8 @@ async def wake_waiters(payload: object, client: df.DurableOrchestrationClient) -
 @bp.durable_client_input(client_name="client")
 async def cancel_tasks(payload: object, client: df.DurableOrchestrationClient) -> int:
     """Raise `Cancel` to every task of the job that has begun and not finished."""
-    payload = cast(dict[str, Any], payload)  # typed `object` for the Python worker: see devhost/workerrules.py
-    tenant, job_id = payload["tenant"], payload["jobId"]
+    job = JobRef.parse(cast(dict[str, Any], payload))  # typed `object` for the worker: see devhost/workerrules.py
+    tenant, job_id = job.tenant, job.job_id
     entity = df.EntityId(names.PROGRESS_ENTITY, progress_entity_key(tenant, job_id))
     progress = JobProgress.from_dict(await read_stored(client, entity))
     live = [task for task in progress.states if not progress.task_state(task).terminal]

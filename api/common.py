@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -26,6 +26,7 @@ from acibatch.settings import SettingsError
 from acibatch.settings import current as settings
 
 JSON = "application/json"
+Found = TypeVar("Found")
 
 
 class ApiError(Exception):
@@ -51,6 +52,20 @@ def error_response(error: ApiError) -> func.HttpResponse:
         body["details"] = error.details
     headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
     return json_response({"error": body}, error.status, headers)
+
+
+def runtime_of(status: Any) -> str | None:
+    """An orchestration status's runtime state as a word ('Running', ...); None when the instance does not exist."""
+    runtime = getattr(status, "runtime_status", None)
+    return None if runtime is None else str(getattr(runtime, "value", runtime))
+
+
+async def found_or_404(lookup: Awaitable[Found], exists: Callable[[Found], bool], code: str, message: str) -> Found:
+    """The looked-up resource (a job's status, a schedule's state), or a 404 with `code` and `message`."""
+    value = await lookup
+    if not exists(value):
+        raise ApiError(404, code, message)
+    return value
 
 
 Handler = Callable[..., Awaitable[func.HttpResponse]]

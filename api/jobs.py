@@ -17,6 +17,7 @@ from acibatch.aci import shared_gateway
 from acibatch.callbacks import decode_event_payload
 from acibatch.dag import Graph, blocked_tasks
 from acibatch.entitystate import read_stored
+from acibatch.models.views import JobAccepted, JobCancelling, JobList, JobView
 from acibatch.naming import job_instance_id, new_job_id, task_instance_id
 from acibatch.plan import JobInput, progress_entity_key
 from acibatch.records import JobProgress, JobState, TaskRecord, TaskState, job_state_from_counts
@@ -28,12 +29,14 @@ from api.common import (
     ApiError,
     authenticate,
     base_url,
+    found_or_404,
     handle_errors,
     json_response,
     query_int,
     read_json,
     read_tenant,
     require_tenant,
+    runtime_of,
 )
 
 TERMINAL = {"Completed", "Failed", "Terminated", "Canceled"}
@@ -41,9 +44,7 @@ STATUS_READS_IN_PARALLEL = 16
 UPSTREAM_SHOWN = 20  # a reduce over 10,000 tasks lists its first 20 upstream ids (and how many there are)
 
 
-def _runtime(status: Any) -> str | None:
-    runtime = getattr(status, "runtime_status", None)
-    return None if runtime is None else str(getattr(runtime, "value", runtime))
+_runtime = runtime_of  # the name api.views imports
 
 
 def _stored_input(status: Any) -> dict[str, Any]:
@@ -61,6 +62,11 @@ def keyed_fingerprint(spec: JobSpec) -> str:
 def job_links(req: func.HttpRequest, job_id: str) -> dict[str, str]:
     root = f"{base_url(req)}/jobs/{job_id}"
     return {"statusUrl": root, "cancelUrl": f"{root}/cancel"}
+
+
+def _link_fields(links: dict[str, str]) -> dict[str, str]:
+    """`job_links` as the view models' field names."""
+    return {"status_url": links["statusUrl"], "cancel_url": links["cancelUrl"]}
 
 
 def job_id_from_route(req: func.HttpRequest) -> str:
@@ -81,7 +87,7 @@ async def start_job(client: df.DurableOrchestrationClient, tenant: str, spec: Jo
     fingerprint = keyed_fingerprint(spec)
 
     existing = await client.get_status(instance)
-    if _runtime(existing) is None:
+    if runtime_of(existing) is None:
         signing = settings()
         sealed = seal(signing.callback_signing_key, spec.secure_env) if spec.secure_env else None
         spec_without_secrets = spec.to_dict()
@@ -105,7 +111,7 @@ async def start_job(client: df.DurableOrchestrationClient, tenant: str, spec: Jo
         except Exception:
             # A concurrent submit of the same jobId won the race; fall through to the idempotency check.
             existing = await client.get_status(instance)
-            if _runtime(existing) is None:
+            if runtime_of(existing) is None:
                 raise
         else:
             return job_id, None
@@ -134,15 +140,14 @@ async def submit_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
         ) from None
     job_id, existing = await start_job(client, tenant, spec)
     links = job_links(req, job_id)
-    accepted = {"jobId": job_id, **links}
-    if existing is None:
-        body = {**accepted, "state": str(JobState.QUEUED), "created": True}
-        return json_response(body, 202, {"Location": links["statusUrl"]})
-    # The same spec again: answer as for the first submit, with the job's current state, so a client that
-    # retries after a lost answer learns where the job stands.
-    stored = _stored_input(existing)
-    state, _, _ = summarize(existing, await read_progress(client, tenant, job_id), len(_task_ids(stored)))
-    return json_response({**accepted, "state": str(state), "created": False}, 202, {"Location": links["statusUrl"]})
+    state = JobState.QUEUED
+    if existing is not None:
+        # The same spec again: answer as for the first submit, with the job's current state, so a client that
+        # retries after a lost answer learns where the job stands.
+        stored = _stored_input(existing)
+        state, _, _ = summarize(existing, await read_progress(client, tenant, job_id), len(_task_ids(stored)))
+    accepted = JobAccepted(job_id=job_id, state=state, created=existing is None, **_link_fields(links))
+    return json_response(accepted.to_dict(), 202, {"Location": links["statusUrl"]})
 
 
 @bp.route(route="jobs", methods=["GET"])
@@ -160,7 +165,7 @@ async def list_tenant_jobs(req: func.HttpRequest, client: df.DurableOrchestratio
     page, total = list_jobs(state, state_filter, offset, limit) if state is not None else ([], 0)
     jobs = [{**item, **job_links(req, item["jobId"])} for item in page]
     next_offset = offset + len(page) if offset + len(page) < total else None
-    return json_response({"jobs": jobs, "total": total, "offset": offset, "nextOffset": next_offset})
+    return json_response(JobList(jobs=jobs, total=total, offset=offset, next_offset=next_offset).to_dict())
 
 
 def _task_ids(job: dict[str, Any]) -> list[str]:
@@ -170,7 +175,7 @@ def _task_ids(job: dict[str, Any]) -> list[str]:
 def summarize(status: Any, progress: JobProgress, task_count: int) -> tuple[JobState, dict[str, int], str | None]:
     """The job's state, per-state task counts and error, from its orchestration status and progress entity."""
     counts = progress.counts()
-    runtime = _runtime(status)
+    runtime = runtime_of(status)
     output = status.output if isinstance(status.output, dict) else {}
     error = output.get("error")
     if runtime == "Completed":
@@ -228,7 +233,7 @@ async def read_progress(client: df.DurableOrchestrationClient, tenant: str, job_
 
 async def read_task(client: df.DurableOrchestrationClient, tenant: str, job_id: str, task_id: str) -> TaskRecord:
     status = await client.get_status(task_instance_id(tenant, job_id, task_id), show_input=True)
-    runtime = _runtime(status)
+    runtime = runtime_of(status)
     if runtime is None:
         return TaskRecord(id=task_id)
     data = status.custom_status
@@ -243,10 +248,9 @@ async def read_task(client: df.DurableOrchestrationClient, tenant: str, job_id: 
 
 
 async def find_job(client: df.DurableOrchestrationClient, tenant: str, job_id: str) -> Any:
-    status = await client.get_status(job_instance_id(tenant, job_id), show_input=True)
-    if _runtime(status) is None:
-        raise ApiError(404, "JobNotFound", f"job '{job_id}' does not exist")
-    return status
+    status = client.get_status(job_instance_id(tenant, job_id), show_input=True)
+    message = f"job '{job_id}' does not exist"
+    return await found_or_404(status, lambda found: runtime_of(found) is not None, "JobNotFound", message)
 
 
 @bp.route(route="jobs/{jobId}", methods=["GET"])
@@ -273,30 +277,31 @@ async def get_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
     page = task_ids[offset : offset + limit]
     tasks = await asyncio.gather(*(one(task_id) for task_id in page))
     graph = _graph(job)
-    blocked = _blocked(graph, progress) if _runtime(status) not in TERMINAL else {}
+    blocked = _blocked(graph, progress) if runtime_of(status) not in TERMINAL else {}
     if blocked:
         counts = {**counts, str(TaskState.BLOCKED): len(blocked)}
         counts[str(TaskState.QUEUED)] = max(0, counts[str(TaskState.QUEUED)] - len(blocked))
     tasks = [_with_workflow_view(task, progress, blocked, graph) for task in tasks]
     custom = status.custom_status if isinstance(status.custom_status, dict) else {}
-    body = {
-        "jobId": job_id,
-        "tenant": tenant,
-        "state": str(state),
-        "cancelRequested": progress.cancelled,
-        "createdAt": job.get("submittedAt"),
-        "startedAt": output.get("startedAt") or custom.get("startedAt"),
-        "finishedAt": output.get("finishedAt"),
-        "error": error,
-        "taskCount": len(task_ids),
-        "counts": counts,
-        "tasks": tasks,
-        "offset": offset,
+    view = JobView(
+        job_id=job_id,
+        tenant=tenant,
+        state=state,
+        cancel_requested=progress.cancelled,
+        created_at=job.get("submittedAt"),
+        started_at=output.get("startedAt") or custom.get("startedAt"),
+        finished_at=output.get("finishedAt"),
+        error=error,
+        task_count=len(task_ids),
+        counts=counts,
+        tasks=tasks,
+        offset=offset,
         # The next page's offset; null when this page holds the last task, and when limit=0 asked for counts only
         # (an offset equal to this one would send a paging client round forever).
-        "nextOffset": offset + len(page) if page and offset + len(page) < len(task_ids) else None,
-        **job_links(req, job_id),
-    }
+        next_offset=offset + len(page) if page and offset + len(page) < len(task_ids) else None,
+        **_link_fields(job_links(req, job_id)),
+    )
+    body = view.to_dict()
     return json_response(body)
 
 
@@ -314,7 +319,7 @@ async def cancel_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     tenant = require_tenant(await authenticate(req, client))
     job_id = job_id_from_route(req)
     status = await find_job(client, tenant, job_id)
-    if _runtime(status) in TERMINAL:
+    if runtime_of(status) in TERMINAL:
         output = status.output if isinstance(status.output, dict) else {}
         raise ApiError(
             409,
@@ -322,7 +327,9 @@ async def cancel_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
             f"job '{job_id}' already finished ({output.get('state', 'unknown')}); nothing to cancel",
         )
     await request_cancel(client, tenant, job_id)
-    return json_response({"jobId": job_id, "state": "Cancelling", **job_links(req, job_id)}, 202)
+    links = job_links(req, job_id)
+    cancelling = JobCancelling(job_id=job_id, status_url=links["statusUrl"], cancel_url=links["cancelUrl"])
+    return json_response(cancelling.to_dict(), 202)
 
 
 @bp.route(route="jobs/{jobId}/tasks/{taskId}/logs", methods=["GET"])

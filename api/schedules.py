@@ -40,16 +40,21 @@ from acibatch.schedules import (
 from acibatch.sealing import seal
 from acibatch.settings import current as settings
 from api import bp
-from api.common import ApiError, authenticate, base_url, handle_errors, json_response, read_json, require_tenant
+from api.common import (
+    ApiError,
+    authenticate,
+    base_url,
+    found_or_404,
+    handle_errors,
+    json_response,
+    read_json,
+    require_tenant,
+    runtime_of,
+)
 from api.jobs import TERMINAL
 from api.tenants import default_wait_seconds, wait_until
 
 READS_IN_PARALLEL = 16
-
-
-def _runtime(status: Any) -> str | None:
-    runtime = getattr(status, "runtime_status", None)
-    return None if runtime is None else str(getattr(runtime, "value", runtime))
 
 
 async def running_jobs(client: df.DurableOrchestrationClient, tenant: str, job_ids: list[str]) -> list[str]:
@@ -58,7 +63,7 @@ async def running_jobs(client: df.DurableOrchestrationClient, tenant: str, job_i
 
     async def is_running(job_id: str) -> bool:
         async with semaphore:
-            runtime = _runtime(await client.get_status(job_instance_id(tenant, job_id)))
+            runtime = runtime_of(await client.get_status(job_instance_id(tenant, job_id)))
         return runtime is not None and runtime not in TERMINAL
 
     flags = await asyncio.gather(*(is_running(job_id) for job_id in job_ids))
@@ -88,10 +93,9 @@ async def read_schedule(client: df.DurableOrchestrationClient, tenant: str, sche
 
 
 async def find_schedule(client: df.DurableOrchestrationClient, tenant: str, schedule_id: str) -> ScheduleState:
-    state = await read_schedule(client, tenant, schedule_id)
-    if not state.exists:
-        raise ApiError(404, "ScheduleNotFound", f"schedule '{schedule_id}' does not exist")
-    return state
+    message = f"schedule '{schedule_id}' does not exist"
+    state = read_schedule(client, tenant, schedule_id)
+    return await found_or_404(state, lambda found: found.exists, "ScheduleNotFound", message)
 
 
 def now_utc() -> datetime:
@@ -114,7 +118,7 @@ async def change(
 async def wake(client: df.DurableOrchestrationClient, tenant: str, schedule_id: str) -> None:
     """Start the schedule's orchestration if it is not running, else tell it the schedule changed."""
     instance = schedule_instance_id(tenant, schedule_id)
-    if _runtime(await client.get_status(instance)) not in (None, *TERMINAL):
+    if runtime_of(await client.get_status(instance)) not in (None, *TERMINAL):
         await client.raise_event(instance, names.EVENT_SCHEDULE_CHANGED, {"at": utc_iso(now_utc())})
         return
     try:
@@ -123,7 +127,7 @@ async def wake(client: df.DurableOrchestrationClient, tenant: str, schedule_id: 
         )
     except Exception:
         # Another request started it meanwhile: it reads the entity when it starts, so nothing is lost.
-        if _runtime(await client.get_status(instance)) in (None, *TERMINAL):
+        if runtime_of(await client.get_status(instance)) in (None, *TERMINAL):
             raise
 
 
@@ -152,7 +156,7 @@ async def view(
         "counts": dict(state.counts),
         "createdAt": state.created_at,
         "updatedAt": state.updated_at,
-        "orchestration": _runtime(status),
+        "orchestration": runtime_of(status),
     }
 
 
@@ -259,29 +263,25 @@ async def get_schedule(req: func.HttpRequest, client: df.DurableOrchestrationCli
     return json_response(await view(req, client, tenant, state))
 
 
-async def _set_suspended(req: func.HttpRequest, client: df.DurableOrchestrationClient, operation: str) -> Any:
-    tenant = require_tenant(await authenticate(req, client))
-    schedule_id = schedule_id_from_route(req)
-    await find_schedule(client, tenant, schedule_id)
-    applied = await change(client, tenant, schedule_id, operation, {"at": now_utc().isoformat()})
-    await wake(client, tenant, schedule_id)
-    return await answer(req, client, tenant, schedule_id, applied, 200)
+def _register_suspend_route(operation: str) -> None:
+    """`POST /schedules/{id}/suspend` and `.../resume`: one handler, registered once per operation (the Functions
+    host names each function after its handler, hence the rename)."""
+
+    async def set_suspended(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+        tenant = require_tenant(await authenticate(req, client))
+        schedule_id = schedule_id_from_route(req)
+        await find_schedule(client, tenant, schedule_id)
+        applied = await change(client, tenant, schedule_id, operation, {"at": now_utc().isoformat()})
+        await wake(client, tenant, schedule_id)
+        return await answer(req, client, tenant, schedule_id, applied, 200)
+
+    set_suspended.__name__ = set_suspended.__qualname__ = f"{operation}_schedule"
+    route = bp.route(route=f"schedules/{{scheduleId}}/{operation}", methods=["POST"])
+    route(bp.durable_client_input(client_name="client")(handle_errors(set_suspended)))
 
 
-@bp.route(route="schedules/{scheduleId}/suspend", methods=["POST"])
-@bp.durable_client_input(client_name="client")
-@handle_errors
-async def suspend_schedule(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    response: func.HttpResponse = await _set_suspended(req, client, "suspend")
-    return response
-
-
-@bp.route(route="schedules/{scheduleId}/resume", methods=["POST"])
-@bp.durable_client_input(client_name="client")
-@handle_errors
-async def resume_schedule(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    response: func.HttpResponse = await _set_suspended(req, client, "resume")
-    return response
+for _operation in ("suspend", "resume"):
+    _register_suspend_route(_operation)
 
 
 @bp.route(route="schedules/{scheduleId}/trigger", methods=["POST"])
@@ -318,13 +318,13 @@ async def delete_schedule(req: func.HttpRequest, client: df.DurableOrchestration
     applied = await change(client, tenant, schedule_id, "delete", {})
     await client.signal_entity(df.EntityId(names.SCHEDULE_INDEX_ENTITY, tenant), "remove", schedule_id)
     instance = schedule_instance_id(tenant, schedule_id)
-    if _runtime(await client.get_status(instance)) not in (None, *TERMINAL):
+    if runtime_of(await client.get_status(instance)) not in (None, *TERMINAL):
         # It may have ended meanwhile; if termination fails, its next wake-up finds the schedule deleted and returns.
         with contextlib.suppress(Exception):
             await client.terminate(instance, "the schedule was deleted")
 
     async def stopped() -> bool:
-        return _runtime(await client.get_status(instance)) in (None, *TERMINAL)
+        return runtime_of(await client.get_status(instance)) in (None, *TERMINAL)
 
     # A PUT right after must find the orchestration stopped, or it would wake one about to be terminated.
     stopped_in_time = await wait_until(stopped, default_wait_seconds())

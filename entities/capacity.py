@@ -1,8 +1,9 @@
 """`capacity` entity (one, key `region`): the single source of truth for who may run a container group now.
 
 It holds the regional ACI limits (from settings), every tenant's quota, the running leases, the fair queue and
-the create slots; operations delegate to `acibatch.tenancy` and return JSON results to the calling orchestration. The
-state is stored as text through `acibatch.entitystate` (every task's lease passes through here).
+the create slots; operations delegate to `acibatch.tenancy` and answer the calling orchestration with the
+messages of `acibatch.messages.capacity`. The state is stored as text through `acibatch.entitystate` (every
+task's lease passes through here).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import azure.durable_functions as df
 
 from acibatch import durable_names as names
 from acibatch import tenancy
+from acibatch.durable_names import CapacityOp
 from acibatch.entitystate import KeptState
+from acibatch.messages import capacity as messages
 from acibatch.settings import current as settings
 from entities import bp
 
@@ -24,26 +27,25 @@ STORED = KeptState[tenancy.CapacityState | None](
 
 
 def apply(state: tenancy.CapacityState, operation: str, data: Any) -> tuple[tenancy.CapacityState, Any]:
-    if operation == "acquire":
-        state, acquired = tenancy.acquire(state, tenancy.LeaseRequest.from_dict(data))
+    if operation == CapacityOp.ACQUIRE:
+        state, acquired = tenancy.acquire(state, messages.LeaseAsk.parse(data))
         return state, acquired.to_dict()
-    if operation == "release":
-        state, released = tenancy.release(state, data["leaseId"], float(data.get("now", 0)))
-        return state, released.to_dict()
-    if operation == "reserve_create":
-        now = float(data["now"])
-        state, slot = tenancy.reserve_create(
-            state, data["leaseId"], now, float(data.get("notBefore", 0)), bool(data.get("throttled", False))
-        )
-        return state, {"createAt": slot}
-    if operation == "reserve_delete":
-        state, slot = tenancy.reserve_delete(
-            state, float(data["now"]), float(data.get("notBefore", 0)), bool(data.get("throttled", False))
-        )
-        return state, {"deleteAt": slot}
-    if operation == "set_quota":
-        state, granted = tenancy.set_tenant_quota(state, data["tenant"], tenancy.Quota.from_dict(data["quota"]))
-        return state, {"granted": [lease.to_dict() for lease in granted]}
+    if operation == CapacityOp.RELEASE:
+        release = messages.ReleaseAsk.parse(data)
+        state, released = tenancy.release(state, release.lease_id, release.now)
+        return state, messages.ReleaseAnswer.of(released.granted, released.released).to_dict()
+    if operation == CapacityOp.RESERVE_CREATE:
+        create = messages.CreateSlotAsk.parse(data)
+        state, slot = tenancy.reserve_create(state, create.lease_id, create.now, create.not_before, create.throttled)
+        return state, messages.CreateSlotAnswer(slot).to_dict()
+    if operation == CapacityOp.RESERVE_DELETE:
+        delete = messages.DeleteSlotAsk.parse(data)
+        state, delete_at = tenancy.reserve_delete(state, delete.now, delete.not_before, delete.throttled)
+        return state, messages.DeleteSlotAnswer(delete_at).to_dict()
+    if operation == CapacityOp.SET_QUOTA:
+        change = messages.QuotaChange.parse(data)
+        state, granted = tenancy.set_tenant_quota(state, change.tenant, change.quota)
+        return state, messages.QuotaAnswer(tuple(granted)).to_dict()
     raise ValueError(f"capacity entity has no operation '{operation}'")
 
 

@@ -12,7 +12,9 @@ from typing import Any
 import azure.durable_functions as df
 
 from acibatch import durable_names as names
+from acibatch.durable_names import ProgressOp
 from acibatch.entitystate import KeptState
+from acibatch.messages.progress import CancelMark, ProgressInit, TaskStateReport, UnrunTasks
 from acibatch.records import JobProgress, TaskState
 from entities import bp
 
@@ -20,21 +22,23 @@ STORED = KeptState(JobProgress.from_dict, JobProgress.to_dict)
 
 
 def apply(progress: JobProgress, operation: str, data: Any) -> Any:
-    if operation == "init":
-        progress.total = int(data["total"])
+    if operation == ProgressOp.INIT:
+        progress.total = ProgressInit.parse(data).total
         return None
-    if operation == "begin":
+    if operation == ProgressOp.BEGIN:  # the input is the bare task id
         progress.set_task(str(data), TaskState.QUEUED)
-        return {"cancelled": progress.cancelled}
-    if operation == "set":
-        progress.set_task(str(data["taskId"]), TaskState(data["state"]))
+        return CancelMark(progress.cancelled).to_dict()
+    if operation == ProgressOp.SET:
+        report = TaskStateReport.parse(data)
+        progress.set_task(report.task_id, report.state)
         return None
-    if operation == "set_many":  # a workflow's tasks that ended without running (Skipped), with reasons
-        progress.end_unrun([str(item) for item in data["taskIds"]], TaskState(data["state"]), list(data["reasons"]))
+    if operation == ProgressOp.SET_MANY:
+        unrun = UnrunTasks.parse(data)
+        progress.end_unrun(list(unrun.task_ids), unrun.state, list(unrun.reasons))
         return None
-    if operation == "cancelled":  # a read: whether the job was cancelled
-        return {"cancelled": progress.cancelled}
-    if operation == "cancel":
+    if operation == ProgressOp.CANCELLED:  # a read: whether the job was cancelled
+        return CancelMark(progress.cancelled).to_dict()
+    if operation == ProgressOp.CANCEL:
         progress.cancelled = True
         return None
     raise ValueError(f"jobprogress entity has no operation '{operation}'")

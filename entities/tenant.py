@@ -12,26 +12,28 @@ import azure.durable_functions as df
 
 from acibatch import accounts, tenancy
 from acibatch import durable_names as names
+from acibatch.durable_names import TenantOp
 from acibatch.entitystate import KeptState
+from acibatch.messages.tenant import JobUpdate, TaskFinished, UsageRecord
 from entities import bp
 
 STORED = KeptState(accounts.TenantState.from_dict, accounts.TenantState.to_dict)
 
 
 def apply(state: accounts.TenantState, operation: str, data: Any) -> accounts.TenantState:
-    if operation == "configure":
+    if operation == TenantOp.CONFIGURE:
         quota = tenancy.Quota.from_dict(data["quota"])
         return accounts.configure_tenant(state, quota, data.get("apiKeyHash"))
-    if operation == "record_usage":
-        return accounts.record_usage(
-            state, data["leaseId"], float(data["cores"]), float(data["memoryGb"]), float(data["seconds"])
-        )
-    if operation == "task_finished":
-        return accounts.count_task(state, data["outcome"])
-    if operation == "register_job":
+    if operation == TenantOp.RECORD_USAGE:
+        usage = UsageRecord.parse(data)
+        return accounts.record_usage(state, usage.lease_id, usage.cores, usage.memory_gb, usage.seconds)
+    if operation == TenantOp.TASK_FINISHED:
+        return accounts.count_task(state, str(TaskFinished.parse(data).outcome))
+    if operation == TenantOp.REGISTER_JOB:
         return accounts.register_job(state, data["jobId"], data["createdAt"], data.get("fingerprint", ""))
-    if operation == "update_job":
-        return accounts.update_job(state, data["jobId"], data["state"], data.get("finishedAt"))
+    if operation == TenantOp.UPDATE_JOB:
+        update = JobUpdate.parse(data)
+        return accounts.update_job(state, update.job_id, update.state, update.finished_at)
     raise ValueError(f"tenant entity has no operation '{operation}'")
 
 

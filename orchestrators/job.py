@@ -13,28 +13,28 @@ chunk only its outcome (its full record stays with the task), so a chunk's histo
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
 
 from acibatch import durable_names as names
+from acibatch.messages.progress import ProgressInit, TaskStateReport
+from acibatch.messages.tenant import JobUpdate
 from acibatch.plan import JobInput, chunk_instance_id, chunk_ranges, task_inputs
 from acibatch.records import JobState, TaskState
-from orchestrators import bp
+from orchestrators import bp, calls
+from orchestrators.calls import Steps
 from orchestrators.job_end import finish_job
 from orchestrators.job_stop import stop_tasks
 from orchestrators.workflow import is_workflow, run_workflow
-
-Steps = Generator[Any, Any, Any]
 
 
 def _slice_spec(spec: dict[str, Any], first: int, count: int) -> dict[str, Any]:
     return {**spec, "tasks": spec["tasks"][first : first + count]}
 
 
-def settle(context: df.DurableOrchestrationContext, children: list[Any]) -> Steps:
+def settle(context: df.DurableOrchestrationContext, children: list[Any]) -> Steps[list[Any]]:
     """Wait for every child, in any order; returns each one's result, or its exception when it failed.
 
     `task_all` fails on the first failed child and drops the rest; `task_any` completes with whichever child
@@ -47,19 +47,17 @@ def settle(context: df.DurableOrchestrationContext, children: list[Any]) -> Step
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.JOB_ORCHESTRATOR)
-def job_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
+def job_orchestrator(context: df.DurableOrchestrationContext) -> Steps[dict[str, Any] | None]:
     job = JobInput.from_dict(context.get_input())
     if is_workflow(job):
         # Dependencies or a task that can stop the job: one orchestrator owns the readiness state (a job without
         # them keeps the chunk fan-out below, unchanged).
         return (yield from run_workflow(context, job))
     spec = job.job_spec()
-    tenant = df.EntityId(names.TENANT_ENTITY, job.tenant)
-    progress = df.EntityId(names.PROGRESS_ENTITY, job.progress_key)
     started_at = context.current_utc_datetime.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
-    yield context.call_entity(progress, "init", {"total": len(spec.tasks)})
-    context.signal_entity(tenant, "update_job", {"jobId": job.job_id, "state": str(JobState.RUNNING)})
+    yield calls.init_progress(context, job.progress_key, ProgressInit(len(spec.tasks)))
+    calls.update_job(context, job.tenant, JobUpdate(job.job_id, str(JobState.RUNNING)))
     context.set_custom_status({"phase": "running", "startedAt": started_at})
 
     spec_dict = dict(job.spec)
@@ -96,7 +94,7 @@ def job_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
             else f"the job ran longer than jobTimeoutSeconds={spec.job_timeout_seconds}"
         )
         context.set_custom_status({"phase": "cancelling", "startedAt": started_at, "reason": error})
-        stop_error = yield from stop_tasks(context, progress, job.tenant, job.job_id)
+        stop_error = yield from stop_tasks(context, job.progress_key, job.tenant, job.job_id)
         if stop_error is not None:
             error = f"{error} ({stop_error})"
     # The timeout may have fired meanwhile (it won, or it passed while the job drained after a cancel). The SDK
@@ -117,7 +115,7 @@ def job_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.CHUNK_ORCHESTRATOR)
-def chunk_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
+def chunk_orchestrator(context: df.DurableOrchestrationContext) -> Steps[dict[str, Any]]:
     """Run a slice of the job's tasks; returns per-state counts, or with `"outcomes": true` (a workflow's release)
     each task's `[index, state, dependencyAction, jobAction]` so the workflow can update its readiness."""
     data = context.get_input()
@@ -128,7 +126,6 @@ def chunk_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
         context,
         [context.call_sub_orchestrator(names.TASK_ORCHESTRATOR, task.to_dict(), task.instance_id) for task in tasks],
     )
-    progress = df.EntityId(names.PROGRESS_ENTITY, job.progress_key)
     states: Counter[str] = Counter()
     each: list[list[Any]] = []
     for task, outcome in zip(tasks, outcomes, strict=True):
@@ -140,7 +137,7 @@ def chunk_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
         # the job's live counts must say so (its own report never came).
         states[str(TaskState.FAILED)] += 1
         each.append([task.index, str(TaskState.FAILED), None, None])
-        context.signal_entity(progress, "set", {"taskId": task.task_id, "state": str(TaskState.FAILED)})
+        calls.report_task_state(context, job.progress_key, TaskStateReport(task.task_id, TaskState.FAILED))
     if data.get("outcomes"):
         return {"outcomes": each}
     return dict(states)

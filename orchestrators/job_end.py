@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import azure.durable_functions as df
 
-from acibatch import durable_names as names
+from acibatch.messages.jobs import Notification, NotifyResult
+from acibatch.messages.tenant import JobUpdate
 from acibatch.plan import JobInput
 from acibatch.records import JobState, TaskState, job_state_from_counts
 from acibatch.spec import JobSpec
-
-Steps = Generator[Any, Any, Any]
+from orchestrators import calls
+from orchestrators.calls import Steps
 
 NOTIFY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=5)
 
@@ -36,7 +37,7 @@ def finish_job(
     error: str | None,
     started_at: str,
     extra: Mapping[str, Any] | None = None,
-) -> Steps:
+) -> Steps[dict[str, Any]]:
     """Decide the job's state from its counts, tell the tenant entity, send the webhook; returns the output."""
     state = job_state_from_counts(counts, finished=True, cancelled=cancelled)
     if state is JobState.SUCCEEDED:
@@ -51,17 +52,15 @@ def finish_job(
         "error": error,
         **(extra or {}),
     }
-    tenant = df.EntityId(names.TENANT_ENTITY, job.tenant)
-    context.signal_entity(tenant, "update_job", {"jobId": job.job_id, "state": str(state), "finishedAt": finished_at})
+    calls.update_job(context, job.tenant, JobUpdate(job.job_id, str(state), finished_at))
     if spec.notify_url:
         notification = {"jobId": job.job_id, "tenant": job.tenant, **output}
         try:
-            sent = yield context.call_activity_with_retry(
-                names.NOTIFY_JOB, NOTIFY_RETRY, {"url": spec.notify_url, "body": notification}
-            )
+            sent = yield calls.notify_job(context, NOTIFY_RETRY, Notification(spec.notify_url, notification))
         except Exception as exc:  # the job's outcome stands even when its webhook is down
             output["notifyError"] = str(exc)[:500]
         else:
-            if isinstance(sent, dict) and sent.get("refused"):  # the outbound guard's refusal: never retried
-                output["notifyError"] = str(sent["refused"])[:500]
+            refused = NotifyResult.parse(sent).refused
+            if refused is not None:  # the outbound guard's refusal: never retried
+                output["notifyError"] = refused[:500]
     return output

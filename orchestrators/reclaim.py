@@ -11,43 +11,42 @@ recorded for a reclaimed lease: how long its container really ran is unknown, an
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
+from collections.abc import Mapping
 from typing import Any
 
 import azure.durable_functions as df
 
 from acibatch import durable_names as names
-from orchestrators import bp
+from acibatch.messages.capacity import ReleaseAnswer, ReleaseAsk
+from orchestrators import bp, calls
+from orchestrators.calls import Steps
 
-Steps = Generator[Any, Any, Any]
 log = logging.getLogger(__name__)
-
-CAPACITY = df.EntityId(names.CAPACITY_ENTITY, names.CAPACITY_KEY)
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.RECLAIM_ORCHESTRATOR)
-def reclaim_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
+def reclaim_orchestrator(context: df.DurableOrchestrationContext) -> Steps[dict[str, list[str]]]:
     stale: list[dict[str, Any]] = list(context.get_input() or [])
     if not stale:
         return {"released": [], "withdrawn": [], "granted": []}
     now = context.current_utc_datetime.timestamp()
     # All in one batch: the entity runs them in this order (queued requests come first, see reconcile.py).
     answers = yield context.task_all([
-        context.call_entity(CAPACITY, "release", {"leaseId": item["leaseId"], "now": now}) for item in stale
+        calls.release(context, ReleaseAsk(item["leaseId"], now)) for item in stale
     ])  # fmt: skip
     reclaimed = {item["leaseId"] for item in stale}
     released: list[str] = []  # leases that were running
     withdrawn: list[str] = []  # queued requests taken out, or leases their owner had released meanwhile
-    granted: list[dict[str, Any]] = []
-    for item, answer in zip(stale, answers, strict=True):
-        (released if answer.get("released") else withdrawn).append(item["leaseId"])
+    granted: list[Mapping[str, Any]] = []
+    for item, answer in zip(stale, map(ReleaseAnswer.parse, answers), strict=True):
+        (released if answer.released else withdrawn).append(item["leaseId"])
         # A lease granted by one release and reclaimed by a later one belongs to a dead owner: no wake-up.
-        granted += [lease for lease in answer.get("granted", []) if lease["leaseId"] not in reclaimed]
+        granted += [lease for lease in answer.granted if lease["leaseId"] not in reclaimed]
     woken = [lease["leaseId"] for lease in granted]
     if granted:
-        # The granted leases as the entity gave them (with their create slots), as `TaskRun.release` passes them.
+        # The granted leases as the entity gave them (with their create slots), as the task's release passes them.
         try:
-            yield context.call_activity(names.WAKE_WAITERS, granted)
+            yield calls.wake_waiters(context, granted)
         except Exception as error:  # each waiter's own back-off timer heals a lost wake-up
             if not context.is_replaying:
                 log.warning("reclaim could not wake %s: %s", ", ".join(woken), error)

@@ -18,7 +18,6 @@ the schedule re-reads its definition at least daily even when it has nothing to 
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
 
@@ -36,8 +35,8 @@ from acibatch.schedules import (
     utc_iso,
 )
 from orchestrators import bp
+from orchestrators.calls import Steps
 
-Steps = Generator[Any, Any, Any]
 MAX_SLEEP = timedelta(days=1)
 SUBMIT_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=3)
 # One wake-up's history, in events: 16 for the start, the entity read, the record call, the timer and wake and
@@ -48,7 +47,7 @@ HISTORY_EVENTS_AT_MOST = 16 + (1 + MAX_PENDING_TRIGGERS) * (4 + 6 * (3 - 1))
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.SCHEDULE_ORCHESTRATOR)
-def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
+def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Steps[dict[str, Any] | None]:
     data = context.get_input()
     tenant, schedule_id = data["tenant"], data["scheduleId"]
     entity = df.EntityId(names.SCHEDULE_ENTITY, schedule_key(tenant, schedule_id))
@@ -109,3 +108,4 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
     if winner is changed and not timer.is_completed:
         timer.cancel()
     context.continue_as_new(schedule_input(tenant, schedule_id, plan.cursor.isoformat()))
+    return None

@@ -33,7 +33,7 @@ class Events:
         self.name = name
         self.waiter: Any = None
         self.handled: list[str] = list(handled)
-        self.muted = False  # after a repeat: not listening until the caller's next timer
+        self.muted = False  # after a repeat: not listening until `listen_again` (the caller's next timer)
         # Whether a waiter was raced since `not_raced()`: until then an event may sit in the SDK, unseen here.
         self.raced = False
 
@@ -60,7 +60,8 @@ class Events:
         self.handled = [*self.handled, key][-HANDLED_KEPT:]
         return decode_event_payload(winner.result)
 
-    def timer_fired(self) -> None:
+    def listen_again(self) -> None:
+        """Un-mute: race for this name again (after the caller's timer, or to read a report the SDK may keep)."""
         self.muted = False
 
     def arrived(self) -> Any:

@@ -23,7 +23,7 @@ cancelled, tell every running task, wait for them); a task that ended with `jobA
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -33,13 +33,15 @@ import azure.durable_functions as df
 
 from acibatch import durable_names as names
 from acibatch.dag import Graph, Outcome, Readiness, outcome_of
+from acibatch.messages.progress import ProgressInit, UnrunTasks
+from acibatch.messages.tenant import JobUpdate
 from acibatch.plan import JobInput, chunk_instance_id, chunk_size_for
-from acibatch.records import TaskState
+from acibatch.records import JobState, TaskState
 from acibatch.spec import JobSpec, TaskFailureAction
+from orchestrators import calls
+from orchestrators.calls import Steps
 from orchestrators.job_end import finish_job, iso_now
 from orchestrators.job_stop import stop_tasks
-
-Steps = Generator[Any, Any, Any]
 
 RELEASES_PER_GENERATION = 50
 BLOCKED_SHOWN = 10  # blocked tasks whose blockedBy the job's custom status lists
@@ -109,10 +111,6 @@ class Workflow:
     open: dict[Any, list[int]] = field(default_factory=dict)  # release task -> task indices
     started_here: int = 0
 
-    @property
-    def progress(self) -> df.EntityId:
-        return df.EntityId(names.PROGRESS_ENTITY, self.job.progress_key)
-
     def chunk_size(self) -> int:
         return chunk_size_for(self.readiness.graph.size)
 
@@ -164,9 +162,9 @@ class Workflow:
         ids = [self.readiness.graph.ids[index] for index, _ in ended]
         reasons = [reason or "" for _, reason in ended]
         for first in range(0, len(ids), SKIP_BATCH):
-            batch = {"taskIds": ids[first : first + SKIP_BATCH], "state": str(state)}
-            self.context.signal_entity(
-                self.progress, "set_many", {**batch, "reasons": reasons[first : first + SKIP_BATCH]}
+            batch = slice(first, first + SKIP_BATCH)
+            calls.report_unrun(
+                self.context, self.job.progress_key, UnrunTasks(tuple(ids[batch]), state, tuple(reasons[batch]))
             )
 
     def publish(self, phase: str) -> None:
@@ -189,10 +187,10 @@ class Workflow:
             }
         )
 
-    def stopping(self) -> Steps:
+    def stopping(self) -> Steps[None]:
         """Stop every running task (as a cancel does) and end every task not released yet."""
         self.publish("cancelling")
-        problem = yield from stop_tasks(self.context, self.progress, self.job.tenant, self.job.job_id)
+        problem = yield from stop_tasks(self.context, self.job.progress_key, self.job.tenant, self.job.job_id)
         if problem is not None:
             self.stop.error = f"{self.stop.error} ({problem})"
         unreleased = [*self.readiness.skip_all_pending(self.stop.pending_outcome), *self.carried.ready]
@@ -243,7 +241,7 @@ def _parse_iso(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
-def run_workflow(context: df.DurableOrchestrationContext, job: JobInput) -> Steps:
+def run_workflow(context: df.DurableOrchestrationContext, job: JobInput) -> Steps[dict[str, Any] | None]:
     stored = context.get_input().get(STATE_KEY)
     spec, graph = parsed(job)
     if stored is None:
@@ -257,10 +255,8 @@ def run_workflow(context: df.DurableOrchestrationContext, job: JobInput) -> Step
         for index in ready:
             readiness.release(index)
         carried = Carried(readiness.letters, ready, 0, 1, started_at, deadline)
-        yield context.call_entity(df.EntityId(names.PROGRESS_ENTITY, job.progress_key), "init", {"total": graph.size})
-        context.signal_entity(
-            df.EntityId(names.TENANT_ENTITY, job.tenant), "update_job", {"jobId": job.job_id, "state": "Running"}
-        )
+        yield calls.init_progress(context, job.progress_key, ProgressInit(graph.size))
+        calls.update_job(context, job.tenant, JobUpdate(job.job_id, str(JobState.RUNNING)))
     else:
         carried = Carried.from_dict(stored)
         readiness = Readiness.from_letters(graph, carried.letters)

@@ -1,5 +1,7 @@
 """Task records, live job progress and the job state rule."""
 
+import json
+
 import pytest
 
 from acibatch.records import (
@@ -18,17 +20,25 @@ def test_task_record_round_trips_and_public_view_hides_internal_fields() -> None
         id="t1",
         state=TaskState.FAILED,
         attempts=3,
-        attempt=3,
+        attempt=4,
         exit_code=2,
         group_name="g",
         started_at="a",
         finished_at="b",
         error="boom",
         result={"x": 1},
+        progress={"percent": 40},
         log_tail="tail",
         pending_reason="tenant quota: 2 of 2 container groups in use",
+        platform_retries=1,
+        dependency_action="block",
+        job_action="terminate",
+        blocked_by=("a", "b"),
     )
+    # Every field is off its default, so a field the round trip loses or renames fails the comparison.
+    assert all(getattr(record, name) != field.get_default() for name, field in TaskRecord.model_fields.items())
     assert TaskRecord.from_dict(record.to_dict()) == record
+    assert TaskRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
     public = record.public()
     assert set(public) == {
         "id",
@@ -74,9 +84,19 @@ def test_progress_never_moves_a_finished_task_back() -> None:
 
 
 def test_progress_round_trips() -> None:
-    progress = JobProgress(total=2, cancelled=True, states={"a": "R"})
-    assert JobProgress.from_dict(progress.to_dict()) == progress
+    progress = JobProgress(total=3, cancelled=False, states={"a": "R"})
+    progress.set_task("b", TaskState.SUCCEEDED)
+    progress.end_unrun(["c"], TaskState.SKIPPED, ["upstream b Failed"])
+    progress.cancelled = True
+    assert progress.to_dict() == {
+        "total": 3,
+        "cancelled": True,
+        "states": {"a": "R", "b": "S", "c": "K"},
+        "reasons": {"c": "upstream b Failed"},
+    }
+    assert JobProgress.from_dict(json.loads(json.dumps(progress.to_dict()))) == progress
     assert JobProgress.from_dict(None) == JobProgress()
+    assert "reasons" not in JobProgress(total=1).to_dict()  # written only once a task has one
 
 
 @pytest.mark.parametrize(

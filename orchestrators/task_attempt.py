@@ -1,0 +1,227 @@
+"""One attempt of a task: create its container group once its create slot has come, then race the signed
+callback against a poll timer until the task timeout, and decide with `acibatch.policy.decide`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from acibatch.aci import ArmError
+from acibatch.callbacks import CallbackReport, CallbackStatus
+from acibatch.checkpoint import Phase
+from acibatch.messages.aci import CleanupRequest, CreateGroupInput, CreateResult, GroupRef, GroupStateAnswer
+from acibatch.messages.capacity import CreateSlotAnswer, CreateSlotAsk
+from acibatch.observe import observation_from_state
+from acibatch.policy import Decision, GroupAction, Next, Observation, ObservationKind, decide
+from acibatch.records import TaskState
+from orchestrators import calls
+from orchestrators.calls import Steps
+from orchestrators.task_cleanup import apply, cleanup
+from orchestrators.task_generations import maybe_continue
+from orchestrators.task_run import TaskRun, Woken, failure_text, iso
+
+# How long a container that has called back, then exited, is given for its final report to arrive (it sent it
+# before exiting, but its event may reach the orchestration after the poll that saw the exit).
+CALLBACK_GRACE_SECONDS = 5.0
+# Polls whose group read fails in a row before the attempt counts as lost (each read already retried by the SDK).
+MAX_UNREADABLE_POLLS = 5
+
+# What an attempt's watch learned: an observation to decide on (None: nothing that ends it) and the result a
+# callback reported.
+News = tuple[Observation | None, Any]
+
+
+def run_attempt(run: TaskRun, phase: Phase) -> Steps[tuple[Decision, Any]]:
+    """Run the attempt from `phase` (CREATE or WATCH) to its decision; returns `(decision, reported result)`."""
+    run.group = group = run.record.group_name
+    assert group is not None
+    while True:
+        if phase is Phase.CREATE:
+            refused = yield from create(run, group)
+            if refused is not None:
+                return (yield from apply(run, refused, group)), None
+        decision, result = yield from watch(run, group)
+        if decision.next is not Next.RETRY_CREATE:
+            return (yield from apply(run, decision, group)), result
+        # Provisioning failed after the create was accepted, in a way the policy retries (ACI's capacity, a
+        # transient error): the same attempt is created again, as after a synchronous create error.
+        yield from retry_create(run, decision, group)
+        phase = Phase.CREATE
+
+
+def create(run: TaskRun, group: str) -> Steps[Decision | None]:
+    """Create the group once its create slot has come; returns None once created, else the decision that ends
+    the attempt. Errors the policy calls transient, throttling and quota re-create the same attempt (same group
+    name, attempt number and token) after a back-off or ARM's Retry-After."""
+    request = CreateGroupInput(
+        task=run.task,
+        name=group,
+        attempt=run.attempt,
+        priority=run.priority,
+        owner=run.context.instance_id,
+        created_at=int(run.now.timestamp()),
+    )
+    while True:
+        if run.cancelled:
+            return decide(Observation(kind=ObservationKind.CANCELLED), run.state)
+        wait = run.create_at - run.now.timestamp()
+        if wait > 0.001:  # a timer fires at its instant, give or take a float's rounding
+            if run.record.pending_reason is None:  # else the wait's own reason (quota, capacity, 429) stands
+                run.publish(pending_reason=f"create rate: ACI's create limit; next create in {wait:.0f} s")
+            maybe_continue(run, Phase.CREATE)
+            yield from run.sleep(wait)
+            continue
+        try:
+            answer = yield calls.create_group(run.context, request)
+        except Exception as exc:  # the activity itself failed (timeout, worker lost): transient, like a 5xx
+            created = CreateResult(ArmError(None, None, failure_text(exc)))
+        else:
+            created = CreateResult.parse(answer)
+        if created.error is None:
+            run.callbacks.not_raced()  # its container may call back before the first wait
+            if run.deadline is None:  # a re-create of the same attempt keeps its first deadline
+                run.deadline = run.now + timedelta(seconds=run.task.task_timeout_seconds)
+            run.publish(state=TaskState.RUNNING, started_at=run.record.started_at or iso(run.now), pending_reason=None)
+            run.report_state(TaskState.RUNNING)
+            return None
+        error = created.error
+        observation = Observation(
+            kind=ObservationKind.CREATE_FAILED,
+            arm_status=error.status,
+            arm_code=error.code,
+            arm_message=error.message,
+            retry_after=error.retry_after,
+        )
+        decision = decide(observation, run.state)
+        if decision.next is not Next.RETRY_CREATE:
+            return decision
+        yield from retry_create(run, decision, group)  # the loop then waits for the new slot (one wait)
+
+
+def retry_create(run: TaskRun, decision: Decision, group: str) -> Steps[None]:
+    """Before the same attempt is created again: delete what the failed create left, count the error (or the
+    wait: throttling, quota and capacity never fail the task) and reserve the next create slot."""
+    yield from cleanup(run, CleanupRequest(group, stop=False, delete=True))
+    if decision.pending_reason is not None:
+        run.state = replace(run.state, waits=run.state.waits + 1)
+        if run.record.state is TaskState.RUNNING:  # provisioning failed after the create was accepted
+            run.report_state(TaskState.QUEUED)
+        run.publish(state=TaskState.QUEUED, pending_reason=decision.pending_reason)
+    else:
+        run.state = replace(run.state, transient_errors=run.state.transient_errors + 1)
+        run.publish(error=decision.reason)
+    yield from reserve_slot(run, decision)
+
+
+def reserve_slot(run: TaskRun, decision: Decision) -> Steps[None]:
+    """A new create slot after the decision's delay; ARM's throttling moves every task's next create."""
+    not_before = run.now.timestamp() + decision.delay_seconds
+    throttled = (decision.pending_reason or "").startswith("ARM throttled")
+    ask = CreateSlotAsk(run.lease_id, run.now.timestamp(), not_before, throttled)
+    try:
+        answer = CreateSlotAnswer.parse((yield calls.reserve_create(run.context, ask)))
+    except Exception:
+        answer = CreateSlotAnswer(None)
+    run.create_at = max(not_before, answer.at or 0.0)
+
+
+def watch(run: TaskRun, group: str) -> Steps[tuple[Decision, Any]]:
+    """Watch a created group until something ends the attempt; returns `(decision, reported result)`."""
+    assert run.deadline is not None
+    unreadable = 0
+    while True:
+        observation: Observation | None = None
+        result: Any = None
+        remaining = (run.deadline - run.now).total_seconds()
+        if run.cancelled:
+            observation = Observation(kind=ObservationKind.CANCELLED)
+        elif remaining <= 0:
+            observation = Observation(
+                kind=ObservationKind.TIMED_OUT,
+                message=f"the task ran longer than taskTimeoutSeconds={run.task.task_timeout_seconds}",
+            )
+        else:
+            maybe_continue(run, Phase.WATCH)
+            try:
+                observation, result = yield from wait_for_news(run, group, min(remaining, poll_seconds(run)))
+                unreadable = 0
+            except Exception as exc:  # the group could not be read: the callback and later polls may still tell
+                unreadable += 1
+                if unreadable >= MAX_UNREADABLE_POLLS:
+                    observation = Observation(
+                        kind=ObservationKind.LOST,
+                        message=f"its state could not be read {unreadable} times in a row: {failure_text(exc)}",
+                    )
+        if observation is None:
+            continue
+        decision = decide(observation, run.state)
+        # A restart in place also waits (Next.WAIT), so it must be acted on before the plain wait.
+        if decision.group_action is GroupAction.RESTART_IN_PLACE:
+            try:
+                yield calls.restart_group(run.context, GroupRef(group))
+            except Exception as exc:
+                decision = decide(Observation(ObservationKind.LOST, message=failure_text(exc)), run.state)
+                return decision, None
+            run.state = replace(run.state, restarts_in_place=run.state.restarts_in_place + 1)
+            continue
+        if decision.next is Next.WAIT:
+            continue
+        if observation.exit_code is not None:
+            run.publish(exit_code=observation.exit_code)
+        return decision, result
+
+
+def poll_seconds(run: TaskRun) -> float:
+    return max(0.1, run.task.poll_seconds)
+
+
+def wait_for_news(run: TaskRun, group: str, seconds: float) -> Steps[News]:
+    """Wait for a callback, a cancel or the poll timer."""
+    woken, payload = yield from run.race(run.callbacks, seconds)
+    if woken is Woken.CANCEL:
+        return None, None
+    if woken is Woken.EVENT:
+        return reported(run, payload)
+    group_state = GroupStateAnswer.parse((yield calls.get_group_state(run.context, GroupRef(group))))
+    if group_state.throttled is not None or group_state.state is None:
+        return None, None  # ARM throttled the read: nothing learned; the next poll asks again
+    observation = observation_from_state(group_state.state, restarts_requested=run.state.restarts_in_place)
+    if observation is None or observation.kind is not ObservationKind.EXITED:
+        return observation, None
+    if run.callbacks.muted:
+        # A report may be kept by the SDK while the name is muted (after a repeat): race for it once more.
+        run.callbacks.listen_again()
+    elif run.callbacks.arrived() is None and run.heard_from != run.attempt:
+        return observation, None  # a container that never calls back ends by its exit code
+    # It exited after calling back (or while its group was read): its final report, sent before the exit,
+    # carries the result and the group's state does not, so listen for it a little longer. A report that is
+    # already in wins at once.
+    deadline = run.now + timedelta(seconds=CALLBACK_GRACE_SECONDS)
+    while (remaining := (deadline - run.now).total_seconds()) > 0:
+        woken, payload = yield from run.race(run.callbacks, remaining)
+        if woken is not Woken.EVENT:
+            break
+        news = reported(run, payload)
+        if news[0] is not None:
+            return news
+    return observation, None
+
+
+def reported(run: TaskRun, payload: Any) -> News:
+    """What a callback's payload tells: `(observation, result)`, or `(None, None)` when it ends nothing."""
+    if payload is None:
+        return None, None  # a report handled already: listen again after the next poll
+    report = CallbackReport.from_event(payload)
+    if report is None or report.attempt != run.attempt:
+        return None, None  # a stale attempt's or malformed report: never completes this attempt
+    run.heard_from = run.attempt
+    if report.status is CallbackStatus.PROGRESS:
+        run.publish(progress=report.progress)
+        return None, None
+    kind = (
+        ObservationKind.CALLBACK_SUCCEEDED
+        if report.status is CallbackStatus.SUCCEEDED
+        else ObservationKind.CALLBACK_FAILED
+    )
+    return Observation(kind=kind, exit_code=report.exit_code, message=report.message), report.result
