@@ -213,13 +213,15 @@ class GroupRuntime:
     def env_for(self, spec: dict[str, Any]) -> dict[str, str]:
         env = {"HOSTNAME": self.group.name}  # PATH and HOME come from the sandbox: they depend on what it shows
         for item in spec.get("properties", {}).get("environmentVariables") or []:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                continue  # stored by an emulator older than the PUT's shape checks; rendering skips it too
             value = item.get("secureValue") if item.get("secureValue") is not None else item.get("value")
             env[str(item["name"])] = "" if value is None else str(value)
         return env
 
     def command_for(self, spec: dict[str, Any]) -> list[str] | None:
         command = spec.get("properties", {}).get("command")
-        if command:
+        if command and isinstance(command, list):
             return [str(arg) for arg in command]
         default: list[str] | None = self.host.catalog_command(spec.get("properties", {}).get("image", ""))
         return default

@@ -34,22 +34,28 @@ class OperationKind(StrEnum):
 
 
 def render_group(group: Group) -> dict[str, Any]:
+    """The group as ARM returns it. Validation admits only well-formed bodies, but a group stored by an older
+    emulator may hold lists of the wrong shape: those are rendered without the malformed entries (never echoed,
+    since a malformed entry may hold a write-only secret), so one bad group cannot break a GET or a list."""
     body = copy.deepcopy(group.body)
     props = body.setdefault("properties", {})
     for kind, runs in (("containers", group.containers), ("initContainers", group.init_containers)):
-        for container in props.get(kind) or []:
+        for container in _objects(props, kind):
             cprops = container.setdefault("properties", {})
-            for variable in cprops.get("environmentVariables") or []:
+            if not isinstance(cprops, dict):
+                continue
+            for variable in _objects(cprops, "environmentVariables"):
                 variable.pop("secureValue", None)  # write-only, as in ARM
-            run = runs.get(container["name"])
+            name = container.get("name")
+            run = runs.get(name) if isinstance(name, str) else None
             if run is not None:
                 view: dict[str, Any] = {"restartCount": run.restart_count, "currentState": run.current,
                                         "events": run.events}  # fmt: skip
                 if run.previous:
                     view["previousState"] = run.previous
                 cprops["instanceView"] = view
-    for credential in props.get("imageRegistryCredentials") or []:
-        credential.pop("password", None)
+    for credential in _objects(props, "imageRegistryCredentials"):
+        credential.pop("password", None)  # write-only, as in ARM
     props.setdefault("initContainers", [])
     props["sku"] = props.get("sku") or "Standard"
     props["provisioningState"] = group.provisioning_state
@@ -59,6 +65,16 @@ def render_group(group: Group) -> dict[str, Any]:
          "type": GROUP_TYPE}
     )  # fmt: skip
     return body
+
+
+def _objects(parent: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """`parent[key]` kept to its object entries (and set to that list): what is not a list of objects is dropped."""
+    found = parent.get(key)
+    if found is None:
+        return []
+    kept = [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
+    parent[key] = kept
+    return kept
 
 
 def render_deleted(group: Group) -> dict[str, Any]:

@@ -8,6 +8,11 @@ naming and resource rules of the ACI reference, section 6.1, and the 2023-05-01 
 required; `Container`: `name` and `properties` required; the `restartPolicy`, `osType` and `priority` enums). Codes
 ACI does not document for a name (`InvalidContainerGroupName`, `InvalidContainerName`) are those third parties
 report.
+
+A body whose fields have another JSON type than that schema gives them (`EnvironmentVariable`,
+`ImageRegistryCredential`, `ContainerPort`, `VolumeMount`, `Volume`: objects in lists, their required names
+strings; `command` a list of strings) is refused with `InvalidRequestContent`, as ARM refuses a body it cannot
+deserialize; everything rendering and the runtime read from a stored group has therefore passed through here.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeGuard
 
 from aciemu.arm import ArmError, inaccessible_image, invalid_content
 from aciemu.limits import Priority
@@ -95,6 +100,12 @@ def validate_put(name: str, body: Any, catalog_command: CommandLookup) -> Valida
     init_containers = props.get("initContainers") or []
     if not isinstance(init_containers, list):
         return invalid_content("The request content was invalid: 'initContainers' must be a list of containers.")
+    if not isinstance(body["location"], str):
+        return invalid_content("The request content was invalid: 'location' must be a string.")
+    problem = _list_problem(props, "imageRegistryCredentials", required=("server",))
+    problem = problem or _list_problem(props, "volumes", required=("name",))
+    if problem is not None:
+        return invalid_content(f"The request content was invalid: {problem}.")
     refused = _check_containers(name, [*containers, *init_containers], catalog_command)
     if refused is not None:
         return refused
@@ -102,12 +113,12 @@ def validate_put(name: str, body: Any, catalog_command: CommandLookup) -> Valida
     for container in containers:
         requests = _requests(container)
         cpu, memory_gb = requests.get("cpu"), requests.get("memoryInGB")
-        if not isinstance(cpu, int | float) or not 0 < cpu <= MAX_CPU:
+        if not _is_number(cpu) or not 0 < cpu <= MAX_CPU:
             return ArmError(
                 400, "InvalidContainerResourceRequests",
                 f"The cpu request of container '{container['name']}' must be >0 and <= {MAX_CPU:g}.",
             )  # fmt: skip
-        if not isinstance(memory_gb, int | float) or not 0 < memory_gb <= MAX_MEMORY_GB:
+        if not _is_number(memory_gb) or not 0 < memory_gb <= MAX_MEMORY_GB:
             return ArmError(
                 400, "InvalidContainerResourceRequests",
                 f"The memory request of container '{container['name']}' must be >0 and <= {MAX_MEMORY_GB:g} GB.",
@@ -134,7 +145,9 @@ def _check_containers(group: str, containers: list[Any], catalog_command: Comman
             return invalid_content(
                 "The request content was invalid: each container must be an object with 'name' and 'properties'."
             )
-        cname = str(container.get("name", ""))
+        cname = container.get("name", "")
+        if not isinstance(cname, str):
+            return invalid_content("The request content was invalid: each container's 'name' must be a string.")
         if not CONTAINER_NAME.match(cname) or cname in seen:
             return ArmError(400, "InvalidContainerName", f"The container name '{cname}' is invalid or repeated.")
         seen.add(cname)
@@ -142,9 +155,60 @@ def _check_containers(group: str, containers: list[Any], catalog_command: Comman
         image = cprops.get("image")
         if not image:
             return ArmError(400, "MissingRequiredProperty", f"The container '{cname}' has no image.")
-        if not cprops.get("command") and catalog_command(str(image)) is None:
-            return inaccessible_image(str(image), group)
+        problem = _container_problem(cprops)
+        if problem is not None:
+            return invalid_content(f"The request content was invalid: {problem} in container '{cname}'.")
+        if not cprops.get("command") and catalog_command(image) is None:
+            return inaccessible_image(image, group)
     return None
+
+
+def _container_problem(cprops: dict[str, Any]) -> str | None:
+    """What in a container's properties has another JSON type than the schema's (None when all match); the
+    runtime and rendering read these fields without checking them again."""
+    if not isinstance(cprops["image"], str):
+        return "'image' must be a string"
+    command = cprops.get("command")
+    if command is not None and not (isinstance(command, list) and all(isinstance(arg, str) for arg in command)):
+        return "'command' must be a list of strings"
+    problem = _list_problem(cprops, "environmentVariables", required=("name",), optional=("value", "secureValue"))
+    problem = problem or _list_problem(cprops, "volumeMounts", required=("name", "mountPath"))
+    if problem is None:
+        ports = cprops.get("ports")
+        if ports is not None and not (
+            isinstance(ports, list) and all(isinstance(p, dict) and _is_integer(p.get("port")) for p in ports)
+        ):
+            problem = "'ports' must be a list of objects with an integer 'port'"
+    return problem
+
+
+def _list_problem(parent: dict[str, Any], key: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> (
+    str | None
+):  # fmt: skip
+    """`parent[key]`, when present, must be a list of objects whose `required` fields are strings and whose
+    `optional` ones are strings or null; a description of the mismatch, or None."""
+    items = parent.get(key)
+    if items is None:
+        return None
+    ok = isinstance(items, list) and all(
+        isinstance(item, dict)
+        and all(isinstance(item.get(field), str) for field in required)
+        and all(isinstance(item.get(field), str | None) for field in optional)
+        for item in items
+    )
+    if ok:
+        return None
+    wanted = " and ".join(f"a string '{field}'" for field in required)
+    return f"'{key}' must be a list of objects with {wanted}"
+
+
+def _is_number(value: Any) -> TypeGuard[float]:
+    """A JSON number (a bool is an int to Python, not a number to ARM's deserializer)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_integer(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _one_of(value: Any, allowed: type[StrEnum]) -> bool:

@@ -114,3 +114,4 @@ class DurableClient:
             waiters.remove(waiter)
             if not waiters:
                 self.engine.after_episode(instance_id)
+                self.engine.release_runtime(instance_id)  # the id may name no instance (a 404, or one purged)

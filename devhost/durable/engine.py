@@ -87,10 +87,16 @@ class Engine:
         self.loop_task: asyncio.Task[None] | None = None
 
     def runtime(self, instance_id: str) -> InstanceRuntime:
+        """An existing instance's runtime, made on first use (code that only reads uses `self.runtimes.get`)."""
         found = self.runtimes.get(instance_id)
         if found is None:
             found = self.runtimes[instance_id] = InstanceRuntime()
         return found
+
+    def release_runtime(self, instance_id: str) -> None:
+        """Drop what a client operation on an id naming no instance (unknown, or purged) made to wait on."""
+        if instance_id not in self.instances:
+            self.runtimes.pop(instance_id, None)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -444,13 +450,13 @@ class Engine:
         )  # fmt: skip
 
     def after_episode(self, instance_id: str) -> None:
-        runtime = self.runtime(instance_id)
-        for waiter in runtime.settling:
+        runtime = self.runtimes.get(instance_id)  # read only: none when the instance was purged meanwhile
+        for waiter in runtime.settling if runtime is not None else []:
             if not waiter.done():
                 waiter.set_result(None)
         instance = self.instances.get(instance_id)
         if instance is not None and instance.pending and instance.status == "Running":
-            gather = runtime.gather
+            gather = runtime.gather if runtime is not None else None
             if gather is None or not gather.waits(len(instance.pending)):
                 self.scheduler.mark_ready(instance_id)
 

@@ -36,7 +36,8 @@ class InstanceRuntime:
     # Orchestration sessions (`devhost.sessions`): how far into which execution's history the worker has
     # replayed, as of the last episode applied; the next episode sends only what follows.
     session: tuple[str, int] | None = None
-    timer_handles: dict[str, asyncio.TimerHandle] = field(default_factory=dict)  # armed timers, by timer id
+    # Armed timers by (execution id, timer id): ids restart in each execution (`timers.Timers.arm`).
+    timer_handles: dict[tuple[str, int], asyncio.TimerHandle] = field(default_factory=dict)
     completion_waiters: list[asyncio.Future[None]] = field(default_factory=list)
     settling: list[asyncio.Future[None]] = field(default_factory=list)  # client operations waiting for an episode
 

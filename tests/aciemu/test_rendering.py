@@ -109,6 +109,24 @@ def test_write_only_values_never_come_back_and_the_stored_body_keeps_them() -> N
     assert "instanceView" not in stored["containers"][0]["properties"]
 
 
+def test_a_group_stored_malformed_by_older_code_renders_its_well_formed_parts_only() -> None:
+    group = running_group()
+    props = group.body["properties"]
+    main = props["containers"][0]["properties"]
+    main["environmentVariables"] = ["SECRET=s3cret", {"name": "SECRET", "secureValue": "s3cret"}, 7]
+    props["initContainers"][0]["properties"]["environmentVariables"] = {"name": "S", "secureValue": "s3cret"}
+    props["imageRegistryCredentials"] = "registry.example:pw"
+    props["containers"].append("not a container")
+    rendered = render_group(group)
+    assert "s3cret" not in json.dumps(rendered) and "pw" not in json.dumps(rendered)
+    got = ContainerGroup.deserialize(rendered)
+    assert [(v.name, v.secure_value) for v in got.containers[0].environment_variables] == [("SECRET", None)]
+    assert got.init_containers[0].environment_variables == [] and got.image_registry_credentials == []
+    assert [c.name for c in got.containers] == ["main"]
+    assert got.containers[0].instance_view.restart_count == 1  # the well-formed container keeps its view
+    assert main["environmentVariables"][0] == "SECRET=s3cret"  # the stored body is left as it was
+
+
 def test_a_pending_group_without_runs_renders_without_container_views() -> None:
     group = Group(key=f"{SUB}/rg/new", subscription=SUB, resource_group="rg", name="new", body=sent_body())
     got = ContainerGroup.deserialize(render_group(group))

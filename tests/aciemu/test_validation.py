@@ -177,3 +177,91 @@ def test_what_the_front_door_reads_survives_any_shape() -> None:
     assert (pre_validation_location(body), first_image(body)) == ("westeurope", "registry/app:2")
     for odd in (None, [], "x", {"location": ""}, {"properties": {"containers": [1]}}, {"properties": []}):
         assert pre_validation_location(odd) is None and first_image(odd) is None
+
+
+# -- fields of another JSON type than the 2023-05-01 schema gives them ------------------------------------------
+
+
+def with_container_field(field: str, value: Any) -> dict[str, Any]:
+    body: dict[str, Any] = wire(model())
+    body["properties"]["containers"][0]["properties"][field] = value
+    return body
+
+
+def with_group_field(field: str, value: Any) -> dict[str, Any]:
+    body: dict[str, Any] = wire(model())
+    body["properties"][field] = value
+    return body
+
+
+ENV_MESSAGE = (
+    "The request content was invalid: 'environmentVariables' must be a list of objects with a string 'name' in "
+    "container 'main'."
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (with_container_field("environmentVariables", {"name": "A", "value": "1"}), ENV_MESSAGE),
+        (with_container_field("environmentVariables", ["A=1"]), ENV_MESSAGE),
+        (with_container_field("environmentVariables", [{"value": "1"}]), ENV_MESSAGE),
+        (with_container_field("environmentVariables", [{"name": "A", "secureValue": {"s": 1}}]), ENV_MESSAGE),
+        (with_container_field("command", "sleep 1"),
+         "The request content was invalid: 'command' must be a list of strings in container 'main'."),
+        (with_container_field("command", ["sleep", ["1"]]),
+         "The request content was invalid: 'command' must be a list of strings in container 'main'."),
+        (with_container_field("image", {"name": "python:3"}),
+         "The request content was invalid: 'image' must be a string in container 'main'."),
+        (with_container_field("ports", [{"port": "80"}]),
+         "The request content was invalid: 'ports' must be a list of objects with an integer 'port' in container "
+         "'main'."),
+        (with_container_field("volumeMounts", [{"name": "v"}]),
+         "The request content was invalid: 'volumeMounts' must be a list of objects with a string 'name' and a "
+         "string 'mountPath' in container 'main'."),
+        (with_group_field("imageRegistryCredentials", {"server": "r", "password": "pw"}),
+         "The request content was invalid: 'imageRegistryCredentials' must be a list of objects with a string "
+         "'server'."),
+        (with_group_field("imageRegistryCredentials", ["r"]), None),
+        (with_group_field("volumes", [{"emptyDir": {}}]),
+         "The request content was invalid: 'volumes' must be a list of objects with a string 'name'."),
+        ({**wire(model()), "location": {"name": "westeurope"}},
+         "The request content was invalid: 'location' must be a string."),
+    ],
+)  # fmt: skip
+def test_fields_of_the_wrong_type_are_invalid_request_content(body: Any, message: str | None) -> None:
+    error = refused("g", body)
+    assert (error.status, error.code) == (400, "InvalidRequestContent")
+    if message is not None:
+        assert error.message == message
+
+
+def test_an_init_containers_env_is_checked_like_a_containers() -> None:
+    body = wire(model(init_containers=[InitContainerDefinition(name="init", image="busybox", command=["true"])]))
+    body["properties"]["initContainers"][0]["properties"]["environmentVariables"] = {"A": "1"}
+    assert refused("g", body).message == ENV_MESSAGE.replace("'main'", "'init'")
+
+
+def test_a_container_name_that_is_not_text_is_invalid_request_content() -> None:
+    body = wire(model())
+    body["properties"]["containers"][0]["name"] = 7
+    error = refused("g", body)
+    assert (error.code, error.message) == (
+        "InvalidRequestContent",
+        "The request content was invalid: each container's 'name' must be a string.",
+    )
+
+
+def test_a_boolean_is_not_a_cpu_count() -> None:
+    body = wire(model())
+    body["properties"]["containers"][0]["properties"]["resources"]["requests"]["cpu"] = True
+    assert refused("g", body).code == "InvalidContainerResourceRequests"
+
+
+def test_optional_lists_may_be_null_or_empty_and_values_null() -> None:
+    for field in ("environmentVariables", "ports", "volumeMounts"):
+        valid("g", with_container_field(field, None))
+    valid("g", with_container_field("environmentVariables", [{"name": "A", "value": None}, {"name": "B"}]))
+    valid("g", with_container_field("ports", [{"port": 80, "protocol": "TCP"}]))
+    valid("g", with_group_field("imageRegistryCredentials", []))
+    valid("g", with_group_field("volumes", [{"name": "v", "emptyDir": {}}]))

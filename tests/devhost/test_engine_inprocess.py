@@ -4,6 +4,8 @@ each (the subprocess tests in test_devhost.py cover the host and its language wo
 
 from __future__ import annotations
 
+import asyncio
+import time
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 import pytest
 
 from devhost.durable import DurableClient, Engine
-from devhost.durable.vocabulary import TERMINAL_STATES
+from devhost.durable.vocabulary import TERMINAL_STATES, DurableError
 from devhost.inprocess import InProcessWorkers
 from devhost.store import Store
 
@@ -90,3 +92,48 @@ async def test_an_unknown_activity_fails_the_orchestration_with_the_extension_me
     assert "The function 'no_such_activity' doesn't exist, is disabled, or is not an activity function." in str(
         instance.output
     )
+
+
+async def settle_and_terminate(client: DurableClient, instance_id: str) -> None:
+    """What the Durable HTTP API's terminate does (`devhost.durableapi`)."""
+    async with client.settled(instance_id):
+        client.terminate(instance_id, "enough")
+
+
+async def test_client_operations_on_unknown_ids_leave_no_runtime_behind(client: DurableClient) -> None:
+    engine = client.engine
+    kept = set(engine.runtimes)
+    for n in range(1000):
+        with pytest.raises(DurableError) as refused:
+            await settle_and_terminate(client, f"nobody-{n}")
+        assert refused.value.status == 404
+    assert set(engine.runtimes) == kept
+
+
+async def test_a_purged_instance_gets_no_runtime_back(client: DurableClient) -> None:
+    instance = await finish(client, "sequence", '["Oslo"]', "to-purge")
+    assert client.purge(instance.id) and instance.id not in client.engine.runtimes
+    client.engine.after_episode(instance.id)  # what an episode in flight when the purge came does as it ends
+    with pytest.raises(DurableError):
+        await settle_and_terminate(client, instance.id)
+    assert instance.id not in client.engine.runtimes and instance.id not in client.instances
+
+
+async def test_a_timer_of_the_generation_before_a_continue_as_new_cannot_unarm_the_new_ones(
+    client: DurableClient,
+) -> None:
+    instance = client.start("waits_for_go", "timers", None)
+    for _ in range(200):  # until its first episode has run: it waits for "Go"
+        if instance.history:
+            break
+        await asyncio.sleep(0.01)
+    engine = client.engine
+    runtime = engine.runtime(instance.id)
+    runtime.end_execution()  # continue-as-new starts the new generation's table, then the last episode's
+    engine.timers.arm(instance.id, "the-generation-before", 0, time.time())  # timers are armed into it
+    engine.timers.arm(instance.id, instance.execution_id, 0, time.time() + 60)  # ids restart at 0
+    new_timer = list(runtime.timer_handles.values())[-1]
+    await asyncio.sleep(0.05)  # the old timer fires (and is dropped: its execution is over)
+    assert not new_timer.cancelled()
+    await settle_and_terminate(client, instance.id)  # finishing must cancel what the new generation armed
+    assert new_timer.cancelled() and runtime.timer_handles == {}
