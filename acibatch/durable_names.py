@@ -59,6 +59,26 @@ class TenantOp(StrEnum):
     UPDATE_JOB = "update_job"
 
 
+class ScheduleOp(StrEnum):
+    """The schedule entity's operations (`acibatch.messages.schedule`): the API changes it, the orchestration
+    reads it (`get`) and records each wake-up (`record`)."""
+
+    GET = "get"
+    PUT = "put"
+    DELETE = "delete"
+    SUSPEND = "suspend"
+    RESUME = "resume"
+    TRIGGER = "trigger"
+    RECORD = "record"
+
+
+class ScheduleIndexOp(StrEnum):
+    """The scheduleindex entity's operations; each takes a bare schedule id."""
+
+    ADD = "add"
+    REMOVE = "remove"
+
+
 EVENT_CALLBACK: Final = "Callback"
 EVENT_CANCEL: Final = "Cancel"
 EVENT_CAPACITY_GRANTED: Final = "CapacityGranted"

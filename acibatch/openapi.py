@@ -8,11 +8,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
-from pydantic_core import core_schema
+from pydantic.json_schema import models_json_schema
 
 from acibatch.callbacks import MAX_JSON_DEPTH, MAX_MESSAGE_CHARS, MAX_RESULT_BYTES
 from acibatch.exitrules import EXIT_CODE_MAX, EXIT_CODE_MIN
+from acibatch.models.jsonschema import ComponentSchemas
+from acibatch.models.jsonschema import pattern_text as _pattern_text
 from acibatch.models.views import JobAccepted, JobCancelling, JobList, JobView, task_view_schema
 from acibatch.naming import TENANT_RULE
 from acibatch.openapi_dashboard import DASHBOARD_SCHEMAS, dashboard_paths
@@ -34,11 +35,6 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     return {str(code): ERROR for code in codes}
-
-
-def _pattern_text(pattern: str) -> str:
-    """A Python pattern that JSON Schema (ECMA-262) reads the same: named groups become plain groups."""
-    return re.sub(r"\(\?P<\w+>", "(?:", pattern)
 
 
 def _pattern(rule: re.Pattern[str]) -> str:
@@ -66,29 +62,6 @@ def _query_int(name: str, description: str, minimum: int, maximum: int, default:
 
 
 JOB_STATE = {"type": "string", "enum": [str(state) for state in JOB_STATES]}
-
-
-class ComponentSchemas(GenerateJsonSchema):
-    """pydantic's JSON Schema as OpenAPI 3.1 components: patterns in ECMA-262, a dict's key rule as
-    `propertyNames` (so a key that breaks it is invalid, not merely unconstrained), no generated titles."""
-
-    def field_title_should_be_set(self, schema: Any) -> bool:
-        return False
-
-    def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
-        found = super().str_schema(schema)
-        if "pattern" in found:
-            found["pattern"] = _pattern_text(found["pattern"])
-        return found
-
-    def dict_schema(self, schema: core_schema.DictSchema) -> JsonSchemaValue:
-        found = super().dict_schema(schema)
-        patterns = found.pop("patternProperties", None)
-        if patterns:
-            ((pattern, values),) = patterns.items()
-            found["propertyNames"] = {"pattern": pattern}
-            found["additionalProperties"] = values
-        return found
 
 
 def model_schemas() -> dict[str, Any]:

@@ -1,12 +1,17 @@
 """The schedules' part of the OpenAPI document (`api.schedules`); `acibatch.openapi` merges it into the one
-document served at `GET /api/openapi.json`. Bounds and enums come from `acibatch.schedules`."""
+document served at `GET /api/openapi.json`. The request body's schemas are generated from the models that validate
+it (`acibatch.scheduling.request`); the answers and the paths are written here."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from acibatch import schedules
+from pydantic.json_schema import models_json_schema
+
+from acibatch.models.jsonschema import REF_TEMPLATE, ComponentSchemas, pattern_text
+from acibatch.scheduling.request import ScheduleRecurrence, ScheduleRequest
+from acibatch.scheduling.spec import SCHEDULE_ID_RULE
+from acibatch.scheduling.wake import CatchUp, ConcurrencyPolicy
 
 NULLABLE_TIME = {"type": ["string", "null"]}
 RULES_IN_WORDS = (
@@ -27,49 +32,37 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+JOB_WITHOUT_ID = {
+    "description": "the body of POST /jobs without jobId: each run's job id is "
+    "'<scheduleId>.<instant, e.g. 20261206T020000Z>' ('<scheduleId>.manual.<instant>' when triggered)",
+    "allOf": [_ref("JobSpec"), {"not": {"required": ["jobId"]}}],
+}
+
+
+def request_schemas() -> dict[str, Any]:
+    """`ScheduleSpec` (the PUT body) and the schemas only it uses, generated from the models that validate it; the
+    job spec's own schemas come from `acibatch.openapi`, so only references to them are kept here."""
+    _, found = models_json_schema(
+        [(ScheduleRequest, "validation")],
+        by_alias=True,
+        ref_template=REF_TEMPLATE,
+        schema_generator=ComponentSchemas,
+    )
+    defs: dict[str, Any] = found["$defs"]
+    body = defs[ScheduleRequest.__name__]
+    body["title"], body["description"] = ScheduleRequest.SCHEMA_NAME, RULES_IN_WORDS
+    body["properties"]["jobSpecification"] = JOB_WITHOUT_ID
+    for model in (ScheduleRequest, ScheduleRecurrence):
+        for field in defs[model.__name__]["properties"].values():
+            # An optional field's default is what leaving it out means; a null default would read as a value.
+            if field.get("default", "") is None:
+                del field["default"]
+    schemas = {name: defs[name] for name in (ScheduleRecurrence.__name__, ConcurrencyPolicy.__name__, CatchUp.__name__)}
+    return {ScheduleRequest.SCHEMA_NAME: body, **schemas}
+
+
 SCHEDULE_SCHEMAS: dict[str, Any] = {
-    "ScheduleSpec": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["schedule", "jobSpecification"],
-        "description": RULES_IN_WORDS,
-        "properties": {
-            "schedule": {
-                "type": "object",
-                "additionalProperties": False,
-                "oneOf": [{"required": ["cron"]}, {"required": ["recurrenceInterval"]}],
-                "properties": {
-                    "cron": {"type": "string", "minLength": 1, "maxLength": 200, "examples": ["0 2 * * *"]},
-                    "timeZone": {"type": "string", "default": "UTC", "examples": ["Europe/Berlin"]},
-                    "recurrenceInterval": {
-                        "type": "string",
-                        "pattern": schedules.DURATION.pattern,
-                        "description": "ISO 8601 duration of whole seconds, 1 s to 366 days",
-                        "examples": ["PT1H"],
-                    },
-                },
-            },
-            "doNotRunUntil": {"type": "string", "format": "date-time"},
-            "doNotRunAfter": {"type": "string", "format": "date-time"},
-            "startingDeadlineSeconds": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": schedules.MAX_DEADLINE_SECONDS,
-            },
-            "concurrencyPolicy": {
-                "type": "string",
-                "enum": [str(policy) for policy in schedules.ConcurrencyPolicy],
-                "default": "Allow",
-            },
-            "catchUp": {"type": "string", "enum": [str(mode) for mode in schedules.CatchUp], "default": "skip"},
-            "suspend": {"type": "boolean", "default": False},
-            "jobSpecification": {
-                "description": "the body of POST /jobs without jobId: each run's job id is "
-                "'<scheduleId>.<instant, e.g. 20261206T020000Z>' ('<scheduleId>.manual.<instant>' when triggered)",
-                "allOf": [{"$ref": "#/components/schemas/JobSpec"}, {"not": {"required": ["jobId"]}}],
-            },
-        },
-    },
+    **request_schemas(),
     "Schedule": {
         "type": "object",
         "required": ["scheduleId"],
@@ -110,7 +103,7 @@ def schedule_paths(error: dict[str, Any]) -> dict[str, Any]:
         "in": "path",
         "required": True,
         "description": "the schedule's id: letters, digits, '-' and '_', at most 39",
-        "schema": {"type": "string", "pattern": re.sub(r"\(\?P<\w+>", "(?:", schedules.SCHEDULE_ID_RULE.pattern)},
+        "schema": {"type": "string", "pattern": pattern_text(SCHEDULE_ID_RULE.pattern)},
     }
     pending = _json(_ref("Schedule"), "stored, not applied yet (`applied: false`); Location: the schedule")
 

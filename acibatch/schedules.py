@@ -1,6 +1,6 @@
 """Job schedules: one name for callers. The work lives in `acibatch.scheduling`, one job per module:
-`recurrence` (fire times), `spec` (the validated schedule spec), `wake` (what each wake-up does, concurrency,
-tick job ids) and `state` (the schedule entity's state and durable identity)."""
+`recurrence` (fire times), `request` (the PUT body's models), `spec` (the validated schedule spec), `wake` (what
+each wake-up does, concurrency, tick job ids) and `state` (the schedule entity's state and durable identity)."""
 
 from acibatch.scheduling.recurrence import (
     DURATION,
@@ -14,6 +14,7 @@ from acibatch.scheduling.recurrence import (
     utc_iso,
     whole_second,
 )
+from acibatch.scheduling.request import ScheduleRecurrence, ScheduleRequest
 from acibatch.scheduling.spec import (
     MAX_DEADLINE_SECONDS,
     RECURRENCE_FIELDS,
@@ -70,6 +71,8 @@ __all__ = [
     "ConcurrencyPolicy",
     "Recurrence",
     "RunKind",
+    "ScheduleRecurrence",
+    "ScheduleRequest",
     "ScheduleSpec",
     "ScheduleSpecInvalid",
     "ScheduleState",

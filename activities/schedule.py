@@ -10,14 +10,17 @@ live status of the schedule's recent jobs, and a replaced job is cancelled as `P
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Mapping
 from typing import Any, cast
 
 import azure.durable_functions as df
 
 from acibatch import durable_names as names
+from acibatch.messages.schedule import RunOutcome, RunRequest
 from acibatch.naming import job_instance_id
-from acibatch.schedules import ConcurrencyPolicy, RunKind, decide_concurrency, parse_instant, tick_job_id
+from acibatch.schedules import decide_concurrency, parse_instant, tick_job_id
 from acibatch.sealing import SealError, unseal
 from acibatch.settings import current as settings
 from acibatch.spec import JobSpec
@@ -32,36 +35,38 @@ log = logging.getLogger(__name__)
 @bp.activity_trigger(input_name="payload", activity=names.RUN_SCHEDULED_JOB)
 @bp.durable_client_input(client_name="client")
 async def run_scheduled_job(payload: object, client: df.DurableOrchestrationClient) -> dict[str, Any]:
-    """Submit one tick's job, or say why not: `{scheduledFor, kind, jobId, submitted, reason?, replaced?}`."""
-    payload = cast(dict[str, Any], payload)  # typed `object` for the Python worker: see devhost/workerrules.py
-    tenant, schedule_id = payload["tenant"], payload["scheduleId"]
-    kind = RunKind(payload["kind"])
-    job_id = tick_job_id(schedule_id, parse_instant(payload["scheduledFor"]), kind)
-    outcome: dict[str, Any] = {"scheduledFor": payload["scheduledFor"], "kind": str(kind), "jobId": job_id}
+    """Submit one tick's job, or say why not: a `RunOutcome`."""
+    # Typed `object` for the Python worker (see devhost/workerrules.py): the request is parsed here.
+    return (await submit_run(RunRequest.parse(cast(Mapping[str, Any], payload)), client)).to_dict()
+
+
+async def submit_run(run: RunRequest, client: df.DurableOrchestrationClient) -> RunOutcome:
+    tenant, schedule_id = run.tenant, run.schedule_id
+    job_id = tick_job_id(schedule_id, parse_instant(run.scheduled_for), run.kind)
+    submitted = RunOutcome(run.scheduled_for, run.kind, job_id, submitted=True)
 
     existing = await client.get_status(job_instance_id(tenant, job_id))
     if getattr(existing, "runtime_status", None) is not None:
         # This tick ran before (the activity is repeated after a crash): its job is already there.
-        return {**outcome, "submitted": True}
-    others = [other for other in payload.get("recentJobs") or [] if other != job_id]
-    decision = decide_concurrency(ConcurrencyPolicy(payload["policy"]), await running_jobs(client, tenant, others))
+        return submitted
+    others = [other for other in run.recent_jobs if other != job_id]
+    decision = decide_concurrency(run.policy, await running_jobs(client, tenant, others))
     if not decision.submit:
-        return {**outcome, "submitted": False, "reason": decision.reason}
+        return submitted.refused(decision.reason)
     for replaced in decision.cancel:
         try:
             await request_cancel(client, tenant, replaced)
         except Exception as exc:  # it finished since it was seen running: nothing is left to cancel
             log.info("no cancel for %s of schedule %s: %s", replaced, schedule_id, exc)
     try:
-        sealed = payload.get("sealedSecureEnv")
+        sealed = run.sealed_secure_env
         secure_env = unseal(settings().signing_keys, sealed) if sealed else {}
     except SealError as error:
-        return {**outcome, "submitted": False, "reason": f"the schedule's secure env values cannot be opened: {error}"}
-    spec = JobSpec.from_dict(payload["job"]).model_copy(update={"job_id": job_id, "secure_env": secure_env})
+        return submitted.refused(f"the schedule's secure env values cannot be opened: {error}")
+    spec = JobSpec.from_dict(run.job).model_copy(update={"job_id": job_id, "secure_env": secure_env})
     try:
         await start_job(client, tenant, spec)
     except ApiError as error:  # a job of another spec holds the id (one the tenant submitted by hand)
-        return {**outcome, "submitted": False, "reason": error.message}
+        return submitted.refused(error.message)
     log.info("schedule %s of %s submitted %s", schedule_id, tenant, job_id)
-    replaced_jobs = {"replaced": list(decision.cancel)} if decision.cancel else {}
-    return {**outcome, "submitted": True, **replaced_jobs}
+    return dataclasses.replace(submitted, replaced=tuple(decision.cancel) or None)

@@ -32,6 +32,7 @@ from acibatch import durable_names as names
 from acibatch import reconcile
 from acibatch.aci import GroupSummary
 from acibatch.entitystate import read_stored
+from acibatch.messages.sweep import OwnerProgress, ReclaimOrder
 from acibatch.settings import current as settings
 from acibatch.tenancy import CapacityState
 from activities import bp
@@ -65,8 +66,7 @@ def orphan_reason(group: GroupSummary, owner_status: Any, now: float, grace_seco
     runtime_name = str(getattr(runtime, "value", runtime))
     if runtime_name not in reconcile.ALIVE:
         return f"its owner orchestration is {runtime_name}"
-    custom = getattr(owner_status, "custom_status", None)
-    current = custom.get("groupName") if isinstance(custom, dict) else None
+    current = OwnerProgress.parse(getattr(owner_status, "custom_status", None)).group_name
     if current is not None and current != group.name:
         return f"its owner has moved on to group {current}"
     return None
@@ -101,10 +101,8 @@ def _owner_of(status: Any) -> reconcile.OwnerStatus:
     if status is None:
         return reconcile.OwnerStatus(None)
     runtime = status.runtime_status
-    custom = getattr(status, "custom_status", None)
-    attempt = custom.get("attempt") if isinstance(custom, dict) else None
-    valid = isinstance(attempt, int) and not isinstance(attempt, bool)
-    return reconcile.OwnerStatus(str(getattr(runtime, "value", runtime)), attempt if valid else None)
+    attempt = OwnerProgress.parse(getattr(status, "custom_status", None)).attempt
+    return reconcile.OwnerStatus(str(getattr(runtime, "value", runtime)), attempt)
 
 
 async def _bounded(items: Iterable[Item], one: Callable[[Item], Awaitable[Result]]) -> list[Result]:
@@ -170,7 +168,8 @@ async def reclaim_leases(client: df.DurableOrchestrationClient) -> list[reconcil
         log.info("lease sweep: %d stale lease(s) wait for the running reclaim to finish", len(stale))
         return []
     try:
-        await client.start_new(names.RECLAIM_ORCHESTRATOR, names.RECLAIM_INSTANCE, [s.to_dict() for s in stale])
+        order = ReclaimOrder(tuple(stale))
+        await client.start_new(names.RECLAIM_ORCHESTRATOR, names.RECLAIM_INSTANCE, order.to_list())
     except Exception as error:  # another sweep started it first (409): that run or the next one does it
         log.info("lease sweep: reclaim not started: %s", error)
         return []

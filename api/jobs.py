@@ -16,7 +16,9 @@ from acibatch.accounts import list_jobs
 from acibatch.aci import shared_gateway
 from acibatch.callbacks import decode_event_payload
 from acibatch.dag import Graph, blocked_tasks
+from acibatch.durable_names import TenantOp
 from acibatch.entitystate import read_stored
+from acibatch.messages.tenant import JobRegistration
 from acibatch.models.views import JobAccepted, JobCancelling, JobList, JobView
 from acibatch.naming import job_instance_id, new_job_id, task_instance_id
 from acibatch.plan import JobInput, progress_entity_key
@@ -101,10 +103,9 @@ async def start_job(client: df.DurableOrchestrationClient, tenant: str, spec: Jo
             submitted_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             poll_seconds=signing.poll_seconds,
         )
+        registration = JobRegistration(job_id, job.submitted_at, fingerprint)
         await client.signal_entity(
-            df.EntityId(names.TENANT_ENTITY, tenant),
-            "register_job",
-            {"jobId": job_id, "createdAt": job.submitted_at, "fingerprint": fingerprint},
+            df.EntityId(names.TENANT_ENTITY, tenant), TenantOp.REGISTER_JOB, registration.to_dict()
         )
         try:
             await client.start_new(names.JOB_ORCHESTRATOR, instance, job.to_dict())

@@ -19,7 +19,9 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from acibatch import durable_names as names
+from acibatch.durable_names import ScheduleIndexOp, ScheduleOp
 from acibatch.entitystate import read_stored
+from acibatch.messages.schedule import ChangeAt, ScheduleChange, ScheduleDelete, SchedulePut, stamped
 from acibatch.naming import job_instance_id
 from acibatch.schedules import (
     MAX_DEFINITION_BYTES,
@@ -103,11 +105,11 @@ def now_utc() -> datetime:
 
 
 async def change(
-    client: df.DurableOrchestrationClient, tenant: str, schedule_id: str, operation: str, data: dict[str, Any]
+    client: df.DurableOrchestrationClient, tenant: str, schedule_id: str, operation: ScheduleOp, message: ScheduleChange
 ) -> bool:
     """Signal `operation` to the schedule entity; whether the entity holds it within the default wait."""
     version = uuid.uuid4().hex
-    await client.signal_entity(entity_of(tenant, schedule_id), operation, {**data, "version": version})
+    await client.signal_entity(entity_of(tenant, schedule_id), operation, stamped(message, version).to_dict())
 
     async def applied() -> bool:
         return (await read_schedule(client, tenant, schedule_id)).version == version
@@ -207,15 +209,9 @@ async def put_schedule(req: func.HttpRequest, client: df.DurableOrchestrationCli
             "in Durable state: use fewer or smaller tasks, or submit such jobs with POST /api/jobs",
         )
     sealed = seal(settings().callback_signing_key, spec.job.secure_env) if spec.job.secure_env else None
-    put = {
-        "tenant": tenant,
-        "scheduleId": schedule_id,
-        "definition": spec.to_dict(),
-        "sealedSecureEnv": sealed,
-        "at": now.isoformat(),
-    }
-    applied = await change(client, tenant, schedule_id, "put", put)
-    await client.signal_entity(df.EntityId(names.SCHEDULE_INDEX_ENTITY, tenant), "add", schedule_id)
+    put = SchedulePut(tenant, schedule_id, spec.to_dict(), sealed, now.isoformat())
+    applied = await change(client, tenant, schedule_id, ScheduleOp.PUT, put)
+    await client.signal_entity(df.EntityId(names.SCHEDULE_INDEX_ENTITY, tenant), ScheduleIndexOp.ADD, schedule_id)
     await wake(client, tenant, schedule_id)
     return await answer(req, client, tenant, schedule_id, applied, 200 if existing.exists else 201)
 
@@ -263,7 +259,7 @@ async def get_schedule(req: func.HttpRequest, client: df.DurableOrchestrationCli
     return json_response(await view(req, client, tenant, state))
 
 
-def _register_suspend_route(operation: str) -> None:
+def _register_suspend_route(operation: ScheduleOp) -> None:
     """`POST /schedules/{id}/suspend` and `.../resume`: one handler, registered once per operation (the Functions
     host names each function after its handler, hence the rename)."""
 
@@ -271,7 +267,7 @@ def _register_suspend_route(operation: str) -> None:
         tenant = require_tenant(await authenticate(req, client))
         schedule_id = schedule_id_from_route(req)
         await find_schedule(client, tenant, schedule_id)
-        applied = await change(client, tenant, schedule_id, operation, {"at": now_utc().isoformat()})
+        applied = await change(client, tenant, schedule_id, operation, ChangeAt(now_utc().isoformat()))
         await wake(client, tenant, schedule_id)
         return await answer(req, client, tenant, schedule_id, applied, 200)
 
@@ -280,7 +276,7 @@ def _register_suspend_route(operation: str) -> None:
     route(bp.durable_client_input(client_name="client")(handle_errors(set_suspended)))
 
 
-for _operation in ("suspend", "resume"):
+for _operation in (ScheduleOp.SUSPEND, ScheduleOp.RESUME):
     _register_suspend_route(_operation)
 
 
@@ -300,7 +296,7 @@ async def trigger_schedule(req: func.HttpRequest, client: df.DurableOrchestratio
             f"schedule '{schedule_id}' already has {MAX_PENDING_TRIGGERS} manual runs waiting to start; "
             "try again once they have started",
         )
-    applied = await change(client, tenant, schedule_id, "trigger", {"at": utc_iso(at)})
+    applied = await change(client, tenant, schedule_id, ScheduleOp.TRIGGER, ChangeAt(utc_iso(at)))
     await wake(client, tenant, schedule_id)
     job_id = tick_job_id(schedule_id, at, RunKind.MANUAL)
     extra = {"jobId": job_id, "scheduledFor": utc_iso(at), "statusUrl": f"{base_url(req)}/jobs/{job_id}"}
@@ -315,8 +311,8 @@ async def delete_schedule(req: func.HttpRequest, client: df.DurableOrchestration
     tenant = require_tenant(await authenticate(req, client))
     schedule_id = schedule_id_from_route(req)
     await find_schedule(client, tenant, schedule_id)
-    applied = await change(client, tenant, schedule_id, "delete", {})
-    await client.signal_entity(df.EntityId(names.SCHEDULE_INDEX_ENTITY, tenant), "remove", schedule_id)
+    applied = await change(client, tenant, schedule_id, ScheduleOp.DELETE, ScheduleDelete())
+    await client.signal_entity(df.EntityId(names.SCHEDULE_INDEX_ENTITY, tenant), ScheduleIndexOp.REMOVE, schedule_id)
     instance = schedule_instance_id(tenant, schedule_id)
     if runtime_of(await client.get_status(instance)) not in (None, *TERMINAL):
         # It may have ended meanwhile; if termination fails, its next wake-up finds the schedule deleted and returns.

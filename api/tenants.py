@@ -18,7 +18,10 @@ import azure.functions as func
 from acibatch import durable_names as names
 from acibatch.accounts import TenantState
 from acibatch.apikeys import generate_api_key, hash_api_key
+from acibatch.durable_names import CapacityOp, TenantOp
 from acibatch.entitystate import read_stored
+from acibatch.messages.capacity import QuotaChange
+from acibatch.messages.tenant import TenantConfig
 from acibatch.naming import validate_tenant_id
 from acibatch.tenancy import CapacityState, Quota, snapshot
 from api import bp
@@ -181,11 +184,9 @@ async def apply_tenant(
 
     The task hub has stored the signals when `signal_entity` returns, so a change not visible yet still applies.
     """
-    change: dict[str, Any] = {"quota": current_quota_dict(quota)}
-    if key_hash is not None:
-        change["apiKeyHash"] = key_hash
-    await client.signal_entity(df.EntityId(names.TENANT_ENTITY, tenant), "configure", change)
-    await client.signal_entity(CAPACITY, "set_quota", {"tenant": tenant, "quota": current_quota_dict(quota)})
+    config = TenantConfig(quota, key_hash)
+    await client.signal_entity(df.EntityId(names.TENANT_ENTITY, tenant), TenantOp.CONFIGURE, config.to_dict())
+    await client.signal_entity(CAPACITY, CapacityOp.SET_QUOTA, QuotaChange(tenant, quota).to_dict())
 
     async def applied() -> bool:
         state = await read_tenant(client, tenant)

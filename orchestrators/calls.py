@@ -15,12 +15,14 @@ import azure.durable_functions as df
 from azure.durable_functions.models.Task import TaskBase
 
 from acibatch import durable_names as names
-from acibatch.durable_names import CapacityOp, ProgressOp, TenantOp
+from acibatch.durable_names import CapacityOp, ProgressOp, ScheduleOp, TenantOp
 from acibatch.messages.aci import CleanupRequest, CreateGroupInput, GroupRef
 from acibatch.messages.capacity import CreateSlotAsk, DeleteSlotAsk, LeaseAsk, ReleaseAsk
 from acibatch.messages.jobs import JobRef, Notification
 from acibatch.messages.progress import ProgressInit, TaskStateReport, UnrunTasks
+from acibatch.messages.schedule import RunRequest, WakeRecord
 from acibatch.messages.tenant import JobUpdate, TaskFinished, UsageRecord
+from acibatch.schedules import schedule_key
 
 Result = TypeVar("Result")
 # An orchestrator step: yields Durable tasks, is sent their results (of many types), returns `Result`.
@@ -36,6 +38,10 @@ def progress_entity(progress_key: str) -> df.EntityId:
 
 def tenant_entity(tenant: str) -> df.EntityId:
     return df.EntityId(names.TENANT_ENTITY, tenant)
+
+
+def schedule_entity(tenant: str, schedule_id: str) -> df.EntityId:
+    return df.EntityId(names.SCHEDULE_ENTITY, schedule_key(tenant, schedule_id))
 
 
 # -- capacity entity (answers: acibatch.messages.capacity) ----------------------------------------------------
@@ -105,6 +111,18 @@ def update_job(context: Context, tenant: str, update: JobUpdate) -> None:
     context.signal_entity(tenant_entity(tenant), TenantOp.UPDATE_JOB, update.to_dict())
 
 
+# -- schedule entity ------------------------------------------------------------------------------------------
+
+
+def read_schedule(context: Context, tenant: str, schedule_id: str) -> TaskBase:
+    """Answer: the stored `ScheduleState`'s dict."""
+    return context.call_entity(schedule_entity(tenant, schedule_id), ScheduleOp.GET)
+
+
+def record_wake(context: Context, tenant: str, schedule_id: str, record: WakeRecord) -> TaskBase:
+    return context.call_entity(schedule_entity(tenant, schedule_id), ScheduleOp.RECORD, record.to_dict())
+
+
 # -- activities (results: acibatch.messages.aci) --------------------------------------------------------------
 
 
@@ -136,6 +154,11 @@ def cancel_tasks(context: Context, retry: df.RetryOptions, job: JobRef) -> TaskB
 def notify_job(context: Context, retry: df.RetryOptions, notification: Notification) -> TaskBase:
     """Result: `NotifyResult`."""
     return context.call_activity_with_retry(names.NOTIFY_JOB, retry, notification.to_dict())
+
+
+def run_scheduled_job(context: Context, retry: df.RetryOptions, run: RunRequest) -> TaskBase:
+    """Result: `RunOutcome`."""
+    return context.call_activity_with_retry(names.RUN_SCHEDULED_JOB, retry, run.to_dict())
 
 
 def wake_waiters(context: Context, granted: Sequence[Mapping[str, Any]]) -> TaskBase:

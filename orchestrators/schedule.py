@@ -24,17 +24,9 @@ from typing import Any
 import azure.durable_functions as df
 
 from acibatch import durable_names as names
-from acibatch.schedules import (
-    MAX_PENDING_TRIGGERS,
-    RunKind,
-    ScheduleState,
-    parse_instant,
-    plan_wake,
-    schedule_input,
-    schedule_key,
-    utc_iso,
-)
-from orchestrators import bp
+from acibatch.messages.schedule import RunOutcome, RunRequest, ScheduleInput, SkippedTick, WakeRecord
+from acibatch.schedules import MAX_PENDING_TRIGGERS, RunKind, ScheduleState, parse_instant, plan_wake, utc_iso
+from orchestrators import bp, calls
 from orchestrators.calls import Steps
 
 MAX_SLEEP = timedelta(days=1)
@@ -48,17 +40,16 @@ HISTORY_EVENTS_AT_MOST = 16 + (1 + MAX_PENDING_TRIGGERS) * (4 + 6 * (3 - 1))
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.SCHEDULE_ORCHESTRATOR)
 def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Steps[dict[str, Any] | None]:
-    data = context.get_input()
-    tenant, schedule_id = data["tenant"], data["scheduleId"]
-    entity = df.EntityId(names.SCHEDULE_ENTITY, schedule_key(tenant, schedule_id))
-    state = ScheduleState.from_dict((yield context.call_entity(entity, "get")))
+    data = ScheduleInput.parse(context.get_input())
+    tenant, schedule_id = data.tenant, data.schedule_id
+    state = ScheduleState.from_dict((yield calls.read_schedule(context, tenant, schedule_id)))
     if not state.exists:
         return {"ended": "the schedule was deleted"}
     spec = state.spec()
     now = context.current_utc_datetime
     plan = plan_wake(
         spec.recurrence,
-        parse_instant(data["cursor"]),
+        parse_instant(data.cursor),
         now,
         suspended=state.suspended,
         catch_up=spec.catch_up,
@@ -68,33 +59,35 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Steps[dict
     runs = [(at, RunKind.MANUAL) for at in state.triggers]
     if plan.run is not None:
         runs.append((utc_iso(plan.run), RunKind.SCHEDULED))
-    recent = list(state.recent_jobs)
-    outcomes = []
+    recent: tuple[str, ...] = tuple(state.recent_jobs)
+    outcomes: list[RunOutcome] = []
     for at, kind in runs:
-        run = {
-            "tenant": tenant,
-            "scheduleId": schedule_id,
-            "scheduledFor": at,
-            "kind": str(kind),
-            "policy": str(spec.concurrency_policy),
-            "job": spec.to_dict()["job"],
-            "sealedSecureEnv": state.sealed_secure_env,
-            "recentJobs": recent,
-        }
+        run = RunRequest(
+            tenant,
+            schedule_id,
+            at,
+            kind,
+            spec.concurrency_policy,
+            spec.to_dict()["job"],
+            state.sealed_secure_env,
+            recent,
+        )
         try:
-            outcome = yield context.call_activity_with_retry(names.RUN_SCHEDULED_JOB, SUBMIT_RETRY, run)
+            result = yield calls.run_scheduled_job(context, SUBMIT_RETRY, run)
         except Exception as exc:  # the schedule outlives a tick it could not submit: say so and go on
             reason = f"submitting the job failed {SUBMIT_RETRY.max_number_of_attempts} times: {exc}"[:500]
-            outcome = {"scheduledFor": at, "kind": str(kind), "jobId": None, "submitted": False, "reason": reason}
+            outcome = RunOutcome(at, kind, None, submitted=False, reason=reason)
+        else:
+            outcome = RunOutcome.parse(result)
         outcomes.append(outcome)
-        if outcome.get("submitted"):
-            recent = [*recent, outcome["jobId"]]
+        if outcome.submitted and outcome.job_id is not None:
+            recent = (*recent, outcome.job_id)
     skipped = None
     if plan.skipped is not None and not state.suspended:
-        skipped = {"scheduledFor": utc_iso(plan.skipped), "kind": str(RunKind.SCHEDULED), "reason": plan.skip_reason}
+        skipped = SkippedTick(utc_iso(plan.skipped), plan.skip_reason)
     if outcomes or skipped or plan.missed:
-        record = {"runs": outcomes, "skipped": skipped, "missed": plan.missed, "triggersDone": state.triggers}
-        yield context.call_entity(entity, "record", record)
+        record = WakeRecord(outcomes, skipped, plan.missed, state.triggers)
+        yield calls.record_wake(context, tenant, schedule_id, record)
 
     wake_at = now + MAX_SLEEP
     if plan.next_fire is not None and not state.suspended:
@@ -107,5 +100,5 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Steps[dict
     winner = yield context.task_any([timer, changed])
     if winner is changed and not timer.is_completed:
         timer.cancel()
-    context.continue_as_new(schedule_input(tenant, schedule_id, plan.cursor.isoformat()))
+    context.continue_as_new(ScheduleInput(tenant, schedule_id, plan.cursor.isoformat()).to_dict())
     return None

@@ -1,7 +1,5 @@
-"""The `tenant` entity's operations the orchestrations send: task_finished, record_usage, update_job.
-
-(`configure` and `register_job` come from the API, which owns their shapes.)
-"""
+"""The `tenant` entity's operations: task_finished, record_usage and update_job from the orchestrations,
+configure and register_job from the API."""
 
 from __future__ import annotations
 
@@ -9,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from acibatch.leases import Quota
 from acibatch.records import TaskState
 
 
@@ -58,3 +57,38 @@ class JobUpdate:
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> JobUpdate:
         return cls(str(data["jobId"]), str(data["state"]), data.get("finishedAt"))
+
+
+@dataclass(frozen=True, slots=True)
+class TenantConfig:
+    """`configure`: the tenant's quota, and its new API key's hash when the key changes (sent only then)."""
+
+    quota: Quota
+    api_key_hash: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"quota": self.quota.to_dict()}
+        if self.api_key_hash is not None:
+            data["apiKeyHash"] = self.api_key_hash
+        return data
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> TenantConfig:
+        return cls(Quota.from_dict(data["quota"]), data.get("apiKeyHash"))
+
+
+@dataclass(frozen=True, slots=True)
+class JobRegistration:
+    """`register_job`: a new job in the tenant's job index; `fingerprint` (its spec's) tells a repeated submit
+    of the same job from a different job under the same id. Older senders left it out."""
+
+    job_id: str
+    created_at: str
+    fingerprint: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"jobId": self.job_id, "createdAt": self.created_at, "fingerprint": self.fingerprint}
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> JobRegistration:
+        return cls(str(data["jobId"]), str(data["createdAt"]), data.get("fingerprint", ""))

@@ -14,13 +14,15 @@ schedule orchestrator can call them during replay and get the same answers.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, croniter
+from pydantic import BeforeValidator, PlainSerializer
+
+from acibatch.models.base import StoredModel
 
 MIN_INTERVAL_SECONDS = 1
 MAX_INTERVAL_SECONDS = 366 * 24 * 3600
@@ -46,16 +48,24 @@ def whole_second(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
 
 
-@dataclass(frozen=True)
-class Recurrence:
-    """When a schedule fires: a cron on a zone's wall clock, or a fixed interval from an anchor (UTC)."""
+def _stored_instant(value: Any) -> Any:
+    return parse_instant(value) if isinstance(value, str) else value
+
+
+# Stored as `utc_iso` writes it (whole seconds, 'Z'), as it always was: in-flight schedule entities hold this form.
+UtcInstant = Annotated[datetime, BeforeValidator(_stored_instant), PlainSerializer(utc_iso, return_type=str)]
+
+
+class Recurrence(StoredModel):
+    """When a schedule fires: a cron on a zone's wall clock, or a fixed interval from an anchor (UTC). Its
+    `to_dict()` is the stored form (camelCase, instants by `utc_iso`)."""
 
     cron: str | None = None
     time_zone: str = "UTC"
     interval_seconds: int | None = None
-    anchor: datetime | None = None  # interval schedules only: the first fire time
-    not_before: datetime | None = None
-    not_after: datetime | None = None
+    anchor: UtcInstant | None = None  # interval schedules only: the first fire time
+    not_before: UtcInstant | None = None
+    not_after: UtcInstant | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -150,31 +160,6 @@ class Recurrence:
             if instant is not None and instant <= moment:
                 return instant
         return None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "cron": self.cron,
-            "timeZone": self.time_zone,
-            "intervalSeconds": self.interval_seconds,
-            "anchor": None if self.anchor is None else utc_iso(self.anchor),
-            "notBefore": None if self.not_before is None else utc_iso(self.not_before),
-            "notAfter": None if self.not_after is None else utc_iso(self.not_after),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Recurrence:
-        def instant(name: str) -> datetime | None:
-            value = data.get(name)
-            return None if value is None else parse_instant(str(value))
-
-        return cls(
-            cron=data.get("cron"),
-            time_zone=str(data.get("timeZone") or "UTC"),
-            interval_seconds=data.get("intervalSeconds"),
-            anchor=instant("anchor"),
-            not_before=instant("notBefore"),
-            not_after=instant("notAfter"),
-        )
 
 
 def has_seconds(cron: str) -> bool:

@@ -14,6 +14,8 @@ import pytest
 
 from acibatch import tenancy
 from acibatch.accounts import TenantState
+from acibatch.durable_names import CapacityOp, ScheduleIndexOp, ScheduleOp, TenantOp
+from acibatch.leases import Quota
 from acibatch.messages.aci import (
     CleanupRequest,
     CleanupResult,
@@ -31,16 +33,31 @@ from acibatch.messages.capacity import (
     DeleteSlotAsk,
     Grant,
     LeaseAsk,
+    QuotaChange,
     ReleaseAnswer,
     ReleaseAsk,
 )
 from acibatch.messages.jobs import JobRef
 from acibatch.messages.progress import CancelMark, ProgressInit, TaskStateReport, UnrunTasks
-from acibatch.messages.tenant import JobUpdate, TaskFinished, UsageRecord
+from acibatch.messages.schedule import (
+    ChangeAt,
+    RunOutcome,
+    RunRequest,
+    ScheduleDelete,
+    ScheduleInput,
+    SchedulePut,
+    SkippedTick,
+    WakeRecord,
+    stamped,
+)
+from acibatch.messages.sweep import OwnerProgress, ReclaimOrder
+from acibatch.messages.tenant import JobRegistration, JobUpdate, TaskFinished, TenantConfig, UsageRecord
 from acibatch.plan import JobInput, task_inputs
+from acibatch.reconcile import Reclaim, ReclaimReason
 from acibatch.records import JobProgress, TaskState
+from acibatch.schedules import ConcurrencyPolicy, RunKind, ScheduleState, schedule_input
 from acibatch.spec import parse_job_spec
-from entities import capacity, jobprogress, tenant
+from entities import capacity, jobprogress, schedule, tenant
 
 
 def text(data: Any) -> str:
@@ -246,3 +263,175 @@ def test_tenant_messages_keep_their_wire_forms_and_the_entity_applies_them() -> 
     assert tenant.apply(state, "record_usage", usage).core_seconds == 12.5  # a repeated release counts once
     with pytest.raises(ValueError):
         tenant.apply(state, "task_finished", {"outcome": "Exploded"})
+
+
+# -- the API's signals to the tenant and capacity entities -----------------------------------------------------
+
+OLD_QUOTA = {"maxGroups": 4, "maxCores": 8.0, "maxMemoryGb": 16.0, "weight": 1.0}
+
+
+def test_the_apis_tenant_signals_keep_their_op_names_and_wire_forms_and_the_entity_applies_them() -> None:
+    assert (TenantOp.CONFIGURE, TenantOp.REGISTER_JOB, CapacityOp.SET_QUOTA) == (
+        "configure",
+        "register_job",
+        "set_quota",
+    )
+    quota = Quota(4, 8.0, 16.0)
+    configure = {"quota": OLD_QUOTA, "apiKeyHash": "h1"}
+    assert text(TenantConfig(quota, "h1").to_dict()) == text(configure)
+    assert text(TenantConfig(quota).to_dict()) == text({"quota": OLD_QUOTA})  # a quota change keeps the key
+    assert text(QuotaChange("team-a", quota).to_dict()) == text({"tenant": "team-a", "quota": OLD_QUOTA})
+    register = {"jobId": "j1", "createdAt": "2026-01-05T09:00:00.000000Z", "fingerprint": "fp"}
+    assert text(JobRegistration("j1", "2026-01-05T09:00:00.000000Z", "fp").to_dict()) == text(register)
+    state = tenant.apply(TenantState.from_dict(None), "configure", configure)
+    state = tenant.apply(state, "register_job", register)
+    assert (state.quota, state.api_key_hash) == (quota, "h1")
+    state = tenant.apply(state, "configure", {"quota": {**OLD_QUOTA, "maxGroups": 9}})
+    assert (state.quota.max_groups, state.api_key_hash) == (9, "h1")  # no hash sent: the key stays
+    older = JobRegistration.parse({"jobId": "j0", "createdAt": "2025-12-01T00:00:00Z"})
+    assert older.fingerprint == ""  # registered before submits were fingerprinted
+    assert "j1" in tenant.apply(state, "register_job", older.to_dict()).jobs
+
+
+# -- schedules -------------------------------------------------------------------------------------------------
+
+JOB = {"tasks": [{"id": "0", "image": "busybox", "command": ["true"]}]}
+DEFINITION = {"cron": "0 9 * * *", "job": JOB}
+OLD_PUT = {
+    "tenant": "team-a",
+    "scheduleId": "nightly",
+    "definition": DEFINITION,
+    "sealedSecureEnv": None,
+    "at": "2026-01-05T09:00:00+00:00",
+    "version": "v1",
+}
+
+
+def test_the_apis_schedule_changes_keep_their_op_names_and_wire_forms_once_stamped() -> None:
+    ops = {op.value for op in ScheduleOp} | {op.value for op in ScheduleIndexOp}
+    assert ops == {"get", "put", "delete", "suspend", "resume", "trigger", "record", "add", "remove"}
+    put = SchedulePut("team-a", "nightly", DEFINITION, None, "2026-01-05T09:00:00+00:00")
+    assert text(stamped(put, "v1").to_dict()) == text(OLD_PUT)
+    assert SchedulePut.parse(OLD_PUT) == stamped(put, "v1")
+    at = {"at": "2026-01-05T09:00:00Z", "version": "v2"}
+    assert text(stamped(ChangeAt("2026-01-05T09:00:00Z"), "v2").to_dict()) == text(at)
+    assert text(stamped(ScheduleDelete(), "v3").to_dict()) == text({"version": "v3"})
+
+
+def test_the_schedule_entity_applies_old_changes_and_names_a_malformed_or_unknown_one() -> None:
+    state, _ = schedule.apply(ScheduleState(), "put", OLD_PUT)
+    state, _ = schedule.apply(state, "trigger", {"at": "2026-01-05T10:00:00Z", "version": "v2"})
+    state, _ = schedule.apply(state, "suspend", {"at": "2026-01-05T10:00:01+00:00", "version": "v3"})
+    _, stored = schedule.apply(state, "get", None)
+    read = ScheduleState.from_dict(stored)
+    assert (read.exists, read.suspended, read.triggers, read.version) == (True, True, ["2026-01-05T10:00:00Z"], "v3")
+    with pytest.raises(KeyError, match="version"):
+        schedule.apply(state, "resume", {"at": "2026-01-05T10:00:02+00:00"})
+    with pytest.raises(ValueError, match="schedule entity has no operation 'pause'"):
+        schedule.apply(state, "pause", {})
+    deleted, _ = schedule.apply(state, "delete", {"version": "v4"})
+    assert (deleted.exists, deleted.version) == (False, "v4")
+
+
+def test_the_schedule_orchestrations_input_is_the_one_schedule_input_builds() -> None:
+    old = schedule_input("team-a", "nightly", "2026-01-05T09:00:00+00:00")
+    assert text(ScheduleInput("team-a", "nightly", "2026-01-05T09:00:00+00:00").to_dict()) == text(old)
+    assert ScheduleInput.parse(old).cursor == "2026-01-05T09:00:00+00:00"
+
+
+OLD_RUN = {
+    "tenant": "team-a",
+    "scheduleId": "nightly",
+    "scheduledFor": "2026-01-05T09:00:00Z",
+    "kind": "scheduled",
+    "policy": "Forbid",
+    "job": JOB,
+    "sealedSecureEnv": "sealed:abc",
+    "recentJobs": ["nightly.20260104T090000Z"],
+}
+
+
+def test_a_run_request_keeps_its_wire_form_and_parses_to_named_kinds() -> None:
+    run = RunRequest.parse(OLD_RUN)
+    assert (run.kind, run.policy, run.recent_jobs) == (
+        RunKind.SCHEDULED,
+        ConcurrencyPolicy.FORBID,
+        ("nightly.20260104T090000Z",),
+    )
+    assert text(run.to_dict()) == text(OLD_RUN)
+    first = RunRequest.parse({**OLD_RUN, "kind": "manual", "sealedSecureEnv": None, "recentJobs": []})
+    assert (first.kind, first.sealed_secure_env, first.recent_jobs) == (RunKind.MANUAL, None, ())
+    with pytest.raises(ValueError):
+        RunRequest.parse({**OLD_RUN, "policy": "Sometimes"})
+
+
+TICK = {"scheduledFor": "2026-01-05T09:00:00Z", "kind": "scheduled", "jobId": "nightly.20260105T090000Z"}
+
+
+@pytest.mark.parametrize(
+    "old",
+    [
+        {**TICK, "submitted": True},
+        {**TICK, "submitted": True, "replaced": ["nightly.20260104T090000Z"]},
+        {**TICK, "submitted": False, "reason": "concurrencyPolicy is Forbid and job x of this schedule is running"},
+        {**TICK, "jobId": None, "submitted": False, "reason": "submitting the job failed 3 times: boom"},
+    ],
+)
+def test_run_outcomes_parse_and_serialize_unchanged(old: dict[str, Any]) -> None:
+    outcome = RunOutcome.parse(old)
+    assert outcome.kind is RunKind.SCHEDULED and outcome.submitted is old["submitted"]
+    assert text(outcome.to_dict()) == text(old)
+
+
+def test_a_refused_run_is_the_submitted_one_with_a_reason_in_the_activitys_key_order() -> None:
+    submitted = RunOutcome("2026-01-05T09:00:00Z", RunKind.SCHEDULED, "nightly.20260105T090000Z", submitted=True)
+    refused = {**TICK, "submitted": False, "reason": "why"}
+    assert text(submitted.refused("why").to_dict()) == text(refused)
+
+
+def test_a_wake_record_keeps_its_wire_form_and_the_entity_counts_it() -> None:
+    run = {**TICK, "submitted": True}
+    skipped = {"scheduledFor": "2026-01-05T08:00:00Z", "kind": "scheduled", "reason": "3600 s late"}
+    old = {"runs": [run], "skipped": skipped, "missed": 2, "triggersDone": ["2026-01-05T08:30:00Z"]}
+    built = WakeRecord(
+        [RunOutcome.parse(run)], SkippedTick("2026-01-05T08:00:00Z", "3600 s late"), 2, ["2026-01-05T08:30:00Z"]
+    )
+    assert text(built.to_dict()) == text(old)
+    quiet = {"runs": [], "skipped": None, "missed": 1, "triggersDone": []}
+    assert text(WakeRecord([], None, 1, []).to_dict()) == text(quiet)
+    state, _ = schedule.apply(ScheduleState(), "put", OLD_PUT)
+    state, _ = schedule.apply(state, "record", old)
+    assert state.last_run == run and state.last_skip == skipped
+    assert (state.counts["submitted"], state.counts["skipped"], state.counts["missed"]) == (1, 1, 2)
+
+
+# -- the sweep -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("custom", "group", "attempt"),
+    [
+        ({"groupName": "g-2", "attempt": 2, "state": "Running"}, "g-2", 2),
+        ({"state": "Queued", "attempt": 1}, None, 1),
+        ({"groupName": "g-1", "attempt": True}, "g-1", None),  # JSON true is no attempt number
+        ({"attempt": "2"}, None, None),
+        ("Running", None, None),  # an older task's plain-text status
+        (None, None, None),
+    ],
+)
+def test_the_sweep_reads_a_task_owners_group_and_attempt_off_its_custom_status(
+    custom: Any, group: str | None, attempt: int | None
+) -> None:
+    assert OwnerProgress.parse(custom) == OwnerProgress(group, attempt)
+
+
+def test_the_reclaim_order_keeps_the_stale_leases_wire_form_and_order() -> None:
+    old = [
+        {"leaseId": "task:t:j:1#1", "owner": "task:t:j:1", "reason": "OwnerUnknown", "queued": True, "detail": "q"},
+        {"leaseId": "task:t:j:0#2", "owner": "task:t:j:0", "reason": "OwnerOnLaterAttempt", "queued": False,
+         "detail": "on attempt 3"},
+    ]  # fmt: skip
+    order = ReclaimOrder.parse(old)
+    assert order.leases[0] == Reclaim("task:t:j:1#1", "task:t:j:1", ReclaimReason.OWNER_UNKNOWN, True, "q")
+    assert text(order.to_list()) == text(old)
+    assert ReclaimOrder.parse(None).to_list() == []
