@@ -46,9 +46,6 @@ STATUS_READS_IN_PARALLEL = 16
 UPSTREAM_SHOWN = 20  # a reduce over 10,000 tasks lists its first 20 upstream ids (and how many there are)
 
 
-_runtime = runtime_of  # the name api.views imports
-
-
 def _stored_input(status: Any) -> dict[str, Any]:
     # Inputs of instances started by the Python client come back as JSON text (double-encoded).
     data = decode_event_payload(getattr(status, "input_", None))

@@ -32,9 +32,10 @@ from api.common import (
     query_int,
     read_tenant,
     require_tenant,
+    runtime_of,
 )
 from api.dashboard_data import etag_matches, etag_of, ids_in_state, state_string, submitted_since
-from api.jobs import _runtime, _stored_input, _task_ids, job_id_from_route, read_progress, read_task, summarize
+from api.jobs import _stored_input, _task_ids, job_id_from_route, read_progress, read_task, summarize
 from api.tenants import read_capacity, tenant_view
 
 READS_IN_PARALLEL = 16
@@ -75,7 +76,7 @@ async def _job_status_and_ids(
     # The answer holds the job's input whatever is asked: the extension shows it unless `showInput=false`, and the
     # Python SDK leaves a false flag out of the URL. What the cache saves is decoding it again.
     status = await client.get_status(instance)
-    if _runtime(status) is None:
+    if runtime_of(status) is None:
         raise ApiError(404, "JobNotFound", f"job '{job_id}' does not exist")
     key = (instance, str(getattr(status, "created_time", "")))
     ids = _task_id_cache.get(key)
