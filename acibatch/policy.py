@@ -149,7 +149,10 @@ class AttemptState:
     max_attempts: int
     restarts_in_place: int = 0
     transient_errors: int = 0  # consecutive create errors in this attempt
-    waits: int = 0  # throttled or quota-refused creates in this attempt (back-off only: they never fail it)
+    # Quota- or capacity-refused creates in this attempt (back-off only: they never fail it). ARM's throttling is
+    # not counted: it says when to come back (Retry-After) and nothing about the region's room, so a throttled
+    # task must not wait longer for capacity than one that was never throttled.
+    waits: int = 0
     priority: str = "Regular"
     spot_fallback: bool = True
     on_success: str = "delete"
@@ -189,6 +192,7 @@ class Decision:
     next_priority: str = "Regular"
     delete_after_stop: bool = True  # False keeps a stopped group for inspection (onSuccess/onFailure: stop)
     pending_reason: str | None = None  # RETRY_CREATE that is a wait (throttling, quota), not an error
+    wait: ErrorClass | None = None  # with pending_reason: which kind of wait (one of WAITS)
     platform: bool = False  # NEW_ATTEMPT for a platform failure: it does not count against max_attempts
     dependency_action: str | None = None  # an exit condition's dependencyAction ("satisfy" | "block")
     job_action: str | None = None  # an exit condition's jobAction ("terminate" stops the job)
@@ -363,6 +367,7 @@ def decide(observation: Observation, state: AttemptState) -> Decision:
             delay_seconds=delay,
             next_priority=state.priority,
             pending_reason=f"{what}: {arm}"[:300],
+            wait=error_class,
         )
     if state.transient_errors >= MAX_TRANSIENT_CREATE_ERRORS:
         return _finish(state, succeeded=False, reason=f"ACI kept failing ({state.transient_errors} tries): {arm}")

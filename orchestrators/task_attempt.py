@@ -13,7 +13,7 @@ from acibatch.checkpoint import Phase
 from acibatch.messages.aci import CleanupRequest, CreateGroupInput, CreateResult, GroupRef, GroupStateAnswer
 from acibatch.messages.capacity import CreateSlotAnswer, CreateSlotAsk
 from acibatch.observe import observation_from_state
-from acibatch.policy import Decision, GroupAction, Next, Observation, ObservationKind, decide
+from acibatch.policy import Decision, ErrorClass, GroupAction, Next, Observation, ObservationKind, decide
 from acibatch.records import TaskState
 from orchestrators import calls
 from orchestrators.calls import Steps
@@ -104,7 +104,8 @@ def retry_create(run: TaskRun, decision: Decision, group: str) -> Steps[None]:
     wait: throttling, quota and capacity never fail the task) and reserve the next create slot."""
     yield from cleanup(run, CleanupRequest(group, stop=False, delete=True))
     if decision.pending_reason is not None:
-        run.state = replace(run.state, waits=run.state.waits + 1)
+        if decision.wait is not ErrorClass.THROTTLED:  # Retry-After paces throttling, not the back-off
+            run.state = replace(run.state, waits=run.state.waits + 1)
         if run.record.state is TaskState.RUNNING:  # provisioning failed after the create was accepted
             run.report_state(TaskState.QUEUED)
         run.publish(state=TaskState.QUEUED, pending_reason=decision.pending_reason)
@@ -117,7 +118,7 @@ def retry_create(run: TaskRun, decision: Decision, group: str) -> Steps[None]:
 def reserve_slot(run: TaskRun, decision: Decision) -> Steps[None]:
     """A new create slot after the decision's delay; ARM's throttling moves every task's next create."""
     not_before = run.now.timestamp() + decision.delay_seconds
-    throttled = (decision.pending_reason or "").startswith("ARM throttled")
+    throttled = decision.wait is ErrorClass.THROTTLED
     ask = CreateSlotAsk(run.lease_id, run.now.timestamp(), not_before, throttled)
     try:
         answer = CreateSlotAnswer.parse((yield calls.reserve_create(run.context, ask)))

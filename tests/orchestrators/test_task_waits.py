@@ -205,6 +205,22 @@ def test_quota_and_capacity_waits_back_off_and_never_fail_the_task(
     assert (record["state"], record["attempts"], record["error"]) == ("Succeeded", 1, None)
 
 
+def test_arm_throttling_does_not_lengthen_the_next_capacity_back_off(make_task: TaskFactory) -> None:
+    # Throttling says when to come back (Retry-After), nothing about the region's room: three throttled creates
+    # before a capacity refusal leave that refusal's back-off at its first step (5 s), not 5 s x 2^3.
+    t = Task(make_task())
+    t.admitted(AcquireStatus.GRANTED)
+    refusals = [THROTTLED] * 3 + [NO_CAPACITY]
+    answers = iter([{"ok": False, "error": error.to_dict()} for error in refusals] + [{"ok": True}])
+    driver = quiet_world(t, **{names.CREATE_GROUP: lambda _: next(answers)})
+    driver.run_until(lambda episode: wait_for(names.EVENT_CALLBACK) in episode.keys)
+    creates = [call.at for call in driver.calls_to(names.CREATE_GROUP)]
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(creates)]
+    assert len(creates) == 5
+    assert all(gap >= 17.0 for gap in gaps[:3])  # each throttle waits ARM's Retry-After
+    assert 5.0 <= gaps[3] <= 5.0 * 1.25 + 5  # the first step, with jitter and the cleanup's own episodes
+
+
 # -- Spot ------------------------------------------------------------------------------------------------------
 
 
