@@ -15,7 +15,23 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-demo: $(STAMP)
+# Azurite (the blob storage of `make demo`, `acibatch up` and the azurite tests) is an npm package: taken from PATH
+# when there, else installed into the venv's folder, where localtools/azurite.py looks. 3.35.0 is the newest that runs
+# on Node 20 (3.36 needs Node 21). Without npm, those run with storage off and the azurite tests skip, saying so.
+AZURITE_VERSION := 3.35.0
+AZURITE_STAMP := $(VENV)/.azurite-installed
+
+$(AZURITE_STAMP): $(STAMP)
+	@if command -v azurite-blob >/dev/null 2>&1 || test -x $(VENV)/azurite/node_modules/.bin/azurite-blob; then \
+	  touch $@; \
+	elif command -v npm >/dev/null 2>&1 && npm install --silent --no-audit --no-fund --prefix $(VENV)/azurite \
+	    azurite@$(AZURITE_VERSION); then \
+	  touch $@; \
+	else \
+	  echo "warning: could not install Azurite (needs Node.js >= 20 and npm): blob storage is off, azurite tests skip"; \
+	fi
+
+demo: $(STAMP) $(AZURITE_STAMP)
 	$(BIN)/python -m localdev.demo $(DEMO_ARGS)
 
 # checkov (tests/deploy/test_checkov.py) has its own venv: it pins packaging<24, pytest 9 needs packaging>=24.
@@ -26,10 +42,10 @@ $(CHECKOV_STAMP): infra/requirements-checkov.txt
 	$(VENV)/tools/checkov/bin/pip install --quiet -r infra/requirements-checkov.txt
 	touch $(CHECKOV_STAMP)
 
-test: $(STAMP) $(CHECKOV_STAMP)
+test: $(STAMP) $(CHECKOV_STAMP) $(AZURITE_STAMP)
 	$(BIN)/python -m pytest -m "not long" --cov --cov-report=term $(PYTEST_ARGS)
 
-test-all: $(STAMP) $(CHECKOV_STAMP)
+test-all: $(STAMP) $(CHECKOV_STAMP) $(AZURITE_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 BENCH_STAMP := $(VENV)/.bench-installed

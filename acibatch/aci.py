@@ -8,16 +8,12 @@ to that URL (the local emulator, over `acibatch.loopback`) with the emulator's t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, TypeVar
 
-from azure.core.credentials import AccessToken
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.core.pipeline import PipelineRequest
-from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.core.pipeline.transport import HttpTransport, RequestsTransport
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance.models import (
@@ -31,6 +27,8 @@ from azure.mgmt.containerinstance.models import (
     UserAssignedIdentities,
 )
 
+from acibatch.agentgroup import AgentPart, agent_pieces
+from acibatch.armclient import LocalAuthPolicy, StaticToken
 from acibatch.loopback import LoopbackTransport
 
 APP_TAG = "acibatch"
@@ -54,6 +52,7 @@ RUN_ONCE_POLICY = "Never"
 #   "spot-containers-remain-waiting-state"). Read together, not stated by ACI: medium confidence.
 SUCCEEDED = "Succeeded"
 WAITING = "Waiting"
+TERMINATED = "Terminated"
 # A restart that followed the app's own exit code is the app's doing ("Never" may still restart a failed
 # container), not an interruption. Killed by a signal from outside (docker's 128 + SIGKILL / SIGTERM; the spec
 # says ACI exit codes are docker run's) or no exit code at all (a node that vanished records none) is not the app's.
@@ -88,6 +87,9 @@ class GroupRequest:
     priority: str
     created_at: int
     location: str
+    # Set for a task that runs with the acibatch agent (files, whole logs): adds its init container, sidecar and
+    # volumes (`acibatch.agentgroup`). Not in repr: the manifest holds SAS URLs.
+    agent: AgentPart | None = field(default=None, repr=False)
 
 
 class ArmError(Exception):
@@ -152,18 +154,28 @@ def _tag(value: str) -> str:
     return value[:TAG_VALUE_MAX]
 
 
+def _on_registry(image: str, registry: RegistryCredentials) -> bool:
+    return image.split("/", 1)[0].lower() == registry.server.lower()
+
+
 def build_container_group(request: GroupRequest, registry: RegistryCredentials | None) -> ContainerGroup:
     env = [EnvironmentVariable(name=name, value=value) for name, value in request.env.items()]
     env += [EnvironmentVariable(name=name, secure_value=value) for name, value in request.secure_env.items()]
+    agent = None
+    if request.agent is not None:
+        agent = agent_pieces(request.agent, request.command, request.env, request.secure_env)
+        env += agent.task_env
     container = Container(
         name=CONTAINER_NAME,
         image=request.image,
-        command=list(request.command) or None,
+        command=(agent.task_command if agent else list(request.command)) or None,
         environment_variables=env,
         resources=ResourceRequirements(requests=ResourceRequests(cpu=request.cpu, memory_in_gb=request.memory_gb)),
+        volume_mounts=agent.task_mounts if agent else None,
     )
+    images = [request.image] + ([request.agent.image] if request.agent else [])
     credentials, identity = None, None
-    if registry is not None and request.image.split("/", 1)[0].lower() == registry.server.lower():
+    if registry is not None and any(_on_registry(image, registry) for image in images):
         if registry.identity:
             credentials = [ImageRegistryCredential(server=registry.server, identity=registry.identity)]
             identity = ContainerGroupIdentity(
@@ -184,7 +196,9 @@ def build_container_group(request: GroupRequest, registry: RegistryCredentials |
             "owner": _tag(request.owner),
             "created": str(request.created_at),
         },
-        containers=[container],
+        containers=[container, agent.sidecar] if agent else [container],
+        init_containers=agent.init_containers if agent else None,
+        volumes=agent.volumes if agent else None,
         os_type="Linux",
         restart_policy="Never",
         image_registry_credentials=credentials,
@@ -212,10 +226,14 @@ class GroupState:
     # What a record written before the fields above existed said (its "evicted" flag; "" for no), so that an
     # orchestration replaying its history decides as it did.
     recorded_interruption: str | None = None
+    # An agent group's other containers (the sidecar) have not all ended: the attempt is not over when the task
+    # container is, since the sidecar still uploads outputs and writes result.json.
+    sidecars_active: bool = False
 
     @property
     def finished(self) -> bool:
-        return self.container_state == "Terminated" or self.state in {"Succeeded", "Failed", "Stopped"}
+        task_ended = self.container_state == TERMINATED and not self.sidecars_active
+        return task_ended or self.state in {"Succeeded", "Failed", "Stopped"}
 
     def interruption(self, restarts_requested: int = 0) -> str | None:
         """Why the platform, not the task, ended or moved this run (a Spot eviction looks like this), or None.
@@ -265,6 +283,8 @@ class GroupState:
         }
         if self.recorded_interruption is not None:
             data["interruption"] = self.recorded_interruption
+        if self.sidecars_active:  # written only when set: one-container groups keep the answer they had
+            data["sidecarsActive"] = True
         return data
 
     @classmethod
@@ -288,12 +308,16 @@ class GroupState:
             previous_exit_code=data.get("previousExitCode"),
             restart_policy=data.get("restartPolicy"),
             recorded_interruption=recorded,
+            sidecars_active=bool(data.get("sidecarsActive", False)),
         )
 
     @classmethod
     def from_group(cls, group: ContainerGroup) -> GroupState:
         view = group.instance_view
-        container = group.containers[0] if group.containers else None
+        containers = list(group.containers or [])
+        # The task container by name (an agent group also holds the sidecar); the first one as before otherwise.
+        named = [item for item in containers if item.name == CONTAINER_NAME]
+        container = named[0] if named else (containers[0] if containers else None)
         container_view = container.instance_view if container is not None else None
         # The SDK types read-only fields as always None, hence Any for the runs read from a GET body.
         current: Any = container_view.current_state if container_view is not None else None
@@ -321,7 +345,15 @@ class GroupState:
             previous_state=getattr(previous, "state", None),
             previous_exit_code=getattr(previous, "exit_code", None),
             restart_policy=str(group.restart_policy) if group.restart_policy is not None else None,
+            sidecars_active=any(_active(item) for item in containers if item is not container),
         )
+
+
+def _active(container: Container) -> bool:
+    """Not yet ended (a container with no instance view has not started: the init containers still run)."""
+    view: Any = container.instance_view
+    current: Any = view.current_state if view is not None else None
+    return getattr(current, "state", None) != TERMINATED
 
 
 @dataclass(frozen=True)
@@ -404,26 +436,6 @@ def _unless_missing(operation: Callable[[], _Result]) -> tuple[bool, _Result | N
         raise arm_error_from(exc) from exc
 
 
-class _StaticToken:
-    """The client insists on a credential even when the auth policy below replaces its use."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken(self.token, int(time.time()) + 3600)
-
-
-class _LocalAuthPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
-    # The stock bearer policy refuses plain http; the emulator checks the bearer token as ARM does, against its own
-    # (containers share its loopback network, so a constant token would let any tenant's container in).
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    def on_request(self, request: PipelineRequest) -> None:  # type: ignore[type-arg]
-        request.http_request.headers["Authorization"] = f"Bearer {self.token}"
-
-
 def make_client(
     subscription_id: str,
     endpoint: str | None,
@@ -443,10 +455,10 @@ def make_client(
             local = endpoint.startswith("http://")
             transport = LoopbackTransport() if local else RequestsTransport(use_env_settings=False)
         return ContainerInstanceManagementClient(
-            credential=_StaticToken(token),
+            credential=StaticToken(token),
             subscription_id=subscription_id,
             base_url=endpoint,
-            authentication_policy=_LocalAuthPolicy(token),
+            authentication_policy=LocalAuthPolicy(token),
             transport=transport,
             polling_interval=polling_interval,
             retry_total=4,

@@ -2,17 +2,24 @@
 
 The validated report travels to the task orchestration as an external event, together with the attempt
 whose token authenticated it, so the orchestration can ignore a report that belongs to an older attempt.
+
+Two senders hold the attempt's token: the task's own code (`succeeded`, `failed`, `progress`) and, for a task run
+with the acibatch agent, the agent's sidecar, whose `completed` report ends the attempt once the logs are saved and
+the outputs uploaded (`outputs`, and `failure` when a file could not be moved). An event of the first three
+statuses carries exactly the keys it always had, so histories written before the agent replay unchanged.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from acibatch.records import FailureCategory
 from acibatch.spec import json_type
 
 MAX_RESULT_BYTES = 16 * 1024
@@ -21,13 +28,67 @@ MAX_MESSAGE_CHARS = 2000
 # data with a default Json.NET reader (MessagePayloadDataConverter.ConvertToJToken), which stops at 64 levels
 # since Json.NET 13.0.1 and answers the raise with 400; 32 leaves room for the record that wraps them.
 MAX_JSON_DEPTH = 32
-_FIELDS = {"status", "exitCode", "message", "progress", "result"}
+MAX_FILE_CHARS = 1024  # a failure's file: a path under the working directory or a blob name
+_FIELDS = {"status", "exitCode", "message", "progress", "result", "outputs", "failure"}
+_AGENT_FIELDS = {"outputs", "failure"}  # only in the agent's `completed` report
+_TASK_FIELDS = {"message", "progress", "result"}  # never in it: the task's own reports carry them
+_OUTPUTS_FIELDS = ("count", "bytes")
+_FAILURE_FIELDS = ("category", "message", "file")
+# A query string inside free text (a storage error may quote a URL): the agent scrubs its messages, and so does
+# this, since a SAS must never reach history, custom status or an API answer.
+_QUERY = re.compile(r"\?[^\s'\"]*")
 
 
 class CallbackStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     PROGRESS = "progress"
+    COMPLETED = "completed"  # the acibatch agent: logs saved, outputs uploaded (or `failure`), the attempt is over
+
+
+def scrub(text: str) -> str:
+    """`text` with every query string replaced by `?...`."""
+    return _QUERY.sub("?...", text)
+
+
+FAILURE_WORDS = {
+    FailureCategory.PRE_PROCESSING_ERROR: "a resource file could not be staged in",
+    FailureCategory.FILE_UPLOAD_ERROR: "an output file could not be uploaded",
+}
+FAILURE_SHAPE = 'must be null or an object like {"category": "fileUploadError", "message": "...", "file": "..."}'
+
+
+@dataclass(frozen=True)
+class FileFailure:
+    """Why the agent could not move a file: Batch's failure category, what went wrong and which file."""
+
+    category: FailureCategory
+    message: str | None = None
+    file: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"category": str(self.category), "message": self.message, "file": self.file}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> FileFailure | None:
+        """None for a missing or unreadable failure (the agent's own output, checked when it came in)."""
+        if not isinstance(data, Mapping):
+            return None
+        try:
+            category = FailureCategory(str(data.get("category")))
+        except ValueError:
+            return None
+        message, file = data.get("message"), data.get("file")
+        return cls(
+            category,
+            scrub(message)[:MAX_MESSAGE_CHARS] if isinstance(message, str) else None,
+            scrub(file)[:MAX_FILE_CHARS] if isinstance(file, str) else None,
+        )
+
+    def describe(self) -> str:
+        """The error a task shows: what went wrong, naming the file."""
+        what = self.message or FAILURE_WORDS[self.category]
+        return f"{what} (file {self.file})" if self.file else what
 
 
 class CallbackInvalid(ValueError):
@@ -46,9 +107,11 @@ class CallbackReport:
     message: str | None = None
     progress: Any = None
     result: Any = None
+    outputs: Mapping[str, int] | None = None  # completed: {"count", "bytes"} of the outputs uploaded
+    failure: FileFailure | None = None  # completed: the file that could not be moved
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "status": str(self.status),
             "attempt": self.attempt,
             "exitCode": self.exit_code,
@@ -56,6 +119,10 @@ class CallbackReport:
             "progress": self.progress,
             "result": self.result,
         }
+        if self.status is CallbackStatus.COMPLETED:
+            data["outputs"] = None if self.outputs is None else dict(self.outputs)
+            data["failure"] = None if self.failure is None else self.failure.to_dict()
+        return data
 
     @classmethod
     def from_event(cls, payload: Any) -> CallbackReport | None:
@@ -75,6 +142,8 @@ class CallbackReport:
                 message=data.get("message"),
                 progress=data.get("progress"),
                 result=data.get("result"),
+                outputs=data.get("outputs"),
+                failure=FileFailure.from_dict(data.get("failure")),
             )
         except (KeyError, ValueError, TypeError):
             return None
@@ -124,7 +193,7 @@ def parse_callback(body: object, attempt: int) -> CallbackReport:
     allowed = {s.value for s in CallbackStatus}
     # Check the type before the membership test: an object or a list is unhashable.
     if not isinstance(status, str) or status not in allowed:
-        choices = "the string 'succeeded', 'failed' or 'progress'"
+        choices = "the string 'succeeded', 'failed', 'progress' or 'completed'"
         got = f"'{status[:40]}'" if isinstance(status, str) else json_type(status)
         errors.append(("status", f"required: {choices}" if "status" not in body else f"must be {choices}, not {got}"))
     exit_code = body.get("exitCode")
@@ -144,6 +213,11 @@ def parse_callback(body: object, attempt: int) -> CallbackReport:
         size = len(json.dumps(value, separators=(",", ":")).encode())
         if size > MAX_RESULT_BYTES:
             errors.append((name, f"is {size} bytes as JSON; the limit is {MAX_RESULT_BYTES} bytes"))
+    errors += _sender_problems(body, status)
+    outputs_problem = _outputs_problem(body.get("outputs"))
+    if outputs_problem:
+        errors.append(("outputs", outputs_problem))
+    errors += _failure_problems(body.get("failure"))
     if errors:
         raise CallbackInvalid(errors)
     return CallbackReport(
@@ -153,4 +227,45 @@ def parse_callback(body: object, attempt: int) -> CallbackReport:
         message=message if isinstance(message, str) else None,
         progress=body.get("progress"),
         result=body.get("result"),
+        outputs=body.get("outputs"),
+        failure=FileFailure.from_dict(body.get("failure")),
     )
+
+
+def _sender_problems(body: Mapping[str, Any], status: object) -> list[tuple[str, str]]:
+    """Fields of the other sender's reports: `outputs`/`failure` belong to the agent, the rest to the task."""
+    if status == CallbackStatus.COMPLETED:
+        return [(name, "is not part of the agent's 'completed' report") for name in sorted(_TASK_FIELDS & set(body))]
+    if isinstance(status, str) and status in {s.value for s in CallbackStatus}:
+        return [(name, "is only part of the agent's 'completed' report") for name in sorted(_AGENT_FIELDS & set(body))]
+    return []
+
+
+def _count(value: object) -> bool:
+    return _is_int(value) and 0 <= value < 2**63  # type: ignore[operator]
+
+
+def _outputs_problem(value: object) -> str | None:
+    if value is None:
+        return None
+    shape = 'must be an object like {"count": 3, "bytes": 1234} (whole numbers, 0 or more)'
+    if not isinstance(value, Mapping) or set(value) != set(_OUTPUTS_FIELDS):
+        return shape
+    return None if all(_count(value[name]) for name in _OUTPUTS_FIELDS) else shape
+
+
+def _failure_problems(value: object) -> list[tuple[str, str]]:
+    if value is None:
+        return []
+    if not isinstance(value, Mapping):
+        return [("failure", FAILURE_SHAPE)]
+    unknown = sorted(set(value) - set(_FAILURE_FIELDS))
+    errors = [(f"failure.{name}", "unknown field; allowed fields are category, file, message") for name in unknown]
+    category = value.get("category")
+    if not isinstance(category, str) or category not in {c.value for c in FailureCategory}:
+        errors.append(("failure.category", "must be the string 'preProcessingError' or 'fileUploadError'"))
+    for name, limit in (("message", MAX_MESSAGE_CHARS), ("file", MAX_FILE_CHARS)):
+        text = value.get(name)
+        if text is not None and (not isinstance(text, str) or len(text) > limit):
+            errors.append((f"failure.{name}", f"must be null or a string of at most {limit} characters"))
+    return errors

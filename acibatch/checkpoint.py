@@ -42,6 +42,9 @@ class TaskCheckpoint:
     handled: tuple[str, ...] = ()
     capacity_waits: int = 0
     generation: int = 1
+    # A task run with the acibatch agent: the task's own succeeded/failed report of this attempt (a
+    # `CallbackReport` dict), kept until the agent's report ends the attempt. Written only when there is one.
+    user_report: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         state = self.attempt_state
@@ -63,6 +66,7 @@ class TaskCheckpoint:
             "handled": list(self.handled[-HANDLED_KEPT:]),
             "capacityWaits": self.capacity_waits,
             "generation": self.generation,
+            **({"userReport": dict(self.user_report)} if self.user_report is not None else {}),
         }
 
     @classmethod
@@ -89,6 +93,7 @@ class TaskCheckpoint:
             handled=tuple(data.get("handled", ())),
             capacity_waits=int(data.get("capacityWaits", 0)),
             generation=int(data.get("generation", 1)),
+            user_report=data.get("userReport"),
         )
 
 

@@ -21,6 +21,8 @@ CLEANUP_GROUP: Final = "cleanup_group"
 WAKE_WAITERS: Final = "wake_waiters"
 CANCEL_TASKS: Final = "cancel_tasks"
 NOTIFY_JOB: Final = "notify_job"
+# A task run with the acibatch agent, once its group has ended: what the agent recorded (result.json).
+READ_ATTEMPT_RESULT: Final = "read_attempt_result"
 
 CAPACITY_ENTITY: Final = "capacity"
 CAPACITY_KEY: Final = "region"

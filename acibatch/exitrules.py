@@ -7,8 +7,8 @@ dependencyAction, jobAction}`. Batch's jobAction has none/disable/terminate; aci
 
 Lookup order: the task's rules, then the job's (a task's rules override the job's for the codes they name); within
 one set an exact code wins over a range, a range over `default`. No rule: the built-in meaning (0 succeeds, other
-codes are retried while attempts remain). `fileUploadError` is accepted for Batch compatibility but never fires:
-acibatch uploads no output files.
+codes are retried while attempts remain). `preProcessingError` applies when the agent could not stage a resource
+file in, `fileUploadError` when it could not upload an output file; with no such rule either fails the task.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def _duplicate_codes(value: Any) -> list[Problem]:
 
 class ExitConditions(ApiModel):
     """What an exit code means (Azure Batch's exitConditions): the task's rules first, then the job's; an exact code
-    before a range before `default` (non-zero codes only). fileUploadError never fires: acibatch uploads no files."""
+    before a range before `default` (non-zero codes only). fileUploadError applies when an output upload failed."""
 
     NOT_AN_OBJECT = 'must be an object like {"exitCodes": [{"code": 3, "exitOptions": {"action": "fail"}}]}'
     OMIT_WHEN_DEFAULT = frozenset({"exitCodes", "exitCodeRanges", "preProcessingError", "fileUploadError", "default"})
@@ -170,6 +170,11 @@ def options_for_code(rules: Sequence[ExitConditions], code: int) -> ExitOptions 
 
 def options_for_pre_processing(rules: Sequence[ExitConditions]) -> ExitOptions | None:
     return next((c.pre_processing_error for c in rules if c.pre_processing_error is not None), None)
+
+
+def options_for_file_upload(rules: Sequence[ExitConditions]) -> ExitOptions | None:
+    """The options for an output upload failure: the first rule set (task, then job) with a fileUploadError."""
+    return next((c.file_upload_error for c in rules if c.file_upload_error is not None), None)
 
 
 def parse_exit_conditions(value: object, path: str, errors: list[tuple[str, str]]) -> ExitConditions | None:

@@ -28,7 +28,8 @@ def observation_from_state(data: Mapping[str, Any] | GroupState, restarts_reques
             kind=ObservationKind.CREATE_FAILED,
             arm_message=state.failure or "provisioning of the container group failed",
         )
-    if state.container_state == "Terminated" or state.finished:
+    # `finished` covers a terminated task container, unless an agent group's sidecar is still uploading.
+    if state.finished:
         return Observation(
             kind=ObservationKind.EXITED,
             exit_code=state.exit_code,

@@ -10,13 +10,14 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from acibatch.callbacks import MAX_JSON_DEPTH, MAX_MESSAGE_CHARS, MAX_RESULT_BYTES
+from acibatch.callbacks import MAX_FILE_CHARS, MAX_JSON_DEPTH, MAX_MESSAGE_CHARS, MAX_RESULT_BYTES
 from acibatch.exitrules import EXIT_CODE_MAX, EXIT_CODE_MIN
 from acibatch.models.jsonschema import ComponentSchemas
 from acibatch.models.jsonschema import pattern_text as _pattern_text
 from acibatch.models.views import JobAccepted, JobCancelling, JobList, JobView, task_view_schema
 from acibatch.naming import TENANT_RULE
 from acibatch.openapi_dashboard import DASHBOARD_SCHEMAS, dashboard_paths
+from acibatch.openapi_files import FILES_SCHEMAS, files_paths, logs_path
 from acibatch.openapi_schedules import SCHEDULE_SCHEMAS, schedule_paths
 from acibatch.records import JOB_STATES, TaskRecord
 from acibatch.spec import ID_RULE, JobSpec
@@ -80,7 +81,7 @@ def model_schemas() -> dict[str, Any]:
         schema_generator=ComponentSchemas,
     )
     schemas: dict[str, Any] = found["$defs"]
-    schemas["Task"] = task_view_schema(schemas.pop("TaskRecord"), TaskRecord.INTERNAL)
+    schemas["Task"] = task_view_schema(schemas.pop("TaskRecord"), TaskRecord.INTERNAL, TaskRecord.OMIT_WHEN_DEFAULT)
     schemas["Job"] = schemas.pop("JobView")
     return schemas
 
@@ -150,11 +151,39 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "required": ["status"],
         "properties": {
-            "status": {"type": "string", "enum": ["succeeded", "failed", "progress"]},
+            "status": {
+                "type": "string",
+                "enum": ["succeeded", "failed", "progress", "completed"],
+                "description": "completed: the acibatch agent's report (outputs and failure; no message, progress or "
+                "result), which ends an attempt run with the agent",
+            },
             "exitCode": _nullable({"type": "integer", "minimum": EXIT_CODE_MIN, "maximum": EXIT_CODE_MAX}),
             "message": _nullable({"type": "string", "maxLength": MAX_MESSAGE_CHARS}),
             "progress": {"description": FREE_JSON},
             "result": {"description": FREE_JSON},
+            "outputs": _nullable(
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["count", "bytes"],
+                    "properties": {
+                        "count": {"type": "integer", "minimum": 0},
+                        "bytes": {"type": "integer", "minimum": 0},
+                    },
+                }
+            ),
+            "failure": _nullable(
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["category"],
+                    "properties": {
+                        "category": {"type": "string", "enum": ["preProcessingError", "fileUploadError"]},
+                        "message": _nullable({"type": "string", "maxLength": MAX_MESSAGE_CHARS}),
+                        "file": _nullable({"type": "string", "maxLength": MAX_FILE_CHARS}),
+                    },
+                }
+            ),
         },
     },
     "Logs": {
@@ -163,11 +192,18 @@ SCHEMAS: dict[str, Any] = {
             "jobId": {"type": "string"},
             "taskId": {"type": "string"},
             "groupName": {"type": ["string", "null"]},
-            "source": {"type": "string", "enum": ["aci", "kept"]},
+            "source": {"type": "string", "enum": ["aci", "kept", "blob"]},
             "content": {"type": "string"},
+            # A stored log (source blob) also says which page this is; see the route's description.
+            "stream": {"type": "string", "enum": ["stdout", "stderr"]},
+            "attempt": {"type": "integer"},
+            "offset": {"type": "integer"},
+            "nextOffset": {"type": "integer"},
+            "complete": {"type": "boolean"},
         },
     },
     **DASHBOARD_SCHEMAS,
+    **FILES_SCHEMAS,
     **SCHEDULE_SCHEMAS,
 }
 
@@ -285,15 +321,7 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
                 "responses": {"202": _json(_ref("JobCancelling"), "cancelling"), **_errors(401, 403, 404, 409)},
             },
         },
-        "/jobs/{jobId}/tasks/{taskId}/logs": {
-            "parameters": [JOB_ID, TASK_ID],
-            "get": {
-                "operationId": "taskLogs",
-                "summary": "The task container's log (live from ACI, or the tail kept after deletion)",
-                "parameters": [_query_int("tail", "last N lines", 0, 100000, 0)],
-                "responses": {"200": _json(_ref("Logs"), "the log"), **_errors(400, 401, 403, 404)},
-            },
-        },
+        "/jobs/{jobId}/tasks/{taskId}/logs": logs_path(JOB_ID, TASK_ID, ERROR),
         "/callbacks/{jobId}/{taskId}": {
             "parameters": [
                 JOB_ID,
@@ -323,6 +351,7 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
         },
     }
     paths.update(dashboard_paths(JOB_ID, TASK_ID, ERROR))
+    paths.update(files_paths(JOB_ID, TASK_ID, ERROR))
     paths.update(schedule_paths(ERROR))
     document: dict[str, Any] = {
         "openapi": "3.1.0",

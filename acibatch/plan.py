@@ -44,10 +44,29 @@ class TaskInput:
     poll_seconds: float
     exit_rules: tuple[ExitConditions, ...] = ()  # the task's exitConditions, then the job's
     job_priority: int = 0  # the job's jobPriority: orders this tenant's queued leases
+    # Batch-named camelCase dicts with defaults filled (acibatch.filespec): the job's entries, then the task's.
+    resource_files: tuple[dict[str, Any], ...] = ()
+    output_files: tuple[dict[str, Any], ...] = ()
+    # Run with the acibatch agent (stage-in, whole logs, outputs): storage was on when the job was submitted and
+    # the task has a command for the agent's wrapper to run.
+    agent: bool = False
+    # The agent sidecar's request (`acibatch.agentshare`), decided at submission: its group asks ACI for the task's
+    # cpu/memory plus these, and its lease counts the same sum. 0 for a task without the agent.
+    agent_cpu: float = 0.0
+    agent_memory_gb: float = 0.0
 
     @property
     def instance_id(self) -> str:
         return task_instance_id(self.tenant, self.job_id, self.task_id)
+
+    @property
+    def group_cpu(self) -> float:
+        """The cores the task's whole container group requests (what ACI's core quota and the lease count)."""
+        return group_total(self.cpu, self.agent_cpu)
+
+    @property
+    def group_memory_gb(self) -> float:
+        return group_total(self.memory_gb, self.agent_memory_gb)
 
     @property
     def progress_key(self) -> str:
@@ -75,6 +94,11 @@ class TaskInput:
             # Written only when set: a task of a job without them keeps the input (and history) it had before.
             **({"exitConditions": [rules.to_dict() for rules in self.exit_rules]} if self.exit_rules else {}),
             **({"jobPriority": self.job_priority} if self.job_priority else {}),
+            **({"resourceFiles": [dict(item) for item in self.resource_files]} if self.resource_files else {}),
+            **({"outputFiles": [dict(item) for item in self.output_files]} if self.output_files else {}),
+            **({"agent": True} if self.agent else {}),
+            **({"agentCpu": self.agent_cpu} if self.agent_cpu else {}),
+            **({"agentMemoryGb": self.agent_memory_gb} if self.agent_memory_gb else {}),
         }
 
     @classmethod
@@ -99,6 +123,11 @@ class TaskInput:
             poll_seconds=float(data["pollSeconds"]),
             exit_rules=tuple(ExitConditions.from_dict(rules) for rules in data.get("exitConditions", ())),
             job_priority=int(data.get("jobPriority", 0)),
+            resource_files=tuple(dict(item) for item in data.get("resourceFiles", ())),
+            output_files=tuple(dict(item) for item in data.get("outputFiles", ())),
+            agent=bool(data.get("agent", False)),
+            agent_cpu=float(data.get("agentCpu", 0.0)),
+            agent_memory_gb=float(data.get("agentMemoryGb", 0.0)),
         )
 
 
@@ -113,6 +142,13 @@ class JobInput:
     fingerprint: str
     submitted_at: str
     poll_seconds: float
+    # Whether blob storage was configured when the job was submitted: its tasks with a command then run with the
+    # agent. Recorded here so a settings change never alters a job already running (or replaying).
+    storage: bool = False
+    # The agent sidecar's request while storage is on (settings BATCH_AGENT_CPU / BATCH_AGENT_MEMORY_GB at
+    # submission), given to each of its agent tasks: recorded for the same reason as `storage`.
+    agent_cpu: float = 0.0
+    agent_memory_gb: float = 0.0
 
     @property
     def instance_id(self) -> str:
@@ -131,6 +167,9 @@ class JobInput:
             "fingerprint": self.fingerprint,
             "submittedAt": self.submitted_at,
             "pollSeconds": self.poll_seconds,
+            **({"storage": True} if self.storage else {}),  # omitted when off: older inputs stay byte-identical
+            **({"agentCpu": self.agent_cpu} if self.agent_cpu else {}),
+            **({"agentMemoryGb": self.agent_memory_gb} if self.agent_memory_gb else {}),
         }
 
     @classmethod
@@ -143,10 +182,19 @@ class JobInput:
             fingerprint=data["fingerprint"],
             submitted_at=data["submittedAt"],
             poll_seconds=float(data["pollSeconds"]),
+            storage=bool(data.get("storage", False)),
+            agent_cpu=float(data.get("agentCpu", 0.0)),
+            agent_memory_gb=float(data.get("agentMemoryGb", 0.0)),
         )
 
     def job_spec(self) -> JobSpec:
         return JobSpec.from_dict(self.spec)
+
+
+def group_total(task: float, agent: float) -> float:
+    """A task's request plus the agent's, rounded to the steps both come in (cpu 0.01, memory 0.1) so float noise
+    never makes a sum look over a limit; exactly the task's own value when there is no agent."""
+    return round(task + agent, 2) if agent else task
 
 
 def progress_entity_key(tenant: str, job_id: str) -> str:
@@ -181,9 +229,20 @@ def task_inputs(job: JobInput, spec: JobSpec, first: int, count: int) -> list[Ta
             poll_seconds=job.poll_seconds,
             exit_rules=spec.task_exit_rules(task),
             job_priority=spec.job_priority,
+            resource_files=spec.task_resource_files(task),
+            output_files=spec.task_output_files(task),
+            **_agent_fields(job, bool(spec.task_command(task))),
         )
         for task in spec.tasks[first : first + count]
     ]
+
+
+def _agent_fields(job: JobInput, has_command: bool) -> dict[str, Any]:
+    """`agent` and the sidecar's request for a task of `job`: the agent wraps a command, so a task running its
+    image's default command runs without it (and asks for nothing more)."""
+    if not (job.storage and has_command):
+        return {"agent": False}
+    return {"agent": True, "agent_cpu": job.agent_cpu, "agent_memory_gb": job.agent_memory_gb}
 
 
 def task_input_at(job: JobInput, spec: JobSpec, index: int) -> TaskInput:

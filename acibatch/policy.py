@@ -18,6 +18,13 @@ dependencyAction and jobAction ride on the Decision. Platform failures (a Spot e
 disappeared, a container that never started after its restarts in place) start a new attempt that does not count
 against maxAttempts (`Decision.platform`), up to MAX_PLATFORM_RETRIES per task, as Azure Batch's recovery retries
 do not count against maxTaskRetryCount.
+
+File failures (a task run with the acibatch agent: a resource file it could not stage in, an output it could not
+upload) fail the task with Batch's category (`Decision.failure_category`) and are not retried, as Batch retries
+neither (its `TaskExecutionInformation.retryCount`), unless the exit conditions say `retry`: their
+`preProcessingError` / `fileUploadError`, else their `default` (Batch's fallback for both), and for an upload
+failure an exit code the rules name first (Batch: "the action specified by the exit code takes precedence"). No rule
+makes a file failure a success: the files did not move.
 """
 
 from __future__ import annotations
@@ -26,7 +33,15 @@ import hashlib
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from acibatch.exitrules import ExitAction, ExitConditions, ExitOptions, options_for_code, options_for_pre_processing
+from acibatch.exitrules import (
+    ExitAction,
+    ExitConditions,
+    ExitOptions,
+    options_for_code,
+    options_for_file_upload,
+    options_for_pre_processing,
+)
+from acibatch.records import FailureCategory
 
 MAX_RESTARTS_IN_PLACE = 2
 MAX_TRANSIENT_CREATE_ERRORS = 8
@@ -130,6 +145,15 @@ class ObservationKind(StrEnum):
     CREATE_FAILED = "create_failed"  # ARM error at create, or provisioning failed later
     NOT_STARTED = "not_started"  # the container is stuck waiting (e.g. a transient pull error)
     LOST = "lost"  # the group disappeared out of band
+    # The acibatch agent could not move a file (message: what and which file; exit_code: the command's, if it ran).
+    PRE_PROCESSING_ERROR = "pre_processing_error"  # a resource file could not be staged in: the command never ran
+    FILE_UPLOAD_ERROR = "file_upload_error"  # an output file could not be uploaded after the command ended
+
+
+FILE_FAILURES = {
+    ObservationKind.PRE_PROCESSING_ERROR: FailureCategory.PRE_PROCESSING_ERROR,
+    ObservationKind.FILE_UPLOAD_ERROR: FailureCategory.FILE_UPLOAD_ERROR,
+}
 
 
 @dataclass(frozen=True)
@@ -196,6 +220,7 @@ class Decision:
     platform: bool = False  # NEW_ATTEMPT for a platform failure: it does not count against max_attempts
     dependency_action: str | None = None  # an exit condition's dependencyAction ("satisfy" | "block")
     job_action: str | None = None  # an exit condition's jobAction ("terminate" stops the job)
+    failure_category: FailureCategory | None = None  # a file failure ended the attempt (shown on a failed task)
 
 
 def backoff_seconds(n: int, base: float = 2.0, cap: float = 120.0, seed: str = "") -> float:
@@ -308,6 +333,8 @@ def decide(observation: Observation, state: AttemptState) -> Decision:
     detail = f": {observation.message}" if observation.message else ""
     if kind is ObservationKind.CANCELLED:
         return Decision(GroupAction.STOP, Next.CANCEL, "cancelled", next_priority=state.priority)
+    if kind in FILE_FAILURES:
+        return _file_failure(observation, state, FILE_FAILURES[kind])
     decided = _user_exit(observation, state, detail)
     if decided is not None:
         return decided
@@ -397,6 +424,36 @@ def _user_exit(observation: Observation, state: AttemptState, detail: str) -> De
     if kind is ObservationKind.CALLBACK_SUCCEEDED:
         return _by_exit_rules(state, code, f"the task reported exit code {code}{detail}")
     return None
+
+
+def _file_failure(observation: Observation, state: AttemptState, category: FailureCategory) -> Decision:
+    reason = f"{category}: {observation.message or 'a file could not be moved'}"
+    options = _file_failure_options(state.exit_rules, category, observation.exit_code)
+    if options is not None and options.action is ExitAction.RETRY:
+        decision = _retry_or_fail(state, reason)
+    else:
+        if options is not None and options.action is ExitAction.SUCCEED:
+            reason += "; exitConditions cannot make a file failure succeed"
+        decision = _finish(state, succeeded=False, reason=reason)
+    if options is not None:
+        decision = _with_options(decision, options)
+    return replace(decision, failure_category=category)
+
+
+def _file_failure_options(
+    rules: tuple[ExitConditions, ...], category: FailureCategory, exit_code: int | None
+) -> ExitOptions | None:
+    """Batch's lookup: for an upload failure an exit code a rule names; then the category's own options (the task's
+    rules, then the job's); then `default`."""
+    if category is FailureCategory.FILE_UPLOAD_ERROR and exit_code is not None:
+        named = next((found for rules_ in rules if (found := rules_.for_code(exit_code)) is not None), None)
+        if named is not None:
+            return named
+    if category is FailureCategory.PRE_PROCESSING_ERROR:
+        own = options_for_pre_processing(rules)
+    else:
+        own = options_for_file_upload(rules)
+    return own or next((c.default for c in rules if c.default is not None), None)
 
 
 def _spot_cannot_be_served(observation: Observation, error_class: ErrorClass) -> bool:

@@ -36,6 +36,13 @@ class TaskState(StrEnum):
         return self in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED, TaskState.SKIPPED)
 
 
+class FailureCategory(StrEnum):
+    """Azure Batch's names for a task that failed around its command rather than by its exit code."""
+
+    PRE_PROCESSING_ERROR = "preProcessingError"  # a resource file could not be staged in
+    FILE_UPLOAD_ERROR = "fileUploadError"  # an output file could not be uploaded
+
+
 # The live view's budget (`TaskRecord.live_status`), in the extension's measure: compact JSON in UTF-16. A
 # progress report over its share is shown as PROGRESS_OMITTED until the task ends; ids, states and times take
 # well under 2 KB, so the whole view stays below the extension's 16 KB.
@@ -70,6 +77,8 @@ class TaskRecord(StoredModel):
     """One task as the API shows it. `attempt` is the attempt whose callback token is currently valid."""
 
     INTERNAL: ClassVar[tuple[str, ...]] = ("attempt", "logTail")  # left out of the API's view (`public`)
+    # Written only when set: records of tasks that move no files keep the JSON (and history) they had before.
+    OMIT_WHEN_DEFAULT = frozenset({"failureCategory"})
 
     id: str
     state: TaskState = TaskState.QUEUED
@@ -107,6 +116,11 @@ class TaskRecord(StoredModel):
     job_action: str | None = Field(default=None, json_schema_extra={"enum": ["none", "terminate", None]})
     blocked_by: tuple[str, ...] = Field(
         default=(), description="Blocked: the first few upstream tasks that have not ended (the API fills it)"
+    )
+    failure_category: FailureCategory | None = Field(
+        default=None,
+        description="Failed around the command: preProcessingError (a resource file could not be downloaded) or "
+        "fileUploadError (an output file could not be uploaded); `error` names the file",
     )
 
     def live_status(self) -> dict[str, Any]:

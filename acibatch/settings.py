@@ -7,8 +7,9 @@ An empty value counts as unset (Azure app settings and local.settings.json both 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from urllib.parse import urlsplit
 
@@ -17,10 +18,32 @@ from acibatch.armrate import WindowLimit
 from acibatch.outbound import OutboundPolicy, parse_allow_list
 
 MIN_SIGNING_KEY_CHARS = 32
+# Tenant T's blob container is `<prefix>T`: a container name is 3-63 lowercase letters, digits and single '-'
+# starting with a letter or digit (Blob REST "Naming and referencing containers"), and a tenant id is up to 40 of
+# those, so the prefix is 2-23 characters.
+CONTAINER_PREFIX_RULE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*-?$")
+CONTAINER_PREFIX_CHARS = (2, 23)
+AGENT_IMAGE_PATH = "acibatch/agent:1"
 
 
 class SettingsError(ValueError):
     """One message naming every problem, so an operator fixes them all in one go."""
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where input/output files and whole logs live; both sources None means storage is off."""
+
+    connection_string: str | None = field(default=None, repr=False)  # holds the account key: never printed
+    account_url: str | None = None  # Azure: managed identity, user delegation SAS
+    container_prefix: str = "acb-"
+    agent_image: str | None = None
+    agent_cpu: float = 0.1
+    agent_memory_gb: float = 0.2
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.connection_string or self.account_url)
 
 
 @dataclass(frozen=True)
@@ -48,6 +71,13 @@ class Settings:
     sweep_grace_seconds: float
     max_body_bytes: int
     outbound: OutboundPolicy  # what tenant-aimed requests (notifyUrl) may reach
+    # Blob storage for input/output files and whole logs (issue 24); off unless configured. Not in repr: the
+    # connection string holds the account key.
+    storage: StorageSettings = field(default_factory=StorageSettings, repr=False)
+
+    @property
+    def storage_enabled(self) -> bool:
+        return self.storage.enabled
 
     @property
     def signing_keys(self) -> tuple[str, ...]:
@@ -140,6 +170,7 @@ class Settings:
                 problems.append(f"{name} is invalid: {error}")
                 return armrate.parse_limits(default)
 
+        storage = _read_storage(get, number, problems, registry)
         create_limits = windows("ACI_CREATE_LIMITS", armrate.DEFAULT_CREATE_LIMITS)
         delete_limits = windows("ACI_DELETE_LIMITS", armrate.DEFAULT_DELETE_LIMITS)
 
@@ -167,6 +198,7 @@ class Settings:
             sweep_grace_seconds=number("BATCH_SWEEP_GRACE_SECONDS", 600.0, 0, 7 * 24 * 3600),
             max_body_bytes=int(number("BATCH_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024, integer=True)),
             outbound=OutboundPolicy(allow_http=allow_http.lower() == "true", allow=allow),
+            storage=storage,
         )
         if problems:
             raise SettingsError("invalid app settings:\n  " + "\n  ".join(problems))
@@ -177,3 +209,64 @@ class Settings:
 def current() -> Settings:
     """The process's settings (read once; restart the app after changing them, as in Azure)."""
     return Settings.from_env()
+
+
+def _connection_string_problem(value: str) -> str | None:
+    """What is wrong with a storage connection string, never quoting it (it holds the account key)."""
+    parts = dict(part.split("=", 1) for part in value.split(";") if "=" in part)
+    missing = [name for name in ("AccountName", "AccountKey") if not parts.get(name)]
+    if missing:
+        return (
+            f"BATCH_STORAGE_CONNECTION_STRING has no {' or '.join(missing)}: the app signs SAS with the account "
+            "key, so use a key-based connection string (or BATCH_STORAGE_ACCOUNT_URL with managed identity)"
+        )
+    if not parts.get("BlobEndpoint") and not parts.get("EndpointSuffix"):
+        return "BATCH_STORAGE_CONNECTION_STRING has neither BlobEndpoint nor EndpointSuffix: add one"
+    return None
+
+
+def _read_storage(
+    get: Callable[[str], str | None],
+    number: Callable[[str, float, float, float], float],
+    problems: list[str],
+    registry: str | None,
+) -> StorageSettings:
+    connection, account_url = get("BATCH_STORAGE_CONNECTION_STRING"), get("BATCH_STORAGE_ACCOUNT_URL")
+    if connection and account_url:
+        problems.append(
+            "BATCH_STORAGE_CONNECTION_STRING and BATCH_STORAGE_ACCOUNT_URL are both set: set only one (the account "
+            "URL in Azure with managed identity, the connection string for Azurite or a key-based account)"
+        )
+    if connection and (problem := _connection_string_problem(connection)):
+        problems.append(problem)
+    if account_url:
+        parts = urlsplit(account_url)
+        # Managed identity sends a bearer token, which the storage client only sends over https.
+        if parts.scheme != "https" or not parts.hostname or parts.query:
+            problems.append(
+                # Not quoted: a URL with a query may carry a SAS.
+                "BATCH_STORAGE_ACCOUNT_URL is invalid: set the account's https blob endpoint without a query, "
+                "e.g. https://myaccount.blob.core.windows.net"
+            )
+    prefix = get("BATCH_STORAGE_CONTAINER_PREFIX") or "acb-"
+    low, high = CONTAINER_PREFIX_CHARS
+    if not (low <= len(prefix) <= high and CONTAINER_PREFIX_RULE.fullmatch(prefix)):
+        problems.append(
+            f"BATCH_STORAGE_CONTAINER_PREFIX={prefix!r} is invalid: set {low}-{high} lowercase letters, digits or "
+            "single '-', starting with a letter or digit (tenant T's container is the prefix followed by T)"
+        )
+    enabled = bool(connection or account_url)
+    image = get("BATCH_AGENT_IMAGE") or (f"{registry}/{AGENT_IMAGE_PATH}" if registry else None)
+    if enabled and image is None:
+        problems.append(
+            "BATCH_AGENT_IMAGE is not set: blob storage is on, so tasks run with the acibatch agent; set its image "
+            f"(or ACI_REGISTRY_SERVER, which makes it <registry>/{AGENT_IMAGE_PATH})"
+        )
+    return StorageSettings(
+        connection_string=connection,
+        account_url=account_url,
+        container_prefix=prefix,
+        agent_image=image,
+        agent_cpu=number("BATCH_AGENT_CPU", 0.1, 0.01, 4),
+        agent_memory_gb=number("BATCH_AGENT_MEMORY_GB", 0.2, 0.1, 16),
+    )

@@ -25,6 +25,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from acibatch.dag import JOB_GROUP, DependsOn, Graph, GraphInvalid, TaskNode, build_graph
 from acibatch.exitrules import ExitConditions, JobAction
+from acibatch.filespec import OutputFiles, ResourceFiles, lists_files, storage_off_problems
 from acibatch.jobfields import (
     CLEANUP_HINT,
     DEFAULT_CPU,
@@ -103,7 +104,9 @@ class TaskSpec(ApiModel):
 
     NOT_AN_OBJECT = 'must be an object like {"id": "t1"}'
     STORED_ONLY = frozenset({"index"})
-    OMIT_WHEN_DEFAULT = frozenset({"command", "env", "group", "dependsOn", "exitConditions"})
+    OMIT_WHEN_DEFAULT = frozenset(
+        {"command", "env", "group", "dependsOn", "exitConditions", "resourceFiles", "outputFiles"}
+    )
 
     id: Id
     index: SkipJsonSchema[int] = 0  # the task's position in the job, set by the job (not sent by clients)
@@ -112,6 +115,8 @@ class TaskSpec(ApiModel):
     group: Annotated[Id, Field(description="task group for `array`")] | None = None
     depends_on: DependsOn | None = None
     exit_conditions: ExitConditions | None = None
+    resource_files: Annotated[ResourceFiles, Field(description="downloaded after the job's resourceFiles")] = ()
+    output_files: Annotated[OutputFiles, Field(description="uploaded as well as the job's outputFiles")] = ()
 
 
 def _tasks_schema(schema: dict[str, Any]) -> None:
@@ -173,9 +178,12 @@ class JobSpec(ApiModel):
     REQUEST_ONLY = frozenset({"taskCount"})
     # Fields added after the first release: written only when set, so a job submitted before them keeps its
     # fingerprint (idempotent resubmits).
-    OMIT_WHEN_DEFAULT = frozenset({"dependsOn", "exitConditions", "onTaskFailure", "jobPriority"})
+    OMIT_WHEN_DEFAULT = frozenset(
+        {"dependsOn", "exitConditions", "onTaskFailure", "jobPriority", "resourceFiles", "outputFiles"}
+    )
     PROBLEM_ORDER = (
-        *("jobId", "image", "command", "cpu", "memoryGb", "env", "secureEnv", "=secureEnv", "tasks", "taskCount"),
+        *("jobId", "image", "command", "cpu", "memoryGb", "env", "secureEnv", "=secureEnv"),
+        *("resourceFiles", "resourceFiles[]", "outputFiles", "outputFiles[]", "tasks", "taskCount"),
         "=command",  # an empty command is refused once the tasks are known not to bring their own
     )
     TASKS_HINT: ClassVar[str] = "give exactly one of 'tasks' (a list of {id, env?, command?}) or 'taskCount'"
@@ -218,6 +226,13 @@ class JobSpec(ApiModel):
             "across tenants is unchanged"
         ),
     ] = 0
+    resource_files: Annotated[
+        ResourceFiles,
+        Field(description="downloaded into every task's working directory before its command (needs blob storage)"),
+    ] = ()
+    output_files: Annotated[
+        OutputFiles, Field(description="uploaded from every task's working directory once its command ends")
+    ] = ()
 
     @classmethod
     def request_problems(
@@ -231,6 +246,7 @@ class JobSpec(ApiModel):
         command = raw.get("command", ABSENT)
         if command is not ABSENT and not (_is_argv(command) and command) and _some_task_lacks_command(data):
             problems.append((("", "command"), "must not be empty (omit it to run the image's default command)"))
+        problems.extend(_commands_for_files(raw, data))
         return data, problems
 
     @classmethod
@@ -303,6 +319,20 @@ class JobSpec(ApiModel):
     def task_env(self, task: TaskSpec) -> dict[str, str]:
         return {**self.env, **task.env}
 
+    @property
+    def moves_files(self) -> bool:
+        return bool(self.resource_files or self.output_files) or any(
+            task.resource_files or task.output_files for task in self.tasks
+        )
+
+    def task_resource_files(self, task: TaskSpec) -> tuple[dict[str, Any], ...]:
+        """The task's effective resource files, normalised: the job's, then the task's own."""
+        return tuple(item.to_dict() for item in (*self.resource_files, *task.resource_files))
+
+    def task_output_files(self, task: TaskSpec) -> tuple[dict[str, Any], ...]:
+        """The task's effective output files, normalised: the job's, then the task's own."""
+        return tuple(item.to_dict() for item in (*self.output_files, *task.output_files))
+
 
 def _task_list(data: dict[str, Any]) -> list[Problem]:
     """`tasks` or `taskCount` (request sugar for tasks "0".."n-1"): exactly one, within bounds. A problem here is
@@ -353,6 +383,37 @@ def _some_task_lacks_command(data: dict[str, Any]) -> bool:
     )
 
 
+FILES_NEED_COMMAND = (
+    "is required: {what} moves files (resourceFiles/outputFiles), and the agent that moves them runs the command "
+    "itself; give the command (the image's default command cannot be wrapped)"
+)
+
+
+def _commands_for_files(raw: dict[str, Any], data: dict[str, Any]) -> list[Problem]:
+    """A task that moves files needs a command: the job's, once when the job's own lists need it, else its own."""
+    job_files = lists_files(raw)
+    command = raw.get("command")
+    job_runs = _is_argv(command) and bool(command)
+    problems: list[Problem] = []
+    if job_files and command is None and _some_task_lacks_command(data):
+        # An empty job command is refused above already; an absent one only now that files need it.
+        problems.append((("", "command"), FILES_NEED_COMMAND.format(what="the job")))
+    tasks = data.get("tasks")
+    if not isinstance(tasks, list):
+        return problems  # built from taskCount: covered by the job's command above
+    for index, task in enumerate(tasks):
+        if not isinstance(task, dict) or (not lists_files(task) and not job_files):
+            continue
+        own = task.get("command")
+        if own is None:
+            if job_runs or job_files:
+                continue  # runs the job's command, or the job's problem above already says it is missing
+        elif _is_argv(own) and own:
+            continue
+        problems.append((("tasks", index, "command"), FILES_NEED_COMMAND.format(what="this task")))
+    return problems
+
+
 def _is_argv(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(arg, str) for arg in value)
 
@@ -373,15 +434,23 @@ JOB_FIELDS = JobSpec.request_fields()
 TASK_FIELDS = TaskSpec.request_fields()
 
 
-def parse_job_spec(data: object, *, outbound: OutboundPolicy = STRICT_OUTBOUND) -> JobSpec:
+def parse_job_spec(
+    data: object, *, outbound: OutboundPolicy = STRICT_OUTBOUND, storage_enabled: bool = False
+) -> JobSpec:
     """Validate `data` and return the normalized spec, or raise `JobSpecInvalid` with every error.
 
     `outbound` is the app's policy for tenant-aimed URLs (`Settings.outbound`); the default allows https to
-    public hosts only.
+    public hosts only. `storage_enabled` (`Settings.storage_enabled`): without blob storage a job that moves files
+    is refused, never run without them.
     """
     if not isinstance(data, dict):
         raise JobSpecInvalid([SpecError("body", "must be a JSON object describing the job")])
+    storage = [] if storage_enabled else [SpecError(path, message) for path, message in storage_off_problems(data)]
     try:
-        return validate_request(JobSpec, data, outbound)
+        spec = validate_request(JobSpec, data, outbound)
     except PydanticValidationError as invalid:
-        raise JobSpecInvalid([SpecError(spec_path(loc), message) for loc, message in problems_of(invalid)]) from None
+        found = [SpecError(spec_path(loc), message) for loc, message in problems_of(invalid)]
+        raise JobSpecInvalid([*storage, *found]) from None
+    if storage:
+        raise JobSpecInvalid(storage)
+    return spec

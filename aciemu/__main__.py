@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aciemu import auth
 from aciemu.emulator import Emulator
-from aciemu.groups import Timings
+from aciemu.groupstate import Timings
 from aciemu.images import ImageCatalogInvalid, load_catalog
 from aciemu.limits import Limits, LimitsInvalid, merge_flags, parse_window
 from aciemu.routes import serve

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from aciemu.arm import ArmError, quota_reached, throttled, unavailable
-from aciemu.groups import Group
+from aciemu.groupstate import Group
 from aciemu.limits import Limits, Priority, Throttled, WriteKind, WriteLimiter, normalize_location
 from aciemu.rendering import UsageRow, remaining_headers
 from aciemu.validation import ValidatedGroup

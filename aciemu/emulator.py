@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from aciemu import admission, sandbox
+from aciemu import admission, sandbox, volumes
 from aciemu.arm import (
     ArmError,
     ArmFailure,
@@ -27,7 +27,8 @@ from aciemu.arm import (
     transitioning,
 )
 from aciemu.faults import API_FAULTS, LIFE_FAULTS, Fault, FaultBook, Operation
-from aciemu.groups import TRANSITIONING, Group, GroupRuntime, Timings
+from aciemu.groups import GroupRuntime
+from aciemu.groupstate import TRANSITIONING, Group, Timings, remove_tree
 from aciemu.images import ImageEntry, lookup, parse_catalog
 from aciemu.limits import Limits, Window, WriteKind
 from aciemu.rendering import UsageRow, operation_status, parse_operation_token
@@ -85,6 +86,8 @@ class Emulator:
         self.faults = FaultBook(fault_seed)
         self.store = GroupStore(data_dir)
         self.runtimes: dict[str, GroupRuntime] = {}
+        # Secret volume files by group key: in memory only, never in a group's file (see volumes.take_secrets).
+        self.secrets: dict[str, volumes.Secrets] = {}
         limits = limits or Limits()
         if create_rate is not None and not limits.create_windows:  # the older flag: one 5-minute create window
             limits = dataclasses.replace(limits, create_windows=(Window(create_rate, CREATE_RATE_WINDOW_SECONDS),))
@@ -108,18 +111,44 @@ class Emulator:
         return list(entry.command) if entry is not None and entry.command else None
 
     def container_files(self, group: Group, container: str, image: str) -> sandbox.ContainerFiles:
-        """Each container's own home and /tmp (containers of one group share no files, as in ACI)."""
+        """Each container's own home and /tmp (containers of one group share no files but the volumes they mount,
+        as in ACI)."""
         own = self.store.work_dir(group) / container
         entry = lookup(self.images, image)
+        specs = [*group.spec_containers(init=True), *group.spec_containers()]
+        spec = next((s for s in specs if s["name"] == container), {})
+        mounts = volumes.mounts_for(spec, group.volumes, self.volume_root(group), self.secrets.get(group.key, {}))
         return sandbox.ContainerFiles(
             home=own / "home", tmp=own / "tmp", etc=self.data_dir / "sandbox",
-            image_dir=entry.dir if entry else None, image_workdir=entry.workdir if entry else None,
+            image_dir=entry.dir if entry else None, image_workdir=entry.workdir if entry else None, mounts=mounts,
         )  # fmt: skip
+
+    def volume_root(self, group: Group) -> Path:
+        # "_" cannot start a container name, so this never meets a container's own folder beside it.
+        return self.store.work_dir(group) / "_volumes"
+
+    def reset_volumes(self, group: Group) -> None:
+        """Empty the group's emptyDir folders: a new deployment (create, start, restart, a move) starts without
+        their data, as ACI promises nothing of it across a group restart and drops it on a stop."""
+        root = self.volume_root(group)
+        remove_tree(root)
+        for name in volumes.empty_dirs(group.volumes):
+            (root / name).mkdir(parents=True, mode=0o700)
+
+    def clear_volumes(self, group: Group) -> None:
+        remove_tree(self.volume_root(group))
+
+    def missing_secrets(self, group: Group) -> list[str]:
+        """The group's secret volumes whose files this emulator no longer holds (it keeps them in memory only,
+        so after an emulator restart it has none)."""
+        held = self.secrets.get(group.key, {})
+        return [name for name in volumes.secret_volumes(group.volumes) if name not in held]
 
     async def delete_group(self, group: Group) -> None:
         """Remove the group at once, then stop its processes and erase its files."""
         runtime = self.runtimes.pop(group.key, None)
         self.store.forget(group)
+        self.secrets.pop(group.key, None)
         if runtime is not None:
             await runtime.stop_processes()
         self.store.erase(group)
@@ -129,6 +158,11 @@ class Emulator:
     async def load(self) -> None:
         """Start on the stored groups as a host reboot would (see `GroupRuntime.reboot`)."""
         for group in self.store.read_all():
+            # An emulator older than secret volumes stored their values in the group's file: move them to memory
+            # and rewrite the file without them. (A file written since holds `"secret": {}`: nothing is held.)
+            if held := {name: files for name, files in volumes.take_secrets(group.body).items() if files}:
+                self.secrets[group.key] = held
+                self.store.save(group)
             runtime = GroupRuntime(group, self)
             self.runtimes[group.key] = runtime
             sandbox.kill_marked(runtime.marker)  # leftovers of a crashed emulator without bubblewrap
@@ -187,6 +221,7 @@ class Emulator:
             raise ArmFailure(transitioning(name))
         refuse(admission.spot_refusal(request, self.limits))
         refuse(self.quota_refusal(subscription, request, existing))
+        secrets = volumes.take_secrets(request.body)
         group = Group(key=key, subscription=subscription, resource_group=resource_group, name=name, body=request.body)
         life_faults = self.faults.draw(Operation.CREATE, name, image, LIFE_FAULTS)
         group.faults = [{"fault": rule.fault, **rule.params} for rule in life_faults]
@@ -195,6 +230,7 @@ class Emulator:
             group.containers = existing.containers
         runtime = GroupRuntime(group, self)
         self.runtimes[key] = runtime
+        self.secrets[key] = secrets
         self.store.put(group)
         runtime.start()
         return PutOutcome(group, existing is not None, rate_headers)
@@ -248,9 +284,13 @@ class Emulator:
     async def stop(self, group: Group) -> None:
         runtime = self.runtimes[group.key]
         await runtime.stop_processes(reason_event="Killing")
+        for run in [*group.containers.values(), *group.init_containers.values()]:
+            if run.current.get("state") == "Running":
+                run.terminated(137, "Stopped")
         for run in group.containers.values():
             if run.current.get("state") != "Terminated":
                 run.terminated(137, "Stopped")
+        self.clear_volumes(group)  # a stopped group's emptyDir is not kept (ACI's emptyDir article)
         group.state = "Stopped"
         if group.provisioning_state in TRANSITIONING:
             group.provisioning_state = "Succeeded"

@@ -1,151 +1,29 @@
-"""Container groups: their stored definition, their runtime view, and the lifecycle that runs their processes.
+"""Container groups' lifecycle: the runtime that runs a group's processes (their stored state is `groupstate`).
 
-One asyncio task per group drives it: Pending -> Creating (Pulling/Pulled events, init containers in order)
--> Succeeded with containers Running; container exits apply the restart policy (with back-off); stop, restart,
-start and delete kill the processes. Evictions and kills injected as faults look the way the README says (an
-eviction shows only what ACI documents of one: see `GroupRuntime.evict`).
-State is saved as one JSON file per group (mode 0600: it holds secure values, an emulator-only trade-off)
-so groups survive an emulator restart, which the emulator treats like a host reboot.
+One asyncio task per group drives it: Pending -> Creating (Pulling/Pulled events, the group's emptyDir volumes
+made empty, init containers in order, each to completion) -> Succeeded with containers Running; container exits
+apply the restart policy (with back-off); stop, restart, start and delete kill the processes. Evictions and kills
+injected as faults look the way the README says (an eviction shows only what ACI documents of one: see
+`GroupRuntime.evict`). State is saved after each step so groups survive an emulator restart, which the emulator
+treats like a host reboot (a group whose secret volume files it no longer holds is failed, not restarted).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
-import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from aciemu import sandbox
+from aciemu import sandbox, volumes
 from aciemu.faults import Fault
+from aciemu.groupstate import TRANSITIONING, ContainerRun, Group, Timings, now_iso
 from aciemu.limits import Priority
 
 MAINTENANCE_EXIT_CODE = 7147
 KILLED_EXIT_CODE = 137
 LOG_CAP_BYTES = 4 * 1024 * 1024
 RESTART_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
-EVENTS_KEPT = 50
-# Provisioning states during which ACI refuses updates and actions with ContainerGroupTransitioning.
-TRANSITIONING = frozenset({"Pending", "Creating"})
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass
-class Timings:
-    provisioning_seconds: float = 0.02  # Pending -> Creating -> containers started
-    restart_backoff_scale: float = 1.0
-    eviction_restart_seconds: float = 1.0
-    stop_grace_seconds: float = 2.0
-
-
-@dataclass
-class ContainerRun:
-    name: str
-    restart_count: int = 0
-    current: dict[str, Any] = field(default_factory=lambda: {"state": "Waiting", "detailStatus": "Pending"})
-    previous: dict[str, Any] | None = None
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "restartCount": self.restart_count, "current": self.current,
-                "previous": self.previous, "events": self.events}  # fmt: skip
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ContainerRun:
-        return cls(data["name"], data["restartCount"], data["current"], data.get("previous"), data["events"])
-
-    def event(self, name: str, message: str, kind: str = "Normal") -> None:
-        stamp = now_iso()
-        self.events.append({"count": 1, "firstTimestamp": stamp, "lastTimestamp": stamp, "name": name,
-                            "message": message, "type": kind})  # fmt: skip
-        del self.events[:-EVENTS_KEPT]
-
-    def terminated(self, exit_code: int, detail: str) -> None:
-        start = self.current.get("startTime") if self.current.get("state") == "Running" else None
-        self.previous = self.current if self.current.get("state") != "Waiting" else self.previous
-        self.current = {
-            "state": "Terminated",
-            "exitCode": exit_code,
-            "detailStatus": detail,
-            "finishTime": now_iso(),
-        }
-        if start:
-            self.current["startTime"] = start
-
-
-@dataclass
-class Group:
-    """A container group: the PUT body as stored (`body`) plus the runtime view."""
-
-    key: str  # "<sub>/<rg>/<name>" lower-cased: ARM names are case-insensitive
-    subscription: str
-    resource_group: str
-    name: str
-    body: dict[str, Any]
-    provisioning_state: str = "Pending"
-    state: str = "Pending"
-    group_events: list[dict[str, Any]] = field(default_factory=list)
-    containers: dict[str, ContainerRun] = field(default_factory=dict)
-    init_containers: dict[str, ContainerRun] = field(default_factory=dict)
-    faults: list[dict[str, Any]] = field(default_factory=list)  # life faults drawn at create
-    created: float = field(default_factory=time.time)
-    failure: str | None = None
-
-    @property
-    def properties(self) -> dict[str, Any]:
-        props: dict[str, Any] = self.body.setdefault("properties", {})
-        return props
-
-    @property
-    def location(self) -> str:
-        return str(self.body.get("location", ""))
-
-    @property
-    def restart_policy(self) -> str:
-        return str(self.properties.get("restartPolicy") or "Always")
-
-    @property
-    def cores(self) -> float:
-        return sum(
-            float(c.get("properties", {}).get("resources", {}).get("requests", {}).get("cpu", 0))
-            for c in self.properties.get("containers", [])
-        )
-
-    def spec_containers(self, init: bool = False) -> list[dict[str, Any]]:
-        return list(self.properties.get("initContainers" if init else "containers") or [])
-
-    def group_event(self, name: str, message: str, kind: str = "Normal") -> None:
-        stamp = now_iso()
-        self.group_events.append({"count": 1, "firstTimestamp": stamp, "lastTimestamp": stamp, "name": name,
-                                  "message": message, "type": kind})  # fmt: skip
-        del self.group_events[:-EVENTS_KEPT]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key, "subscription": self.subscription, "resourceGroup": self.resource_group,
-            "name": self.name, "body": self.body, "provisioningState": self.provisioning_state, "state": self.state,
-            "groupEvents": self.group_events, "containers": [c.to_dict() for c in self.containers.values()],
-            "initContainers": [c.to_dict() for c in self.init_containers.values()], "faults": self.faults,
-            "created": self.created, "failure": self.failure,
-        }  # fmt: skip
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Group:
-        return cls(
-            key=data["key"], subscription=data["subscription"], resource_group=data["resourceGroup"],
-            name=data["name"], body=data["body"], provisioning_state=data["provisioningState"], state=data["state"],
-            group_events=data["groupEvents"],
-            containers={c["name"]: ContainerRun.from_dict(c) for c in data["containers"]},
-            init_containers={c["name"]: ContainerRun.from_dict(c) for c in data["initContainers"]},
-            faults=data.get("faults", []), created=data.get("created", time.time()), failure=data.get("failure"),
-        )  # fmt: skip
 
 
 class RuntimeHost(Protocol):
@@ -166,6 +44,14 @@ class RuntimeHost(Protocol):
     def catalog_command(self, image: str) -> list[str] | None: ...
 
     def container_files(self, group: Group, container: str, image: str) -> sandbox.ContainerFiles: ...
+
+    def reset_volumes(self, group: Group) -> None:
+        """Give the group empty emptyDir folders (a new deployment)."""
+        ...
+
+    def missing_secrets(self, group: Group) -> list[str]:
+        """The group's secret volumes whose files are not held (lost with an emulator restart)."""
+        ...
 
     async def delete_group(self, group: Group) -> None: ...
 
@@ -287,23 +173,68 @@ class GroupRuntime:
             group.group_event("InsufficientCapacity.", message, "Warning")
             group.provisioning_state, group.state, group.failure = "Failed", "Failed", message
             return
+        if group.volumes and self.cannot_mount():
+            return
         for spec in group.spec_containers():
             run = group.containers.setdefault(spec["name"], ContainerRun(spec["name"]))
             image = spec.get("properties", {}).get("image", "")
             run.event("Pulling", f'pulling image "{image}"')
             run.event("Pulled", f'Successfully pulled image "{image}"')
+        self.host.reset_volumes(group)
         await asyncio.sleep(timings.provisioning_seconds / 2)
         for spec in group.spec_containers(init=True):
-            run = group.init_containers.setdefault(spec["name"], ContainerRun(spec["name"]))
+            if not await self.run_init_container(spec):
+                return
+
+    def cannot_mount(self) -> bool:
+        """Fail the group's provisioning when its volumes cannot be given to it: without bubblewrap (a plain
+        process cannot see a private mount path), or with secret volumes whose files the emulator lost in a
+        restart (it never stores them). ACI reports a volume it cannot mount as a FailedMount event."""
+        group = self.group
+        mounts = volumes.mounting([*group.spec_containers(init=True), *group.spec_containers()])
+        message = None
+        if mounts and not self.host.use_bwrap:
+            container, volume, path = mounts[0]
+            message = (
+                f"aciemu cannot mount volume '{volume}' at '{path}' in container '{container}': it runs without "
+                "bubblewrap (--no-bwrap, or bwrap is not installed), and a plain process cannot see a private "
+                "mount path. Install bubblewrap, or run groups without volumeMounts."
+            )
+        elif lost := self.host.missing_secrets(group):
+            message = (
+                f"The files of secret volume '{lost[0]}' are gone: aciemu keeps secret volumes in memory only and "
+                "has restarted since the group was created. Delete the group and create it again."
+            )
+        if message is None:
+            return False
+        group.group_event("FailedMount", message, "Warning")
+        group.provisioning_state, group.state, group.failure = "Failed", "Failed", message
+        return True
+
+    async def run_init_container(self, spec: dict[str, Any]) -> bool:
+        """Run one init container to completion; whether it succeeded. A failing one is restarted, with back-off,
+        unless the group's policy is Never (the init containers' policy is OnFailure under Always and OnFailure,
+        Never under Never: ACI's init container article); meanwhile the group stays Pending, its containers
+        Waiting. Under Never the group fails and its containers never start."""
+        group = self.group
+        run = group.init_containers.setdefault(spec["name"], ContainerRun(spec["name"]))
+        while True:
             process = await self.launch(spec, run)
             code = await process.wait() if process is not None else 1
             self.processes.pop(spec["name"], None)
             if run.current.get("state") == "Running":
                 run.terminated(code, "Completed" if code == 0 else "Error")
-            if code != 0:
+            if code == 0:
+                return True
+            if group.restart_policy == "Never":
                 group.provisioning_state, group.state = "Failed", "Failed"
                 group.failure = f"init container {spec['name']} exited with {code}"
-                return
+                return False
+            run.event("BackOff", "Back-off restarting failed container", "Warning")
+            self.save()
+            delay = RESTART_BACKOFF_SECONDS[min(run.restart_count, len(RESTART_BACKOFF_SECONDS) - 1)]
+            await asyncio.sleep(delay * self.host.timings.restart_backoff_scale)
+            run.restart_count += 1
 
     async def supervise(self, generation: int) -> None:
         group = self.group
@@ -421,6 +352,9 @@ class GroupRuntime:
             return
         if not was_running:
             return
+        if self.host.missing_secrets(self.group):
+            self.lose_secrets()
+            return
         for run in self.group.containers.values():
             if run.current.get("state") == "Running":
                 run.event("Killing", f"Killing container {run.name}: platform maintenance", "Warning")
@@ -428,14 +362,14 @@ class GroupRuntime:
                 run.restart_count += 1
         self.start(after_reboot=True)
 
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def write_private_file(path: Path, data: bytes) -> None:
-    temporary = path.with_suffix(".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(temporary, path)
+    def lose_secrets(self) -> None:
+        """After an emulator restart, a running group with a secret volume cannot be started again (its secret
+        files were in the old emulator's memory only): what ran was killed as by platform maintenance, and the
+        group ends Failed with a FailedMount event saying why, instead of running without its secrets."""
+        for run in self.group.containers.values():
+            if run.current.get("state") == "Running":
+                run.event("Killing", f"Killing container {run.name}: platform maintenance", "Warning")
+                run.terminated(MAINTENANCE_EXIT_CODE, "Killed")
+        self.cannot_mount()
+        self.group.provisioning_state = "Succeeded"  # the last operation (the create) had succeeded
+        self.save()

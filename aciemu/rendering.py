@@ -18,7 +18,7 @@ from typing import Any
 from yarl import URL
 
 from aciemu.arm import GROUP_TYPE, PROVIDER, resource_id
-from aciemu.groups import TRANSITIONING, Group, now_iso
+from aciemu.groupstate import TRANSITIONING, Group, now_iso
 from aciemu.limits import Admitted
 
 # The api-version real ACI puts in its Azure-AsyncOperation URLs (the SDK follows the URL as given).
@@ -56,6 +56,13 @@ def render_group(group: Group) -> dict[str, Any]:
                 cprops["instanceView"] = view
     for credential in _objects(props, "imageRegistryCredentials"):
         credential.pop("password", None)  # write-only, as in ARM
+    for volume in _objects(props, "volumes"):
+        # Write-only as in ARM (a secret volume comes back as {}); the store already holds none of these, but a
+        # group stored by an emulator older than that may.
+        if volume.get("secret") is not None:
+            volume["secret"] = {}
+        if isinstance(volume.get("azureFile"), dict):
+            volume["azureFile"].pop("storageAccountKey", None)
     props.setdefault("initContainers", [])
     props["sku"] = props.get("sku") or "Standard"
     props["provisioningState"] = group.provisioning_state

@@ -33,6 +33,8 @@ MARKER_VAR = "ACIEMU_PROCESS_MARKER"
 GIB = 1024**3
 # Interpreters reserve address space well beyond what they use; never go below this floor.
 MIN_ADDRESS_SPACE = 2 * GIB
+# A secret volume's files: readable by the container's user only, as a key file should be.
+SECRET_FILE_MODE = "0400"
 
 # Inside the sandbox: the container's writable home, and the PATH a typical Linux image sets.
 CONTAINER_HOME = "/home/aci"
@@ -54,11 +56,24 @@ def bwrap_path() -> str | None:
 
 
 @dataclass(frozen=True)
+class VolumeMount:
+    """A volume as one container sees it at `path`: a host folder bound there (an emptyDir, shared by every
+    container of the group that mounts it), or files given from memory (a secret volume, never written to a
+    host disk: bubblewrap copies each from an anonymous memory file into the sandbox's own tmpfs)."""
+
+    path: str
+    read_only: bool
+    host_dir: Path | None = None
+    files: Mapping[str, bytes] | None = None
+
+
+@dataclass(frozen=True)
 class ContainerFiles:
     """Where one container's files live on the host, and where its image's files appear inside.
 
     `home` and `tmp` are the container's own writable directories; `etc` holds the synthesized passwd and
-    group files; `image_dir` (read-only) shows up at `image_workdir`, which is then the working directory.
+    group files; `image_dir` (read-only) shows up at `image_workdir`, which is then the working directory;
+    `mounts` are the group volumes the container mounts (bubblewrap only).
     """
 
     home: Path
@@ -66,6 +81,7 @@ class ContainerFiles:
     etc: Path
     image_dir: Path | None = None
     image_workdir: str | None = None
+    mounts: tuple[VolumeMount, ...] = ()
 
 
 def write_identity_files(etc: Path) -> None:
@@ -130,7 +146,9 @@ def working_dir(files: ContainerFiles, use_bwrap: bool) -> str:
     return CONTAINER_HOME if use_bwrap else str(files.home)
 
 
-def sandboxed_argv(argv: Sequence[str], files: ContainerFiles, use_bwrap: bool) -> list[str]:
+def sandboxed_argv(argv: Sequence[str], files: ContainerFiles, use_bwrap: bool, fds: Sequence[int] = ()) -> list[str]:
+    """The command under bubblewrap (or as is without it). `fds`: one readable descriptor per secret file of
+    `files.mounts`, in their order (see `secret_fds`)."""
     if not use_bwrap:
         return list(argv)
     bwrap = bwrap_path()
@@ -143,9 +161,50 @@ def sandboxed_argv(argv: Sequence[str], files: ContainerFiles, use_bwrap: bool) 
         "--ro-bind", str(files.etc / "passwd"), "/etc/passwd", "--ro-bind", str(files.etc / "group"), "/etc/group",
         "--proc", "/proc", "--dev", "/dev",
         "--bind", str(files.home), CONTAINER_HOME, "--bind", str(files.tmp), "/tmp", *image,
+        *volume_args(files.mounts, fds),
         "--chdir", working_dir(files, use_bwrap),
         "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session", "--", *argv,
     ]  # fmt: skip
+
+
+def volume_args(mounts: Sequence[VolumeMount], fds: Sequence[int]) -> list[str]:
+    """bubblewrap arguments for the volumes: an emptyDir is a bind of its host folder; a secret volume is a
+    tmpfs holding each file (mode 0400, copied in from its descriptor), then made read-only as a whole."""
+    args: list[str] = []
+    remaining = iter(fds)
+    for mount in mounts:
+        if mount.host_dir is not None:
+            args += ["--ro-bind" if mount.read_only else "--bind", str(mount.host_dir), mount.path]
+            continue
+        args += ["--tmpfs", mount.path]
+        for name in mount.files or {}:
+            args += ["--perms", SECRET_FILE_MODE, "--ro-bind-data", str(next(remaining)), f"{mount.path}/{name}"]
+        args += ["--remount-ro", mount.path]
+    return args
+
+
+def secret_fds(mounts: Sequence[VolumeMount]) -> list[int]:
+    """One anonymous memory file per secret file, rewound, for bubblewrap to copy in: the secret touches no disk
+    and no named tmpfs path. The caller closes them once the sandbox has started."""
+    fds: list[int] = []
+    try:
+        for mount in mounts:
+            for name, data in (mount.files or {}).items():
+                fd = os.memfd_create(f"aciemu-secret-{name}", 0)  # no MFD_CLOEXEC: the child must inherit it
+                fds.append(fd)
+                _write_all(fd, data)
+                os.lseek(fd, 0, os.SEEK_SET)
+    except OSError:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return fds
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def base_env(files: ContainerFiles, use_bwrap: bool) -> dict[str, str]:
@@ -169,19 +228,25 @@ async def spawn(
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
     full_env = {**base_env(files, use_bwrap), **env, MARKER_VAR: marker}
-    command, preexec = limited_argv(sandboxed_argv(argv, files, use_bwrap), memory_gb)
-    with open(log_path, "ab") as log:
-        return await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-            env=full_env,
-            # bubblewrap itself starts in the container's home; the container's view is set by --chdir.
-            cwd=str(files.home) if use_bwrap else working_dir(files, use_bwrap),
-            start_new_session=True,
-            preexec_fn=preexec,
-        )
+    fds = secret_fds(files.mounts) if use_bwrap else []
+    try:
+        command, preexec = limited_argv(sandboxed_argv(argv, files, use_bwrap, fds), memory_gb)
+        with open(log_path, "ab") as log:
+            return await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                env=full_env,
+                # bubblewrap itself starts in the container's home; the container's view is set by --chdir.
+                cwd=str(files.home) if use_bwrap else working_dir(files, use_bwrap),
+                start_new_session=True,
+                preexec_fn=preexec,
+                pass_fds=fds,
+            )
+    finally:
+        for fd in fds:  # bubblewrap has its own copies (it reads them while setting up the sandbox)
+            os.close(fd)
 
 
 def marked_pids(marker: str) -> list[int]:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from aciemu.groups import Group, remove_tree, write_private_file
+from aciemu.groupstate import Group, remove_tree, write_private_file
 from localtools import fastjson
 
 FOLDERS = ("groups", "logs", "work")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeGuard
 
+from aciemu import volumes
 from aciemu.arm import ArmError, inaccessible_image, invalid_content
 from aciemu.limits import Priority
 
@@ -107,6 +108,7 @@ def validate_put(name: str, body: Any, catalog_command: CommandLookup) -> Valida
     if problem is not None:
         return invalid_content(f"The request content was invalid: {problem}.")
     refused = _check_containers(name, [*containers, *init_containers], catalog_command)
+    refused = refused or volumes.check(props, [*containers, *init_containers])
     if refused is not None:
         return refused
     cores = memory = 0.0

@@ -7,10 +7,13 @@ env values) are produced here, inside the activity, so they never enter orchestr
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, cast
 
 from acibatch import durable_names as names
 from acibatch.aci import AciGateway, ArmError, GroupRequest, RegistryCredentials, arm_error_from, shared_gateway
+from acibatch.agentgroup import AgentPart
+from acibatch.blobstore.agentaccess import AgentStorageError, agent_part
 from acibatch.messages.aci import (
     CleanupRequest,
     CleanupResult,
@@ -78,7 +81,23 @@ def group_request(create: CreateGroupInput) -> GroupRequest:
         priority=create.priority,
         created_at=create.created_at,
         location=config.location,
+        agent=agent_for(create),
     )
+
+
+def agent_for(create: CreateGroupInput) -> AgentPart | None:
+    """The agent's part of the group, SAS minted here: they go into the ACI request and nowhere else.
+
+    The sidecar asks for the request recorded in the task's input at submission, the one its lease counted, not
+    today's settings. An input recorded before the request was (it has none) asks what the settings say.
+    """
+    task = create.task
+    if not task.agent:
+        return None
+    part = agent_part(settings().storage, task, create.attempt)
+    if not task.agent_cpu:
+        return part
+    return dataclasses.replace(part, cpu=task.agent_cpu, memory_gb=task.agent_memory_gb)
 
 
 # Each trigger keeps its parameter typed `object` (the real Python worker refuses to index an activity whose
@@ -91,6 +110,8 @@ def create_group(payload: object) -> dict[str, Any]:
         request = group_request(CreateGroupInput.parse(cast(dict[str, Any], payload)))
     except SealError as error:  # permanent and not ACI's doing: the policy fails the task with this message
         return CreateResult(ArmError(None, SECURE_ENV_UNSEALABLE, str(error))).to_dict()
+    except AgentStorageError as error:  # the message names the storage problem, never a SAS or key
+        return CreateResult(ArmError(error.status, error.code, str(error))).to_dict()
     try:
         gateway().create(request, registry())
     except ArmError as error:

@@ -18,6 +18,8 @@ from typing import Any, cast
 import azure.durable_functions as df
 
 from acibatch import durable_names as names
+from acibatch.agentshare import AgentShare, oversize_problems
+from acibatch.filespec import STORAGE_SETTINGS
 from acibatch.messages.schedule import RunOutcome, RunRequest
 from acibatch.naming import job_instance_id
 from acibatch.schedules import decide_concurrency, parse_instant, tick_job_id
@@ -30,6 +32,17 @@ from api.jobs import request_cancel, start_job
 from api.schedules import running_jobs
 
 log = logging.getLogger(__name__)
+
+
+def storage_refusal(spec: JobSpec) -> str | None:
+    """Why a run cannot start with today's storage settings, which may have changed since the schedule was put:
+    without blob storage its files would be silently skipped, and a larger agent request may no longer fit a
+    container group (the tenant's quota is the capacity entity's to check, as for every task)."""
+    storage = settings().storage
+    if spec.moves_files and not storage.enabled:
+        return f"the job moves files but blob storage is not configured now: set {STORAGE_SETTINGS}"
+    problems = oversize_problems(spec, AgentShare.of(storage), None, "")
+    return "; ".join(f"jobSpecification.{problem.path}: {problem.message}" for problem in problems) or None
 
 
 @bp.activity_trigger(input_name="payload", activity=names.RUN_SCHEDULED_JOB)
@@ -49,6 +62,10 @@ async def submit_run(run: RunRequest, client: df.DurableOrchestrationClient) -> 
     if getattr(existing, "runtime_status", None) is not None:
         # This tick ran before (the activity is repeated after a crash): its job is already there.
         return submitted
+    spec = JobSpec.from_dict(run.job)
+    refusal = storage_refusal(spec)
+    if refusal is not None:  # before the concurrency policy: a run that cannot start must not replace another
+        return submitted.refused(refusal)
     others = [other for other in run.recent_jobs if other != job_id]
     decision = decide_concurrency(run.policy, await running_jobs(client, tenant, others))
     if not decision.submit:
@@ -63,7 +80,7 @@ async def submit_run(run: RunRequest, client: df.DurableOrchestrationClient) -> 
         secure_env = unseal(settings().signing_keys, sealed) if sealed else {}
     except SealError as error:
         return submitted.refused(f"the schedule's secure env values cannot be opened: {error}")
-    spec = JobSpec.from_dict(run.job).model_copy(update={"job_id": job_id, "secure_env": secure_env})
+    spec = spec.model_copy(update={"job_id": job_id, "secure_env": secure_env})
     try:
         await start_job(client, tenant, spec)
     except ApiError as error:  # a job of another spec holds the id (one the tenant submitted by hand)

@@ -5,6 +5,6 @@ import azure.functions as func
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-from api import callbacks, health, jobs, openapi, schedules, tenants, ui, views  # noqa: E402  (each registers routes on bp)
+from api import callbacks, files, health, jobs, openapi, schedules, tenants, ui, views  # noqa: E402  (each registers routes on bp)
 
-__all__ = ["bp", "callbacks", "health", "jobs", "openapi", "schedules", "tenants", "ui", "views"]
+__all__ = ["bp", "callbacks", "files", "health", "jobs", "openapi", "schedules", "tenants", "ui", "views"]

@@ -91,9 +91,8 @@ def _reject_constant(token: str) -> Any:
     raise ValueError(f"{token} is not valid JSON")
 
 
-def read_json(req: func.HttpRequest) -> Any:
-    """The request body as JSON, enforcing the size limit; 413/400 with a clear message otherwise."""
-    limit = settings().max_body_bytes
+def read_body(req: func.HttpRequest, limit: int) -> bytes:
+    """The request body, at most `limit` bytes; 413 with the sizes otherwise."""
     declared = str(req.headers.get("Content-Length") or "")
     # Refused on its declared size before the body is touched (decoded, copied, parsed).
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
@@ -101,6 +100,12 @@ def read_json(req: func.HttpRequest) -> Any:
     body = req.get_body() or b""
     if len(body) > limit:
         raise ApiError(413, "PayloadTooLarge", f"the request body is {len(body)} bytes; the limit is {limit} bytes")
+    return body
+
+
+def read_json(req: func.HttpRequest) -> Any:
+    """The request body as JSON, enforcing the size limit; 413/400 with a clear message otherwise."""
+    body = read_body(req, settings().max_body_bytes)
     if not body.strip():
         raise ApiError(400, "InvalidJson", "the request body is empty; send a JSON object")
     try:

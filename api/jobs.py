@@ -14,6 +14,7 @@ import azure.functions as func
 from acibatch import durable_names as names
 from acibatch.accounts import list_jobs
 from acibatch.aci import shared_gateway
+from acibatch.agentshare import AgentShare, oversize_problems, runs_agent
 from acibatch.callbacks import decode_event_payload
 from acibatch.dag import Graph, blocked_tasks
 from acibatch.durable_names import TenantOp
@@ -25,7 +26,7 @@ from acibatch.plan import JobInput, progress_entity_key
 from acibatch.records import JobProgress, JobState, TaskRecord, TaskState, job_state_from_counts
 from acibatch.sealing import seal
 from acibatch.settings import current as settings
-from acibatch.spec import ID_RULE, JobSpec, JobSpecInvalid, parse_job_spec
+from acibatch.spec import ID_RULE, JobSpec, JobSpecInvalid, SpecError, parse_job_spec
 from api import bp
 from api.common import (
     ApiError,
@@ -40,6 +41,7 @@ from api.common import (
     require_tenant,
     runtime_of,
 )
+from api.tasklogs import LogQuery, stored_log
 
 TERMINAL = {"Completed", "Failed", "Terminated", "Canceled"}
 STATUS_READS_IN_PARALLEL = 16
@@ -88,6 +90,7 @@ async def start_job(client: df.DurableOrchestrationClient, tenant: str, spec: Jo
     existing = await client.get_status(instance)
     if runtime_of(existing) is None:
         signing = settings()
+        share = AgentShare.of(signing.storage)
         sealed = seal(signing.callback_signing_key, spec.secure_env) if spec.secure_env else None
         spec_without_secrets = spec.to_dict()
         spec_without_secrets["secureEnv"] = {}
@@ -99,6 +102,9 @@ async def start_job(client: df.DurableOrchestrationClient, tenant: str, spec: Jo
             fingerprint=fingerprint,
             submitted_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             poll_seconds=signing.poll_seconds,
+            storage=signing.storage_enabled,
+            agent_cpu=share.cpu,
+            agent_memory_gb=share.memory_gb,
         )
         registration = JobRegistration(job_id, job.submitted_at, fingerprint)
         await client.signal_entity(
@@ -123,6 +129,21 @@ async def start_job(client: df.DurableOrchestrationClient, tenant: str, spec: Jo
     return job_id, existing
 
 
+async def agent_fit_problems(client: df.DurableOrchestrationClient, tenant: str, spec: JobSpec) -> list[SpecError]:
+    """Why `spec`'s tasks could never run once the agent's sidecar is added to each group (`acibatch.agentshare`);
+    the tenant's quota is read only for a job that runs the agent, so nothing changes while storage is off."""
+    share = AgentShare.of(settings().storage)
+    if not runs_agent(spec, share):
+        return []
+    state = await read_tenant(client, tenant)
+    return oversize_problems(spec, share, None if state is None else state.quota, tenant)
+
+
+def invalid_job_spec(errors: list[SpecError]) -> ApiError:
+    details = [{"path": error.path, "message": error.message} for error in errors]
+    return ApiError(400, "InvalidJobSpec", f"the job spec has {len(details)} error(s); fix them all", details)
+
+
 @bp.route(route="jobs", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 @handle_errors
@@ -130,12 +151,11 @@ async def submit_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     tenant = require_tenant(await authenticate(req, client))
     body = read_json(req)
     try:
-        spec = parse_job_spec(body, outbound=settings().outbound)
+        spec = parse_job_spec(body, outbound=settings().outbound, storage_enabled=settings().storage_enabled)
     except JobSpecInvalid as invalid:
-        details = [{"path": error.path, "message": error.message} for error in invalid.errors]
-        raise ApiError(
-            400, "InvalidJobSpec", f"the job spec has {len(details)} error(s); fix them all", details
-        ) from None
+        raise invalid_job_spec(invalid.errors) from None
+    if oversize := await agent_fit_problems(client, tenant, spec):
+        raise invalid_job_spec(oversize)
     job_id, existing = await start_job(client, tenant, spec)
     links = job_links(req, job_id)
     state = JobState.QUEUED
@@ -230,19 +250,40 @@ async def read_progress(client: df.DurableOrchestrationClient, tenant: str, job_
 
 
 async def read_task(client: df.DurableOrchestrationClient, tenant: str, job_id: str, task_id: str) -> TaskRecord:
+    return (await read_task_run(client, tenant, job_id, task_id))[0]
+
+
+async def read_task_run(
+    client: df.DurableOrchestrationClient, tenant: str, job_id: str, task_id: str
+) -> tuple[TaskRecord, bool]:
+    """The task's record, and whether it runs with the agent (stored logs, files): its input says so."""
     status = await client.get_status(task_instance_id(tenant, job_id, task_id), show_input=True)
     runtime = runtime_of(status)
     if runtime is None:
-        return TaskRecord(id=task_id)
+        return TaskRecord(id=task_id), False
+    stored = _stored_input(status)
+    # A first generation's input is the bare TaskInput; later generations wrap it (`acibatch.checkpoint`).
+    task = stored.get("task")
+    agent = (task if isinstance(task, dict) else stored).get("agent") is True
     data = status.custom_status
     if runtime == "Completed":
         # A task ends in a last generation whose input holds its full record (`acibatch.checkpoint`); one that
         # finished before that design returned the record as its output.
-        data = _stored_input(status).get("final") or status.output
+        data = stored.get("final") or status.output
     record = TaskRecord.from_dict(data) if isinstance(data, dict) else TaskRecord(id=task_id)
     if runtime in {"Failed", "Terminated"} and not record.state.terminal:
         record = record.with_(state=TaskState.FAILED, error=f"task orchestration {runtime.lower()}")
-    return record
+    return record, agent
+
+
+async def find_task(
+    client: df.DurableOrchestrationClient, tenant: str, job_id: str, task_id: str
+) -> tuple[TaskRecord, bool]:
+    """A task of one of the tenant's jobs, as `read_task_run` gives it; 404 for an unknown job or task."""
+    job = _stored_input(await find_job(client, tenant, job_id))
+    if task_id not in _task_ids(job):
+        raise ApiError(404, "TaskNotFound", f"job '{job_id}' has no task '{task_id[:80]}'")
+    return await read_task_run(client, tenant, job_id, task_id)
 
 
 async def find_job(client: df.DurableOrchestrationClient, tenant: str, job_id: str) -> Any:
@@ -337,11 +378,12 @@ async def task_logs(req: func.HttpRequest, client: df.DurableOrchestrationClient
     tenant = require_tenant(await authenticate(req, client))
     job_id = job_id_from_route(req)
     task_id = str(req.route_params.get("taskId", ""))
-    tail = query_int(req, "tail", 0, 0, 100_000) or None
-    job = _stored_input(await find_job(client, tenant, job_id))
-    if task_id not in _task_ids(job):
-        raise ApiError(404, "TaskNotFound", f"job '{job_id}' has no task '{task_id[:80]}'")
-    record = await read_task(client, tenant, job_id, task_id)
+    query = LogQuery.parse(req)
+    tail = query.tail
+    record, agent = await find_task(client, tenant, job_id, task_id)
+    if agent and settings().storage_enabled:
+        # The agent streamed the whole log to blob storage; ACI's log (below) is only for tasks without it.
+        return await stored_log(req, query, tenant, job_id, record)
     if record.group_name is None and record.log_tail is None:
         if record.state is TaskState.QUEUED:
             raise ApiError(404, "LogNotAvailable", f"task '{task_id}' has not started yet; no log exists")

@@ -41,6 +41,7 @@ from acibatch.schedules import (
 )
 from acibatch.sealing import seal
 from acibatch.settings import current as settings
+from acibatch.spec import SpecError
 from api import bp
 from api.common import (
     ApiError,
@@ -53,7 +54,7 @@ from api.common import (
     require_tenant,
     runtime_of,
 )
-from api.jobs import TERMINAL
+from api.jobs import TERMINAL, agent_fit_problems
 from api.tenants import default_wait_seconds, wait_until
 
 READS_IN_PARALLEL = 16
@@ -184,6 +185,11 @@ async def answer(
     return json_response(body, 202, {"Location": f"{base_url(req)}/schedules/{schedule_id}"})
 
 
+def invalid_schedule(errors: list[SpecError]) -> ApiError:
+    details = [{"path": error.path, "message": error.message} for error in errors]
+    return ApiError(400, "InvalidSchedule", f"the schedule has {len(details)} error(s); fix them all", details)
+
+
 @bp.route(route="schedules/{scheduleId}", methods=["PUT"])
 @bp.durable_client_input(client_name="client")
 @handle_errors
@@ -194,13 +200,15 @@ async def put_schedule(req: func.HttpRequest, client: df.DurableOrchestrationCli
     existing = await read_schedule(client, tenant, schedule_id)
     now = now_utc()
     created_at = datetime.fromisoformat(existing.created_at) if existing.exists and existing.created_at else now
+    config = settings()
     try:
-        spec = parse_schedule_spec(body, created_at=created_at, outbound=settings().outbound)
+        spec = parse_schedule_spec(
+            body, created_at=created_at, outbound=config.outbound, storage_enabled=config.storage_enabled
+        )
     except ScheduleSpecInvalid as invalid:
-        details = [{"path": error.path, "message": error.message} for error in invalid.errors]
-        raise ApiError(
-            400, "InvalidSchedule", f"the schedule has {len(details)} error(s); fix them all", details
-        ) from None
+        raise invalid_schedule(invalid.errors) from None
+    if oversize := await agent_fit_problems(client, tenant, spec.job):
+        raise invalid_schedule([SpecError(f"jobSpecification.{error.path}", error.message) for error in oversize])
     if (size := definition_size(spec)) > MAX_DEFINITION_BYTES:
         raise ApiError(
             400,

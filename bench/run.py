@@ -16,6 +16,8 @@
 5. The Durable SDK's own cost to run one HelloCities5 orchestration (all six episodes, in this process: no
    storage, no HTTP): stock and with devhost's fast paths replaying every episode (the floor under any host that
    replays with the real SDK), and in a devhost worker session (`devhost.sessions`).
+6. The file path's per-task overhead (bench/files.py): the same task without storage, with the agent, and
+   staging files in and out, alternated on two stacks (skipped without Azurite).
 
 Prints a table and writes JSON to bench/results/. `--smoke` runs tiny sizes (CI checks the harness works).
 """
@@ -354,6 +356,10 @@ def main(argv: list[str] | None = None) -> int:
         }
         results["end_to_end_rounds"] = rounds
         results["end_to_end_other_reporters"] = others
+        # The file path's per-task overhead (issue 24); skipped, saying why, without Azurite.
+        from bench import files  # noqa: PLC0415  (bench.files imports this module's BASH_REPORTER)
+
+        results["files"] = files.files_overhead(*files.sizes(args.smoke), data / "files")
 
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench-{'smoke-' if args.smoke else ''}{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
@@ -378,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         *[other_reporter_row(run) for run in others],
         ("peak RSS devhost incl. workers / aciemu, highest round (MB)", f"{rss.get('devhost')} / {rss.get('aciemu')}"),
         ("  devhost host / workers (MB)", f"{rss.get('devhost_host')} / {rss.get('devhost_workers')}"),
+        *files.rows(results["files"]),
     ]
     print(f"\nacibatch bench on {cores} cores{' (smoke)' if args.smoke else ''}")
     for name, value in rows:

@@ -75,6 +75,9 @@ param maximumInstanceCount int = 100
 @description('Create a free container group profile in the task resource group so the deployment registers Microsoft.ContainerInstance.')
 param registerContainerInstanceProvider bool = true
 
+@description('BATCH_AGENT_IMAGE: the task agent image (stage-in, whole logs, outputs); empty means <registry>/acibatch/agent:1, which the postprovision hook builds.')
+param agentImage string = ''
+
 @secure()
 @description('BATCH_ADMIN_KEY: azd generates it on the first provision and keeps it in the environment.')
 @metadata({
@@ -119,6 +122,8 @@ var useScheduler = durableBackend == 'DurableTaskScheduler'
 // The Durable task hub name must match host.json's extensions.durableTask.hubName (a test checks it).
 var taskHubName = 'acibatch'
 var deploymentContainerName = 'app-package'
+// acibatch/settings.py's AGENT_IMAGE_PATH (a test keeps them equal): the image the postprovision hook builds.
+var defaultAgentImagePath = 'acibatch/agent:1'
 
 resource appGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
@@ -193,7 +198,12 @@ module hostStorage 'modules/storage.bicep' = {
   }
 }
 
-// Data storage: the data container tasks' files live in, apart from the host's state.
+// Task data: tenants' input files, task outputs and whole logs, one container per tenant (acb-<tenant>) that the
+// app creates on first use. A separate account keeps tenants' data apart from the Durable task hub and the host's
+// state: its role (Storage Blob Data Contributor on the whole account) then reaches no host blob, and its
+// traffic (50 MB logs, big outputs) never competes with the task hub's queues for the account's request rate.
+// Task containers reach it over the public endpoint with per-attempt user delegation SAS, which work with
+// shared keys off; the account's network rules must keep allowing the internet (ACI has no fixed egress address).
 module dataStorage 'modules/storage.bicep' = {
   name: 'data-storage'
   scope: appGroup
@@ -201,9 +211,7 @@ module dataStorage 'modules/storage.bicep' = {
     name: 'st${token}data'
     location: location
     tags: tags
-    containers: [
-      'data'
-    ]
+    containers: []
   }
 }
 
@@ -285,6 +293,8 @@ module tasks 'modules/tasks.bicep' = {
   }
 }
 
+var effectiveAgentImage = empty(agentImage) ? '${registryPull.outputs.loginServer}/${defaultAgentImagePath}' : agentImage
+
 module app 'modules/functionapp.bicep' = {
   name: 'functionapp'
   scope: appGroup
@@ -314,6 +324,8 @@ module app 'modules/functionapp.bicep' = {
     aciDeleteLimits: aciDeleteLimits
     registryServer: registryPull.outputs.loginServer
     registryIdentityId: identities.outputs.pullId
+    dataBlobEndpoint: dataStorage.outputs.blobEndpoint
+    agentImage: effectiveAgentImage
     adminKeySecretUri: vault.outputs.adminKeySecretUri
     signingKeySecretUri: vault.outputs.signingKeySecretUri
     signingKeyPreviousSecretUri: vault.outputs.signingKeyPreviousSecretUri
@@ -330,5 +342,7 @@ output ACIBATCH_URL string = 'https://${app.outputs.defaultHostName}/api'
 output ACIBATCH_TASK_RESOURCE_GROUP string = taskGroup.name
 output ACIBATCH_REGISTRY_SERVER string = registryPull.outputs.loginServer
 output ACIBATCH_KEY_VAULT_NAME string = vault.outputs.name
-output ACIBATCH_DATA_CONTAINER_URL string = dataStorage.outputs.containerUrls[0]
+output ACIBATCH_STORAGE_ACCOUNT_URL string = dataStorage.outputs.blobEndpoint
+// The postprovision hook (infra/hooks/agent-image.sh) builds this image when it is in the deployment's registry.
+output ACIBATCH_AGENT_IMAGE string = effectiveAgentImage
 output ACIBATCH_DURABLE_BACKEND string = durableBackend

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from localdev import cli_schedules
+from localdev import cli_files, cli_schedules
 from localdev.client import ApiCallError, BatchClient
 
 DEFAULT_URL = "http://127.0.0.1:7071/api"
@@ -116,6 +116,7 @@ def print_tasks(client: BatchClient, job_id: str) -> None:
 def command_up(args: argparse.Namespace) -> int:
     # Imported here: only `up` needs devhost and aciemu.
     from localdev.localstack import EXAMPLE_IMAGES, LocalStackError, default_data_dir, local_stack  # noqa: PLC0415
+    from localtools.azurite import INSTALL_HINT, find_azurite  # noqa: PLC0415
     from localtools.process import ServiceFailed  # noqa: PLC0415
 
     data_dir = Path(args.data) if args.data else default_data_dir()
@@ -128,17 +129,27 @@ def command_up(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     logs = {"devhost": data_dir / "devhost.log", "aciemu": data_dir / "aciemu.log"}
+    # Blob storage (input/output files, whole logs) needs Azurite; without it the stack still runs, storage off.
+    storage = not args.no_storage and find_azurite() is not None
+    if storage:
+        logs["azurite"] = data_dir / "azurite.log"
+    elif not args.no_storage:
+        print(
+            f"note: azurite-blob is not installed, so blob storage is off; `{INSTALL_HINT}` turns it on",
+            file=sys.stderr,
+        )
     # The logs are appended to across runs: show only what this run writes.
     offsets = {name: path.stat().st_size if path.exists() else 0 for name, path in logs.items()}
     try:
         images = Path(args.images) if args.images else EXAMPLE_IMAGES
-        with local_stack(data_dir, settings=settings, host_port=args.port, images=images) as stack:
+        with local_stack(data_dir, settings=settings, host_port=args.port, images=images, storage=storage) as stack:
             print(f"acibatch API   {stack.api_url}")
             print(f"dashboard      {stack.api_url}/ui/")
             print(f"ACI emulator   {stack.aci_url}")
+            print(f"blob storage   {f'{stack.blob_endpoint} (Azurite)' if stack.blob_endpoint else 'off'}")
             print(f"admin key      {stack.admin_key}")
             print(f"data           {data_dir} (keys in {data_dir / 'secrets.json'}; reused on the next start)")
-            print(f"logs           {logs['devhost']}, {logs['aciemu']}")
+            print(f"logs           {', '.join(str(path) for path in logs.values())}")
             try_it = f"ACIBATCH_URL={stack.api_url} ACIBATCH_KEY={stack.admin_key} acibatch tenant create demo"
             print(f"try:           {try_it}")
             print("Ctrl-C stops everything.", flush=True)
@@ -153,7 +164,7 @@ def command_up(args: argparse.Namespace) -> int:
         return 1
     except ServiceFailed as error:
         first = str(error).splitlines()[0]
-        print(f"error: {first}; see {logs['devhost']} and {logs['aciemu']}", file=sys.stderr)
+        print(f"error: {first}; see {', '.join(str(path) for path in logs.values())}", file=sys.stderr)
         return 1
     print("stopped.")
     return 0
@@ -234,10 +245,11 @@ def run_api_command(args: argparse.Namespace, client: BatchClient) -> int:
             print(describe_job(job, bar=sys.stdout.isatty()))
             print_tasks(client, args.job)
         return 0
-    if args.command == "logs":
-        out = client.logs(args.job, args.task, tail=args.tail)
-        print(json.dumps(out) if args.json else out["content"], end="" if not args.json else "\n")
-        return 0
+    if args.command in {"upload", "files", "download", "logs"}:
+        try:
+            return cli_files.run(args, client)
+        except cli_files.FilesError as error:
+            raise CliError(str(error)) from None
     if args.command == "cancel":
         out = client.cancel(args.job)
         print(json.dumps(out) if args.json else f"cancelling {out['jobId']}")
@@ -259,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--images", help="aciemu image catalog (default: examples/images.json; see aciemu/README.md)")
     up.add_argument("--admin-key", help="admin key to use (default: generated and printed)")
+    up.add_argument("--no-storage", action="store_true", help="run without Azurite (blob storage off)")
 
     tenant = commands.add_parser("tenant", help="create, show or rotate the key of a tenant (admin key)")
     tenant.add_argument("action", choices=["create", "show", "rotate-key"])
@@ -281,10 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("job")
-    logs = commands.add_parser("logs", help="print a task's container log")
-    logs.add_argument("job")
-    logs.add_argument("task")
-    logs.add_argument("--tail", type=int)
+    cli_files.add_parsers(commands)
     cli_schedules.add_parser(commands)
     return parser
 

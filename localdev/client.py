@@ -38,23 +38,35 @@ class BatchClient:
     timeout: float = DEFAULT_TIMEOUT
 
     def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
-        url = self.api_url.rstrip("/") + "/" + path.lstrip("/")
-        params = {name: value for name, value in (query or {}).items() if value is not None}
-        if params:
-            url += "?" + urllib.parse.urlencode(params)
         data = None if body is None else json.dumps(body).encode()
         headers = {"Accept": "application/json"}
         if data is not None:
             headers["Content-Type"] = "application/json"
+        with self.open(method, path, query, data, headers) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+    def open(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, Any] | None = None,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """The open HTTP response (read it, then close it: use `with`); an API error raises ApiCallError."""
+        url = self.api_url.rstrip("/") + "/" + path.lstrip("/")
+        params = {name: value for name, value in (query or {}).items() if value is not None}
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        sent = dict(headers or {})
         if self.key:
-            headers["Authorization"] = f"Bearer {self.key}"
-        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+            sent["Authorization"] = f"Bearer {self.key}"
+        request = urllib.request.Request(url, data=data, method=method, headers=sent)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                raw = response.read()
+            return urllib.request.urlopen(request, timeout=self.timeout)
         except urllib.error.HTTPError as error:
             raise _api_error(error.code, error.read()) from None
-        return json.loads(raw) if raw else None
 
     # tenants (admin key)
     def put_tenant(self, tenant: str, quota: dict[str, Any]) -> Any:
@@ -86,11 +98,55 @@ class BatchClient:
             offset = body["nextOffset"] if body["tasks"] else None
         return tasks
 
+    def task(self, job_id: str, task_id: str) -> Any:
+        return self.request("GET", f"jobs/{_quote(job_id)}/tasks/{_quote(task_id)}")
+
     def cancel(self, job_id: str) -> Any:
         return self.request("POST", f"jobs/{_quote(job_id)}/cancel", {})
 
     def logs(self, job_id: str, task_id: str, tail: int | None = None) -> Any:
         return self.request("GET", f"jobs/{_quote(job_id)}/tasks/{_quote(task_id)}/logs", query={"tail": tail})
+
+    def log_page(
+        self,
+        job_id: str,
+        task_id: str,
+        stream: str = "stdout",
+        attempt: int | None = None,
+        offset: int = 0,
+        tail: int | None = None,
+    ) -> LogPage:
+        """One page of a task's log as raw bytes. A task run with the agent answers from its stored log (paged by
+        `offset`); any other task answers with ACI's log (or the kept tail) in one page, marked `paged=False`."""
+        query = {"stream": stream, "attempt": attempt, "offset": offset or None, "tail": tail}
+        path = f"jobs/{_quote(job_id)}/tasks/{_quote(task_id)}/logs"
+        with self.open("GET", path, query, headers={"Accept": "text/plain, application/json;q=0.5"}) as response:
+            raw, headers = response.read(), response.headers
+        if str(headers.get("Content-Type", "")).startswith("application/json"):
+            body = json.loads(raw)
+            return LogPage(str(body.get("content") or "").encode(), offset, complete=True, paged=False)
+        next_offset = int(headers.get("X-Acibatch-Log-Offset", offset + len(raw)))
+        complete = str(headers.get("X-Acibatch-Log-Complete", "false")).lower() == "true"
+        return LogPage(raw, next_offset, complete)
+
+    # task outputs (tenant key)
+    def task_files(self, job_id: str, task_id: str) -> Any:
+        return self.request("GET", f"jobs/{_quote(job_id)}/tasks/{_quote(task_id)}/files")
+
+    def open_file(self, job_id: str, task_id: str, name: str) -> Any:
+        """An output's bytes as an open response (`with client.open_file(...) as response: response.read(n)`)."""
+        path = f"jobs/{_quote(job_id)}/tasks/{_quote(task_id)}/files/{_quote_path(name)}"
+        return self.open("GET", path, headers={"Accept": "application/octet-stream"})
+
+    # input files (tenant key): what autoStorageContainerName names
+    def upload_input(self, name: str, path: str, data: bytes) -> Any:
+        headers = {"Accept": "application/json", "Content-Type": "application/octet-stream"}
+        with self.open("PUT", f"storage/{_quote(name)}/{_quote_path(path)}", data=data, headers=headers) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+    def inputs(self, name: str) -> Any:
+        return self.request("GET", f"storage/{_quote(name)}")
 
     # schedules (tenant key)
     def put_schedule(self, schedule_id: str, body: dict[str, Any]) -> Any:
@@ -110,8 +166,21 @@ class BatchClient:
         return self.request("DELETE", f"schedules/{_quote(schedule_id)}")
 
 
+@dataclass(frozen=True)
+class LogPage:
+    content: bytes
+    next_offset: int  # where the next page starts (X-Acibatch-Log-Offset)
+    complete: bool  # the attempt has ended: no more bytes will come (X-Acibatch-Log-Complete)
+    paged: bool = True  # False: not a stored log (a task without the agent): ACI's log, whole, in one answer
+
+
 def _quote(segment: str) -> str:
     return urllib.parse.quote(segment, safe="")
+
+
+def _quote_path(path: str) -> str:
+    """A catch-all route value: each segment quoted, the '/' between them kept."""
+    return "/".join(_quote(segment) for segment in path.split("/"))
 
 
 def _api_error(status: int, raw: bytes) -> ApiCallError:

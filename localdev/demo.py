@@ -4,7 +4,9 @@ Tenant `alpha` (bigger quota, weight 2) sums the squares of 1..N in slices; tena
 weight 1) counts the primes below M in slices. Each task reports its partial result in its callback and
 the demo checks the totals against closed-form / reference answers. One `alpha` task fails its first
 attempt and succeeds on the retry; one `beta` task never calls back (it prints its result and exits, so
-polling finishes it and the demo reads its partial result from the task's kept log).
+polling finishes it and the demo reads its partial result from the task's kept log). With blob storage (Azurite),
+tenant `gamma` uploads an input file set, runs examples/files-job.json over it and checks the outputs' contents
+(localdev/demo_files.py); without storage the demo says it skips gamma.
 """
 
 from __future__ import annotations
@@ -21,7 +23,16 @@ from typing import Any
 from acibatch.aci import AciGateway, make_client
 from localdev.cli import TERMINAL_JOB_STATES, progress_bar
 from localdev.client import BatchClient
+from localdev.demo_files import (
+    GAMMA_QUOTA,
+    LOOPBACK_HTTP_SETTINGS,
+    check_gamma,
+    make_corpus,
+    stop_words_server,
+    submit_gamma,
+)
 from localdev.localstack import EXAMPLE_WORKER_IMAGE, LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION, local_stack
+from localtools.azurite import INSTALL_HINT, find_azurite
 
 SQUARES_N = 2_000_000
 SQUARES_TASKS = 8
@@ -117,21 +128,37 @@ def show_progress(clients: dict[str, BatchClient], jobs: dict[str, str], admin: 
         print()
 
 
-def run_demo(data_dir: Path, timeout: float, hold: bool = False) -> Checks:
+def run_demo(data_dir: Path, timeout: float, hold: bool = False, storage: bool = True) -> Checks:
     checks = Checks()
     started = time.monotonic()
-    settings = {"BATCH_POLL_SECONDS": "2", "ACI_MAX_GROUPS": "5", "ACI_MAX_CORES": "5"}
-    with local_stack(data_dir, settings=settings) as stack:
+    # With storage on, each group also runs the agent's sidecar (0.1 cores, 0.2 GB), which quotas count: the
+    # quotas below leave room for it so alpha still runs four tasks at once and beta two, five groups in all.
+    settings = {"BATCH_POLL_SECONDS": "2", "ACI_MAX_GROUPS": "5", "ACI_MAX_CORES": "6"}
+    no_storage_reason = "storage is off (--no-storage)"
+    if storage and find_azurite() is None:
+        print(f"note: azurite-blob is not installed, so the demo runs without blob storage; `{INSTALL_HINT}`")
+        storage, no_storage_reason = False, f"azurite-blob is not installed (`{INSTALL_HINT}`)"
+    if storage:
+        settings.update(LOOPBACK_HTTP_SETTINGS)
+    with local_stack(data_dir, settings=settings, storage=storage) as stack, stop_words_server() as stop_words_url:
         print(f"local stack up: API {stack.api_url}, ACI emulator {stack.aci_url}")
+        if stack.blob_endpoint:
+            print(f"blob storage: {stack.blob_endpoint} (Azurite)")
         print(f"dashboard: {stack.api_url}/ui/ (sign in with a tenant's key, or the admin key for tenants)")
         admin = BatchClient(stack.api_url, stack.admin_key)
-        alpha = admin.put_tenant("alpha", {"maxGroups": 4, "maxCores": 4, "maxMemoryGb": 8, "weight": 2})
-        beta = admin.put_tenant("beta", {"maxGroups": 2, "maxCores": 2, "maxMemoryGb": 4, "weight": 1})
+        alpha = admin.put_tenant("alpha", {"maxGroups": 4, "maxCores": 4.4, "maxMemoryGb": 8.8, "weight": 2})
+        beta = admin.put_tenant("beta", {"maxGroups": 2, "maxCores": 2.2, "maxMemoryGb": 4.4, "weight": 1})
         clients = {
             "alpha": BatchClient(stack.api_url, alpha["apiKey"]),
             "beta": BatchClient(stack.api_url, beta["apiKey"]),
         }
         print("tenants: alpha (4 groups, weight 2), beta (2 groups, weight 1); region limit 5 groups")
+        if stack.blob_endpoint:
+            gamma = admin.put_tenant("gamma", GAMMA_QUOTA)
+            clients["gamma"] = BatchClient(stack.api_url, gamma["apiKey"])
+            print("tenant gamma (2 groups, weight 1) counts words in files it uploads, through blob storage")
+        else:
+            print(f"skipping tenant gamma (input and output files in blob storage): {no_storage_reason}")
         jobs = {
             "alpha": clients["alpha"].submit(
                 python_job(
@@ -145,6 +172,9 @@ def run_demo(data_dir: Path, timeout: float, hold: bool = False) -> Checks:
                 python_job("primes", PRIMES_CODE, PRIMES_TASKS, {"M": str(PRIMES_BELOW), "SLICES": str(PRIMES_TASKS)})
             )["jobId"],
         }
+        corpus = make_corpus()
+        if "gamma" in clients:
+            jobs["gamma"] = submit_gamma(clients["gamma"], corpus, stop_words_url)
         show_progress(clients, jobs, admin, timeout)
 
         print("\nsummary")
@@ -182,6 +212,9 @@ def run_demo(data_dir: Path, timeout: float, hold: bool = False) -> Checks:
                 )
         expected_primes = count_primes_below(PRIMES_BELOW)
         checks.check("beta: prime count is right", primes == expected_primes, f"{primes} vs {expected_primes}")
+        if "gamma" in jobs:
+            print(f"  job gamma/{jobs['gamma']}: its tasks, and the outputs downloaded and checked")
+            check_gamma(clients["gamma"], jobs["gamma"], corpus, checks.check)
 
         print("\ntenants")
         for tenant in jobs:
@@ -198,7 +231,7 @@ def run_demo(data_dir: Path, timeout: float, hold: bool = False) -> Checks:
         print(f"\ncontainer groups left in the emulator: {len(left)}")
         checks.check("no container groups left", not left, ", ".join(group.name for group in left))
         if hold:
-            hold_for_dashboard(stack.api_url, stack.admin_key, {"alpha": alpha["apiKey"], "beta": beta["apiKey"]})
+            hold_for_dashboard(stack.api_url, stack.admin_key, {name: c.key or "" for name, c in clients.items()})
     elapsed = time.monotonic() - started
     print(f"\ndemo took {elapsed:.1f} s")
     return checks
@@ -226,10 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the data folder (logs) even on success, and the stack up for the dashboard until Ctrl-C",
     )
+    parser.add_argument("--no-storage", action="store_true", help="run without Azurite (blob storage off)")
     args = parser.parse_args(argv)
     data_dir = Path(tempfile.mkdtemp(prefix="acibatch-demo-"))
     try:
-        checks = run_demo(data_dir, args.timeout, hold=args.keep)
+        checks = run_demo(data_dir, args.timeout, hold=args.keep, storage=not args.no_storage)
     except Exception as error:
         print(f"\ndemo failed: {error}\nlogs: {data_dir}", file=sys.stderr)
         return 1

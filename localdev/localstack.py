@@ -5,6 +5,10 @@ It survives its own restart on the same data folder: the admin key and callback 
 are kept in `<data>/secrets.json` (mode 0600) and reused, because callback tokens of running tasks and
 sealed secure env values of submitted jobs were made with them. Settings given in the environment win over
 the stack's defaults and stored keys (and are never written to disk); `settings=` wins over both.
+
+With `storage=True` the stack also runs Azurite's blob service (data in `<data>/azurite`, kept across
+restarts like devhost's) and points the app's blob storage at it; without, the app runs with storage off
+whatever the environment says, as the stacks of the existing end-to-end tests and the bench expect.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 
 from aciemu.launcher import AciEmulatorProcess
 from devhost.launcher import DevhostProcess
+from localtools.azurite import AzuriteProcess
 from localtools.process import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +33,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_IMAGES = REPO_ROOT / "examples" / "images.json"
 # That image: its working directory holds the stdlib report helper, so `python3 -c` code can import it.
 EXAMPLE_WORKER_IMAGE = "myregistry.azurecr.io/acibatch/worker:1"
+# The acibatch agent (agent/), which examples/images.json maps for aciemu: the image the storage stack's tasks get.
+LOCAL_AGENT_IMAGE = "myregistry.azurecr.io/acibatch/agent:1"
+STORAGE_SETTINGS = ("BATCH_STORAGE_CONNECTION_STRING", "BATCH_STORAGE_ACCOUNT_URL")
 LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 LOCAL_RESOURCE_GROUP = "acibatch-local"
 LOCAL_LOCATION = "westeurope"
@@ -76,6 +84,7 @@ class LocalStack:
     data_dir: Path
     durable_key: str  # the Durable extension's system key: devhost's /runtime/webhooks/durabletask/ requires it
     settings: Mapping[str, str]
+    blob_endpoint: str | None = None  # Azurite's, when the stack runs with storage (the account is devstoreaccount1)
 
 
 def stored_secrets(data_dir: Path) -> dict[str, str]:
@@ -125,13 +134,25 @@ def exclusive(data_dir: Path) -> Iterator[None]:
 
 
 def stack_settings(
-    data_dir: Path, host_url: str, aci_url: str, aci_token: str, settings: Mapping[str, str] | None
+    data_dir: Path,
+    host_url: str,
+    aci_url: str,
+    aci_token: str,
+    settings: Mapping[str, str] | None,
+    storage_connection_string: str | None = None,
 ) -> dict[str, str]:
     base = {**DEFAULTS, **stored_secrets(data_dir)}
+    if storage_connection_string is not None:
+        base["BATCH_AGENT_IMAGE"] = LOCAL_AGENT_IMAGE
     values = {name: os.environ.get(name, value) for name, value in base.items()}
     # Where the parts of this stack listen, and the emulator's token, are the stack's to say, whatever the
     # environment holds. The token goes to devhost (the app) only: never into a job spec or a container's env.
     values.update({"ACI_ENDPOINT": aci_url, "ACI_ENDPOINT_TOKEN": aci_token, "BATCH_CALLBACK_BASE_URL": host_url})
+    # So is its storage: its own Azurite, or none (empty is unset to the app; devhost inherits this environment,
+    # so a developer's storage settings would otherwise turn storage on in stacks that run without it).
+    values.update(dict.fromkeys(STORAGE_SETTINGS, ""))
+    if storage_connection_string is not None:
+        values["BATCH_STORAGE_CONNECTION_STRING"] = storage_connection_string
     values.update(settings or {})
     return values
 
@@ -146,10 +167,13 @@ def local_stack(
     host_port: int | None = None,
     emulator_port: int | None = None,
     images: Path | None = EXAMPLE_IMAGES,
+    storage: bool = False,
 ) -> Iterator[LocalStack]:
-    """Start aciemu, then devhost with the app pointed at it; stop both (devhost first) on exit.
+    """Start aciemu (and Azurite with `storage`), then devhost with the app pointed at them; stop them all
+    (devhost first) on exit.
 
-    `images` is aciemu's image catalog (see aciemu/README.md): by default the examples' worker image.
+    `images` is aciemu's image catalog (see aciemu/README.md): by default the examples' worker and agent images.
+    `storage` raises `localtools.azurite.AzuriteMissing` (which says how to install it) without azurite-blob.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     if host_port is not None:
@@ -167,7 +191,11 @@ def local_stack(
                 log_path=data_dir / "aciemu.log",
             )
         )
-        values = stack_settings(data_dir, host_url, emulator.url, emulator.token, settings)
+        azurite = None
+        if storage:
+            azurite = stack.enter_context(AzuriteProcess(data_dir / "azurite", log_path=data_dir / "azurite.log"))
+        connection_string = azurite.connection_string if azurite else None
+        values = stack_settings(data_dir, host_url, emulator.url, emulator.token, settings, connection_string)
         host = stack.enter_context(
             DevhostProcess(
                 app_dir,
@@ -186,4 +214,5 @@ def local_stack(
             data_dir=data_dir,
             durable_key=host.system_key,
             settings=values,
+            blob_endpoint=azurite.blob_endpoint if azurite else None,
         )

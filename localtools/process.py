@@ -69,9 +69,8 @@ class ServiceProcess:
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = open(self.log_path, "ab")  # noqa: SIM115  (closed in stop())
-        command = [sys.executable, "-m", self.module, "--port", str(self.port), *self.args]
         self.process = subprocess.Popen(
-            command,
+            self.command(),
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             env=self.env,
@@ -83,15 +82,23 @@ class ServiceProcess:
             if code is not None:
                 self.stop()
                 raise ServiceFailed(f"{self.module} exited with {code}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
+            if self.ready():
+                return
             time.sleep(0.05)
         self.stop()
         raise ServiceFailed(f"{self.module} was not ready within {self.ready_timeout:.0f} s:\n{self.log_tail()}")
+
+    def command(self) -> list[str]:
+        """The child's argv: by default this repo's Python `module`; a service that is not one overrides it."""
+        return [sys.executable, "-m", self.module, "--port", str(self.port), *self.args]
+
+    def ready(self) -> bool:
+        """One readiness probe: `ready_path` answers 200. A service without such a route overrides it."""
+        try:
+            with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
 
     def stop(self) -> None:
         process, self.process = self.process, None

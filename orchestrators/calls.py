@@ -16,7 +16,7 @@ from azure.durable_functions.models.Task import TaskBase
 
 from acibatch import durable_names as names
 from acibatch.durable_names import CapacityOp, ProgressOp, ScheduleOp, TenantOp
-from acibatch.messages.aci import CleanupRequest, CreateGroupInput, GroupRef
+from acibatch.messages.aci import AttemptRef, CleanupRequest, CreateGroupInput, GroupRef
 from acibatch.messages.capacity import CreateSlotAsk, DeleteSlotAsk, LeaseAsk, ReleaseAsk
 from acibatch.messages.jobs import JobRef, Notification
 from acibatch.messages.progress import ProgressInit, TaskStateReport, UnrunTasks
@@ -139,6 +139,11 @@ def get_group_state(context: Context, group: GroupRef) -> TaskBase:
 def restart_group(context: Context, group: GroupRef) -> TaskBase:
     """Result: whether the group was there to restart."""
     return context.call_activity(names.RESTART_GROUP, group.to_dict())
+
+
+def read_attempt_result(context: Context, attempt: AttemptRef) -> TaskBase:
+    """Result: `AttemptResult`."""
+    return context.call_activity(names.READ_ATTEMPT_RESULT, attempt.to_dict())
 
 
 def cleanup_group(context: Context, retry: df.RetryOptions, request: CleanupRequest) -> TaskBase:

@@ -89,6 +89,8 @@ def lifecycle(run: TaskRun) -> Steps[TaskRecord]:
         if decision.dependency_action is not None or decision.job_action is not None:
             # An exit condition decided the task's end: its dependents and its job act on what it said.
             run.publish(dependency_action=decision.dependency_action, job_action=decision.job_action)
+        if decision.failure_category is not None and decision.next is Next.FAIL:
+            run.publish(failure_category=decision.failure_category)  # Batch's category: a file did not move
         if decision.next is Next.SUCCEED:
             run.publish(result=result)
             return run.finish(TaskState.SUCCEEDED)
@@ -107,6 +109,7 @@ def lifecycle(run: TaskRun) -> Steps[TaskRecord]:
 
 def start_attempt(run: TaskRun) -> None:
     run.group, run.deadline, run.create_at, run.capacity_waits = None, None, 0.0, 0
+    run.user_report = None
     name = container_group_name(run.task.tenant, run.task.job_id, run.task.task_id, run.attempt)
     run.publish(state=TaskState.QUEUED, attempt=run.attempt, group_name=name, exit_code=None)
 

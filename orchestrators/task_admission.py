@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from contextlib import suppress
 
+from acibatch.agentshare import rejection_note
 from acibatch.checkpoint import Phase
 from acibatch.messages.capacity import AcquireAnswer, CapacityGranted, Grant, LeaseAsk, ReleaseAnswer, ReleaseAsk
 from acibatch.messages.tenant import UsageRecord
@@ -28,8 +29,9 @@ def lease_ask(run: TaskRun) -> LeaseAsk:
     return LeaseAsk(
         lease_id=run.lease_id,
         tenant=task.tenant,
-        cores=task.cpu,
-        memory_gb=task.memory_gb,
+        # The whole group's request (the agent's sidecar included): what ACI counts against the region's quota.
+        cores=task.group_cpu,
+        memory_gb=task.group_memory_gb,
         requested_at=run.now.timestamp(),
         spot=run.priority == "Spot",
         priority=task.job_priority or 0,
@@ -58,7 +60,8 @@ def acquire(run: TaskRun, answer: AcquireAnswer | None) -> Steps[str | None]:
                 run.priority = "Regular"  # the region cannot give this task Spot cores: ask for Regular ones
                 run.publish(error=f"Spot is not possible ({reason}); falling back to Regular")
                 continue
-            return f"the task can never be scheduled: {reason}"
+            note = rejection_note(run.task.agent_cpu, run.task.agent_memory_gb) if run.task.agent_cpu else ""
+            return f"the task can never be scheduled: {reason}{note}"
         if reason != run.record.pending_reason:
             run.publish(pending_reason=reason)
         maybe_continue(run, Phase.QUEUED)
@@ -87,5 +90,5 @@ def release(run: TaskRun) -> Steps[None]:
     began = released.held_since
     if began is not None:
         seconds = max(0.0, run.now.timestamp() - began)
-        usage = UsageRecord(run.lease_id, run.task.cpu, run.task.memory_gb, seconds)
+        usage = UsageRecord(run.lease_id, run.task.group_cpu, run.task.group_memory_gb, seconds)
         calls.record_usage(run.context, run.task.tenant, usage)

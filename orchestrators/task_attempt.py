@@ -3,6 +3,7 @@ callback against a poll timer until the task timeout, and decide with `acibatch.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from acibatch.policy import Decision, ErrorClass, GroupAction, Next, Observation
 from acibatch.records import TaskState
 from orchestrators import calls
 from orchestrators.calls import Steps
+from orchestrators.task_agent import TERMINAL, agent_report, from_result, group_ended
 from orchestrators.task_cleanup import apply, cleanup
 from orchestrators.task_generations import maybe_continue
 from orchestrators.task_run import TaskRun, Woken, failure_text, iso
@@ -190,6 +192,8 @@ def wait_for_news(run: TaskRun, group: str, seconds: float) -> Steps[News]:
     observation = observation_from_state(group_state.state, restarts_requested=run.state.restarts_in_place)
     if observation is None or observation.kind is not ObservationKind.EXITED:
         return observation, None
+    if run.task.agent:
+        return (yield from agent_backstop(run, group_state.state, observation))
     if run.callbacks.muted:
         # A report may be kept by the SDK while the name is muted (after a repeat): race for it once more.
         run.callbacks.listen_again()
@@ -209,6 +213,19 @@ def wait_for_news(run: TaskRun, group: str, seconds: float) -> Steps[News]:
     return observation, None
 
 
+def agent_backstop(run: TaskRun, state: Mapping[str, Any], exited: Observation) -> Steps[News]:
+    """The task container of an agent task has exited: nothing ends until the whole group has (the sidecar is still
+    saving logs and uploading). Then a report that came in meanwhile is read first, and result.json decides."""
+    if not group_ended(state):
+        return None, None
+    arrived = run.callbacks.arrived()
+    if arrived is not None:
+        news = reported(run, run.callbacks.take(arrived))
+        if news[0] is not None:
+            return news  # the agent's own report: the same facts as its result.json
+    return (yield from from_result(run, exited))
+
+
 def reported(run: TaskRun, payload: Any) -> News:
     """What a callback's payload tells: `(observation, result)`, or `(None, None)` when it ends nothing."""
     if payload is None:
@@ -216,6 +233,8 @@ def reported(run: TaskRun, payload: Any) -> News:
     report = CallbackReport.from_event(payload)
     if report is None or report.attempt != run.attempt:
         return None, None  # a stale attempt's or malformed report: never completes this attempt
+    if report.status is CallbackStatus.COMPLETED or (run.task.agent and report.status in TERMINAL):
+        return agent_report(run, report)
     run.heard_from = run.attempt
     if report.status is CallbackStatus.PROGRESS:
         run.publish(progress=report.progress)

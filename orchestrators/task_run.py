@@ -15,6 +15,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from acibatch import durable_names as names
+from acibatch.callbacks import CallbackReport
 from acibatch.checkpoint import Phase, TaskStart, attempt_state
 from acibatch.messages.progress import TaskStateReport
 from acibatch.messages.tenant import TaskFinished
@@ -67,6 +68,10 @@ class TaskRun:
         self.cancel_waiter = context.wait_for_external_event(names.EVENT_CANCEL)
         self.cancelled = False
         self.callbacks = Events(context, names.EVENT_CALLBACK, resume.handled if resume else ())
+        # A task run with the acibatch agent: the task's own terminal report of this attempt, kept until the
+        # agent's report (or its result.json) ends the attempt (`task_agent`).
+        kept = resume.user_report if resume else None
+        self.user_report: CallbackReport | None = None if kept is None else CallbackReport.from_event(kept)
         self.grants = Events(context, names.EVENT_CAPACITY_GRANTED)
         # The group the current attempt may have created (cleaned up on every path, also in a resumed generation).
         self.group: str | None = resume.record.group_name if resume and resume.phase is not Phase.QUEUED else None

@@ -44,6 +44,7 @@ def test_durable_functions_are_registered_under_their_contract_names(functions: 
         names.CANCEL_TASKS,
         names.NOTIFY_JOB,
         names.RUN_SCHEDULED_JOB,
+        names.READ_ATTEMPT_RESULT,
     }
     entities = {getattr(t, "entity_name", None) for t in triggers.values() if t.type == "entityTrigger"}
     assert entities == {

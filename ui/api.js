@@ -3,9 +3,10 @@ const KEY = "acibatch.key";
 const API = new URL("..", document.baseURI).pathname.replace(/\/$/, ""); // /api, whatever the route prefix
 
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, code = null) {
     super(message);
     this.status = status;
+    this.code = code; // the API's error code (e.g. FilesNotAvailable), when the answer had one
   }
 }
 
@@ -19,6 +20,16 @@ export const session = {
     return match ? match[1] : null;
   },
 };
+
+function errorOf(status, body) {
+  const error = body && body.error ? body.error : null;
+  return new ApiError(status, error ? error.message : `HTTP ${status}`, error ? error.code : null);
+}
+
+function signedOut() {
+  session.clear();
+  window.dispatchEvent(new Event("acibatch:signedout"));
+}
 
 const kept = new Map(); // path -> {etag, body}: what a 304 means
 
@@ -36,20 +47,31 @@ async function call(method, path, { fresh = false, probe = false } = {}) {
   } catch {
     body = null;
   }
-  if (response.status === 401 && !probe) {
-    session.clear();
-    window.dispatchEvent(new Event("acibatch:signedout"));
-  }
-  if (!response.ok) {
-    const message = body && body.error ? body.error.message : `HTTP ${response.status}`;
-    throw new ApiError(response.status, message);
-  }
+  if (response.status === 401 && !probe) signedOut();
+  if (!response.ok) throw errorOf(response.status, body);
   const etag = response.headers.get("ETag");
   if (method === "GET" && etag) kept.set(path, { etag, body });
   return { body, changed: true };
 }
 
 export const get = (path, options) => call("GET", path, options);
+
+// A file's bytes (an output download). The key goes in a header, which a plain link cannot send, so the page
+// fetches the bytes itself and hands the browser a blob: URL to save.
+export async function getBytes(path) {
+  const headers = { Authorization: `Bearer ${session.key()}` };
+  const response = await fetch(`${API}/${path}`, { headers, cache: "no-store" });
+  if (response.ok) return response.blob();
+  if (response.status === 401) signedOut();
+  let body = null;
+  try {
+    body = JSON.parse(await response.text());
+  } catch {
+    body = null;
+  }
+  throw errorOf(response.status, body);
+}
+
 export const post = (path) => call("POST", path);
 export const forget = () => kept.clear();
 export const enc = encodeURIComponent;

@@ -1,4 +1,5 @@
-"""The ACI activities' inputs and results: create_group, get_group_state, restart_group, cleanup_group.
+"""The ACI activities' inputs and results: create_group, get_group_state, restart_group, cleanup_group, and
+read_attempt_result (what the acibatch agent recorded for an attempt, read when its group has ended).
 
 Expected ARM failures travel as data (`CreateResult.error`, `GroupStateAnswer.throttled`,
 `CleanupResult.retry_after`) so the task orchestrator decides on them with the policy.
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from acibatch.aci import ArmError
+from acibatch.callbacks import FileFailure
 from acibatch.messages.wire import optional_float, optional_int
 from acibatch.plan import TaskInput
 
@@ -170,3 +172,76 @@ class CleanupResult:
             self.existed if self.existed is not None else earlier.existed,
             self.retry_after if self.retry_after is not None else earlier.retry_after,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRef:
+    """`read_attempt_result`: which attempt of which task (its result.json is named by them, nothing secret)."""
+
+    tenant: str
+    job_id: str
+    task_id: str
+    attempt: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tenant": self.tenant, "jobId": self.job_id, "taskId": self.task_id, "attempt": self.attempt}
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> AttemptRef:
+        return cls(str(data["tenant"]), str(data["jobId"]), str(data["taskId"]), int(data["attempt"]))
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """`read_attempt_result`: what the agent's result.json says of the attempt, in the terms of its `completed`
+    report (`found` False: there is none, or it is not this attempt's). Only the outcome travels: the output list
+    stays in storage (the files API reads it), so a task with thousands of outputs keeps a small history."""
+
+    found: bool
+    exit_code: int | None = None
+    failure: FileFailure | None = None
+    output_count: int = 0
+    output_bytes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        if not self.found:
+            return {"found": False}
+        return {
+            "found": True,
+            "exitCode": self.exit_code,
+            "failure": None if self.failure is None else self.failure.to_dict(),
+            "outputs": {"count": self.output_count, "bytes": self.output_bytes},
+        }
+
+    @classmethod
+    def parse(cls, data: Any) -> AttemptResult:
+        """Anything but a found result (an activity that answered nothing) reads as none."""
+        if not isinstance(data, Mapping) or not data.get("found"):
+            return cls(False)
+        outputs = data.get("outputs") or {}
+        return cls(
+            True,
+            optional_int(data, "exitCode"),
+            FileFailure.from_dict(data.get("failure")),
+            int(outputs.get("count", 0)),
+            int(outputs.get("bytes", 0)),
+        )
+
+    @classmethod
+    def from_result_json(cls, document: Any, attempt: int) -> AttemptResult:
+        """The agent's result.json (version 1) for `attempt`; one that is unreadable, of another version or of
+        another attempt counts as none, so the missing-result rule decides."""
+        if not isinstance(document, Mapping) or document.get("version") != 1 or document.get("attempt") != attempt:
+            return cls(False)
+        exit_code, outputs, failure = document.get("exitCode"), document.get("outputs"), document.get("failure")
+        if exit_code is not None and not (isinstance(exit_code, int) and not isinstance(exit_code, bool)):
+            return cls(False)
+        if not isinstance(outputs, list) or (failure is not None and FileFailure.from_dict(failure) is None):
+            return cls(False)
+        total = 0
+        for item in outputs:
+            size = item.get("size") if isinstance(item, Mapping) else None
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                return cls(False)
+            total += size
+        return cls(True, exit_code, FileFailure.from_dict(failure), len(outputs), total)

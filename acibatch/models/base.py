@@ -50,9 +50,11 @@ Problem = tuple[Loc, str]
 
 @dataclass(frozen=True)
 class RequestContext:
-    """Marks a validation as a client's request; `outbound` is the policy for URLs the app will call."""
+    """Marks a validation as a client's request; `outbound` is the policy for URLs the app will call, and
+    `storage_enabled` whether blob storage is configured (without it a job that moves files is refused)."""
 
     outbound: OutboundPolicy | None = None
+    storage_enabled: bool = False
 
 
 # Set while a request is validated (`validate_request`); unset, validation is of our own stored JSON. A context
@@ -60,9 +62,11 @@ class RequestContext:
 _REQUEST: ContextVar[RequestContext | None] = ContextVar("acibatch_request", default=None)
 
 
-def validate_request(model: type[ModelT], data: Any, outbound: OutboundPolicy | None = None) -> ModelT:
+def validate_request(
+    model: type[ModelT], data: Any, outbound: OutboundPolicy | None = None, *, storage_enabled: bool = False
+) -> ModelT:
     """Validate a client's `data` as `model`, with every request rule; raises pydantic's ValidationError."""
-    token = _REQUEST.set(RequestContext(outbound))
+    token = _REQUEST.set(RequestContext(outbound, storage_enabled))
     try:
         return model.model_validate(data)
     finally:

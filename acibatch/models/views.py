@@ -82,12 +82,15 @@ class JobList(StoredModel):
     next_offset: int | None = Field(description=NEXT_PAGE)
 
 
-def task_view_schema(task: dict[str, Any], internal: tuple[str, ...]) -> dict[str, Any]:
-    """`TaskRecord`'s schema as the API shows a task: without its internal fields, with a Skipped task's reason."""
+def task_view_schema(
+    task: dict[str, Any], internal: tuple[str, ...], omitted: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """`TaskRecord`'s schema as the API shows a task: without its internal fields, with a Skipped task's reason;
+    fields written only when set (`omitted`, the record's OMIT_WHEN_DEFAULT) are not required."""
     properties = {name: value for name, value in task["properties"].items() if name not in internal}
     properties["reason"] = {"type": "string", "description": "Skipped: why, as 'upstream <id> <state>'"}
     return {
         **task,
         "properties": properties,
-        "required": [name for name in task.get("required", []) if name in properties],
+        "required": [name for name in task.get("required", []) if name in properties and name not in omitted],
     }

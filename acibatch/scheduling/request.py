@@ -150,8 +150,10 @@ def _job(value: Any, handler: Handler) -> JobSpec:
         raise_problems([(("jobId",), "must not be set: each run's job id is derived from the tick")])
     request = current_request()
     outbound = request.outbound if request is not None and request.outbound is not None else STRICT_OUTBOUND
+    # Files are allowed as in `POST /jobs`: when blob storage is configured (each run checks again when it starts).
+    storage_enabled = request is not None and request.storage_enabled
     try:
-        return parse_job_spec(value, outbound=outbound)
+        return parse_job_spec(value, outbound=outbound, storage_enabled=storage_enabled)
     except JobSpecInvalid as invalid:
         # Each error's path stays as the job validator wrote it ('body' for a job that is not an object).
         raise_problems([((error.path,), error.message) for error in invalid.errors])

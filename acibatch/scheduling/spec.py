@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 
+from acibatch.filespec import redact_job_files
 from acibatch.models.base import StoredModel, problems_of, spec_path, validate_request
 from acibatch.outbound import OutboundPolicy
 from acibatch.scheduling.recurrence import Recurrence, whole_second
@@ -53,7 +54,7 @@ class ScheduleSpec(StoredModel):
     def public(self) -> dict[str, Any]:
         """The schedule as the API shows it: the body as sent, the job spec in canonical form with secure values
         hidden and a plain task list written back as its `taskCount`."""
-        job = self.job.to_dict()
+        job = redact_job_files(self.job.to_dict())  # a tenant's SAS in a file URL is never answered back
         job.pop("jobId")
         job["secureEnv"] = dict.fromkeys(sorted({*job["secureEnv"], *self.secure_env_names}), "(hidden)")
         tasks = job["tasks"]
@@ -72,13 +73,14 @@ class ScheduleSpec(StoredModel):
 
 
 def parse_schedule_spec(
-    data: object, *, created_at: datetime, outbound: OutboundPolicy = STRICT_OUTBOUND
+    data: object, *, created_at: datetime, outbound: OutboundPolicy = STRICT_OUTBOUND, storage_enabled: bool = False
 ) -> ScheduleSpec:
     """Validate a `PUT /api/schedules/{id}` body; raise `ScheduleSpecInvalid` listing every error.
 
-    `created_at` anchors interval schedules without `doNotRunUntil` (their first run is one interval later)."""
+    `created_at` anchors interval schedules without `doNotRunUntil` (their first run is one interval later);
+    `storage_enabled` as for `parse_job_spec` (a job specification that moves files needs blob storage)."""
     try:
-        request = validate_request(ScheduleRequest, data, outbound)
+        request = validate_request(ScheduleRequest, data, outbound, storage_enabled=storage_enabled)
     except PydanticValidationError as invalid:
         raise ScheduleSpecInvalid(
             [SpecError(spec_path(loc), message) for loc, message in problems_of(invalid)]

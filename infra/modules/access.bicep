@@ -17,8 +17,8 @@ resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: hostStorageName
 }
 
-resource dataContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
-  name: '${dataStorageName}/default/data'
+resource dataStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: dataStorageName
 }
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
@@ -73,12 +73,17 @@ resource hostTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-0
   }
 }
 
-// Task files: read and write blobs of the data container only, not the whole data account.
+// Task files and whole logs in the data account, which holds nothing else: the app creates each tenant's container
+// (acb-<tenant>), reads and writes its blobs, and gets the user delegation key it signs per-attempt SAS with. Get
+// User Delegation Key acts on the account, so its action (generateUserDelegationKey) only counts when assigned on the
+// account or above, and containers created later cannot be scopes in advance: the account is the narrowest scope.
+// A user delegation SAS never grants more than its signer's role; the ones the app signs grant read/list or
+// create/write/add on one tenant container or blob, for one attempt.
 resource dataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(dataContainer.id, appPrincipalId, roles.storageBlobDataContributor)
-  scope: dataContainer
+  name: guid(dataStorage.id, appPrincipalId, roles.storageBlobDataContributor)
+  scope: dataStorage
   properties: {
-    description: 'acibatch: task files in the data container'
+    description: 'acibatch: tenant containers, task files and logs in the data account, and user delegation SAS'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'

@@ -20,6 +20,8 @@ param aciCreateLimits string
 param aciDeleteLimits string
 param registryServer string
 param registryIdentityId string
+param dataBlobEndpoint string
+param agentImage string
 param adminKeySecretUri string
 param signingKeySecretUri string
 param signingKeyPreviousSecretUri string
@@ -160,6 +162,16 @@ var acibatchSettings = {
   // Plain-http notifyUrls are for local use only.
   BATCH_OUTBOUND_ALLOW_HTTP: 'false'
   BATCH_OUTBOUND_ALLOW: ''
+  // Files and whole logs: the data account with the app identity (AZURE_CLIENT_ID), user delegation SAS per attempt.
+  BATCH_STORAGE_ACCOUNT_URL: dataBlobEndpoint
+  // Unset: a connection string carries an account key, for Azurite only; the data account has shared keys off.
+  BATCH_STORAGE_CONNECTION_STRING: ''
+  BATCH_STORAGE_CONTAINER_PREFIX: 'acb-'
+  // In the registry the task groups pull from with the image-pull identity (main.bicep's agentImage).
+  BATCH_AGENT_IMAGE: agentImage
+  // Empty keeps the app's defaults for the agent sidecar's request (0.1 CPU, 0.2 GB).
+  BATCH_AGENT_CPU: ''
+  BATCH_AGENT_MEMORY_GB: ''
 }
 
 // The Azure Storage backend (host.json's default) keeps its task hub in the host account's queues and tables.

@@ -58,4 +58,5 @@ resource blobContainers 'Microsoft.Storage/storageAccounts/blobServices/containe
 ]
 
 output name string = account.name
+output blobEndpoint string = account.properties.primaryEndpoints.blob
 output containerUrls array = [for container in containers: '${account.properties.primaryEndpoints.blob}${container}']

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from aciemu.client import SUBSCRIPTION
 from aciemu.emulator import Emulator
-from aciemu.groups import Group, Timings
+from aciemu.groupstate import Group, Timings
 from aciemu.routes import build_app
 from aciemu.store import GroupStore, group_key
 

@@ -21,7 +21,7 @@ from azure.mgmt.containerinstance.models import (
 from yarl import URL
 
 from aciemu.client import emulator_client
-from aciemu.groups import ContainerRun, Group
+from aciemu.groupstate import ContainerRun, Group
 from aciemu.limits import Admitted, Window
 from aciemu.rendering import (
     OperationKind,

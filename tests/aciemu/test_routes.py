@@ -20,7 +20,7 @@ from azure.mgmt.containerinstance.models import Container, ContainerGroup, Resou
 
 from aciemu.client import SUBSCRIPTION, emulator_client_async
 from aciemu.emulator import Emulator
-from aciemu.groups import Timings
+from aciemu.groupstate import Timings
 from aciemu.limits import Limits
 from aciemu.routes import OPEN_ROUTES, build_app
 

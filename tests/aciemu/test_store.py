@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aciemu.groups import Group
+from aciemu.groupstate import Group
 from aciemu.store import GroupStore, group_key
 
 

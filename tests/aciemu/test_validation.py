@@ -264,4 +264,4 @@ def test_optional_lists_may_be_null_or_empty_and_values_null() -> None:
     valid("g", with_container_field("environmentVariables", [{"name": "A", "value": None}, {"name": "B"}]))
     valid("g", with_container_field("ports", [{"port": 80, "protocol": "TCP"}]))
     valid("g", with_group_field("imageRegistryCredentials", []))
-    valid("g", with_group_field("volumes", [{"name": "v", "emptyDir": {}}]))
+    valid("g", with_group_field("volumes", [{"name": "cache", "emptyDir": {}}]))

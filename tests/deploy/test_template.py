@@ -40,8 +40,8 @@ EXPECTED_GRANTS = {
     # The Azure Storage Durable backend's queues and tables; not granted with the scheduler.
     ("modules/access.bicep", "storageQueueDataContributor", "hostStorage", APP, "!useScheduler"),
     ("modules/access.bicep", "storageTableDataContributor", "hostStorage", APP, "!useScheduler"),
-    # Task files: the data container only.
-    ("modules/access.bicep", "storageBlobDataContributor", "dataContainer", APP, None),
+    # Task files and whole logs: the data account (it holds nothing else; user delegation keys need the account).
+    ("modules/access.bicep", "storageBlobDataContributor", "dataStorage", APP, None),
     # Key Vault references for BATCH_ADMIN_KEY and BATCH_CALLBACK_SIGNING_KEY[_PREVIOUS].
     ("modules/access.bicep", "keyVaultSecretsUser", "vault", APP, None),
     # Application Insights with local auth off.

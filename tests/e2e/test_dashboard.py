@@ -7,6 +7,7 @@ they also save the screenshots of the pages that the README shows.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -217,9 +218,9 @@ def page(browser: Any) -> Iterator[Any]:
     assert unexpected == []
 
 
-def sign_in(page: Any, stack: LocalStack, key: str, fragment: str = "") -> None:
+def sign_in(page: Any, stack: LocalStack, key: str | None, fragment: str = "") -> None:
     page.goto(f"{stack.api_url}/ui/{fragment}")
-    page.fill("#key", key)
+    page.fill("#key", key or "")
     page.click("button[type=submit]")
 
 
@@ -549,3 +550,132 @@ def test_ten_thousand_task_grid(page: Any, dash_stack: LocalStack, dash_admin: B
     assert "?" not in shown and shown.count("C") + shown.count("Q") + shown.count("R") == BIG_TASKS, numbers
     assert max(d for d, _ in redraws) < 100, numbers
     assert all(d < 200 for d in long_tasks), numbers
+
+
+# -- a task's files and stored log, on a stack with blob storage ---------------------------------------------------
+
+LOG_LINE = "x" * 1023 + "\n"
+LOG_LINES = 9 * 1024  # 9 MiB of 1 KiB lines: three of the API's 4 MiB pages
+TAIL_LINES = 200  # the lines the task page shows before "Show the whole log" (ui/views/tasklog.js)
+DATA = bytes(range(256)) * 400  # every byte value: a download that mangled bytes would not match
+# Attempt 1 fails after a line of its own (so the page has two attempts to pick from); attempt 2 writes two
+# outputs, a log three pages long and a line on stderr.
+WITH_FILES = f"""
+import os, pathlib, sys
+if os.environ['BATCH_ATTEMPT'] == '1':
+    print('first-attempt-marker')
+    sys.exit(1)
+out = pathlib.Path(os.environ['AZ_BATCH_TASK_WORKING_DIR'], 'out')
+out.mkdir()
+(out / 'report.txt').write_text('report\\n')
+(out / 'data.bin').write_bytes(bytes(range(256)) * 400)
+sys.stdout.write({LOG_LINE!r} * {LOG_LINES})
+print('end-of-log-marker')
+print('stderr-marker', file=sys.stderr)
+"""
+TICK_COUNT = 24  # a line every 0.5 s: the task runs long enough to be watched in the tail, then in the whole log
+TICKS = f"import time\nfor n in range({TICK_COUNT}):\n    print('tick', n, flush=True); time.sleep(0.5)\n"
+
+
+@pytest.fixture(scope="module")
+def files_tenant(storage_stack: LocalStack) -> BatchClient:
+    admin = BatchClient(storage_stack.api_url, storage_stack.admin_key)
+    return make_tenant(admin, "dash-files", maxGroups=2, maxCores=2, maxMemoryGb=4, weight=1)
+
+
+@pytest.fixture(scope="module")
+def files_job(files_tenant: BatchClient) -> dict[str, Any]:
+    outputs = [{"filePattern": "out/*", "destination": {"container": {"path": "results"}}}]
+    files_tenant.submit(python_job(WITH_FILES, jobId="ui-files", maxAttempts=2, outputFiles=outputs))
+    return wait_job(files_tenant, "ui-files", timeout=180)
+
+
+def log_text(page: Any) -> str:
+    text: str = page.evaluate("document.getElementById('log').textContent")
+    return text
+
+
+@pytest.mark.browser
+@pytest.mark.azurite
+def test_task_outputs_download_and_the_whole_stored_log(
+    page: Any, storage_stack: LocalStack, files_tenant: BatchClient, files_job: dict[str, Any]
+) -> None:
+    assert files_job["state"] == "Succeeded", files_job["tasks"]
+    sign_in(page, storage_stack, files_tenant.key, "#/jobs/ui-files/tasks/0")
+    row = page.locator("#files tr[data-file='out/data.bin']")
+    row.wait_for()
+    assert page.locator("#files tbody tr").count() == 2
+    assert "100.0 KiB" in row.inner_text() and hashlib.sha256(DATA).hexdigest()[:12] in row.inner_text()
+    assert "jobs/ui-files/tasks/0/outputs/results/data.bin" in row.inner_text()
+    # The facts list holds only its terms and values (no stray text such as a "null").
+    assert page.evaluate("[...document.querySelector('dl.facts').childNodes].every((n) => /^D[TD]$/.test(n.nodeName))")
+    # The download sends the key in a header (fetch, then a blob: URL): the saved bytes are the task's own.
+    with page.expect_download() as download:
+        row.locator("button.download").click()
+    assert download.value.suggested_filename == "data.bin"
+    assert Path(download.value.path()).read_bytes() == DATA
+    page.wait_for_selector("#files tr[data-file='out/data.bin'] :text('sha256 checked')")
+
+    # The tail of the stored log of the latest attempt, then the other stream and the failed first attempt.
+    page.wait_for_selector("#log:has-text('end-of-log-marker')")
+    assert "stored log" in page.inner_text("#log-note") and "attempt 2 of 2" in page.inner_text("#log-note")
+    assert len(log_text(page).splitlines()) == TAIL_LINES
+    page.select_option("#log-stream", "stderr")
+    page.wait_for_selector("#log:text-is('stderr-marker')")
+    page.select_option("#log-stream", "stdout")
+    page.select_option("#log-attempt", "1")
+    page.wait_for_selector("#log:text-is('first-attempt-marker')")
+    assert "attempt 1 of 2" in page.inner_text("#log-note")
+    shoot(page, "task-files")
+
+    # The whole log, a page at a time: every byte of it reaches the page.
+    page.click("#whole-log")
+    page.wait_for_selector("#log-more:visible")
+    pages = 1
+    while page.locator("#log-more").is_visible():
+        before = len(log_text(page))
+        page.click("#log-more")
+        pages += 1
+        wait_for(lambda shown=before: len(log_text(page)) > shown, 30, f"page {pages} of the log")
+    text = log_text(page)
+    assert pages == 3 and text == LOG_LINE * LOG_LINES + "end-of-log-marker\n"
+    assert page.inner_text("#log-note").endswith("whole log")
+
+
+@pytest.mark.browser
+@pytest.mark.azurite
+def test_a_running_tasks_stored_log_is_followed(
+    page: Any, storage_stack: LocalStack, files_tenant: BatchClient
+) -> None:
+    files_tenant.submit(python_job(TICKS, jobId="ui-ticks"))
+    sign_in(page, storage_stack, files_tenant.key, "#/jobs/ui-ticks/tasks/0")
+    # Seen mid-run in the tail, then in the whole log: the page says it follows, and lines arrive as printed.
+    page.wait_for_selector("#log-note:has-text('following the running attempt')", timeout=90_000)
+    page.wait_for_selector("#log:has-text('tick 2')")
+    assert f"tick {TICK_COUNT - 1}" not in log_text(page)
+    page.click("#whole-log")
+    page.wait_for_selector("#log-note:has-text('following the running attempt')")
+    page.wait_for_selector(f"#log:has-text('tick {TICK_COUNT - 1}')", timeout=60_000)
+    page.wait_for_selector("#log-note:has-text('whole log')", timeout=30_000)
+    assert log_text(page) == "".join(f"tick {n}\n" for n in range(TICK_COUNT))
+
+
+@pytest.mark.browser
+@pytest.mark.azurite
+def test_a_task_that_failed_around_its_command_shows_the_category(
+    page: Any, storage_stack: LocalStack, files_tenant: BatchClient
+) -> None:
+    # Stage-in fails for real: the second input would put a file under `d/f.txt`, which the first made a file.
+    files_tenant.upload_input("clash", "f.txt", b"f\n")
+    inputs = [
+        {"autoStorageContainerName": "clash", "filePath": "d"},
+        {"autoStorageContainerName": "clash", "filePath": "d/f.txt"},
+    ]
+    files_tenant.submit(python_job("print('never runs')", jobId="ui-clash", maxAttempts=1, resourceFiles=inputs))
+    task = wait_job(files_tenant, "ui-clash", timeout=120)["tasks"][0]
+    assert task["failureCategory"] == "preProcessingError", task
+    sign_in(page, storage_stack, files_tenant.key, "#/jobs/ui-clash/tasks/0")
+    page.wait_for_selector("#failure-category:text-is('preProcessingError')")
+    assert page.inner_text("#task-error").startswith("preProcessingError: ")
+    assert page.evaluate("[...document.querySelector('dl.facts').childNodes].every((n) => /^D[TD]$/.test(n.nodeName))")
+    page.wait_for_selector("#log-note:has-text('stored log')")  # the agent ran; the command did not

@@ -22,6 +22,9 @@ pytestmark = pytest.mark.e2e
 EXAMPLES = REPO_ROOT / "examples"
 # Seconds per example: the fan-out runs 2000 containers on this machine's two cores.
 TIMEOUTS = {"small-job.json": 120, "spot-job.json": 120, "fanout-job.json": 540}
+# Run elsewhere: they need blob storage and an uploaded input set (the demo's tenant gamma runs this one unchanged
+# and checks its outputs: tests/e2e/test_demo.py).
+STORAGE_EXAMPLES = ("files-job.json",)
 # A region (and tenant) wide enough for the fan-out to keep both cores busy; the package's stack has 5 slots.
 SLOTS = 20
 
@@ -51,7 +54,7 @@ def expected_range(spec: dict[str, Any], task: dict[str, Any], index: int) -> tu
 
 
 def test_the_examples_folder_is_what_this_test_covers() -> None:
-    assert sorted(p.name for p in EXAMPLES.glob("*-job.json")) == sorted(TIMEOUTS)
+    assert sorted(p.name for p in EXAMPLES.glob("*-job.json")) == sorted((*TIMEOUTS, *STORAGE_EXAMPLES))
 
 
 @pytest.mark.timeout(600)

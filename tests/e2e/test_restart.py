@@ -62,7 +62,8 @@ class Up:
 
 @contextmanager
 def acibatch_up(data: Path, port: int, env: dict[str, str] | None = None) -> Iterator[Up]:
-    command = [sys.executable, "-m", "localdev.cli", "up", "--port", str(port), "--data", str(data)]
+    # Without Azurite (blob storage off), as before issue 24: this test is about restarts, not files.
+    command = [sys.executable, "-m", "localdev.cli", "up", "--port", str(port), "--data", str(data), "--no-storage"]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}
     )

@@ -1,5 +1,6 @@
 """Record golden histories: run real jobs on the local stack (devhost + aciemu) and keep every orchestration
-generation's history exactly as devhost holds it when the generation ends.
+generation's history exactly as devhost holds it when the generation ends. Tasks run with the acibatch agent (the
+`agent` and `agentfail` scenarios) run on a second stack with Azurite, for releases that have it.
 
 Record from a pristine copy of the release the goldens stand for, never from a tree others are editing:
 
@@ -21,12 +22,15 @@ its last episode included. Nothing of devhost's behaviour changes.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +89,15 @@ SLEEPS = "import time; time.sleep(120)"
 # Runs long enough for more than WAITS_PER_GENERATION (40) polls at 0.2 s: one continue-as-new mid-run.
 RUNS_TEN_SECONDS = "import time, acibatch_report as r; time.sleep(10); r.succeeded({'slept': 10})"
 EVICTED_SPOT = "import time, acibatch_report as r; time.sleep(2); r.succeeded({'done': True})"
+# Run with the acibatch agent (the storage stack): reads its staged input, writes an output, reports its result; the
+# agent's report then ends the attempt.
+COUNTS_WORDS = (
+    "import os, pathlib, acibatch_report as r\n"
+    "wd = pathlib.Path(os.environ['AZ_BATCH_TASK_WORKING_DIR'])\n"
+    "words = (wd / 'in' / 'words.txt').read_text().split()\n"
+    "(wd / 'out').mkdir(); (wd / 'out' / 'count.txt').write_text(str(len(words)))\n"
+    "r.succeeded({'words': len(words)})"
+)
 
 
 def job(code: str, job_id: str, **overrides: Any) -> dict[str, Any]:
@@ -148,6 +161,67 @@ def run_scenarios(stack: Any) -> dict[str, str]:
     client.put_schedule("tick", {"schedule": every_two_seconds, "jobSpecification": scheduled_job})
     wait_until(lambda: len(client.schedule("tick").get("recentJobs") or []) >= 2, 60, "two scheduled jobs")
     client.delete_schedule("tick")
+    return ended
+
+
+def run_agent_scenarios(stack: Any, missing_url: str) -> dict[str, str]:
+    """Tasks run with the acibatch agent (a stack with storage): one stages an input set in and uploads an output,
+    one cannot download its input (preProcessingError). Their specs hold no SAS: a golden must hold none."""
+    from localdev.client import BatchClient
+    from tests.e2e.conftest import wait_job
+
+    admin = BatchClient(stack.api_url, stack.admin_key)
+    quota = {"maxGroups": 10, "maxCores": 10, "maxMemoryGb": 20, "weight": 1}
+    client = BatchClient(stack.api_url, admin.put_tenant(TENANT, quota)["apiKey"])
+    client.upload_input("words", "words.txt", b"one two three\n")
+    outputs = [{"filePattern": "out/*.txt", "destination": {"container": {"path": "results"}}}]
+    inputs = [{"autoStorageContainerName": "words", "filePath": "in"}]
+    ended: dict[str, str] = {}
+    for spec in (
+        job(COUNTS_WORDS, "agent", resourceFiles=inputs, outputFiles=outputs),
+        job(COUNTS_WORDS, "agentfail", resourceFiles=[{"httpUrl": missing_url, "filePath": "in/words.txt"}]),
+    ):
+        client.submit(spec)
+        ended[spec["jobId"]] = wait_job(client, spec["jobId"])["state"]
+    return ended
+
+
+@contextmanager
+def missing_files_server() -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 that has no files: the URL of one it answers 404 for."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(404)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/words.txt"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def record_agent_scenarios(localstack: Any, data: Path, settings: dict[str, str], secrets: list[str]) -> dict[str, str]:
+    """The agent's scenarios need blob storage, which would put every other scenario's task under the agent too:
+    they run on a stack of their own (its own data, the same capture file), whose keys join `secrets`. Plain http
+    to this machine is allowed so the missing input can be a local URL."""
+    local_http = {"BATCH_OUTBOUND_ALLOW_HTTP": "true", "BATCH_OUTBOUND_ALLOW": "127.0.0.1"}
+    with (
+        missing_files_server() as missing_url,
+        localstack.local_stack(data, settings={**settings, **local_http}, storage=True) as stack,
+    ):
+        ended = run_agent_scenarios(stack, missing_url)
+        connection = stack.settings["BATCH_STORAGE_CONNECTION_STRING"]
+        account_key = dict(part.split("=", 1) for part in connection.split(";") if "=" in part)["AccountKey"]
+        secrets += [stack.admin_key, stack.aci_token, stack.durable_key, account_key,
+                    stack.settings["BATCH_CALLBACK_SIGNING_KEY"]]  # fmt: skip
+        time.sleep(2)  # the last generations end
     return ended
 
 
@@ -263,6 +337,8 @@ def main() -> int:
         ended = run_scenarios(stack)
         secrets = [stack.admin_key, stack.aci_token, stack.durable_key, stack.settings["BATCH_CALLBACK_SIGNING_KEY"]]
         time.sleep(2)  # the last generations (schedule deleted, stale timers) end
+    if "storage" in inspect.signature(localstack.local_stack).parameters:  # releases since issue 24 (the agent)
+        ended.update(record_agent_scenarios(localstack, args.data / "storage", settings, secrets))
     for path in save(capture, args.out, [*ended, "tick"], args.release, secrets):
         print(f"record: wrote {path} ({path.stat().st_size} bytes)")
     print(f"record: jobs ended {ended}")

@@ -12,9 +12,11 @@ from acibatch.callbacks import (
     CallbackInvalid,
     CallbackReport,
     CallbackStatus,
+    FileFailure,
     decode_event_payload,
     parse_callback,
 )
+from acibatch.records import FailureCategory
 
 
 def test_valid_report_keeps_the_authenticated_attempt() -> None:
@@ -55,6 +57,9 @@ def test_event_payload_survives_the_python_clients_double_encoding() -> None:
     assert decode_event_payload("{") == "{"
 
 
+STATUSES = "the string 'succeeded', 'failed', 'progress' or 'completed'"
+
+
 def nested(depth: int) -> object:
     value: object = 1
     for level in range(depth):
@@ -67,13 +72,13 @@ def test_a_status_of_the_wrong_type_names_the_field_and_the_allowed_values(statu
     with pytest.raises(CallbackInvalid) as caught:
         parse_callback({"status": status}, attempt=1)
     [(path, message)] = caught.value.errors
-    assert path == "status" and message.startswith("must be the string 'succeeded', 'failed' or 'progress', not ")
+    assert path == "status" and message.startswith(f"must be {STATUSES}, not ")
 
 
 def test_a_missing_status_says_it_is_required() -> None:
     with pytest.raises(CallbackInvalid) as caught:
         parse_callback({"exitCode": 0}, attempt=1)
-    assert caught.value.errors == [("status", "required: the string 'succeeded', 'failed' or 'progress'")]
+    assert caught.value.errors == [("status", f"required: {STATUSES}")]
 
 
 def test_nesting_is_limited_without_recursion() -> None:
@@ -85,6 +90,16 @@ def test_nesting_is_limited_without_recursion() -> None:
         assert caught.value.errors[0][0] == "result" and "levels deep" in caught.value.errors[0][1]
 
 
+FIELDS = ["status", "exitCode", "message", "progress", "result", "outputs", "failure", "x"]
+# Values near the agent report's shapes, so its rules are reached and not only its type checks.
+AGENT_VALUES = (
+    st.sampled_from(["completed", "succeeded"])
+    | st.fixed_dictionaries({"count": st.integers(-1, 3), "bytes": st.integers(-1, 10**20)})
+    | st.fixed_dictionaries(
+        {"category": st.sampled_from(["preProcessingError", "fileUploadError", "other"])},
+        optional={"message": st.none() | st.text(max_size=5) | st.integers(), "file": st.text(max_size=5)},
+    )
+)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.sampled_from([10**400, 2**31]) | st.floats() | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -93,8 +108,7 @@ JSON_VALUES = st.recursive(
 
 
 @settings(max_examples=400, deadline=None, database=None)
-@given(st.dictionaries(st.sampled_from(["status", "exitCode", "message", "progress", "result", "x"]), JSON_VALUES)
-       | JSON_VALUES)  # fmt: skip
+@given(st.dictionaries(st.sampled_from(FIELDS), JSON_VALUES | AGENT_VALUES) | JSON_VALUES)
 def test_any_json_is_either_a_report_or_a_list_of_field_errors(body: object) -> None:
     try:
         report = parse_callback(body, attempt=1)
@@ -102,7 +116,75 @@ def test_any_json_is_either_a_report_or_a_list_of_field_errors(body: object) -> 
         assert invalid.errors
         for path, message in invalid.errors:
             # The path names a known field, an unknown one the body holds, or the body itself.
-            assert path in {"status", "exitCode", "message", "progress", "result", "body"} or path in body  # type: ignore[operator]
+            known = {*FIELDS, "body", "failure.category", "failure.message", "failure.file"}
+            assert path in known or path in body or path.removeprefix("failure.") in body.get("failure")  # type: ignore[union-attr,operator]
             assert message
     else:
         assert CallbackReport.from_event(json.dumps(report.to_dict())) == report
+
+
+# -- the acibatch agent's report ------------------------------------------------------------------------------
+
+
+def test_a_task_report_carries_exactly_the_keys_it_always_had() -> None:
+    # As a golden history recorded it (tests/golden/histories/success.json): the event's bytes must not change.
+    report = parse_callback({"status": "succeeded", "exitCode": 0, "result": {"answer": 42}}, attempt=1)
+    recorded = '{"status": "succeeded", "attempt": 1, "exitCode": 0, "message": null, "progress": null, "result": {"answer": 42}}'  # noqa: E501
+    assert json.dumps(report.to_dict()) == recorded
+
+
+def test_the_agents_completed_report_round_trips_through_the_event() -> None:
+    body = {
+        "status": "completed",
+        "exitCode": 0,
+        "outputs": {"count": 3, "bytes": 1234},
+        "failure": {"category": "fileUploadError", "message": "upload refused (403)", "file": "out/a.txt"},
+    }
+    report = parse_callback(body, attempt=2)
+    assert report.status is CallbackStatus.COMPLETED
+    assert report.outputs == {"count": 3, "bytes": 1234}
+    assert report.failure == FileFailure(FailureCategory.FILE_UPLOAD_ERROR, "upload refused (403)", "out/a.txt")
+    assert report.to_dict()["failure"] == body["failure"]
+    assert CallbackReport.from_event(json.dumps(report.to_dict())) == report
+    clean = parse_callback({"status": "completed", "exitCode": None, "outputs": None, "failure": None}, attempt=1)
+    assert (clean.exit_code, clean.outputs, clean.failure) == (None, None, None)
+
+
+def test_a_failure_message_never_carries_a_sas() -> None:
+    message = "GET https://acct.blob.core.windows.net/acb-t/inputs/x.csv?sv=2024&sig=SECRET failed: 404"
+    report = parse_callback(
+        {"status": "completed", "failure": {"category": "preProcessingError", "message": message, "file": "x.csv"}}, 1
+    )
+    assert report.failure is not None and report.failure.message is not None
+    assert "SECRET" not in json.dumps(report.to_dict())
+    assert report.failure.message == "GET https://acct.blob.core.windows.net/acb-t/inputs/x.csv?... failed: 404"
+
+
+def test_the_error_a_task_shows_names_the_file() -> None:
+    assert FileFailure(FailureCategory.PRE_PROCESSING_ERROR, "download failed: 404", "in/a.csv").describe() == (
+        "download failed: 404 (file in/a.csv)"
+    )
+    assert FileFailure(FailureCategory.FILE_UPLOAD_ERROR, "refused (403)", None).describe() == "refused (403)"
+    assert FileFailure(FailureCategory.FILE_UPLOAD_ERROR, None, "b.txt").describe() == (
+        "an output file could not be uploaded (file b.txt)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"status": "succeeded", "outputs": {"count": 1, "bytes": 1}}, [("outputs", "is only part of the agent's 'completed' report")]),  # noqa: E501
+        ({"status": "progress", "failure": None}, [("failure", "is only part of the agent's 'completed' report")]),
+        ({"status": "completed", "result": 1, "message": "m"}, [("message", "is not part of the agent's 'completed' report"), ("result", "is not part of the agent's 'completed' report")]),  # noqa: E501
+        ({"status": "completed", "outputs": {"count": -1, "bytes": 0}}, [("outputs", 'must be an object like {"count": 3, "bytes": 1234} (whole numbers, 0 or more)')]),  # noqa: E501
+        ({"status": "completed", "outputs": {"count": 1}}, [("outputs", 'must be an object like {"count": 3, "bytes": 1234} (whole numbers, 0 or more)')]),  # noqa: E501
+        ({"status": "completed", "failure": "boom"}, [("failure", 'must be null or an object like {"category": "fileUploadError", "message": "...", "file": "..."}')]),  # noqa: E501
+        ({"status": "completed", "failure": {"category": "taskFailure", "file": 3, "why": 1}}, [("failure.why", "unknown field; allowed fields are category, file, message"), ("failure.category", "must be the string 'preProcessingError' or 'fileUploadError'"), ("failure.file", "must be null or a string of at most 1024 characters")]),  # noqa: E501
+    ],
+)  # fmt: skip
+def test_a_report_with_the_other_senders_fields_or_a_bad_shape_says_what_to_fix(
+    body: dict[str, object], expected: list[tuple[str, str]]
+) -> None:
+    with pytest.raises(CallbackInvalid) as caught:
+        parse_callback(body, attempt=1)
+    assert caught.value.errors == expected

@@ -7,6 +7,7 @@ import pytest
 from acibatch.records import (
     LIVE_ERROR_MAX_CHARS,
     PROGRESS_OMITTED,
+    FailureCategory,
     JobProgress,
     JobState,
     TaskRecord,
@@ -34,6 +35,7 @@ def test_task_record_round_trips_and_public_view_hides_internal_fields() -> None
         dependency_action="block",
         job_action="terminate",
         blocked_by=("a", "b"),
+        failure_category=FailureCategory.FILE_UPLOAD_ERROR,
     )
     # Every field is off its default, so a field the round trip loses or renames fails the comparison.
     assert all(getattr(record, name) != field.get_default() for name, field in TaskRecord.model_fields.items())
@@ -56,8 +58,20 @@ def test_task_record_round_trips_and_public_view_hides_internal_fields() -> None
         "dependencyAction",
         "jobAction",
         "blockedBy",
+        "failureCategory",
     }
     assert public["state"] == "Failed"
+    assert public["failureCategory"] == "fileUploadError"
+
+
+def test_a_record_without_a_failure_category_keeps_its_json_as_before() -> None:
+    # Records of tasks that move no files (and every golden history) must not gain a key.
+    record = TaskRecord(id="t1", state=TaskState.FAILED, error="boom")
+    assert "failureCategory" not in record.to_dict()
+    assert "failureCategory" not in record.live_status()
+    failed = record.with_(failure_category=FailureCategory.PRE_PROCESSING_ERROR)
+    assert failed.live_status()["failureCategory"] == "preProcessingError"
+    assert TaskRecord.from_dict(failed.to_dict()).failure_category is FailureCategory.PRE_PROCESSING_ERROR
 
 
 def test_progress_counts_tasks_not_yet_reported_as_queued() -> None:

@@ -73,3 +73,25 @@ def test_nothing_outside_the_folder_or_unknown_is_served(path: str) -> None:
 def test_the_bare_route_redirects_to_the_folder() -> None:
     response = request("", url="http://127.0.0.1:7071/api/ui")
     assert response.status_code == 308 and response.headers["Location"] == "/api/ui/"
+
+
+# Ways a script can turn a string into markup or code: the pages build every node with dom.js's `h` (text nodes),
+# so data from the API (log lines, file names, errors) can never become markup.
+MARKUP_SINKS = ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "srcdoc")
+
+
+def test_no_script_turns_strings_into_markup_or_code() -> None:
+    for script in (path for path in ui_files() if path.suffix == ".js"):
+        text = script.read_text()
+        for sink in MARKUP_SINKS:
+            assert sink not in text, f"{script.relative_to(UI_DIR)} uses {sink}: build nodes with dom.js's h()"
+
+
+def test_only_the_api_module_talks_to_the_server() -> None:
+    # The key goes in the Authorization header, which only api.js sets: a view that fetched by itself (or linked to
+    # an API URL, which cannot carry the header) would either fail or need the key in the URL.
+    for script in (path for path in ui_files() if path.suffix == ".js"):
+        text = script.read_text()
+        if script.name != "api.js":
+            assert "fetch(" not in text and "XMLHttpRequest" not in text, script.name
+        assert ("?key=" not in text and "Bearer" not in text) or script.name == "api.js", script.name

@@ -1,7 +1,7 @@
 import { ApiError, enc, get } from "../api.js";
 import { badge, h, when } from "../dom.js";
-
-const TAIL_LINES = 200;
+import { logPanel, TAIL_LINES } from "./tasklog.js";
+import { outputsPanel } from "./taskfiles.js";
 
 function timeline(task) {
   // The record keeps when the current attempt started and when the task ended; the steps between are shown as
@@ -19,7 +19,7 @@ function timeline(task) {
 
 const json = (value) => (value === null || value === undefined ? "—" : JSON.stringify(value, null, 2));
 
-// One task: state, attempts, times, exit code, error, result, progress and its log.
+// One task: state, attempts, times, exit code, error, result, progress, output files and its log.
 export function taskPage({ jobId, taskId, full, poll }) {
   const base = `jobs/${enc(jobId)}/tasks/${enc(taskId)}`;
   const head = h("div", { class: "toolbar" });
@@ -27,8 +27,8 @@ export function taskPage({ jobId, taskId, full, poll }) {
   const steps = h("div");
   const result = h("pre", { id: "result" });
   const progress = h("pre", { id: "progress" });
-  const log = h("pre", { id: "log", tabindex: 0, "aria-label": "task log" });
-  const logNote = h("p", { class: "muted" });
+  const logs = logPanel({ base, full, poll });
+  const outputs = outputsPanel(base);
   const errorLine = h("p", { class: "error", role: "alert" });
   let finished = false;
   let shown = false;
@@ -42,6 +42,8 @@ export function taskPage({ jobId, taskId, full, poll }) {
       h("dt", {}, "Attempts"), h("dd", {}, String(task.attempts)),
       h("dt", {}, "Exit code"), h("dd", {}, task.exitCode ?? "—"),
       h("dt", {}, "Error"), h("dd", { id: "task-error" }, task.error || "—"),
+      // replaceChildren takes nodes only (null would show as text): the row is spread in when there is one.
+      ...(task.failureCategory ? [h("dt", {}, "Failure"), h("dd", { id: "failure-category" }, task.failureCategory)] : []),
       h("dt", {}, "Container group"), h("dd", {}, task.groupName || "—"),
       h("dt", {}, "Started"), h("dd", {}, when(task.startedAt)),
       h("dt", {}, "Finished"), h("dd", {}, when(task.finishedAt)),
@@ -49,18 +51,11 @@ export function taskPage({ jobId, taskId, full, poll }) {
     steps.replaceChildren(timeline(task));
     result.textContent = json(task.result);
     progress.textContent = json(task.progress);
+    const wasFinished = finished;
     finished = ["Succeeded", "Failed", "Cancelled"].includes(task.state);
-  }
-
-  async function loadLog() {
-    try {
-      const { body } = await get(`${base}/logs${full ? "" : `?tail=${TAIL_LINES}`}`, { fresh: true });
-      log.textContent = body.content || "(empty)";
-      logNote.textContent = body.source === "aci" ? "live from the container" : "kept after the container ended";
-    } catch (error) {
-      log.textContent = "";
-      logNote.textContent = error instanceof ApiError ? error.message : String(error);
-    }
+    logs.task(task);
+    // The outputs are listed once the attempt has ended; a task seen running is listed again when it ends.
+    if (finished && !wasFinished) outputs.load();
   }
 
   const section = h("section", {},
@@ -69,16 +64,18 @@ export function taskPage({ jobId, taskId, full, poll }) {
     head, errorLine, steps, facts,
     h("h2", {}, "Result"), result,
     h("h2", {}, "Progress"), progress,
-    h("h2", {}, full ? "Log" : `Log (last ${TAIL_LINES} lines)`), logNote, log,
+    outputs.node,
+    h("h2", {}, full ? "Log" : `Log (last ${TAIL_LINES} lines)`), logs.node,
     full ? h("a", { href: `#/jobs/${enc(jobId)}/tasks/${enc(taskId)}` }, "Show the tail only")
       : h("a", { href: `#/jobs/${enc(jobId)}/tasks/${enc(taskId)}/log`, id: "whole-log" }, "Show the whole log"));
   loadTask()
-    .then(loadLog)
+    .then(() => (finished ? undefined : outputs.load())) // a finished task's files were asked for already
+    .then(logs.start)
     .catch((error) => (errorLine.textContent = error instanceof ApiError && error.status === 404 ? `no task '${taskId}' in job '${jobId}' for this key` : error.message));
   poll(3000, async () => {
     if (finished) return;
     await loadTask();
-    await loadLog();
+    await logs.refresh();
   });
   return section;
 }

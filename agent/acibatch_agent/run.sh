@@ -1,0 +1,74 @@
+#!/bin/sh
+# acibatch's command wrapper: `/bin/sh /acibatch/bin/run CMD ARGS...` in the task container.
+# It runs the user's command once per attempt, appends its streams to the shared volume for the sidecar and
+# records the exit code. POSIX sh and builtins only (plus mv), so it works in any image that has /bin/sh.
+root="${ACIBATCH_ROOT:-/acibatch}"
+state="$root/state"
+logs="$root/logs"
+
+# ACI may restart a container that exited (even with restart policy Never): user code must never run twice,
+# so a recorded exit code is simply replayed.
+if [ -f "$state/exit" ]; then
+    read -r code < "$state/exit" || code=1
+    exit "$code"
+fi
+
+# Stage-in failed (or never ran): the sidecar reports the failure; nothing of the user's may run.
+staged=""
+if [ -f "$state/stagein.json" ]; then
+    read -r staged < "$state/stagein.json" || staged=""
+fi
+case "$staged" in
+    *'"ok": true'*) ;;
+    *) exit 0 ;;
+esac
+
+record() {
+    printf '%s\n' "$1" > "$state/exit.tmp" && mv -f "$state/exit.tmp" "$state/exit"
+}
+
+child=""
+on_stop() {
+    # The container is being stopped: pass the signal on and record 143 (128 + SIGTERM) before we go.
+    if [ -n "$child" ]; then
+        kill -TERM "$child" 2>/dev/null
+    fi
+    record 143
+    exit 143
+}
+trap on_stop TERM INT
+
+# Started before but no exit recorded: the container was killed mid-run and ACI restarted it. Record the kill
+# (128 + SIGKILL) rather than run the command a second time.
+if [ -f "$state/started" ]; then
+    record 137
+    exit 137
+fi
+: > "$state/started"
+
+# A heartbeat for the sidecar, which cannot see this container's processes: a container killed outright
+# stops touching it. It ends by itself once the exit code is recorded. Without `sleep` there is none (`off`).
+if command -v sleep > /dev/null 2>&1; then
+    (
+        while [ ! -f "$state/exit" ]; do
+            : > "$state/alive"
+            sleep 5 || break
+        done
+    ) &
+else
+    echo off > "$state/alive"
+fi
+
+if [ "$#" -eq 0 ]; then
+    echo "acibatch: no command to run" >> "$logs/stderr.txt"
+    record 127
+    exit 127
+fi
+
+# In the background so the trap can run while the command does (a background command reads /dev/null).
+"$@" >> "$logs/stdout.txt" 2>> "$logs/stderr.txt" &
+child=$!
+wait "$child"
+code=$?
+record "$code"
+exit "$code"

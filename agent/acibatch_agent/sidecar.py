@@ -1,0 +1,194 @@
+"""`sidecar`: streams the logs while the user's command runs, then uploads outputs, writes result.json and
+reports to acibatch. It always exits 0: what went wrong is in the result, not in the container's exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from . import report, storage
+from .layout import Layout, load_manifest, redact, scrub
+from .logstream import LogStream
+from .uploads import upload_outputs
+
+PRE_PROCESSING = "preProcessingError"
+FILE_UPLOAD = "fileUploadError"
+# The wrapper touches state/alive every few seconds while the command runs; a container killed outright (the
+# wrapper never recorded an exit) leaves it stale.
+HEARTBEAT_TIMEOUT = float(os.environ.get("ACIBATCH_HEARTBEAT_TIMEOUT", "60"))
+EXIT_CHECK_SECONDS = 0.1  # how often the sidecar looks for the exit record between log appends
+
+
+def read_json(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def read_exit(layout: Layout) -> int | None:
+    try:
+        with open(layout.exit, encoding="utf-8") as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def stale(layout: Layout) -> bool:
+    """The command started but its container is gone without recording an exit code. An image without `sleep`
+    has no heartbeat: the wrapper writes `off` and the sidecar waits for the exit record alone."""
+    alive = os.path.join(layout.state, "alive")
+    try:
+        with open(alive, "rb") as handle:
+            if handle.read(8).strip() == b"off":
+                return False
+        return time.time() - os.stat(alive).st_mtime > HEARTBEAT_TIMEOUT
+    except OSError:
+        return False
+
+
+def _warn(message: str) -> None:
+    print(f"acibatch agent: {scrub(message)}", file=sys.stderr, flush=True)
+
+
+class Sidecar:
+    def __init__(self, layout: Layout, manifest: dict[str, Any]) -> None:
+        self.layout, self.manifest = layout, manifest
+        self.warned: set[str] = set()
+        logs = manifest.get("logs") or {}
+        self.streams = {
+            stream: LogStream(layout.log(stream), logs[stream], layout.root)
+            for stream in ("stdout", "stderr")
+            if stream in logs
+        }
+
+    def _warn_once(self, message: str) -> None:
+        # A failure that repeats every tick (a SAS without the right permission) is said once, not each second.
+        if message not in self.warned:
+            self.warned.add(message)
+            _warn(message)
+
+    def start_logs(self) -> None:
+        for stream, log in self.streams.items():
+            try:
+                log.start()
+            except storage.StorageError as error:
+                self._warn_once(f"{stream} log: {error}")
+
+    def pump(self) -> str | None:
+        """Move new log bytes to blob storage; the stream that failed, if any (retried on the next tick)."""
+        for stream, log in self.streams.items():
+            try:
+                log.pump()
+            except (storage.StorageError, OSError) as error:
+                self._warn_once(f"{stream} log: {error}")
+                return stream
+        return None
+
+    def wait_for_exit(self) -> int | None:
+        self.start_logs()
+        next_pump = 0.0
+        while True:
+            code = read_exit(self.layout)
+            if code is not None:
+                return code
+            if os.path.exists(self.layout.exit) or stale(self.layout):
+                return None
+            now = time.monotonic()
+            if now >= next_pump:
+                self.pump()
+                next_pump = now + min((log.interval() for log in self.streams.values()), default=1.0)
+            # The exit record is looked for more often than the logs are appended: the task's end (and so its
+            # uploads and report) should not wait for the next append.
+            time.sleep(EXIT_CHECK_SECONDS)
+
+    def run(self) -> dict[str, Any]:
+        stagein = read_json(self.layout.stagein)
+        exit_code: int | None = None
+        failure: dict[str, Any] | None = None
+        outputs: list[dict[str, Any]] = []
+        if stagein is None:
+            failure = {"category": PRE_PROCESSING, "message": "stage-in recorded no outcome", "file": None}
+        elif not stagein.get("ok"):
+            failure = {"category": PRE_PROCESSING, "message": stagein.get("message"), "file": stagein.get("file")}
+        if failure is None:
+            exit_code = self.wait_for_exit()
+        else:
+            self.start_logs()
+        failed_log = self.pump()  # the final flush
+        if failure is None:
+            outputs, error = upload_outputs(self.layout.wd, self.manifest.get("outputs") or [], exit_code)
+            if error is not None:
+                failure = {"category": FILE_UPLOAD, "message": scrub(str(error)), "file": error.file}
+            elif failed_log is not None:
+                failure = {
+                    "category": FILE_UPLOAD,
+                    "message": f"the {failed_log} log could not be saved",
+                    "file": f"{failed_log}.txt",
+                }
+        result = {
+            "version": 1,
+            "attempt": self.manifest.get("attempt"),
+            "exitCode": exit_code,
+            "failure": failure,
+            "outputs": outputs,
+            "logs": {stream: log.offset for stream, log in self.streams.items()},
+        }
+        if self.manifest.get("result"):
+            try:
+                storage.put_blob(
+                    self.manifest["result"], json.dumps(result).encode(), f"writing {redact(self.manifest['result'])}"
+                )
+            except storage.StorageError as error:
+                _warn(str(error))
+        return result
+
+
+def agent_report(result: dict[str, Any]) -> dict[str, Any]:
+    outputs = result["outputs"]
+    return {
+        "status": "completed",
+        "exitCode": result["exitCode"],
+        "outputs": {"count": len(outputs), "bytes": sum(item["size"] for item in outputs)},
+        "failure": result["failure"],
+    }
+
+
+def sidecar(layout: Layout) -> dict[str, Any] | None:
+    if os.path.exists(layout.reported):
+        return None  # a restart after the attempt was reported: everything is done already
+    try:
+        manifest = load_manifest(layout)
+    except (OSError, ValueError) as error:
+        _warn(f"cannot read the manifest: {error}")
+        failure = {"category": PRE_PROCESSING, "message": "the agent could not read its manifest", "file": None}
+        report.post({"status": "completed", "exitCode": None, "outputs": {"count": 0, "bytes": 0}, "failure": failure})
+        return None
+    result = Sidecar(layout, manifest).run()
+    if report.post(agent_report(result)):
+        try:
+            with open(layout.reported, "w", encoding="utf-8"):
+                pass
+        except OSError as error:
+            _warn(f"cannot mark the report sent: {error.strerror}")
+    return result
+
+
+def main() -> int:
+    try:
+        result = sidecar(Layout())
+    except Exception as error:  # the sidecar must not fail the group; acibatch's poll backstop takes over
+        _warn(f"sidecar failed: {type(error).__name__}: {error}")
+        return 0
+    if result is not None:
+        failure = result["failure"]
+        _warn(
+            f"done: exit code {result['exitCode']}, {len(result['outputs'])} outputs"
+            + (f", {failure['category']}: {failure['message']}" if failure else "")
+        )
+    return 0
