@@ -51,6 +51,7 @@ RUN_ONCE_POLICY = "Never"
 #   neither of which fits; an evicted Spot group's containers wait for a new node (SupportArticles-docs
 #   "spot-containers-remain-waiting-state"). Read together, not stated by ACI: medium confidence.
 SUCCEEDED = "Succeeded"
+PROVISIONING_FAILED = "Failed"
 WAITING = "Waiting"
 TERMINATED = "Terminated"
 # A restart that followed the app's own exit code is the app's doing ("Never" may still restart a failed
@@ -370,7 +371,15 @@ class AciGateway:
         self.resource_group = resource_group
 
     def create(self, request: GroupRequest, registry: RegistryCredentials | None) -> None:
-        """PUT by name without waiting for provisioning: a retry of the same attempt is the same PUT."""
+        """PUT by name without waiting for provisioning: a retry of the same attempt is the same PUT.
+
+        ACI restarts the containers of a running group on any PUT of its name, even one that changes nothing
+        (azure-docs container-instances-update.md). An agent group is looked up first: when this very request
+        (same owner, attempt and creation time) already made it, a re-run of the activity (Durable runs
+        activities at least once) leaves it running instead of restarting the user's command mid-run.
+        """
+        if request.agent is not None and self._made_by(request):
+            return
         group = build_container_group(request, registry)
         try:
             self.client.container_groups.begin_create_or_update(
@@ -378,6 +387,19 @@ class AciGateway:
             )
         except Exception as exc:
             raise arm_error_from(exc) from exc
+
+    def _made_by(self, request: GroupRequest) -> bool:
+        """Whether the group exists as `request` made it and may be left as it is (a group whose provisioning
+        failed is created again, as the orchestrator asked)."""
+        found, group = _unless_missing(lambda: self.client.container_groups.get(self.resource_group, request.name))
+        if not found or group is None:
+            return False
+        tags = group.tags or {}
+        made = (tags.get("owner"), tags.get("attempt"), tags.get("created")) == (
+            _tag(request.owner), str(request.attempt), str(request.created_at),
+        )  # fmt: skip
+        provisioning: str | None = getattr(group, "provisioning_state", None)
+        return made and provisioning != PROVISIONING_FAILED
 
     def get_state(self, name: str) -> GroupState:
         found, group = _unless_missing(lambda: self.client.container_groups.get(self.resource_group, name))

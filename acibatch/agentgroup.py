@@ -33,19 +33,22 @@ WRAPPER = f"{SHARED_PATH}/bin/run"
 STAGEIN_NAME = "acibatch-stagein"
 SIDECAR_NAME = "acibatch-agent"
 AGENT_MODULE = ("python3", "-m", "acibatch_agent")
-# What the sidecar needs of the task's environment: where and how to report.
+# What the sidecar needs of the task's environment: where to report. How (its bearer token) is its own.
 SIDECAR_ENV = ("BATCH_CALLBACK_URL",)
-SIDECAR_SECURE_ENV = ("BATCH_CALLBACK_TOKEN",)
+TOKEN_ENV = "BATCH_CALLBACK_TOKEN"
 
 
 @dataclass(frozen=True)
 class AgentPart:
-    """The agent's share of one group: its image, the attempt's manifest JSON (secret) and the sidecar's request."""
+    """The agent's share of one group: its image, the attempt's manifest JSON (secret), the sidecar's request and
+    its callback token (secret; the agent token of `acibatch.tokens`, never the task's: only the sidecar may report
+    `completed`, and the task container does not get this token)."""
 
     image: str
     manifest: str = field(repr=False)
     cpu: float
     memory_gb: float
+    callback_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -72,12 +75,12 @@ def agent_pieces(
     if not command:
         # The wrapper runs the command it is given; an image's default command cannot be wrapped from outside.
         raise ValueError("a task that runs with the agent needs a command")
+    if not agent.callback_token or agent.callback_token == secure_env.get(TOKEN_ENV):
+        # The sidecar's report ends the attempt: with no token of its own it could not report, and with the task's
+        # the user's code could report for it.
+        raise ValueError("the agent's sidecar needs a callback token of its own (the agent token)")
     sidecar_env = [EnvironmentVariable(name=name, value=env[name]) for name in SIDECAR_ENV if name in env]
-    sidecar_env += [
-        EnvironmentVariable(name=name, secure_value=secure_env[name])
-        for name in SIDECAR_SECURE_ENV
-        if name in secure_env
-    ]
+    sidecar_env.append(EnvironmentVariable(name=TOKEN_ENV, secure_value=agent.callback_token))
     manifest = base64.b64encode(agent.manifest.encode()).decode()
     return AgentPieces(
         task_command=["/bin/sh", WRAPPER, *command],

@@ -3,10 +3,12 @@
 The validated report travels to the task orchestration as an external event, together with the attempt
 whose token authenticated it, so the orchestration can ignore a report that belongs to an older attempt.
 
-Two senders hold the attempt's token: the task's own code (`succeeded`, `failed`, `progress`) and, for a task run
-with the acibatch agent, the agent's sidecar, whose `completed` report ends the attempt once the logs are saved and
-the outputs uploaded (`outputs`, and `failure` when a file could not be moved). An event of the first three
-statuses carries exactly the keys it always had, so histories written before the agent replay unchanged.
+Two senders report on an attempt, each with a token of its own (`acibatch.tokens.TokenPurpose`): the task's own
+code (`succeeded`, `failed`, `progress`) and, for a task run with the acibatch agent, the agent's sidecar, whose
+`completed` report ends the attempt once the logs are saved and the outputs uploaded (`outputs`, and `failure`
+when a file could not be moved). A status is accepted only with its sender's token (`sender_refusal`), so user
+code cannot end its attempt before the uploads by posting `completed`. An event of the first three statuses
+carries exactly the keys it always had, so histories written before the agent replay unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from acibatch.records import FailureCategory
 from acibatch.spec import json_type
+from acibatch.tokens import TokenPurpose
 
 MAX_RESULT_BYTES = 16 * 1024
 MAX_MESSAGE_CHARS = 2000
@@ -44,6 +47,30 @@ class CallbackStatus(StrEnum):
     FAILED = "failed"
     PROGRESS = "progress"
     COMPLETED = "completed"  # the acibatch agent: logs saved, outputs uploaded (or `failure`), the attempt is over
+
+
+# Which token may send each status: the agent's report ends the attempt, the task's are the user's own word.
+SENDER_OF = {
+    CallbackStatus.SUCCEEDED: TokenPurpose.TASK,
+    CallbackStatus.FAILED: TokenPurpose.TASK,
+    CallbackStatus.PROGRESS: TokenPurpose.TASK,
+    CallbackStatus.COMPLETED: TokenPurpose.AGENT,
+}
+
+
+def sender_refusal(body: object, sender: TokenPurpose) -> str | None:
+    """Why a body with a valid token of `sender` must be refused (403), or None. Read before the body is validated:
+    a status the sender may not send is refused whatever else the body holds. An unknown status is left to
+    `parse_callback`, which says what the allowed ones are."""
+    status = body.get("status") if isinstance(body, Mapping) else None
+    if not isinstance(status, str) or status not in SENDER_OF:
+        return None
+    needed = SENDER_OF[CallbackStatus(status)]
+    if needed is sender:
+        return None
+    if needed is TokenPurpose.AGENT:
+        return "only the acibatch agent may report 'completed'; a task reports 'succeeded', 'failed' or 'progress'"
+    return f"the acibatch agent's token may only report 'completed', not '{status}'"
 
 
 def scrub(text: str) -> str:

@@ -45,6 +45,9 @@ class TaskCheckpoint:
     # A task run with the acibatch agent: the task's own succeeded/failed report of this attempt (a
     # `CallbackReport` dict), kept until the agent's report ends the attempt. Written only when there is one.
     user_report: Mapping[str, Any] | None = None
+    # A task run with the acibatch agent whose command has ended: the ISO time its uploads time out (WATCH; later
+    # than `deadline` when the command ended near it). Written only when there is one.
+    upload_deadline: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         state = self.attempt_state
@@ -67,6 +70,7 @@ class TaskCheckpoint:
             "capacityWaits": self.capacity_waits,
             "generation": self.generation,
             **({"userReport": dict(self.user_report)} if self.user_report is not None else {}),
+            **({"uploadDeadline": self.upload_deadline} if self.upload_deadline is not None else {}),
         }
 
     @classmethod
@@ -94,6 +98,7 @@ class TaskCheckpoint:
             capacity_waits=int(data.get("capacityWaits", 0)),
             generation=int(data.get("generation", 1)),
             user_report=data.get("userReport"),
+            upload_deadline=data.get("uploadDeadline"),
         )
 
 

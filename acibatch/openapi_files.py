@@ -98,6 +98,14 @@ LOG_HEADERS = {
         "schema": {"type": "string", "enum": ["true", "false"]},
     },
     "X-Acibatch-Log-Attempt": {"description": "stored logs: the attempt read", "schema": {"type": "integer"}},
+    "X-Acibatch-Log-Latest-Attempt": {
+        "description": "stored logs: the task's latest attempt so far (a follower moves on to later attempts)",
+        "schema": {"type": "integer"},
+    },
+    "X-Acibatch-Task-Ended": {
+        "description": "stored logs: true once the task has ended (no later attempt will come)",
+        "schema": {"type": "string", "enum": ["true", "false"]},
+    },
 }
 
 
@@ -120,8 +128,10 @@ def logs_path(job_id: dict[str, Any], task_id: dict[str, Any], error: dict[str, 
             "summary": "A task's log: whole from blob storage for a task run with the agent, else live from ACI or "
             "the tail kept after deletion",
             "description": "A stored log comes in pages of at most 4 MiB: ask again from `X-Acibatch-Log-Offset` "
-            "until a page is empty and `X-Acibatch-Log-Complete` is true. `Accept: text/plain` answers the raw "
-            "bytes; otherwise JSON. `stream`, `attempt` and `offset` apply to stored logs only.",
+            "until a page is empty and `X-Acibatch-Log-Complete` is true, always naming the attempt "
+            "(`X-Acibatch-Log-Attempt`): the default, the latest, changes when a retry starts. "
+            "`Accept: text/plain` answers the raw bytes; otherwise JSON. `stream`, `attempt` and `offset` apply "
+            "to stored logs only.",
             "parameters": [
                 _query_int("tail", "last N lines", 0, MAX_TAIL_LINES),
                 {

@@ -50,6 +50,11 @@ KILLED_EXIT_CODE = 137
 # New attempts for platform failures that do not count against maxAttempts; past this many a task whose
 # container groups keep vanishing is failing for a reason of its own, and its later attempts count.
 MAX_PLATFORM_RETRIES = 3
+# A task run with the acibatch agent: how long its sidecar may go on saving logs and uploading outputs once the
+# command has ended, past taskTimeoutSeconds if need be (the command's own time is bounded by the timeout; the
+# uploads by this). The attempt's SAS last as long (acibatch.blobstore.sas.UPLOAD_GRACE), so the uploads never
+# outlive their credentials, nor the credentials the time the attempt waits for them.
+UPLOAD_GRACE_SECONDS = 3600
 
 PERMANENT_CODES = frozenset(
     {

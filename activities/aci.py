@@ -26,7 +26,7 @@ from acibatch.plan import TaskInput
 from acibatch.policy import SECURE_ENV_UNSEALABLE
 from acibatch.sealing import SealError, unseal
 from acibatch.settings import current as settings
-from acibatch.tokens import callback_token
+from acibatch.tokens import TokenPurpose, callback_token
 from activities import bp
 
 LOG_TAIL_CHARS = 16 * 1024
@@ -86,7 +86,8 @@ def group_request(create: CreateGroupInput) -> GroupRequest:
 
 
 def agent_for(create: CreateGroupInput) -> AgentPart | None:
-    """The agent's part of the group, SAS minted here: they go into the ACI request and nowhere else.
+    """The agent's part of the group, SAS and the sidecar's own callback token (the agent token) minted here: they
+    go into the ACI request and nowhere else.
 
     The sidecar asks for the request recorded in the task's input at submission, the one its lease counted, not
     today's settings. An input recorded before the request was (it has none) asks what the settings say.
@@ -94,7 +95,9 @@ def agent_for(create: CreateGroupInput) -> AgentPart | None:
     task = create.task
     if not task.agent:
         return None
-    part = agent_part(settings().storage, task, create.attempt)
+    part = agent_part(settings().storage, task, create.attempt, create.created_at)
+    token = callback_token(settings().callback_signing_key, create.owner, create.attempt, TokenPurpose.AGENT)
+    part = dataclasses.replace(part, callback_token=token)
     if not task.agent_cpu:
         return part
     return dataclasses.replace(part, cpu=task.agent_cpu, memory_gb=task.agent_memory_gb)

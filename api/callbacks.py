@@ -2,8 +2,10 @@
 
 The bearer token is the per-attempt HMAC token the container received as a secure env var. It is checked
 against the attempt the task orchestration is currently running, so a token of another task or of an older
-attempt is refused and raises nothing. A report for a finished task is acknowledged and ignored, which
-makes retries by the container harmless.
+attempt is refused and raises nothing. An attempt has two tokens, the task's and (for a task run with the
+acibatch agent) the agent sidecar's; each may send only its own statuses (`acibatch.callbacks.sender_refusal`),
+so the task's code cannot report `completed` and end its attempt before its outputs are uploaded. A report for a
+finished task is acknowledged and ignored, which makes retries by the container harmless.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from acibatch import durable_names as names
-from acibatch.callbacks import CallbackInvalid, parse_callback
+from acibatch.callbacks import CallbackInvalid, parse_callback, sender_refusal
 from acibatch.naming import task_instance_id, validate_tenant_id
 from acibatch.records import TaskRecord
 from acibatch.settings import current as settings
 from acibatch.spec import ID_RULE
-from acibatch.tokens import verify_callback_token
+from acibatch.tokens import callback_sender
 from api import bp
 from api.common import ApiError, bearer_token, handle_errors, json_response, read_json
 
@@ -42,10 +44,15 @@ async def task_callback(req: func.HttpRequest, client: df.DurableOrchestrationCl
     if runtime is None or not isinstance(custom, dict):
         raise ApiError(403, "Forbidden", REFUSED)
     record = TaskRecord.from_dict(custom)
-    if record.attempt < 1 or not verify_callback_token(token, instance, record.attempt, settings().signing_keys):
+    sender = callback_sender(token, instance, record.attempt, settings().signing_keys) if record.attempt >= 1 else None
+    if sender is None:
         raise ApiError(403, "Forbidden", REFUSED)
+    body = read_json(req)
+    refusal = sender_refusal(body, sender)
+    if refusal is not None:
+        raise ApiError(403, "Forbidden", refusal)
     try:
-        report = parse_callback(read_json(req), record.attempt)
+        report = parse_callback(body, record.attempt)
     except CallbackInvalid as invalid:
         details = [{"path": path, "message": message} for path, message in invalid.errors]
         raise ApiError(400, "InvalidCallback", "the callback body is invalid", details) from None

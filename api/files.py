@@ -13,6 +13,8 @@ picks. The input routes differ by method, which the host checks before it takes 
 from __future__ import annotations
 
 import hashlib
+import io
+from collections.abc import Iterator
 from typing import Any
 
 import azure.durable_functions as df
@@ -107,10 +109,17 @@ async def task_file(req: func.HttpRequest, client: df.DurableOrchestrationClient
 
     def read_all() -> bytes:
         try:
-            _, chunks = store.output_chunks(tenant, job_id, record.id, name)
+            stored, chunks = store.output_chunks(tenant, job_id, record.id, name)
         except ValueError:  # not under the task's own output prefix: not something this route serves
             raise ApiError(404, "FileNotFound", f"task '{record.id}' has no output '{name[:200]}'") from None
-        return b"".join(chunks)
+        if stored != size:  # never allocate for, or serve, something other than what the task recorded
+            raise ApiError(
+                409,
+                "OutputChanged",
+                f"output '{name[:200]}' is {stored} bytes in storage but the task recorded {size}; it was "
+                "replaced after the task ended",
+            )
+        return fill(size, chunks, name)
 
     data = await call(read_all)
     filename = name.rsplit("/", 1)[-1].replace('"', "")
@@ -120,6 +129,26 @@ async def task_file(req: func.HttpRequest, client: df.DurableOrchestrationClient
         "Cache-Control": "no-store",
     }
     return func.HttpResponse(data, status_code=200, mimetype="application/octet-stream", headers=headers)
+
+
+def fill(size: int, chunks: Iterator[bytes], name: str) -> bytes:
+    """The chunks as one bytes object, holding one copy of the output (plus the chunk being read): joining a
+    list of chunks holds two, and a bytearray is copied again by HttpResponse, which keeps only bytes. The
+    BytesIO's buffer is grown to the whole size once, filled in place, and handed over by getvalue() without a
+    copy (CPython shares the buffer of a BytesIO whose memory nothing else has exported)."""
+    buffer, filled = io.BytesIO(), 0
+    if size:
+        buffer.seek(size - 1)
+        buffer.write(b"\0")
+        buffer.seek(0)
+    for chunk in chunks:
+        filled += len(chunk)
+        if filled > size:
+            raise ApiError(409, "OutputChanged", f"output '{name[:200]}' grew while it was read; try again")
+        buffer.write(chunk)
+    if filled != size:
+        raise ApiError(409, "OutputChanged", f"output '{name[:200]}' shrank while it was read; try again")
+    return buffer.getvalue()
 
 
 async def _input_set(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> tuple[str, str]:

@@ -1,10 +1,12 @@
 """`GET /api/jobs/{job}/tasks/{task}/logs` for a task run with the agent: its whole log, from the append blob
 the agent streams it to, in pages of at most 4 MiB.
 
-`X-Acibatch-Log-Offset` is where the next page starts and `X-Acibatch-Log-Complete: true` says the attempt has
-ended, so a client follows a running log by asking again from the offset until the log is complete and a page
-comes back empty. The body is the raw bytes with `Accept: text/plain`; otherwise the same JSON as the log of a
-task without the agent (the dashboard reads that), its `content` cut at a whole character.
+`X-Acibatch-Log-Offset` is where the next page starts and `X-Acibatch-Log-Complete: true` says the attempt
+(`X-Acibatch-Log-Attempt`) has ended, so a client follows a running log by asking again for that attempt from the
+offset until the log is complete and a page comes back empty. It then follows the task's later attempts
+(`X-Acibatch-Log-Latest-Attempt`) from offset 0, until `X-Acibatch-Task-Ended: true`. The body is the raw bytes
+with `Accept: text/plain`; otherwise the same JSON as the log of a task without the agent (the dashboard reads
+that), its `content` cut at a whole character.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import azure.functions as func
 
 from acibatch.blobstore.layout import LogStream
+from acibatch.blobstore.store import BlobStore
 from acibatch.filelimits import LOG_ATTEMPT_MAX, LOG_OFFSET_MAX, LOG_PAGE_MAX_BYTES, MAX_TAIL_LINES
 from acibatch.records import TaskRecord
 from api.blobcalls import call, storage_or_404
@@ -74,6 +77,16 @@ class LogQuery:
         )
 
 
+async def attempt_ended(store: BlobStore, tenant: str, job_id: str, record: TaskRecord, attempt: int) -> bool:
+    """Whether the attempt's log is final. Decided before its log is read, so a page read after `True` holds
+    its last bytes. An earlier attempt has ended, and so has the latest once the task has. The latest one of a
+    running task has too once its result.json exists: the agent writes it after its last append, and the task
+    may wait a while (the group's delete, the retry's queue) before it starts the next attempt."""
+    if attempt < record.attempt or record.state.terminal:
+        return True
+    return await call(lambda: store.read_result(tenant, job_id, record.id, attempt)) is not None
+
+
 async def stored_log(
     req: func.HttpRequest, query: LogQuery, tenant: str, job_id: str, record: TaskRecord
 ) -> func.HttpResponse:
@@ -89,9 +102,7 @@ async def stored_log(
             f"{latest} attempt(s)",
         )  # fmt: skip
     store = storage_or_404("the task's stored log")
-    # An earlier attempt has ended; the latest one has when the task has (the agent's report ends it, and the agent
-    # reports only after its last append).
-    complete = attempt < latest or record.state.terminal
+    complete = await attempt_ended(store, tenant, job_id, record, attempt)
     if tail and not query.offset_given:
         # The last lines: start one page before the end, so the tail comes from a single read.
         sizes = await call(lambda: store.log_sizes(tenant, job_id, task_id))
@@ -116,6 +127,9 @@ async def stored_log(
         "X-Acibatch-Log-Offset": str(next_offset),
         "X-Acibatch-Log-Complete": "true" if complete else "false",
         "X-Acibatch-Log-Attempt": str(attempt),
+        # A follower moves on to a later attempt when there is one, and stops once the task has ended.
+        "X-Acibatch-Log-Latest-Attempt": str(latest),
+        "X-Acibatch-Task-Ended": "true" if record.state.terminal else "false",
         "Cache-Control": "no-store",
     }
     if text:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
+from acibatch.filelimits import INPUT_MAX_BYTES, LOG_OFFSET_MAX
 from localdev.client import ApiCallError, BatchClient, LogPage
 
 CHUNK_BYTES = 1024 * 1024
@@ -80,14 +81,30 @@ def upload_plan(paths: list[Path]) -> list[tuple[Path, str]]:
     return [(file, name) for name, file in plan.items()]
 
 
+def check_sizes(plan: list[tuple[Path, str]]) -> list[int]:
+    """Each file's size; every file over the API's limit is named before anything is sent (the server would
+    refuse it only after the whole body had been sent)."""
+    sizes = [file.stat().st_size for file, _ in plan]
+    over = [f"{file} ({size} bytes)" for (file, _), size in zip(plan, sizes, strict=True) if size > INPUT_MAX_BYTES]
+    if over:
+        raise FilesError(
+            f"the API takes input files of at most {INPUT_MAX_BYTES} bytes; too big: {', '.join(over[:5])}"
+            + (f" and {len(over) - 5} more" if len(over) > 5 else "")
+            + ". Upload bigger inputs to a container of your own and use storageContainerUrl"
+        )
+    return sizes
+
+
 def upload(client: BatchClient, name: str, paths: list[Path], as_json: bool) -> int:
     plan = upload_plan(paths)
     if not plan:
         raise FilesError("nothing to upload: the folders given hold no files")
+    sizes = check_sizes(plan)
     answers = []
-    for done, (file, blob) in enumerate(plan, start=1):
-        answers.append(client.upload_input(name, blob, file.read_bytes()))
-        print(f"[{done}/{len(plan)}] {blob} ({file.stat().st_size} bytes)", file=sys.stderr, flush=True)
+    for done, ((file, blob), size) in enumerate(zip(plan, sizes, strict=True), start=1):
+        with file.open("rb") as body:  # streamed: never the whole file in memory
+            answers.append(client.upload_input(name, blob, body, size))
+        print(f"[{done}/{len(plan)}] {blob} ({size} bytes)", file=sys.stderr, flush=True)
     print(json.dumps(answers) if as_json else f"uploaded {len(plan)} file(s) to input set '{name}'")
     return 0
 
@@ -228,16 +245,55 @@ def print_logs(client: BatchClient, args: argparse.Namespace) -> int:
                   file=sys.stderr)  # fmt: skip
         return 0
     # A stored log can be longer than one answer: read on to its current end, and with --follow on until the
-    # attempt has ended and nothing is left.
+    # attempt has ended and nothing is left, then through the task's later attempts until the task has ended.
+    # Every later page names the attempt the first one was of: the server's default (the latest) changes when a
+    # retry starts, and the offset belongs to one attempt's log.
+    attempt = page.attempt if page.attempt is not None else args.attempt
     while True:
-        if not page.content:
-            if page.complete or not args.follow:
-                break
+        if page.content:
+            page = client.log_page(args.job, args.task, args.stream, attempt, offset=page.next_offset)
+        elif not args.follow:
+            break
+        elif not page.complete:
             time.sleep(FOLLOW_INTERVAL_SECONDS)
-        page = client.log_page(args.job, args.task, args.stream, args.attempt, offset=page.next_offset)
+            page = client.log_page(args.job, args.task, args.stream, attempt, offset=page.next_offset)
+        elif args.attempt is not None or attempt is None:
+            break  # the attempt asked for (or the only one a server without attempts has) has ended
+        elif (page.latest_attempt or attempt) > attempt:
+            attempt += 1
+            print(f"\n--- attempt {attempt} of task {args.task} ({args.stream}) ---", file=sys.stderr, flush=True)
+            page = attempt_page(client, args, attempt, 0, page.latest_attempt or attempt)
+        elif page.task_ended:
+            break
+        else:  # the attempt has ended; the task may still start another
+            time.sleep(FOLLOW_INTERVAL_SECONDS)
+            page = attempt_page(client, args, attempt, page.next_offset, page.latest_attempt or attempt)
         out.write(page.content)
         out.flush()
     return 0
+
+
+def attempt_page(client: BatchClient, args: argparse.Namespace, attempt: int, offset: int, latest: int) -> LogPage:
+    """A page of an attempt after the first one's. An attempt that stored no log (its agent never started) is
+    said on stderr and stands as an ended, empty page: the loop then moves on when the task has a later attempt."""
+    try:
+        return client.log_page(args.job, args.task, args.stream, attempt, offset=offset)
+    except ApiCallError as error:
+        if not (error.status == 404 and error.code == "LogNotAvailable"):
+            raise
+        print(f"note: {error.message}", file=sys.stderr, flush=True)
+    if attempt < latest:
+        return LogPage(b"", 0, complete=True, attempt=attempt, latest_attempt=latest)
+    # It was the latest the last page knew of. An ended latest attempt means the task has ended, unless a later
+    # attempt started meanwhile: a page of the latest, read past any end so it carries no bytes, tells which.
+    try:
+        probe = client.log_page(args.job, args.task, args.stream, None, offset=LOG_OFFSET_MAX)
+    except ApiCallError as error:
+        if not (error.status == 404 and error.code == "LogNotAvailable"):
+            raise
+        return LogPage(b"", 0, complete=True, attempt=attempt, latest_attempt=attempt, task_ended=True)
+    latest = max(latest, probe.latest_attempt or latest)
+    return LogPage(b"", 0, complete=True, attempt=attempt, latest_attempt=latest, task_ended=probe.task_ended)
 
 
 ENDED_STATES = {"Succeeded", "Failed", "Cancelled", "Skipped"}

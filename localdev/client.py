@@ -11,7 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -51,7 +51,7 @@ class BatchClient:
         method: str,
         path: str,
         query: dict[str, Any] | None = None,
-        data: bytes | None = None,
+        data: bytes | BinaryIO | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
         """The open HTTP response (read it, then close it: use `with`); an API error raises ApiCallError."""
@@ -127,7 +127,10 @@ class BatchClient:
             return LogPage(str(body.get("content") or "").encode(), offset, complete=True, paged=False)
         next_offset = int(headers.get("X-Acibatch-Log-Offset", offset + len(raw)))
         complete = str(headers.get("X-Acibatch-Log-Complete", "false")).lower() == "true"
-        return LogPage(raw, next_offset, complete)
+        served = _int_header(headers, "X-Acibatch-Log-Attempt") or attempt
+        latest = _int_header(headers, "X-Acibatch-Log-Latest-Attempt") or served
+        ended = str(headers.get("X-Acibatch-Task-Ended", "false")).lower() == "true"
+        return LogPage(raw, next_offset, complete, attempt=served, latest_attempt=latest, task_ended=ended)
 
     # task outputs (tenant key)
     def task_files(self, job_id: str, task_id: str) -> Any:
@@ -139,8 +142,11 @@ class BatchClient:
         return self.open("GET", path, headers={"Accept": "application/octet-stream"})
 
     # input files (tenant key): what autoStorageContainerName names
-    def upload_input(self, name: str, path: str, data: bytes) -> Any:
+    def upload_input(self, name: str, path: str, data: bytes | BinaryIO, size: int | None = None) -> Any:
+        """Store one input file. `data` is its bytes, or an open file of `size` bytes, sent as it is read."""
         headers = {"Accept": "application/json", "Content-Type": "application/octet-stream"}
+        if size is not None:
+            headers["Content-Length"] = str(size)  # urllib needs it to send a file object as the body
         with self.open("PUT", f"storage/{_quote(name)}/{_quote_path(path)}", data=data, headers=headers) as response:
             raw = response.read()
         return json.loads(raw) if raw else None
@@ -172,6 +178,14 @@ class LogPage:
     next_offset: int  # where the next page starts (X-Acibatch-Log-Offset)
     complete: bool  # the attempt has ended: no more bytes will come (X-Acibatch-Log-Complete)
     paged: bool = True  # False: not a stored log (a task without the agent): ACI's log, whole, in one answer
+    attempt: int | None = None  # the attempt this page is of (X-Acibatch-Log-Attempt)
+    latest_attempt: int | None = None  # the task's latest attempt so far (X-Acibatch-Log-Latest-Attempt)
+    task_ended: bool = False  # the task has ended: no later attempt will come (X-Acibatch-Task-Ended)
+
+
+def _int_header(headers: Any, name: str) -> int | None:
+    value = str(headers.get(name) or "")
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _quote(segment: str) -> str:

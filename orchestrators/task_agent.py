@@ -8,18 +8,26 @@ attempt failed to upload if it had outputFiles (`fileUploadError`: nothing says 
 container's own exit decides, as for a task without the agent. Either way the decision is the same function of the
 same facts (`outcome`): a file failure first, then the task's own report, then the command's exit code.
 
+Time: taskTimeoutSeconds bounds the command, not the uploads after it. Once a poll sees the task container
+terminated (one last poll at the timeout catches a command that ended since the one before) the attempt's deadline
+moves, once, to UPLOAD_GRACE_SECONDS after that moment (never earlier than the timeout); the attempt's SAS last as
+long (`acibatch.blobstore.sas.UPLOAD_GRACE`). The task's own terminal report does not start the grace: a task may
+report long before its command exits, and one still running at the timeout times out whatever it reported. A
+sidecar that has not reported by the end of the grace times out with a message saying the uploads did.
+
 Tasks without the agent never come here, so their histories stay as they were.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from acibatch.aci import TERMINATED, GroupState
 from acibatch.callbacks import CallbackReport, CallbackStatus, FileFailure
 from acibatch.messages.aci import AttemptRef, AttemptResult
-from acibatch.policy import Observation, ObservationKind
+from acibatch.policy import UPLOAD_GRACE_SECONDS, Observation, ObservationKind
 from acibatch.records import FailureCategory
 from orchestrators import calls
 from orchestrators.calls import Steps
@@ -82,7 +90,29 @@ def agent_report(run: TaskRun, report: CallbackReport) -> News:
         return ended_by(run, report.exit_code, report.failure)
     if run.user_report is None:
         run.user_report = report
+    # No upload grace yet: a task may report long before its command exits, and the grace counts from the exit.
     return None, None
+
+
+def start_upload_grace(run: TaskRun) -> None:
+    """The command has ended: give the sidecar UPLOAD_GRACE_SECONDS from now to save the logs and upload the
+    outputs, even past taskTimeoutSeconds (never less time than the timeout left). Once per attempt: later signs
+    of the same end move nothing, so the grace is a bound."""
+    if run.upload_deadline is not None or run.deadline is None:
+        return
+    run.upload_deadline = max(run.deadline, run.now + timedelta(seconds=UPLOAD_GRACE_SECONDS))
+
+
+def timed_out(run: TaskRun) -> Observation:
+    """The attempt's time is up: the command's (taskTimeoutSeconds) or, once it had ended, the uploads'."""
+    if run.upload_deadline is not None and run.now >= run.upload_deadline:
+        message = (
+            f"the uploads timed out: the agent had not saved the logs and uploaded the outputs "
+            f"{UPLOAD_GRACE_SECONDS} s after the command ended"
+        )
+    else:
+        message = f"the task ran longer than taskTimeoutSeconds={run.task.task_timeout_seconds}"
+    return Observation(kind=ObservationKind.TIMED_OUT, message=message)
 
 
 def group_ended(state: Mapping[str, Any]) -> bool:

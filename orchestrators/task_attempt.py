@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from acibatch.aci import ArmError
+from acibatch.aci import TERMINATED, ArmError, GroupState
 from acibatch.callbacks import CallbackReport, CallbackStatus
 from acibatch.checkpoint import Phase
 from acibatch.messages.aci import CleanupRequest, CreateGroupInput, CreateResult, GroupRef, GroupStateAnswer
@@ -18,7 +18,7 @@ from acibatch.policy import Decision, ErrorClass, GroupAction, Next, Observation
 from acibatch.records import TaskState
 from orchestrators import calls
 from orchestrators.calls import Steps
-from orchestrators.task_agent import TERMINAL, agent_report, from_result, group_ended
+from orchestrators.task_agent import TERMINAL, agent_report, from_result, group_ended, start_upload_grace, timed_out
 from orchestrators.task_cleanup import apply, cleanup
 from orchestrators.task_generations import maybe_continue
 from orchestrators.task_run import TaskRun, Woken, failure_text, iso
@@ -84,6 +84,7 @@ def create(run: TaskRun, group: str) -> Steps[Decision | None]:
             run.callbacks.not_raced()  # its container may call back before the first wait
             if run.deadline is None:  # a re-create of the same attempt keeps its first deadline
                 run.deadline = run.now + timedelta(seconds=run.task.task_timeout_seconds)
+                run.upload_deadline = None  # set once the command has ended (`task_agent.start_upload_grace`)
             run.publish(state=TaskState.RUNNING, started_at=run.record.started_at or iso(run.now), pending_reason=None)
             run.report_state(TaskState.RUNNING)
             return None
@@ -136,14 +137,19 @@ def watch(run: TaskRun, group: str) -> Steps[tuple[Decision, Any]]:
     while True:
         observation: Observation | None = None
         result: Any = None
-        remaining = (run.deadline - run.now).total_seconds()
+        # An agent task whose command has ended waits for its uploads until the upload deadline (task_agent).
+        remaining = ((run.upload_deadline or run.deadline) - run.now).total_seconds()
         if run.cancelled:
             observation = Observation(kind=ObservationKind.CANCELLED)
+        elif remaining <= 0 and run.task.agent and run.upload_deadline is None:
+            # The command's time is up, but it may have ended since the last poll: its outputs deserve their
+            # upload grace, so look once more before timing it out.
+            looked = yield from last_look(run, group)
+            if looked is None:
+                continue  # the command had ended: its uploads have their grace
+            observation, result = looked
         elif remaining <= 0:
-            observation = Observation(
-                kind=ObservationKind.TIMED_OUT,
-                message=f"the task ran longer than taskTimeoutSeconds={run.task.task_timeout_seconds}",
-            )
+            observation = timed_out(run)
         else:
             maybe_continue(run, Phase.WATCH)
             try:
@@ -186,14 +192,33 @@ def wait_for_news(run: TaskRun, group: str, seconds: float) -> Steps[News]:
         return None, None
     if woken is Woken.EVENT:
         return reported(run, payload)
+    return (yield from poll(run, group))
+
+
+def last_look(run: TaskRun, group: str) -> Steps[News | None]:
+    """One poll at an agent task's timeout (see `watch`): None when it finds the command ended (the uploads' grace
+    has begun), else what ends the attempt. A group that cannot be read then is not waited for."""
+    try:
+        observation, result = yield from poll(run, group)
+    except Exception:
+        observation, result = None, None
+    if observation is None and run.upload_deadline is not None:
+        return None
+    if observation is None or observation.kind is ObservationKind.NOT_STARTED:
+        return timed_out(run), None  # as without the agent: no restart in place past the timeout
+    return observation, result
+
+
+def poll(run: TaskRun, group: str) -> Steps[News]:
+    """Read the group's state: what it tells (an agent task's through `agent_polled`)."""
     group_state = GroupStateAnswer.parse((yield calls.get_group_state(run.context, GroupRef(group))))
     if group_state.throttled is not None or group_state.state is None:
         return None, None  # ARM throttled the read: nothing learned; the next poll asks again
     observation = observation_from_state(group_state.state, restarts_requested=run.state.restarts_in_place)
+    if run.task.agent:
+        return (yield from agent_polled(run, group_state.state, observation))
     if observation is None or observation.kind is not ObservationKind.EXITED:
         return observation, None
-    if run.task.agent:
-        return (yield from agent_backstop(run, group_state.state, observation))
     if run.callbacks.muted:
         # A report may be kept by the SDK while the name is muted (after a repeat): race for it once more.
         run.callbacks.listen_again()
@@ -211,6 +236,19 @@ def wait_for_news(run: TaskRun, group: str, seconds: float) -> Steps[News]:
         if news[0] is not None:
             return news
     return observation, None
+
+
+def agent_polled(run: TaskRun, state: Mapping[str, Any], observation: Observation | None) -> Steps[News]:
+    """What a poll of an agent task's group means. A terminated task container starts the upload grace; at the
+    timeout (`last_look`) a task container still at work is the command's timeout, whatever the task reported."""
+    assert run.deadline is not None
+    if GroupState.from_dict(state).container_state == TERMINATED:
+        start_upload_grace(run)
+    elif observation is None and run.upload_deadline is None and run.now >= run.deadline:
+        return timed_out(run), None
+    if observation is None or observation.kind is not ObservationKind.EXITED:
+        return observation, None
+    return (yield from agent_backstop(run, state, observation))
 
 
 def agent_backstop(run: TaskRun, state: Mapping[str, Any], exited: Observation) -> Steps[News]:

@@ -51,6 +51,7 @@ def checkpoint(run: TaskRun, phase: Phase) -> TaskCheckpoint:
         attempt_state=run.state if phase is not Phase.QUEUED else None,
         create_at=run.create_at,
         deadline=None if run.deadline is None else iso(run.deadline),
+        upload_deadline=None if run.upload_deadline is None else iso(run.upload_deadline),
         heard_from=run.heard_from,
         handled=tuple(run.callbacks.handled),
         capacity_waits=run.capacity_waits,

@@ -60,6 +60,9 @@ class TaskRun:
         self.state: AttemptState = (resume and resume.attempt_state) or attempt_state(task, 1, self.priority)
         self.create_at = resume.create_at if resume else 0.0
         self.deadline = parse_iso(resume.deadline) if resume and resume.deadline else None
+        # A task run with the acibatch agent, once its command has ended: when its uploads time out (`task_agent`).
+        uploads = resume.upload_deadline if resume else None
+        self.upload_deadline = parse_iso(uploads) if uploads else None
         self.heard_from = resume.heard_from if resume else 0  # the last attempt that reported through a callback
         self.capacity_waits = resume.capacity_waits if resume else 0
         self.generation = resume.generation if resume else 1

@@ -25,7 +25,9 @@ class AgentStorageError(Exception):
         self.status, self.code = status, code
 
 
-def agent_part(storage: StorageSettings, task: TaskInput, attempt: int) -> AgentPart:
+def agent_part(storage: StorageSettings, task: TaskInput, attempt: int, created_at: int | None = None) -> AgentPart:
+    """The agent's part of the attempt's group. `created_at` (the attempt's creation, epoch seconds) fixes the
+    SAS window, so a re-run of the create activity signs the same SAS (`SasWindow.for_attempt`)."""
     if not storage.enabled or storage.agent_image is None:
         raise AgentStorageError(
             400,
@@ -36,7 +38,7 @@ def agent_part(storage: StorageSettings, task: TaskInput, attempt: int) -> Agent
     try:
         store = blob_store(storage)
         store.ensure_container(task.tenant)
-        window = SasWindow.for_attempt(task.task_timeout_seconds)
+        window = SasWindow.for_attempt(task.task_timeout_seconds, created_at)
         access = attempt_access(
             store.signer, store.container_name(task.tenant), task.job_id, task.task_id, attempt, window,
             inputs=needs_tenant_inputs(task), outputs=needs_default_outputs(task),

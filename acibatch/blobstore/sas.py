@@ -2,8 +2,9 @@
 
 Each purpose gets only what it needs (Blob REST "Create a service SAS", permissions per operation):
 - inputs: read + list on the tenant's container (container-form resource files list, then read);
-- logs: read + create + add + write on exactly the attempt's two append blobs (Put Blob creates, Append Block
-  adds; read for Get Blob Properties, the length a restarted sidecar resumes at);
+- logs: read + create + add on exactly the attempt's two append blobs (Put Blob of an append blob needs create,
+  Append Block add, Get Blob Properties read: the length a restarted sidecar resumes at). No write: with create
+  alone the service refuses a Put Blob over an existing blob, so a task cannot replace or truncate its log;
 - result: create + write on exactly the attempt's result.json;
 - default outputs: create + write on the tenant's container (Put Blob / Put Block / Put Block List).
 Every SAS is scoped to one tenant's container, so a task never holds a credential for another tenant's data.
@@ -31,15 +32,25 @@ from azure.storage.blob import (
 
 from acibatch.blobstore import layout
 from acibatch.blobstore.layout import LogStream
+from acibatch.policy import UPLOAD_GRACE_SECONDS
 
 # A container's clock may run behind ours: a SAS starting "now" could be refused as not yet valid.
 CLOCK_SKEW = timedelta(minutes=5)
-# Time after the attempt's timeout for the sidecar to flush logs and upload outputs.
-UPLOAD_GRACE = timedelta(hours=1)
-# A user delegation key (and so any SAS it signs) lasts at most 7 days (Get User Delegation Key).
-MAX_LIFETIME = timedelta(days=7)
-# A cached delegation key is replaced this long before it expires.
-KEY_REFRESH_MARGIN = timedelta(minutes=10)
+# Time after the attempt's timeout for the sidecar to flush logs and upload outputs: the same grace the task
+# orchestrator gives the uploads once the command has ended (one constant, so the two never drift apart).
+UPLOAD_GRACE = timedelta(seconds=UPLOAD_GRACE_SECONDS)
+# Get User Delegation Key refuses an expiry more than 7 days after the request by the service's clock; asking
+# for a little less keeps a clock ahead of the service's from failing the request.
+KEY_LIFETIME = timedelta(days=7) - timedelta(hours=1)
+# No SAS lasts longer than a delegation key can, whichever way it is signed.
+MAX_LIFETIME = KEY_LIFETIME
+# A cached key that cannot cover a SAS is replaced, unless it was fetched so recently that a new one would cover
+# barely more (a SAS as long as a key's whole life then gets the cached key's expiry instead of a fetch per SAS).
+KEY_REUSE_MARGIN = timedelta(minutes=10)
+# A window's expiry counts from the start of the step the create activity runs in, measured from the attempt's
+# creation: every run of the activity within one step mints byte-identical SAS (Durable may run it twice), and a
+# create that waited long for capacity still gets its whole timeout.
+ANCHOR_STEP = timedelta(minutes=30)
 
 
 class Purpose(StrEnum):
@@ -55,7 +66,7 @@ CONTAINER_PERMISSIONS = {
     Purpose.OUTPUTS: ContainerSasPermissions(create=True, write=True),
 }
 BLOB_PERMISSIONS = {
-    Purpose.LOGS: BlobSasPermissions(read=True, create=True, add=True, write=True),
+    Purpose.LOGS: BlobSasPermissions(read=True, create=True, add=True),
     Purpose.RESULT: BlobSasPermissions(create=True, write=True),
 }
 
@@ -70,10 +81,22 @@ class SasWindow:
     expiry: datetime
 
     @classmethod
-    def for_attempt(cls, timeout_seconds: float, now: datetime | None = None) -> SasWindow:
+    def for_attempt(
+        cls, timeout_seconds: float, created_at: int | None = None, now: datetime | None = None
+    ) -> SasWindow:
+        """The window of an attempt created at `created_at` (epoch seconds; None: now), as the create activity
+        mints it `now`. The same inputs within one `ANCHOR_STEP` give the same window, so a re-run of the activity
+        signs the same SAS; the window covers the attempt's whole timeout plus the upload grace from `now`."""
         moment = now or datetime.now(UTC)
-        lifetime = min(timedelta(seconds=max(timeout_seconds, 0)) + UPLOAD_GRACE, MAX_LIFETIME)
-        return cls(moment - CLOCK_SKEW, moment + lifetime)
+        created = moment if created_at is None else datetime.fromtimestamp(created_at, UTC)
+        steps = max(moment - created, timedelta(0)) // ANCHOR_STEP
+        anchor = created + steps * ANCHOR_STEP
+        lifetime = timedelta(seconds=max(timeout_seconds, 0)) + UPLOAD_GRACE
+        if created_at is not None:
+            # `now` may be anywhere in its step, and the orchestrator starts the timeout a little after `now`
+            # (when it hears the create went through), by a clock that may differ from the service's.
+            lifetime += ANCHOR_STEP + CLOCK_SKEW
+        return cls(created - CLOCK_SKEW, anchor + min(lifetime, MAX_LIFETIME))
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -152,14 +175,20 @@ class DelegationSigner:
         self._key_expiry = datetime.min.replace(tzinfo=UTC)
 
     def key_for(self, window: SasWindow, now: datetime | None = None) -> tuple[UserDelegationKey, SasWindow]:
-        """A key valid for the window (the window cut to the key's expiry when the key cannot cover it)."""
+        """A key valid for the window (the window cut to the key's expiry when no key can cover it).
+
+        The cached key serves every SAS it outlives, so an attempt's SAS (and a re-run of its create activity
+        in this process) share one key and come out the same."""
         moment = now or datetime.now(UTC)
         with self._lock:
-            if self._key is None or self._key_expiry - KEY_REFRESH_MARGIN < min(window.expiry, moment + MAX_LIFETIME):
-                expiry = moment + MAX_LIFETIME
-                self._key = self._get_key(moment - CLOCK_SKEW, expiry)
-                self._key_expiry = expiry
+            fresh_expiry = moment + KEY_LIFETIME
+            covers = self._key is not None and self._key_expiry >= window.expiry
+            young = self._key_expiry > fresh_expiry - KEY_REUSE_MARGIN
+            if not covers and not young:
+                self._key = self._get_key(moment - CLOCK_SKEW, fresh_expiry)
+                self._key_expiry = fresh_expiry
             key, key_expiry = self._key, self._key_expiry
+        assert key is not None
         return key, SasWindow(window.start, min(window.expiry, key_expiry))
 
     def container_sas(self, container: str, permission: ContainerSasPermissions, window: SasWindow) -> str:

@@ -5,7 +5,8 @@ directories), `?`, `[abc]`, `[a-c]`, `[!abc]`; a name that starts with `.` match
 starts with `.` (so `*.gif` skips `.a.gif`, `.*.gif` does not, and `**` does not walk into dot-directories).
 Batch's naming: a pattern without wildcards uploads to `path` itself (or the file's name when no path is given);
 a pattern with wildcards uploads each file to `path/<its path below the pattern's fixed leading directories>`.
-In the manifest a `path` that is empty or ends in `/` names a virtual directory, never a blob.
+In the manifest a `path` that is empty or ends in `/` names a virtual directory, never a blob. A pattern that ends
+in `**` (`**`, `out/**`) takes every file below, as users expect from the other glob tools.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def _matches(segments: list[str], parts: list[str]) -> bool:
     if not segments:
         return not parts
     head = segments[0]
+    if head == "**" and len(segments) == 1:
+        # A trailing `**`: any file at any depth below, but nothing inside or named with a leading dot.
+        return bool(parts) and not any(part.startswith(".") for part in parts)
     if head == "**":
         # Zero directories, or one more (not a dot-directory) and try again.
         if _matches(segments[1:], parts):
@@ -95,6 +99,20 @@ def find(wd: str, pattern: str) -> Iterator[str]:
             if _matches(rest, [*prefix, name]):
                 found.append("/".join([*([fixed] if fixed else []), *prefix, name]))
     yield from sorted(found)
+
+
+def unsafe_blob_name(name: str) -> str | None:
+    """Why the service would not store `name` as given, or None. The service reads `\\` as `/`, and Azure then
+    resolves `.` and `..` segments, so a file the task names `out/..\\..\\x` would land outside the output
+    prefix, over another blob of the tenant. The naming rules also say no segment may end with a dot."""
+    for segment in name.replace("\\", "/").split("/"):
+        if segment in (".", ".."):
+            return f"a '{segment}' path segment (Blob storage reads '\\' as '/')"
+        if not segment:
+            return "an empty path segment (two '/' or '\\' in a row, or one at an end)"
+        if segment.endswith("."):
+            return f"the path segment '{segment}' ending with '.', which Blob storage does not allow"
+    return None
 
 
 def blob_name(pattern: str, path: str, file: str) -> str:

@@ -48,11 +48,13 @@ fi
 
 # A heartbeat for the sidecar, which cannot see this container's processes: a container killed outright
 # stops touching it. It ends by itself once the exit code is recorded. Without `sleep` there is none (`off`).
+# A failed or killed `sleep` (the command may kill every sleep it sees) must not end the heartbeat, or the sidecar
+# would take a live command for a dead container.
 if command -v sleep > /dev/null 2>&1; then
     (
         while [ ! -f "$state/exit" ]; do
             : > "$state/alive"
-            sleep 5 || break
+            sleep 5
         done
     ) &
 else

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from . import report, storage
-from .layout import Layout, load_manifest, redact, scrub
+from .layout import Layout, open_regular, parse_manifest, read_small, redact, scrub
 from .logstream import LogStream
 from .uploads import upload_outputs
 
@@ -19,37 +19,52 @@ FILE_UPLOAD = "fileUploadError"
 # The wrapper touches state/alive every few seconds while the command runs; a container killed outright (the
 # wrapper never recorded an exit) leaves it stale.
 HEARTBEAT_TIMEOUT = float(os.environ.get("ACIBATCH_HEARTBEAT_TIMEOUT", "60"))
+# How long the sidecar waits for the wrapper to begin (state/started) before it gives the attempt up. The task
+# container may still be pulling its image when the sidecar starts (ACI does not document that every image of a
+# group is pulled before any container starts), so this is generous; a wrapper that never begins (an image without
+# /bin/sh, a command ACI could not start) would otherwise hold the group until the task's timeout.
+START_TIMEOUT = float(os.environ.get("ACIBATCH_START_TIMEOUT", "300"))
 EXIT_CHECK_SECONDS = 0.1  # how often the sidecar looks for the exit record between log appends
+NEVER_STARTED = (
+    "the task container never ran the agent's wrapper /acibatch/bin/run: does the image have /bin/sh (and could"
+    " ACI start the container)? The command did not run"
+)
+
+
+class NeverStarted(Exception):
+    """The wrapper did not begin within START_TIMEOUT."""
 
 
 def read_json(path: str) -> dict[str, Any] | None:
+    data = read_small(path)
     try:
-        with open(path, encoding="utf-8") as handle:
-            value = json.load(handle)
-    except (OSError, ValueError):
+        value = json.loads(data) if data is not None else None
+    except ValueError:
         return None
     return value if isinstance(value, dict) else None
 
 
 def read_exit(layout: Layout) -> int | None:
+    data = read_small(layout.exit, 32)
     try:
-        with open(layout.exit, encoding="utf-8") as handle:
-            return int(handle.read().strip())
-    except (OSError, ValueError):
+        return int(data.strip()) if data is not None else None
+    except ValueError:
         return None
 
 
 def stale(layout: Layout) -> bool:
     """The command started but its container is gone without recording an exit code. An image without `sleep`
-    has no heartbeat: the wrapper writes `off` and the sidecar waits for the exit record alone."""
-    alive = os.path.join(layout.state, "alive")
-    try:
-        with open(alive, "rb") as handle:
-            if handle.read(8).strip() == b"off":
-                return False
-        return time.time() - os.stat(alive).st_mtime > HEARTBEAT_TIMEOUT
-    except OSError:
-        return False
+    has no heartbeat: the wrapper writes `off` and the sidecar waits for the exit record alone. Before the first
+    heartbeat the start record's age counts (a container killed in between has nothing else)."""
+    for path in (layout.alive, layout.started):
+        try:
+            with open_regular(path) as handle:
+                if path == layout.alive and handle.read(8).strip() == b"off":
+                    return False
+                return time.time() - os.fstat(handle.fileno()).st_mtime > HEARTBEAT_TIMEOUT
+        except OSError:
+            continue
+    return False
 
 
 def _warn(message: str) -> None:
@@ -62,7 +77,7 @@ class Sidecar:
         self.warned: set[str] = set()
         logs = manifest.get("logs") or {}
         self.streams = {
-            stream: LogStream(layout.log(stream), logs[stream], layout.root)
+            stream: LogStream(layout.log(stream), logs[stream], layout.root, layout.log_base(stream))
             for stream in ("stdout", "stderr")
             if stream in logs
         }
@@ -91,14 +106,18 @@ class Sidecar:
         return None
 
     def wait_for_exit(self) -> int | None:
+        """The command's exit code; None when its container ended without one. Raises NeverStarted."""
+        began = time.monotonic()
         self.start_logs()
         next_pump = 0.0
         while True:
             code = read_exit(self.layout)
             if code is not None:
                 return code
-            if os.path.exists(self.layout.exit) or stale(self.layout):
+            if os.path.lexists(self.layout.exit) or stale(self.layout):
                 return None
+            if not os.path.lexists(self.layout.started) and time.monotonic() - began > START_TIMEOUT:
+                raise NeverStarted()
             now = time.monotonic()
             if now >= next_pump:
                 self.pump()
@@ -117,7 +136,12 @@ class Sidecar:
         elif not stagein.get("ok"):
             failure = {"category": PRE_PROCESSING, "message": stagein.get("message"), "file": stagein.get("file")}
         if failure is None:
-            exit_code = self.wait_for_exit()
+            try:
+                exit_code = self.wait_for_exit()
+            except NeverStarted:
+                # Batch's preProcessingError is "the task could not start": the command never ran, as when an
+                # input could not be staged in, and retrying it on the same image would not help by default.
+                failure = {"category": PRE_PROCESSING, "message": NEVER_STARTED, "file": None}
         else:
             self.start_logs()
         failed_log = self.pump()  # the final flush
@@ -146,6 +170,13 @@ class Sidecar:
                 )
             except storage.StorageError as error:
                 _warn(str(error))
+                # Without result.json the task's files cannot be listed or fetched: the attempt did not save them.
+                if result["failure"] is None:
+                    result["failure"] = {
+                        "category": FILE_UPLOAD,
+                        "message": scrub(f"the agent could not save its result: {error}"),
+                        "file": "result.json",
+                    }
         return result
 
 
@@ -160,10 +191,13 @@ def agent_report(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def sidecar(layout: Layout) -> dict[str, Any] | None:
-    if os.path.exists(layout.reported):
-        return None  # a restart after the attempt was reported: everything is done already
     try:
-        manifest = load_manifest(layout)
+        with open(layout.manifest, "rb") as handle:
+            raw = handle.read()
+        reported = layout.reported(raw)
+        if os.path.exists(reported):
+            return None  # a restart after the attempt was reported: everything is done already
+        manifest = parse_manifest(raw)
     except (OSError, ValueError) as error:
         _warn(f"cannot read the manifest: {error}")
         failure = {"category": PRE_PROCESSING, "message": "the agent could not read its manifest", "file": None}
@@ -172,7 +206,7 @@ def sidecar(layout: Layout) -> dict[str, Any] | None:
     result = Sidecar(layout, manifest).run()
     if report.post(agent_report(result)):
         try:
-            with open(layout.reported, "w", encoding="utf-8"):
+            with open(reported, "w", encoding="utf-8"):
                 pass
         except OSError as error:
             _warn(f"cannot mark the report sent: {error.strerror}")

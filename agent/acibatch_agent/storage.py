@@ -173,3 +173,9 @@ def append_block(url: str, data: bytes, position: int, what: str) -> None:
     fail with 412 instead of writing the bytes twice."""
     headers = {"x-ms-blob-condition-appendpos": str(position)}
     request("PUT", with_query(url, comp="appendblock"), what, body=data, headers=headers).close()
+
+
+def last_byte(url: str, length: int, what: str) -> bytes:
+    """The last byte of a blob `length` bytes long (the SAS needs read permission)."""
+    with request("GET", url, what, headers={"x-ms-range": f"bytes={length - 1}-{length - 1}"}) as answer:
+        return answer.read(1)

@@ -68,6 +68,11 @@ def upload_outputs(
         for file in globbing.find(wd, pattern):
             full = os.path.join(wd, *file.split("/"))
             name = globbing.blob_name(pattern, spec.get("path") or "", file)
+            unsafe = globbing.unsafe_blob_name(name)
+            if unsafe is not None:
+                return done, UploadError(
+                    file, f"'{file}' cannot be uploaded as blob '{name}': it has {unsafe}; rename the file"
+                )
             what = f"uploading {file!r} to {redact(container)}/{name}"
             try:
                 size, sha256 = upload_file(full, wd, storage.blob_url(container, name), what)

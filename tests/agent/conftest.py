@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,8 @@ import pytest
 
 from tests.httpserve import serving_on_a_thread
 
-AGENT_DIR = Path(__file__).resolve().parents[2] / "agent"
+# AGENT_TEST_DIR runs the tests against another copy of the agent (an older build, to see a new test fail there).
+AGENT_DIR = Path(os.environ.get("AGENT_TEST_DIR") or Path(__file__).resolve().parents[2] / "agent")
 if str(AGENT_DIR) not in sys.path:
     sys.path.insert(0, str(AGENT_DIR))
 
@@ -203,3 +205,99 @@ def callbacks() -> Iterator[Callbacks]:
 
     with serving_on_a_thread(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as server:
         yield Callbacks(f"http://127.0.0.1:{server.server_address[1]}/api/callbacks/x", received, answers)
+
+
+TOKEN = "attempt-token-not-for-logs"
+PREFIX = "jobs/j/tasks/t"
+
+
+@dataclass
+class Task:
+    volume: Volume
+    storage: Storage
+    callbacks: Callbacks
+    container: str
+    sas: list[str]
+
+    def manifest(
+        self, outputs: list[dict[str, Any]], inputs: list[dict[str, Any]] | None = None, result_permission: str = "cw"
+    ) -> None:
+        logs = {  # the app's log SAS permissions (acibatch/blobstore/sas.py): no write
+            stream: self.mint(self.storage.blob_url(self.container, f"{PREFIX}/attempts/1/{stream}.txt", "rac"))
+            for stream in ("stdout", "stderr")
+        }
+        blob = f"{PREFIX}/attempts/1/result.json"
+        result = self.mint(self.storage.blob_url(self.container, blob, result_permission))
+        self.volume.write_manifest({"inputs": inputs or [], "outputs": outputs, "logs": logs, "result": result})
+
+    def mint(self, url: str) -> str:
+        self.sas.append(signature(url))
+        return url
+
+    def default_output(self, pattern: str, condition: str = "taskCompletion", path: str = "") -> dict[str, Any]:
+        url = self.mint(self.storage.container_url(self.container, "cw"))
+        return {
+            "filePattern": pattern,
+            "uploadCondition": condition,
+            "containerUrl": url,
+            "path": f"{PREFIX}/outputs/{path}",
+            "destination": "default",
+        }
+
+    def custom_output(self, pattern: str, condition: str, path: str, permission: str) -> tuple[str, dict[str, Any]]:
+        """A new container of the tenant's own and an output to it through a SAS with `permission`."""
+        custom = f"own-{uuid.uuid4().hex[:12]}"
+        self.storage.container(custom)
+        url = self.mint(self.storage.container_url(custom, permission))
+        output = {
+            "filePattern": pattern,
+            "uploadCondition": condition,
+            "containerUrl": url,
+            "path": path,
+            "destination": "custom",
+        }
+        return custom, output
+
+    def sidecar(self, **env: str) -> subprocess.Popen[str]:
+        return self.volume.start_agent(
+            "sidecar", BATCH_CALLBACK_URL=self.callbacks.url, BATCH_CALLBACK_TOKEN=TOKEN, **env
+        )
+
+    def finish(self, sidecar: subprocess.Popen[str], timeout: float = 180) -> tuple[dict[str, Any], str]:
+        """Wait for the sidecar; result.json from storage and everything the sidecar printed."""
+        printed = self.wait(sidecar, timeout)
+        result = json.loads(self.storage.read(self.container, f"{PREFIX}/attempts/1/result.json"))
+        return result, printed
+
+    def wait(self, sidecar: subprocess.Popen[str], timeout: float = 180) -> str:
+        """Wait for the sidecar to exit 0 (killed if it does not in time); everything it printed."""
+        try:
+            out, err = sidecar.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            sidecar.kill()
+            sidecar.communicate()
+            raise
+        assert sidecar.returncode == 0
+        return out + err
+
+    def log(self, stream: str) -> bytes:
+        return self.storage.read(self.container, f"{PREFIX}/attempts/1/{stream}.txt")
+
+    def assert_no_secret(self, *texts: str) -> None:
+        written = [path.read_text(errors="replace") for path in self.volume.state.iterdir() if path.is_file()]
+        everything = "\n".join([*texts, *written, json.dumps(self.callbacks.received)])
+        for sig in self.sas:
+            assert sig not in everything
+        assert TOKEN not in "\n".join([*texts, *written])
+
+
+@pytest.fixture
+def task(volume: Volume, storage: Storage, callbacks: Callbacks) -> Task:
+    name = f"acb-{uuid.uuid4().hex[:12]}"
+    storage.container(name)
+    return Task(volume, storage, callbacks, name, [])
+
+
+def staged(task: Task, outputs: list[dict[str, Any]]) -> None:
+    task.manifest(outputs)
+    task.volume.agent("stage-in")

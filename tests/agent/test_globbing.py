@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from acibatch_agent.globbing import blob_name, find
+from acibatch_agent.globbing import blob_name, find, unsafe_blob_name
 
 FILES = ["a.txt", "b.csv", ".hidden.txt", "out/c.txt", "out/deep/d.txt", "out/.dot/e.txt", "out/x1.dat", "out/y2.dat"]
 
@@ -33,6 +33,9 @@ def wd(tmp_path: Path) -> Path:
         ("b.csv", ["b.csv"]),
         ("missing.txt", []),
         ("../*", []),
+        ("**", ["a.txt", "b.csv", "out/c.txt", "out/deep/d.txt", "out/x1.dat", "out/y2.dat"]),  # all, no dotfiles
+        ("out/**", ["out/c.txt", "out/deep/d.txt", "out/x1.dat", "out/y2.dat"]),
+        ("out/.dot/**", ["out/.dot/e.txt"]),
     ],
 )
 def test_patterns_match_like_batch(wd: Path, pattern: str, expected: list[str]) -> None:
@@ -58,7 +61,30 @@ def test_links_are_never_followed(wd: Path, tmp_path_factory: pytest.TempPathFac
         ("out/**/*.txt", "res", "out/deep/d.txt", "res/deep/d.txt"),  # wildcards: path is a virtual directory
         ("**/*.txt", "", "out/deep/d.txt", "out/deep/d.txt"),
         ("*.txt", "jobs/j/tasks/t/outputs/", "a.txt", "jobs/j/tasks/t/outputs/a.txt"),
+        ("out/**", "res", "out/deep/d.txt", "res/deep/d.txt"),
     ],
 )
 def test_blob_names_follow_batch(pattern: str, path: str, file: str, name: str) -> None:
     assert blob_name(pattern, path, file) == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "jobs/j/tasks/t/outputs/..\\..\\inputs\\set\\data.csv",  # a backslash is read as `/`: `..` segments
+        "jobs/j/tasks/t/outputs/../x",
+        "jobs/j/tasks/t/outputs/./x",
+        "jobs/j/tasks/t/outputs/a//b",
+        "jobs/j/tasks/t/outputs/a\\\\b",
+        "/x",
+        "jobs/j/tasks/t/outputs/report.",
+        "jobs/j/tasks/t/outputs/v1./x",
+    ],
+)
+def test_blob_names_the_service_would_rewrite_are_named(name: str) -> None:
+    assert unsafe_blob_name(name) is not None
+
+
+@pytest.mark.parametrize("name", ["jobs/j/tasks/t/outputs/a.b/c.txt", "x/.hidden", "a\\b.txt", "x/..a"])
+def test_ordinary_blob_names_pass(name: str) -> None:
+    assert unsafe_blob_name(name) is None

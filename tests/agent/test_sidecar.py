@@ -5,103 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
-import subprocess
 import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-from tests.agent.conftest import Callbacks, Storage, Volume, signature
+from tests.agent.conftest import PREFIX, TOKEN, Task, staged
 
 pytestmark = pytest.mark.azurite
-
-TOKEN = "attempt-token-not-for-logs"
-PREFIX = "jobs/j/tasks/t"
-
-
-@dataclass
-class Task:
-    volume: Volume
-    storage: Storage
-    callbacks: Callbacks
-    container: str
-    sas: list[str]
-
-    def manifest(self, outputs: list[dict[str, Any]], inputs: list[dict[str, Any]] | None = None) -> None:
-        logs = {
-            stream: self.mint(self.storage.blob_url(self.container, f"{PREFIX}/attempts/1/{stream}.txt", "racw"))
-            for stream in ("stdout", "stderr")
-        }
-        result = self.mint(self.storage.blob_url(self.container, f"{PREFIX}/attempts/1/result.json", "cw"))
-        self.volume.write_manifest({"inputs": inputs or [], "outputs": outputs, "logs": logs, "result": result})
-
-    def mint(self, url: str) -> str:
-        self.sas.append(signature(url))
-        return url
-
-    def default_output(self, pattern: str, condition: str = "taskCompletion", path: str = "") -> dict[str, Any]:
-        url = self.mint(self.storage.container_url(self.container, "cw"))
-        return {
-            "filePattern": pattern,
-            "uploadCondition": condition,
-            "containerUrl": url,
-            "path": f"{PREFIX}/outputs/{path}",
-            "destination": "default",
-        }
-
-    def custom_output(self, pattern: str, condition: str, path: str, permission: str) -> tuple[str, dict[str, Any]]:
-        """A new container of the tenant's own and an output to it through a SAS with `permission`."""
-        custom = f"own-{uuid.uuid4().hex[:12]}"
-        self.storage.container(custom)
-        url = self.mint(self.storage.container_url(custom, permission))
-        output = {
-            "filePattern": pattern,
-            "uploadCondition": condition,
-            "containerUrl": url,
-            "path": path,
-            "destination": "custom",
-        }
-        return custom, output
-
-    def sidecar(self, **env: str) -> subprocess.Popen[str]:
-        return self.volume.start_agent(
-            "sidecar", BATCH_CALLBACK_URL=self.callbacks.url, BATCH_CALLBACK_TOKEN=TOKEN, **env
-        )
-
-    def finish(self, sidecar: subprocess.Popen[str]) -> tuple[dict[str, Any], str]:
-        """Wait for the sidecar; result.json from storage and everything the sidecar printed."""
-        out, err = sidecar.communicate(timeout=180)
-        assert sidecar.returncode == 0
-        result = json.loads(self.storage.read(self.container, f"{PREFIX}/attempts/1/result.json"))
-        return result, out + err
-
-    def log(self, stream: str) -> bytes:
-        return self.storage.read(self.container, f"{PREFIX}/attempts/1/{stream}.txt")
-
-    def assert_no_secret(self, *texts: str) -> None:
-        written = [path.read_text(errors="replace") for path in self.volume.state.iterdir() if path.is_file()]
-        everything = "\n".join([*texts, *written, json.dumps(self.callbacks.received)])
-        for sig in self.sas:
-            assert sig not in everything
-        assert TOKEN not in "\n".join([*texts, *written])
-
-
-@pytest.fixture
-def task(volume: Volume, storage: Storage, callbacks: Callbacks) -> Task:
-    name = f"acb-{uuid.uuid4().hex[:12]}"
-    storage.container(name)
-    return Task(volume, storage, callbacks, name, [])
-
-
-def staged(task: Task, outputs: list[dict[str, Any]]) -> None:
-    task.manifest(outputs)
-    task.volume.agent("stage-in")
 
 
 def test_logs_stream_while_the_command_runs_and_the_report_arrives(task: Task) -> None:
@@ -221,18 +134,6 @@ def test_a_failed_stage_in_is_reported_without_waiting_for_the_command(task: Tas
     task.assert_no_secret(printed)
 
 
-def test_a_restarted_sidecar_continues_the_log_where_the_blob_ends(task: Task) -> None:
-    staged(task, [])
-    task.storage.service.get_blob_client(task.container, f"{PREFIX}/attempts/1/stdout.txt").upload_blob(
-        b"abc", blob_type="AppendBlob"
-    )
-    (task.volume.root / "logs" / "stdout.txt").write_bytes(b"abcdef\n")
-    (task.volume.state / "exit").write_text("0\n")
-    result, _ = task.finish(task.sidecar())
-    assert task.log("stdout") == b"abcdef\n"
-    assert result["logs"]["stdout"] == 7
-
-
 def test_a_container_killed_without_an_exit_record_ends_the_attempt(task: Task) -> None:
     staged(task, [])
     (task.volume.state / "started").write_text("")
@@ -267,7 +168,7 @@ def test_an_append_that_had_already_landed_is_not_written_twice(task: Task, tmp_
 
     blob = f"{PREFIX}/attempts/1/stdout.txt"
     url = task.storage.blob_url(task.container, blob, "racw")
-    stream = LogStream(str(tmp_path / "stdout.txt"), url, str(tmp_path))
+    stream = LogStream(str(tmp_path / "stdout.txt"), url, str(tmp_path), str(tmp_path / "stdout.logbase"))
     stream.start()
     (tmp_path / "stdout.txt").write_bytes(b"abcdef")
     # What a lost answer looks like: the service took the first append but the sidecar still thinks offset 0.

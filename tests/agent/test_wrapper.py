@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -83,3 +84,49 @@ def test_the_heartbeat_runs_while_the_command_does(volume: Volume) -> None:
         time.sleep(0.05)
     assert (volume.state / "alive").exists()
     assert process.wait(timeout=20) == 0
+
+
+def descendants(pid: int) -> dict[int, list[str]]:
+    """The processes below `pid`, with their command lines, from /proc."""
+    parents: dict[int, int] = {}
+    commands: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            commands[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace").split("\x00")[:-1]
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found = {}
+    for child in parents:
+        ancestor = parents.get(child)
+        while ancestor and ancestor != pid:
+            ancestor = parents.get(ancestor)
+        if ancestor == pid:
+            found[child] = commands.get(child, [])
+    return found
+
+
+def test_the_heartbeat_survives_its_sleep_being_killed(volume: Volume) -> None:
+    staged(volume)
+    process = volume.wrap("/bin/sh", "-c", "sleep 6")  # the user's command: not the heartbeat's `sleep 5`
+    try:
+        alive = volume.state / "alive"
+        deadline = time.monotonic() + 10
+        heartbeat: list[int] = []
+        while not heartbeat and time.monotonic() < deadline:
+            heartbeat = [pid for pid, argv in descendants(process.pid).items() if argv == ["sleep", "5"]]
+            time.sleep(0.05)
+        assert heartbeat and alive.exists()
+        old = time.time() - 100
+        os.utime(alive, (old, old))
+        for pid in heartbeat:
+            os.kill(pid, signal.SIGKILL)  # what a command that kills every `sleep` it sees does
+        deadline = time.monotonic() + 3
+        while alive.stat().st_mtime < old + 50 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert alive.stat().st_mtime > old + 50  # touched again at once: the heartbeat goes on
+    finally:
+        assert process.wait(timeout=20) == 0

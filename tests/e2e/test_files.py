@@ -26,7 +26,9 @@ from azure.storage.blob import BlobServiceClient, ContainerClient, ContainerSasP
 
 from acibatch.aci import AciGateway, make_client
 from localdev.client import ApiCallError
-from localdev.localstack import LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION, LocalStack
+from localdev.localstack import LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION, LocalStack, local_stack
+from localtools.azurite import find_azurite
+from tests.conftest import AZURITE_MISSING, STORAGE_STACK_SETTINGS
 from tests.e2e.conftest import python_job, wait_job, wait_no_groups
 from tests.folderserve import serving_folder
 from tests.leakcheck import Recorded, RecordingClient, find_leaks, read_files, sas_signatures
@@ -67,6 +69,17 @@ NO_WRITE_TASK = WRITES + "pathlib.Path(wd, 'ok.txt').write_text('complete'); pat
 
 def big_log() -> bytes:
     return b"".join(b"%08d" % n + b"z" * 1015 + b"\n" for n in range(LOG_LINES))
+
+
+@pytest.fixture(scope="module")
+def storage_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A storage stack of this module's own (it overrides the shared one): the leak grep reads every data file of
+    the stack, and other modules' tenants put SAS of their own in their job specs, which the stored jobs keep."""
+    if find_azurite() is None:
+        pytest.skip(AZURITE_MISSING)
+    data = tmp_path_factory.mktemp("files-stack")
+    with local_stack(data, settings=STORAGE_STACK_SETTINGS, storage=True) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

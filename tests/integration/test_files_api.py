@@ -187,6 +187,30 @@ def test_follow_waits_for_the_task_and_streams_it_until_its_attempt_ends(stack: 
     assert alice.job("slow-log")["tasks"][0]["state"] == "Succeeded"
 
 
+RETRIED = """
+import os, sys, time
+attempt = os.environ['BATCH_ATTEMPT']
+for n in range(6):
+    print('attempt', attempt, 'line', n, flush=True); time.sleep(0.3)
+sys.exit(1 if attempt == '1' else 0)
+"""
+
+
+def test_follow_reads_a_failed_attempt_and_its_retry_whole(stack: LocalStack, alice: BatchClient) -> None:
+    alice.submit(python_job(RETRIED, jobId="retried-log", maxAttempts=2))
+    done = cli(stack, alice.key or "", "logs", "retried-log", "0", "--follow")  # from the start: still queued
+    assert done.returncode == 0, done.stderr
+    lines = [f"attempt {attempt} line {n}" for attempt in (1, 2) for n in range(6)]
+    assert done.stdout.decode().splitlines() == lines
+    assert "--- attempt 2 of task 0 (stdout) ---" in done.stderr.decode()
+    task = alice.job("retried-log")["tasks"][0]
+    assert (task["state"], task["attempts"]) == ("Succeeded", 2)
+    # Each attempt's log stays readable on its own, and a finished one is complete.
+    first = alice.log_page("retried-log", "0", attempt=1)
+    assert first.complete and first.content.decode().splitlines() == lines[:6]
+    assert (first.attempt, first.latest_attempt, first.task_ended) == (1, 2, True)
+
+
 def test_an_output_in_the_tenants_own_container_is_listed_but_not_served(stack: LocalStack, alice: BatchClient) -> None:
     service = BlobServiceClient.from_connection_string(stack.settings["BATCH_STORAGE_CONNECTION_STRING"])
     own = service.create_container("alice-own")

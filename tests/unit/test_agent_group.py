@@ -29,7 +29,9 @@ REQUEST = GroupRequest(
     location="westeurope",
 )  # fmt: skip
 MANIFEST = json.dumps({"version": 1, "result": "https://acct/c/r.json?sig=SECRET"})
-AGENT = AgentPart(image="myacr.azurecr.io/acibatch/agent:1", manifest=MANIFEST, cpu=0.1, memory_gb=0.2)
+AGENT = AgentPart(
+    image="myacr.azurecr.io/acibatch/agent:1", manifest=MANIFEST, cpu=0.1, memory_gb=0.2, callback_token="agent-tok"
+)
 
 
 def wire(request: GroupRequest, registry: RegistryCredentials | None = None) -> Any:
@@ -78,12 +80,22 @@ def test_an_agent_group_has_the_stagein_the_wrapped_task_and_the_sidecar() -> No
     assert sidecar == {"name": "acibatch-agent", "properties": {
         "image": AGENT.image, "command": ["python3", "-m", "acibatch_agent", "sidecar"],
         "environmentVariables": [{"name": "BATCH_CALLBACK_URL", "value": CALLBACK},
-                                 {"name": "BATCH_CALLBACK_TOKEN", "secureValue": "tok"}],
+                                 {"name": "BATCH_CALLBACK_TOKEN", "secureValue": "agent-tok"}],
         "resources": {"requests": {"memoryInGB": 0.2, "cpu": 0.1}},
         "volumeMounts": [shared, secrets]}}  # fmt: skip
     assert (props["restartPolicy"], props["osType"], props["priority"]) == ("Never", "Linux", "Spot")
     # The SAS stays out of every repr a log line or traceback could show.
     assert "SECRET" not in repr(dataclasses.replace(REQUEST, agent=AGENT)) and "SECRET" not in repr(AGENT)
+    assert "agent-tok" not in repr(AGENT)
+
+
+@pytest.mark.parametrize("token", ["", "tok"])
+def test_the_sidecar_never_runs_without_a_token_of_its_own(token: str) -> None:
+    # "tok" is the task container's token: with it, the user's code could report `completed` for the agent.
+    with pytest.raises(ValueError, match="callback token of its own"):
+        build_container_group(
+            dataclasses.replace(REQUEST, agent=dataclasses.replace(AGENT, callback_token=token)), None
+        )
 
 
 def test_registry_credentials_come_along_when_only_the_agent_image_is_on_the_registry() -> None:

@@ -16,7 +16,14 @@ from acibatch.blobstore import layout
 from acibatch.blobstore.agentaccess import STORAGE_NOT_CONFIGURED, AgentStorageError, agent_part
 from acibatch.blobstore.layout import LogStream
 from acibatch.blobstore.manifest import build_manifest, needs_default_outputs, needs_tenant_inputs
-from acibatch.blobstore.sas import BLOB_PERMISSIONS, AttemptAccess, DelegationSigner, Purpose, SasWindow
+from acibatch.blobstore.sas import (
+    BLOB_PERMISSIONS,
+    KEY_LIFETIME,
+    AttemptAccess,
+    DelegationSigner,
+    Purpose,
+    SasWindow,
+)
 from acibatch.blobstore.store import blob_store
 from acibatch.outbound import OutboundPolicy
 from acibatch.plan import JobInput, TaskInput, task_inputs
@@ -106,7 +113,10 @@ def test_the_agent_part_minted_against_azurite_works_as_the_agent_uses_it(azurit
     store = blob_store(storage)
     store.upload_input("tenant-a", "set", "csv/a.csv", b"a\n")
     store.upload_input("tenant-a", "set", "other.txt", b"not wanted\n")
-    part = agent_part(storage, tasks()[0], 2)
+    created = int(datetime.now(UTC).timestamp())
+    part = agent_part(storage, tasks()[0], 2, created)
+    # A re-run of the create activity (Durable runs activities at least once) sends ACI the same secret volume.
+    assert agent_part(storage, tasks()[0], 2, created).manifest == part.manifest
     assert (part.image, part.cpu, part.memory_gb) == ("reg.io/acibatch/agent:1", 0.1, 0.2)
     assert "manifest" not in repr(part) and "sig=" not in repr(part)
     manifest = json.loads(part.manifest)
@@ -150,12 +160,45 @@ def test_the_delegation_key_is_fetched_once_and_replaced_before_it_expires() -> 
     now = datetime(2026, 1, 1, tzinfo=UTC)
     window = SasWindow.for_attempt(3600, now=now)
     _, cut = signer.key_for(window, now=now)
-    assert len(fetched) == 1 and cut == window and fetched[0][1] == now + timedelta(days=7)
+    # Asked for less than 7 days: Get User Delegation Key refuses more than 7 days by the service's clock.
+    assert len(fetched) == 1 and cut == window and fetched[0] == (now - timedelta(minutes=5), now + KEY_LIFETIME)
+    assert timedelta(days=7) > KEY_LIFETIME
     signer.key_for(SasWindow.for_attempt(3600, now=now + timedelta(days=3)), now=now + timedelta(days=3))
     assert len(fetched) == 1  # still good for that SAS
     # A SAS that would outlive the cached key gets a new key; one signed by it never outlives it.
-    late = now + timedelta(days=6, hours=23)
+    late = now + timedelta(days=6, hours=22)
     _, late_window = signer.key_for(SasWindow.for_attempt(3600, now=late), now=late)
     assert len(fetched) == 2 and late_window.expiry == late + timedelta(hours=2)
     sas = signer.blob_sas("acb-t", "jobs/j/tasks/t/attempts/1/result.json", BLOB_PERMISSIONS[Purpose.RESULT], window)
     assert "skoid=oid" in sas and "sp=cw" in sas and "spr=https" in sas
+
+
+def test_sas_longer_than_any_key_share_the_fresh_key_instead_of_fetching_one_each() -> None:
+    fetched: list[datetime] = []
+
+    def get_key(start: datetime, expiry: datetime) -> UserDelegationKey:
+        fetched.append(expiry)
+        return delegation_key(expiry)
+
+    signer = DelegationSigner("acct", "https://acct.blob.core.windows.net", get_key)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    week = 7 * 24 * 3600  # a week's timeout: each window asks for more than the cached key covers
+    moments = [now + timedelta(seconds=second) for second in range(4)]
+    windows = [signer.key_for(SasWindow.for_attempt(week, now=moment), now=moment)[1] for moment in moments]
+    assert len(fetched) == 1  # four SAS, one key
+    assert {window.expiry for window in windows} == {fetched[0]}  # each cut to the key's expiry
+    # Once the key has aged past the margin, a long SAS gets a fresh key again.
+    later = now + timedelta(hours=1)
+    signer.key_for(SasWindow.for_attempt(7 * 24 * 3600, now=later), now=later)
+    assert fetched == [now + KEY_LIFETIME, later + KEY_LIFETIME]
+
+
+def test_a_rerun_of_the_create_signs_the_same_sas_with_the_cached_delegation_key() -> None:
+    signer = DelegationSigner("acct", "https://acct.blob.core.windows.net", lambda _, expiry: delegation_key(expiry))
+    created = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    stamp = int(created.timestamp())
+    first = SasWindow.for_attempt(600, stamp, now=created + timedelta(seconds=1))
+    again = SasWindow.for_attempt(600, stamp, now=created + timedelta(minutes=10))
+    permission = BLOB_PERMISSIONS[Purpose.LOGS]
+    blob = "jobs/j/tasks/t/attempts/1/stdout.txt"
+    assert signer.blob_sas("acb-t", blob, permission, first) == signer.blob_sas("acb-t", blob, permission, again)

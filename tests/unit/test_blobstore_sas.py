@@ -3,9 +3,11 @@ needs and Azurite refuses the rest (another blob, another verb, another tenant's
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,6 +29,8 @@ from acibatch.blobstore.sas import (
 pytestmark = pytest.mark.azurite
 JOB, TASK, ATTEMPT = "job-1", "task.0", 2
 NO_RETRY = {"retry_total": 0}
+# The agent (its own deployable, never installed in the venv) is imported from its folder, as tests/agent does.
+AGENT_DIR = Path(__file__).resolve().parents[2] / "agent"
 
 
 def refused(call: Callable[[], Any]) -> int:
@@ -83,6 +87,39 @@ def test_the_log_sas_creates_and_appends_its_own_blob_and_nothing_else(account: 
     assert refused(lambda: list(listing.list_blobs())) == 403
 
 
+def test_the_agents_own_log_calls_go_through_the_log_sas_and_it_cannot_replace_or_delete_the_log(
+    account: Any,
+) -> None:
+    """The storage calls the sidecar streams a log with, from the agent's own code (HEAD for the length, Put
+    Blob of an append blob, Append Block at a position, HEAD again as a restarted sidecar does), with the app's
+    log SAS, which has no write permission: replacing the log (a Put Blob over it, of either type) and deleting
+    it are refused, so a task cannot rewrite or truncate what it logged."""
+    if str(AGENT_DIR) not in sys.path:
+        sys.path.insert(0, str(AGENT_DIR))
+    from acibatch_agent import storage as agent
+
+    _, mine, _, signer = account
+    url = access_for(signer, mine.container_name).logs[LogStream.STDOUT]
+    assert parse_qs(urlsplit(url).query)["sp"] == ["rac"]
+    assert agent.blob_size(url, "test") is None
+    agent.put_blob(url, b"", "test", blob_type="AppendBlob")
+    agent.append_block(url, b"first\n", 0, "test")
+    assert agent.blob_size(url, "test") == (6, 1)  # what a restarted sidecar resumes from
+    agent.append_block(url, b"second\n", 6, "test")
+    with pytest.raises(agent.StorageError) as stale:  # an append at a stale position is refused, not doubled
+        agent.append_block(url, b"second\n", 6, "test")
+    assert stale.value.status == 412
+    name = layout.log_blob(JOB, TASK, ATTEMPT, LogStream.STDOUT)
+    assert mine.download_blob(name).readall() == b"first\nsecond\n"
+    with pytest.raises(agent.StorageError) as recreated:
+        agent.put_blob(url, b"", "test", blob_type="AppendBlob")  # an empty append blob over it: truncation
+    assert recreated.value.status == 403
+    blob = BlobClient.from_blob_url(url, **NO_RETRY)
+    assert refused(lambda: blob.upload_blob(b"forged", overwrite=True)) == 403  # a block blob over the log
+    assert refused(blob.delete_blob) == 403
+    assert mine.download_blob(name).readall() == b"first\nsecond\n"
+
+
 def test_the_result_sas_writes_result_json_only(account: Any) -> None:
     _, mine, _, signer = account
     access = access_for(signer, mine.container_name)
@@ -136,11 +173,42 @@ def test_an_expired_sas_is_refused(account: Any) -> None:
     assert refused(lambda: BlobClient.from_blob_url(access.result, **NO_RETRY).upload_blob(b"{}")) == 403
 
 
-def test_the_window_starts_in_the_past_and_ends_an_hour_after_the_timeout_capped_at_seven_days() -> None:
+def test_the_window_starts_in_the_past_and_ends_an_hour_after_the_timeout_capped_below_seven_days() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     window = SasWindow.for_attempt(1800, now=now)
     assert (window.start, window.expiry) == (now - timedelta(minutes=5), now + timedelta(minutes=90))
-    assert SasWindow.for_attempt(30 * 24 * 3600, now=now).expiry == now + timedelta(days=7)
+    assert SasWindow.for_attempt(30 * 24 * 3600, now=now).expiry == now + timedelta(days=6, hours=23)
+
+
+def test_the_window_of_an_attempt_depends_on_its_creation_not_on_when_the_activity_runs() -> None:
+    created = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    stamp = int(created.timestamp())
+    first = SasWindow.for_attempt(1800, stamp, now=created + timedelta(seconds=2))
+    # A re-run of the create activity a quarter of an hour later: the same window, so the same SAS.
+    assert SasWindow.for_attempt(1800, stamp, now=created + timedelta(minutes=15)) == first
+    assert first.start == created - timedelta(minutes=5)
+    # Its step, the clock skew margin, the timeout, the upload grace.
+    assert first.expiry == created + timedelta(minutes=30 + 5 + 30 + 60)
+    # A create that waited three hours for capacity: the start stays, the expiry still covers timeout + grace.
+    late = created + timedelta(hours=3, minutes=10)
+    waited = SasWindow.for_attempt(1800, stamp, now=late)
+    assert waited.start == first.start and waited.expiry >= late + timedelta(minutes=90)
+    assert waited.expiry == created + timedelta(hours=3) + timedelta(minutes=125)
+
+
+def test_a_rerun_of_the_create_mints_byte_identical_sas_with_the_account_key() -> None:
+    signer = AccountKeySigner("acct", "a2V5", "https://acct.blob.core.windows.net")
+    created = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def mint(now: datetime) -> AttemptAccess:
+        window = SasWindow.for_attempt(600, int(created.timestamp()), now=now)
+        return attempt_access(signer, "acb-t", JOB, TASK, 1, window, inputs=True, outputs=True)
+
+    first, again = mint(created + timedelta(seconds=1)), mint(created + timedelta(minutes=20))
+    assert (first.logs, first.result, first.inputs, first.outputs) == (again.logs, again.result, again.inputs,
+                                                                       again.outputs)  # fmt: skip
+    query = parse_qs(urlsplit(first.result).query)
+    assert query["st"] == ["2026-01-01T11:55:00Z"] and query["se"] == ["2026-01-01T13:45:00Z"]
 
 
 def test_sas_are_https_only_except_for_an_emulator_on_loopback() -> None:

@@ -1,4 +1,5 @@
-"""The files API's pure rules (names, paths, log pages, content negotiation) and its OpenAPI entries.
+"""The files API's rules (names, paths, log pages, content negotiation, reading an output, when a log is
+complete) and its OpenAPI entries.
 
 The handlers' storage and Durable parts run on the real stack in tests/integration/test_files_api.py; here each
 rule is checked on its own, including that the path pattern the document publishes accepts exactly what the
@@ -7,19 +8,29 @@ handlers accept.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import tracemalloc
+import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import azure.functions as func
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from acibatch.blobstore import layout
 from acibatch.blobstore.layout import LogStream
+from acibatch.blobstore.store import blob_store
 from acibatch.filelimits import RELATIVE_PATH_PATTERN
 from acibatch.openapi import openapi_document
+from acibatch.records import TaskRecord, TaskState
+from acibatch.settings import StorageSettings
 from api.common import ApiError
 from api.filerules import input_path, input_set_name, last_lines, log_stream, relative_path, whole_characters
-from api.tasklogs import wants_text
+from api.files import fill
+from api.tasklogs import attempt_ended, wants_text
 
 TRICKY = "aé€😀\n"
 
@@ -147,5 +158,59 @@ def test_the_document_describes_the_files_routes_and_the_log_headers() -> None:
     download = paths["/jobs/{jobId}/tasks/{taskId}/files/{name}"]["get"]["responses"]
     assert "application/octet-stream" in download["200"]["content"] and "409" in download
     logs = paths["/jobs/{jobId}/tasks/{taskId}/logs"]["get"]
-    assert {"X-Acibatch-Log-Offset", "X-Acibatch-Log-Complete"} <= set(logs["responses"]["200"]["headers"])
+    assert {
+        "X-Acibatch-Log-Offset", "X-Acibatch-Log-Complete", "X-Acibatch-Log-Attempt",
+        "X-Acibatch-Log-Latest-Attempt", "X-Acibatch-Task-Ended",
+    } <= set(logs["responses"]["200"]["headers"])  # fmt: skip
     assert {param["name"] for param in logs["parameters"]} == {"tail", "stream", "attempt", "offset"}
+
+
+def _chunks(data: bytes, size: int) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def test_an_output_is_held_once_while_it_is_read() -> None:
+    size, chunk = 32 * 1024 * 1024, 1024 * 1024
+    tracemalloc.start()
+    try:
+        data = fill(size, (b"x" * chunk for _ in range(size // chunk)), "out/a.bin")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(data) == size and data.count(b"x") == size
+    # One copy of the output and a chunk or two; joining the chunks held two copies.
+    assert peak < size + 4 * chunk
+    assert func.HttpResponse(data).get_body() is data  # the response keeps that copy, not another
+
+
+@pytest.mark.parametrize(("recorded", "stored", "word"), [(5, b"abcdef", "grew"), (7, b"abcdef", "shrank")])
+def test_an_output_that_changed_size_while_it_was_read_is_409(recorded: int, stored: bytes, word: str) -> None:
+    with pytest.raises(ApiError) as caught:
+        fill(recorded, _chunks(stored, 4), "out/a.txt")
+    assert caught.value.status == 409 and word in caught.value.message
+    assert fill(6, _chunks(b"abcdef", 4), "out/a.txt") == b"abcdef"
+    assert fill(0, iter([]), "empty") == b""
+
+
+@pytest.mark.azurite
+def test_an_attempt_has_ended_once_its_result_exists_or_the_task_moved_on(azurite: Any) -> None:
+    prefix = f"s{uuid.uuid4().hex[:8]}-"
+    store = blob_store(StorageSettings(connection_string=azurite.connection_string, container_prefix=prefix))
+    store.ensure_container("tenant-a")
+
+    def ended(state: TaskState, latest: int, attempt: int) -> bool:
+        record = TaskRecord(id="t0", state=state, attempt=latest)
+        return asyncio.run(attempt_ended(store, "tenant-a", "j1", record, attempt))
+
+    try:
+        assert not ended(TaskState.RUNNING, 1, 1)  # running, no result.json: more log may come
+        assert ended(TaskState.RUNNING, 2, 1)  # the task moved on to attempt 2
+        assert ended(TaskState.FAILED, 1, 1)  # the task has ended
+        # Attempt 1 finished (its agent wrote result.json after its last append) and waits for its retry.
+        store._container("tenant-a").upload_blob(layout.result_blob("j1", "t0", 1), b'{"version": 1}')
+        assert ended(TaskState.RUNNING, 1, 1)
+        assert not ended(TaskState.RUNNING, 2, 2)
+    finally:
+        for container in store.client.list_containers(name_starts_with=prefix):
+            store.client.delete_container(container.name)

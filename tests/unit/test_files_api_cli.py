@@ -17,12 +17,14 @@ from typing import Any, ClassVar
 
 import pytest
 
+from acibatch.filelimits import INPUT_MAX_BYTES
 from localdev.cli_files import FilesError, local_target, upload_plan
 from tests.httpserve import send_json, serving_on_a_thread
 
 PREFIX = "jobs/j/tasks/{task}/outputs/"
 CONTENTS = {"t1": {"res/a.txt": b"alpha\n", "res/deep/b.bin": bytes(range(256)) * 50}, "t2": {"c.csv": b"x,y\n1,2\n"}}
 LOG_PAGES = [b"first line\n", "second €\n".encode(), b"", b"last\n"]
+RETRY_LOGS = {1: [b"attempt 1 starts\n", b"attempt 1 fails\n"], 2: [b"attempt 2 starts\n", b"attempt 2 succeeds\n"]}
 
 
 def listed(task: str, name: str, data: bytes, sha: str | None = None) -> dict[str, Any]:
@@ -39,6 +41,8 @@ class FakeFilesApi(BaseHTTPRequestHandler):
     uploads: ClassVar[dict[str, bytes]] = {}
     log_offsets: ClassVar[list[int]] = []
     queued_polls: ClassVar[int] = 0
+    retry: ClassVar[bool] = False
+    log_queries: ClassVar[list[dict[str, str]]] = []
     task_state: ClassVar[str] = "Queued"
 
     def do_GET(self) -> None:
@@ -62,7 +66,10 @@ class FakeFilesApi(BaseHTTPRequestHandler):
                 FakeFilesApi.queued_polls -= 1
                 send_json(self, 404, {"error": {"code": "LogNotAvailable", "message": "not started yet"}})
                 return
-            self.serve_log(int(query.get("offset", 0)))
+            if self.retry:
+                self.serve_retried_log(query)
+            else:
+                self.serve_log(int(query.get("offset", 0)))
         else:
             send_json(self, 404, {"error": {"code": "NotFound", "message": self.path}})
 
@@ -73,6 +80,28 @@ class FakeFilesApi(BaseHTTPRequestHandler):
         complete = len(self.log_offsets) >= len(LOG_PAGES)
         page = written[offset:]
         headers = {"X-Acibatch-Log-Offset": str(offset + len(page)), "X-Acibatch-Log-Complete": str(complete).lower()}
+        self.send_bytes(page, "text/plain; charset=utf-8", headers)
+
+    def serve_retried_log(self, query: dict[str, str]) -> None:
+        """A task whose attempt 1 ends (its log complete while the task waits for the retry), then attempt 2
+        starts and ends the task. Time is the number of requests: request n sees the state after n steps."""
+        step = len(self.log_queries)
+        self.log_queries.append(query)
+        latest = 1 if step < 4 else 2
+        attempt = int(query.get("attempt", latest))
+        if attempt == 1:
+            written, complete = b"".join(RETRY_LOGS[1][: step + 1]), step >= 1
+        else:
+            written, complete = b"".join(RETRY_LOGS[2][: step - 3]), step >= 6
+        offset = int(query.get("offset", 0))
+        page = written[offset:]
+        headers = {
+            "X-Acibatch-Log-Offset": str(offset + len(page)),
+            "X-Acibatch-Log-Complete": str(complete).lower(),
+            "X-Acibatch-Log-Attempt": str(attempt),
+            "X-Acibatch-Log-Latest-Attempt": str(latest),
+            "X-Acibatch-Task-Ended": str(step >= 6).lower(),
+        }
         self.send_bytes(page, "text/plain; charset=utf-8", headers)
 
     def do_PUT(self) -> None:
@@ -97,7 +126,7 @@ def api() -> Iterator[str]:
     FakeFilesApi.files = {task: [listed(task, n, d) for n, d in files.items()] for task, files in CONTENTS.items()}
     FakeFilesApi.blobs = {PREFIX.format(task=t) + n: d for t, files in CONTENTS.items() for n, d in files.items()}
     FakeFilesApi.uploads, FakeFilesApi.log_offsets, FakeFilesApi.queued_polls = {}, [], 0
-    FakeFilesApi.task_state = "Queued"
+    FakeFilesApi.task_state, FakeFilesApi.retry, FakeFilesApi.log_queries = "Queued", False, []
     with serving_on_a_thread(ThreadingHTTPServer(("127.0.0.1", 0), FakeFilesApi)) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}/api"
 
@@ -198,6 +227,40 @@ def test_upload_sends_files_by_name_and_folders_by_their_inner_paths(api: str, t
         "/api/storage/my-set/extra.json": b'{"k": 1}',
     }
     assert b"[3/3]" in done.stderr
+
+
+def test_follow_stays_on_its_attempt_and_then_reads_the_retry_whole(api: str) -> None:
+    FakeFilesApi.retry = True
+    done = run(api, "logs", "j", "t1", "--follow")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"".join(RETRY_LOGS[1] + RETRY_LOGS[2])
+    assert b"--- attempt 2 of task t1 (stdout) ---" in done.stderr
+    asked = [(query.get("attempt"), int(query.get("offset", 0))) for query in FakeFilesApi.log_queries]
+    first = len(RETRY_LOGS[1][0])
+    # Only the first request leaves the attempt to the server; attempt 1 is read on after the retry has started
+    # (request 5 on), and attempt 2 from its start.
+    assert asked[0] == (None, 0) and all(attempt is not None for attempt, _ in asked[1:])
+    assert asked[1] == ("1", first) and ("2", 0) in asked
+    assert [attempt for attempt, _ in asked[1:]] == sorted(attempt for attempt, _ in asked[1:] if attempt)
+
+
+def test_follow_of_a_given_attempt_stops_when_it_ends(api: str) -> None:
+    FakeFilesApi.retry = True
+    done = run(api, "logs", "j", "t1", "--follow", "--attempt", "1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"".join(RETRY_LOGS[1]) and b"attempt 2" not in done.stderr
+    assert {query.get("attempt") for query in FakeFilesApi.log_queries} == {"1"}
+
+
+def test_an_upload_over_the_limit_is_refused_before_anything_is_sent(api: str, tmp_path: Path) -> None:
+    small, big = tmp_path / "small.txt", tmp_path / "big.bin"
+    small.write_bytes(b"s")
+    with big.open("wb") as out:
+        out.truncate(INPUT_MAX_BYTES + 1)  # sparse: no disk written
+    done = run(api, "upload", "set", str(small), str(big))
+    assert done.returncode == 1
+    assert f"at most {INPUT_MAX_BYTES} bytes".encode() in done.stderr and b"big.bin" in done.stderr
+    assert FakeFilesApi.uploads == {}  # not even the small file went
 
 
 def test_upload_refuses_two_sources_with_one_name(tmp_path: Path) -> None:
