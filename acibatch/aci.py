@@ -51,7 +51,12 @@ RUN_ONCE_POLICY = "Never"
 #   neither of which fits; an evicted Spot group's containers wait for a new node (SupportArticles-docs
 #   "spot-containers-remain-waiting-state"). Read together, not stated by ACI: medium confidence.
 SUCCEEDED = "Succeeded"
-PROVISIONING_FAILED = "Failed"
+# Provisioning states of a group that is alive or on its way (the REST spec's ContainerGroupProvisioningState
+# values): a re-run of its own create leaves such a group alone. Any other state (Failed, Canceled, Deleting, ...)
+# means it will not run the attempt: the create is PUT again, as the orchestrator asked.
+LIVE_PROVISIONING_STATES = frozenset({"Accepted", "Pending", "Creating", "Updating", SUCCEEDED}) | (
+    MOVING_PROVISIONING_STATES
+)
 WAITING = "Waiting"
 TERMINATED = "Terminated"
 # A restart that followed the app's own exit code is the app's doing ("Never" may still restart a failed
@@ -390,7 +395,7 @@ class AciGateway:
 
     def _made_by(self, request: GroupRequest) -> bool:
         """Whether the group exists as `request` made it and may be left as it is (a group whose provisioning
-        failed is created again, as the orchestrator asked)."""
+        failed, was canceled or ended otherwise is created again, as the orchestrator asked)."""
         found, group = _unless_missing(lambda: self.client.container_groups.get(self.resource_group, request.name))
         if not found or group is None:
             return False
@@ -399,7 +404,7 @@ class AciGateway:
             _tag(request.owner), str(request.attempt), str(request.created_at),
         )  # fmt: skip
         provisioning: str | None = getattr(group, "provisioning_state", None)
-        return made and provisioning != PROVISIONING_FAILED
+        return made and provisioning in LIVE_PROVISIONING_STATES
 
     def get_state(self, name: str) -> GroupState:
         found, group = _unless_missing(lambda: self.client.container_groups.get(self.resource_group, name))

@@ -36,6 +36,15 @@ AGENT_MODULE = ("python3", "-m", "acibatch_agent")
 # What the sidecar needs of the task's environment: where to report. How (its bearer token) is its own.
 SIDECAR_ENV = ("BATCH_CALLBACK_URL",)
 TOKEN_ENV = "BATCH_CALLBACK_TOKEN"
+# How long the sidecar waits for the task container's wrapper to begin before it reports the attempt as never
+# started (the agent's sidecar.py reads it; its own default is the app setting's).
+START_TIMEOUT_ENV = "ACIBATCH_START_TIMEOUT"
+
+
+def start_timeout(setting_seconds: int, task_timeout_seconds: int) -> int:
+    """The sidecar's wait for the wrapper: BATCH_AGENT_START_TIMEOUT_SECONDS, never more than the task's timeout
+    (a task cannot have waited longer than it may run)."""
+    return max(1, min(setting_seconds, task_timeout_seconds))
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,7 @@ class AgentPart:
     cpu: float
     memory_gb: float
     callback_token: str = field(default="", repr=False)
+    start_timeout_seconds: int | None = None  # None: the agent's own default
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,8 @@ def agent_pieces(
         # the user's code could report for it.
         raise ValueError("the agent's sidecar needs a callback token of its own (the agent token)")
     sidecar_env = [EnvironmentVariable(name=name, value=env[name]) for name in SIDECAR_ENV if name in env]
+    if agent.start_timeout_seconds is not None:
+        sidecar_env.append(EnvironmentVariable(name=START_TIMEOUT_ENV, value=str(agent.start_timeout_seconds)))
     sidecar_env.append(EnvironmentVariable(name=TOKEN_ENV, secure_value=agent.callback_token))
     manifest = base64.b64encode(agent.manifest.encode()).decode()
     return AgentPieces(

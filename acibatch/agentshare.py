@@ -12,14 +12,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from acibatch.blobstore.sas import ANCHOR_STEP, CLOCK_SKEW, MAX_LIFETIME, ORCHESTRATION_SLACK, UPLOAD_GRACE
 from acibatch.capacity_state import EPSILON
 from acibatch.jobfields import CPU_STEP, MAX_CPU, MAX_MEMORY_GB
 from acibatch.leases import Quota
 from acibatch.plan import group_total
+from acibatch.policy import UPLOAD_GRACE_SECONDS
 from acibatch.settings import StorageSettings
 from acibatch.spec import JobSpec, SpecError
 
 MEMORY_STEP = 0.1  # the spec's memoryGb step
+# The longest taskTimeoutSeconds an agent task may have: its SAS must last the timeout, the upload grace after it
+# and the slack `SasWindow.for_attempt` adds (the SAS window is anchored up to one step before the create, and the
+# clocks may differ), yet no SAS lasts longer than MAX_LIFETIME (a user delegation key's limit, 7 days less a margin).
+MAX_AGENT_TASK_TIMEOUT_SECONDS = int(
+    (MAX_LIFETIME - UPLOAD_GRACE - ANCHOR_STEP - CLOCK_SKEW - ORCHESTRATION_SLACK).total_seconds()
+)
 
 
 @dataclass(frozen=True)
@@ -91,15 +99,38 @@ def _problem(
 
 def oversize_problems(spec: JobSpec, share: AgentShare, quota: Quota | None, tenant: str) -> list[SpecError]:
     """Why `spec`'s agent tasks could never run: a group over ACI's size, or over the tenant's quota (`quota`;
-    None: check the group size only). Empty when no task runs with the agent: a task without it is not checked
-    here, as before the agent (the capacity entity refuses its lease when it is over the quota)."""
+    None: check the group size only), or a timeout longer than the attempt's SAS can last. Empty when no task runs
+    with the agent: a task without it is not checked here, as before the agent (the capacity entity refuses its
+    lease when it is over the quota)."""
     if not runs_agent(spec, share):
         return []
     found = [
         _problem(CPU, spec.cpu, share.cpu, None if quota is None else quota.max_cores, tenant),
         _problem(MEMORY, spec.memory_gb, share.memory_gb, None if quota is None else quota.max_memory_gb, tenant),
+        _timeout_problem(spec.task_timeout_seconds),
     ]
     return [problem for problem in found if problem is not None]
+
+
+def _timeout_problem(timeout_seconds: int) -> SpecError | None:
+    """An agent task whose timeout outlasts the longest SAS the app can mint: its logs and outputs would be
+    refused before the attempt ended."""
+    if timeout_seconds <= MAX_AGENT_TASK_TIMEOUT_SECONDS:
+        return None
+    bound = MAX_AGENT_TASK_TIMEOUT_SECONDS
+    return SpecError(
+        "taskTimeoutSeconds",
+        f"a task run with the acibatch agent may have at most {bound} s ({_duration(bound)}): its blob storage "
+        f"access must also cover {UPLOAD_GRACE_SECONDS} s of uploads after the timeout, and the app cannot grant "
+        f"access for longer than {_duration(int(MAX_LIFETIME.total_seconds()))}; set taskTimeoutSeconds to at most "
+        f"{bound}",
+    )
+
+
+def _duration(seconds: int) -> str:
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    return f"{days} d {hours} h {rest // 60} min"
 
 
 def rejection_note(cpu: float, memory_gb: float) -> str:

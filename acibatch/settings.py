@@ -40,6 +40,9 @@ class StorageSettings:
     agent_image: str | None = None
     agent_cpu: float = 0.1
     agent_memory_gb: float = 0.2
+    # How long the sidecar waits for the task container to begin (a big image may pull slowly) before it reports
+    # the attempt as never started; each task gets at most its own timeout (`acibatch.agentgroup.start_timeout`).
+    agent_start_timeout_seconds: int = 1800
 
     @property
     def enabled(self) -> bool:
@@ -227,7 +230,7 @@ def _connection_string_problem(value: str) -> str | None:
 
 def _read_storage(
     get: Callable[[str], str | None],
-    number: Callable[[str, float, float, float], float],
+    number: Callable[..., float],  # from_env's number(name, default, low, high, integer=False)
     problems: list[str],
     registry: str | None,
 ) -> StorageSettings:
@@ -269,4 +272,5 @@ def _read_storage(
         agent_image=image,
         agent_cpu=number("BATCH_AGENT_CPU", 0.1, 0.01, 4),
         agent_memory_gb=number("BATCH_AGENT_MEMORY_GB", 0.2, 0.1, 16),
+        agent_start_timeout_seconds=int(number("BATCH_AGENT_START_TIMEOUT_SECONDS", 1800, 60, 7 * 24 * 3600, True)),
     )

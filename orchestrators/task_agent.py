@@ -9,11 +9,16 @@ container's own exit decides, as for a task without the agent. Either way the de
 same facts (`outcome`): a file failure first, then the task's own report, then the command's exit code.
 
 Time: taskTimeoutSeconds bounds the command, not the uploads after it. Once a poll sees the task container
-terminated (one last poll at the timeout catches a command that ended since the one before) the attempt's deadline
-moves, once, to UPLOAD_GRACE_SECONDS after that moment (never earlier than the timeout); the attempt's SAS last as
-long (`acibatch.blobstore.sas.UPLOAD_GRACE`). The task's own terminal report does not start the grace: a task may
+terminated (one last look at the timeout catches a command that ended since the poll before) the attempt's deadline
+moves to UPLOAD_GRACE_SECONDS after that moment (never earlier than the timeout); the attempt's SAS last as long
+(`acibatch.blobstore.sas.UPLOAD_GRACE`). The task's own terminal report does not start the grace: a task may
 report long before its command exits, and one still running at the timeout times out whatever it reported. A
 sidecar that has not reported by the end of the grace times out with a message saying the uploads did.
+
+The grace is for uploads only. A command that runs again after it had ended (ACI restarted the container, our
+restart in place, a re-create) loses the grace until it ends anew, and is still bound by the timeout: the watch
+wakes at the timeout even during a grace, a task container at work then times out, and past the timeout nothing
+restarts the command in place or waits for one that has not ended (`waits_past_timeout`).
 
 Tasks without the agent never come here, so their histories stay as they were.
 """
@@ -21,13 +26,13 @@ Tasks without the agent never come here, so their histories stay as they were.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from acibatch.aci import TERMINATED, GroupState
 from acibatch.callbacks import CallbackReport, CallbackStatus, FileFailure
 from acibatch.messages.aci import AttemptRef, AttemptResult
-from acibatch.policy import UPLOAD_GRACE_SECONDS, Observation, ObservationKind
+from acibatch.policy import UPLOAD_GRACE_SECONDS, Decision, GroupAction, Next, Observation, ObservationKind
 from acibatch.records import FailureCategory
 from orchestrators import calls
 from orchestrators.calls import Steps
@@ -96,15 +101,16 @@ def agent_report(run: TaskRun, report: CallbackReport) -> News:
 
 def start_upload_grace(run: TaskRun) -> None:
     """The command has ended: give the sidecar UPLOAD_GRACE_SECONDS from now to save the logs and upload the
-    outputs, even past taskTimeoutSeconds (never less time than the timeout left). Once per attempt: later signs
-    of the same end move nothing, so the grace is a bound."""
+    outputs, even past taskTimeoutSeconds (never less time than the timeout left). Once per end of the command:
+    later signs of the same end move nothing, so the grace is a bound (a command that runs again clears it)."""
     if run.upload_deadline is not None or run.deadline is None:
         return
     run.upload_deadline = max(run.deadline, run.now + timedelta(seconds=UPLOAD_GRACE_SECONDS))
 
 
-def timed_out(run: TaskRun) -> Observation:
-    """The attempt's time is up: the command's (taskTimeoutSeconds) or, once it had ended, the uploads'."""
+def timed_out(run: TaskRun, seen: str | None = None) -> Observation:
+    """The attempt's time is up: the command's (taskTimeoutSeconds) or, once it had ended, the uploads'. `seen`:
+    what the last look found instead of an end (a container waiting to start again, say)."""
     if run.upload_deadline is not None and run.now >= run.upload_deadline:
         message = (
             f"the uploads timed out: the agent had not saved the logs and uploaded the outputs "
@@ -112,7 +118,34 @@ def timed_out(run: TaskRun) -> Observation:
         )
     else:
         message = f"the task ran longer than taskTimeoutSeconds={run.task.task_timeout_seconds}"
+    if seen:
+        message = f"{message}; at the timeout: {seen}"
     return Observation(kind=ObservationKind.TIMED_OUT, message=message)
+
+
+def uploading(run: TaskRun) -> bool:
+    """Whether the command has ended and its uploads have their grace."""
+    return run.upload_deadline is not None
+
+
+def time_limit(run: TaskRun) -> datetime:
+    """Until when the watch waits: the command's deadline, and once that has passed with the command ended, its
+    uploads' deadline. Before the deadline a grace does not move the wake-up, so a command that runs again after
+    it had ended is looked at when its time is up."""
+    assert run.deadline is not None
+    if run.upload_deadline is not None and run.now >= run.deadline:
+        return run.upload_deadline
+    return run.deadline
+
+
+def waits_past_timeout(run: TaskRun, decision: Decision) -> bool:
+    """Whether `decision` keeps an agent task's attempt going past its command's timeout in a way the timeout
+    forbids: a restart in place (the command would run again), or any wait but that for the uploads of a command
+    seen ended (an interrupted group, a container waiting to start again). Tasks without the agent keep the
+    decisions they always had (their histories must replay)."""
+    if not run.task.agent or decision.next is not Next.WAIT or run.deadline is None or run.now < run.deadline:
+        return False
+    return decision.group_action is GroupAction.RESTART_IN_PLACE or not uploading(run)
 
 
 def group_ended(state: Mapping[str, Any]) -> bool:

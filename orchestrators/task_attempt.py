@@ -18,7 +18,17 @@ from acibatch.policy import Decision, ErrorClass, GroupAction, Next, Observation
 from acibatch.records import TaskState
 from orchestrators import calls
 from orchestrators.calls import Steps
-from orchestrators.task_agent import TERMINAL, agent_report, from_result, group_ended, start_upload_grace, timed_out
+from orchestrators.task_agent import (
+    TERMINAL,
+    agent_report,
+    from_result,
+    group_ended,
+    start_upload_grace,
+    time_limit,
+    timed_out,
+    uploading,
+    waits_past_timeout,
+)
 from orchestrators.task_cleanup import apply, cleanup
 from orchestrators.task_generations import maybe_continue
 from orchestrators.task_run import TaskRun, Woken, failure_text, iso
@@ -28,6 +38,12 @@ from orchestrators.task_run import TaskRun, Woken, failure_text, iso
 CALLBACK_GRACE_SECONDS = 5.0
 # Polls whose group read fails in a row before the attempt counts as lost (each read already retried by the SDK).
 MAX_UNREADABLE_POLLS = 5
+# An agent task's look at its timeout (`last_look`) that learns nothing (ARM throttled the read, or it failed) is
+# tried again this many times, after ARM's Retry-After (else a poll interval) capped at LAST_LOOK_WAIT_MAX_SECONDS:
+# a busy ARM must not time out a command that ended just before its timeout. The bound keeps the attempt's end within
+# the SAS window's slack (acibatch.blobstore.sas.ORCHESTRATION_SLACK).
+LAST_LOOK_RETRIES = 3
+LAST_LOOK_WAIT_MAX_SECONDS = 60.0
 
 # What an attempt's watch learned: an observation to decide on (None: nothing that ends it) and the result a
 # callback reported.
@@ -84,7 +100,8 @@ def create(run: TaskRun, group: str) -> Steps[Decision | None]:
             run.callbacks.not_raced()  # its container may call back before the first wait
             if run.deadline is None:  # a re-create of the same attempt keeps its first deadline
                 run.deadline = run.now + timedelta(seconds=run.task.task_timeout_seconds)
-                run.upload_deadline = None  # set once the command has ended (`task_agent.start_upload_grace`)
+            # The command runs (again, in a re-create): its uploads' grace starts when it ends (`start_upload_grace`).
+            run.upload_deadline = None
             run.publish(state=TaskState.RUNNING, started_at=run.record.started_at or iso(run.now), pending_reason=None)
             run.report_state(TaskState.RUNNING)
             return None
@@ -137,17 +154,18 @@ def watch(run: TaskRun, group: str) -> Steps[tuple[Decision, Any]]:
     while True:
         observation: Observation | None = None
         result: Any = None
-        # An agent task whose command has ended waits for its uploads until the upload deadline (task_agent).
-        remaining = ((run.upload_deadline or run.deadline) - run.now).total_seconds()
+        # An agent task whose command has ended waits for its uploads past the timeout (`task_agent.time_limit`).
+        remaining = (time_limit(run) - run.now).total_seconds()
         if run.cancelled:
             observation = Observation(kind=ObservationKind.CANCELLED)
         elif remaining <= 0 and run.task.agent and run.upload_deadline is None:
             # The command's time is up, but it may have ended since the last poll: its outputs deserve their
-            # upload grace, so look once more before timing it out.
-            looked = yield from last_look(run, group)
-            if looked is None:
+            # upload grace, so look once more (a few times, when ARM does not answer) before timing it out.
+            observation, result = yield from last_look(run, group)
+            if observation is None and uploading(run):
                 continue  # the command had ended: its uploads have their grace
-            observation, result = looked
+            if observation is None:
+                observation = timed_out(run)
         elif remaining <= 0:
             observation = timed_out(run)
         else:
@@ -165,6 +183,11 @@ def watch(run: TaskRun, group: str) -> Steps[tuple[Decision, Any]]:
         if observation is None:
             continue
         decision = decide(observation, run.state)
+        if waits_past_timeout(run, decision):
+            # Past an agent task's timeout nothing restarts its command or waits for one that has not ended (a wait
+            # here would poll again at once, with no timer, for ever): the attempt has timed out.
+            observation = timed_out(run, observation.message)
+            decision = decide(observation, run.state)
         # A restart in place also waits (Next.WAIT), so it must be acted on before the plain wait.
         if decision.group_action is GroupAction.RESTART_IN_PLACE:
             try:
@@ -173,6 +196,7 @@ def watch(run: TaskRun, group: str) -> Steps[tuple[Decision, Any]]:
                 decision = decide(Observation(ObservationKind.LOST, message=failure_text(exc)), run.state)
                 return decision, None
             run.state = replace(run.state, restarts_in_place=run.state.restarts_in_place + 1)
+            run.upload_deadline = None  # the command runs again: its uploads' grace starts when it ends anew
             continue
         if decision.next is Next.WAIT:
             continue
@@ -195,18 +219,29 @@ def wait_for_news(run: TaskRun, group: str, seconds: float) -> Steps[News]:
     return (yield from poll(run, group))
 
 
-def last_look(run: TaskRun, group: str) -> Steps[News | None]:
-    """One poll at an agent task's timeout (see `watch`): None when it finds the command ended (the uploads' grace
-    has begun), else what ends the attempt. A group that cannot be read then is not waited for."""
-    try:
-        observation, result = yield from poll(run, group)
-    except Exception:
-        observation, result = None, None
-    if observation is None and run.upload_deadline is not None:
-        return None
-    if observation is None or observation.kind is ObservationKind.NOT_STARTED:
-        return timed_out(run), None  # as without the agent: no restart in place past the timeout
-    return observation, result
+def last_look(run: TaskRun, group: str) -> Steps[News]:
+    """The poll at an agent task's timeout (see `watch`): what it tells, `(None, None)` when it learned nothing
+    that ends the attempt (the command had ended and its uploads' grace has begun, or no look could read the
+    group). A look that learns nothing is tried again LAST_LOOK_RETRIES times after a bounded wait, in which a
+    report or a cancel is heard."""
+    wait = 0.0
+    for retry in range(LAST_LOOK_RETRIES + 1):
+        if retry:
+            woken, payload = yield from run.race(run.callbacks, min(wait, LAST_LOOK_WAIT_MAX_SECONDS))
+            if woken is Woken.CANCEL:
+                return Observation(kind=ObservationKind.CANCELLED), None
+            news = reported(run, payload) if woken is Woken.EVENT else (None, None)
+            if news[0] is not None:
+                return news
+        try:
+            answer = GroupStateAnswer.parse((yield calls.get_group_state(run.context, GroupRef(group))))
+        except Exception:  # the read failed (each already retried by the SDK): look again after a poll interval
+            wait = poll_seconds(run)
+            continue
+        if answer.throttled is None and answer.state is not None:
+            return (yield from polled(run, answer.state))
+        wait = max(answer.throttled or 0.0, 1.0)  # ARM's Retry-After: looking sooner would be throttled again
+    return None, None
 
 
 def poll(run: TaskRun, group: str) -> Steps[News]:
@@ -214,9 +249,14 @@ def poll(run: TaskRun, group: str) -> Steps[News]:
     group_state = GroupStateAnswer.parse((yield calls.get_group_state(run.context, GroupRef(group))))
     if group_state.throttled is not None or group_state.state is None:
         return None, None  # ARM throttled the read: nothing learned; the next poll asks again
-    observation = observation_from_state(group_state.state, restarts_requested=run.state.restarts_in_place)
+    return (yield from polled(run, group_state.state))
+
+
+def polled(run: TaskRun, state: Mapping[str, Any]) -> Steps[News]:
+    """What a read of the group's state tells."""
+    observation = observation_from_state(state, restarts_requested=run.state.restarts_in_place)
     if run.task.agent:
-        return (yield from agent_polled(run, group_state.state, observation))
+        return (yield from agent_polled(run, state, observation))
     if observation is None or observation.kind is not ObservationKind.EXITED:
         return observation, None
     if run.callbacks.muted:
@@ -239,13 +279,18 @@ def poll(run: TaskRun, group: str) -> Steps[News]:
 
 
 def agent_polled(run: TaskRun, state: Mapping[str, Any], observation: Observation | None) -> Steps[News]:
-    """What a poll of an agent task's group means. A terminated task container starts the upload grace; at the
-    timeout (`last_look`) a task container still at work is the command's timeout, whatever the task reported."""
+    """What a poll of an agent task's group means. A terminated task container starts the upload grace; from the
+    timeout on, a task container still at work is the command's timeout, whatever the task reported and whether
+    or not its uploads' grace had begun."""
     assert run.deadline is not None
     if GroupState.from_dict(state).container_state == TERMINATED:
         start_upload_grace(run)
-    elif observation is None and run.upload_deadline is None and run.now >= run.deadline:
-        return timed_out(run), None
+    else:
+        # The command is at work: again, if ACI restarted it after it had ended (on an emptied volume it runs from
+        # the start). Its time is the command's again, and its uploads get their grace when it ends anew.
+        run.upload_deadline = None
+        if observation is None and run.now >= run.deadline:
+            return timed_out(run), None
     if observation is None or observation.kind is not ObservationKind.EXITED:
         return observation, None
     return (yield from agent_backstop(run, state, observation))

@@ -7,7 +7,7 @@ history. Failures come out as `AgentStorageError` with an HTTP-like status the c
 
 from __future__ import annotations
 
-from acibatch.agentgroup import AgentPart
+from acibatch.agentgroup import AgentPart, start_timeout
 from acibatch.blobstore.manifest import manifest_json, needs_default_outputs, needs_tenant_inputs
 from acibatch.blobstore.sas import SasWindow, StorageConfigError, attempt_access
 from acibatch.blobstore.store import BlobForbidden, BlobStoreError, BlobTransient, blob_store
@@ -58,4 +58,5 @@ def agent_part(storage: StorageSettings, task: TaskInput, attempt: int, created_
         manifest=manifest_json(task, attempt, access),
         cpu=storage.agent_cpu,
         memory_gb=storage.agent_memory_gb,
+        start_timeout_seconds=start_timeout(storage.agent_start_timeout_seconds, task.task_timeout_seconds),
     )

@@ -39,6 +39,12 @@ CLOCK_SKEW = timedelta(minutes=5)
 # Time after the attempt's timeout for the sidecar to flush logs and upload outputs: the same grace the task
 # orchestrator gives the uploads once the command has ended (one constant, so the two never drift apart).
 UPLOAD_GRACE = timedelta(seconds=UPLOAD_GRACE_SECONDS)
+# How much later than the minting the orchestrator's longest wait may end: it starts the attempt's timeout when it
+# hears that the create went through (after the activity's ARM call and the work queue), sees the command's end by a
+# poll that may come late, and looks a few throttled times more at the timeout (`orchestrators.task_attempt`:
+# LAST_LOOK_RETRIES). Every SAS lasts this much longer, so the uploads never lose their credentials while the
+# orchestrator still waits for them.
+ORCHESTRATION_SLACK = timedelta(minutes=30)
 # Get User Delegation Key refuses an expiry more than 7 days after the request by the service's clock; asking
 # for a little less keeps a clock ahead of the service's from failing the request.
 KEY_LIFETIME = timedelta(days=7) - timedelta(hours=1)
@@ -86,7 +92,8 @@ class SasWindow:
     ) -> SasWindow:
         """The window of an attempt created at `created_at` (epoch seconds; None: now), as the create activity
         mints it `now`. The same inputs within one `ANCHOR_STEP` give the same window, so a re-run of the activity
-        signs the same SAS; the window covers the attempt's whole timeout plus the upload grace from `now`."""
+        signs the same SAS; the window covers the attempt's whole timeout and the upload grace from `now`, and for an
+        attempt (`created_at` given) the orchestration's slack too."""
         moment = now or datetime.now(UTC)
         created = moment if created_at is None else datetime.fromtimestamp(created_at, UTC)
         steps = max(moment - created, timedelta(0)) // ANCHOR_STEP
@@ -95,7 +102,7 @@ class SasWindow:
         if created_at is not None:
             # `now` may be anywhere in its step, and the orchestrator starts the timeout a little after `now`
             # (when it hears the create went through), by a clock that may differ from the service's.
-            lifetime += ANCHOR_STEP + CLOCK_SKEW
+            lifetime += ANCHOR_STEP + CLOCK_SKEW + ORCHESTRATION_SLACK
         return cls(created - CLOCK_SKEW, anchor + min(lifetime, MAX_LIFETIME))
 
 

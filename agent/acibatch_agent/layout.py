@@ -40,12 +40,14 @@ class Layout:
         """Where the sidecar records how many bytes of the stream's blob came before this volume's log file."""
         return os.path.join(self.state, f"{stream}.logbase")
 
-    def reported(self, manifest_bytes: bytes) -> str:
+    def reported(self, manifest_bytes: bytes, run: str) -> str:
         """The sidecar's "report sent" marker. It lives in the agent container's own temp folder, which the
         user's container cannot write (state/ is writable by it, and a marker planted there would silence the
         agent); it is named after the attempt's manifest so a temp folder shared by accident (a host running
-        the agent by hand) never mixes two attempts."""
-        digest = hashlib.sha256(manifest_bytes).hexdigest()[:24]
+        the agent by hand) never mixes two attempts, and after the run id stage-in drew for this start of the
+        group: a temp folder that survives a restart whose shared volume came back empty (stage-in ran again)
+        must not silence the new run's sidecar, whose logs would then never be streamed."""
+        digest = hashlib.sha256(manifest_bytes + b"\0" + run.encode()).hexdigest()[:24]
         return os.path.join(tempfile.gettempdir(), f"acibatch-agent-reported-{digest}")
 
 

@@ -8,9 +8,14 @@ logs="$root/logs"
 
 # ACI may restart a container that exited (even with restart policy Never): user code must never run twice,
 # so a recorded exit code is simply replayed.
-if [ -f "$state/exit" ]; then
-    read -r code < "$state/exit" || code=1
+# The sidecar's own record (`127 not-started`, written when it gave up waiting for this wrapper) is replayed too:
+# the attempt was already reported failed, so a wrapper that starts late must not run the command.
+replay() {
+    read -r code rest < "$state/exit" || code=1
     exit "$code"
+}
+if [ -f "$state/exit" ]; then
+    replay
 fi
 
 # Stage-in failed (or never ran): the sidecar reports the failure; nothing of the user's may run.
@@ -45,20 +50,43 @@ if [ -f "$state/started" ]; then
     exit 137
 fi
 : > "$state/started"
+# The sidecar writes its exit record, then looks for `started`; this wrapper writes `started`, then looks for the
+# record: whichever order they run in, at least one sees the other. If the sidecar gave up just now, take the start
+# back (the sidecar then reports the attempt as never started) and quit without running anything.
+if [ -f "$state/exit" ]; then
+    mv -f "$state/started" "$state/withdrawn"
+    replay
+fi
 
 # A heartbeat for the sidecar, which cannot see this container's processes: a container killed outright
-# stops touching it. It ends by itself once the exit code is recorded. Without `sleep` there is none (`off`).
-# A failed or killed `sleep` (the command may kill every sleep it sees) must not end the heartbeat, or the sidecar
-# would take a live command for a dead container.
+# stops touching it. It lasts as long as this wrapper (not until state/exit appears: the sidecar's own record may
+# already be there while a command that got in first runs). Without `sleep` there is none (`off`).
+# A failed or killed `sleep` (the command may kill every sleep it sees) must not end the heartbeat at once, or the
+# sidecar would take a live command for a dead container; but a `sleep` that fails every time (no processes left
+# to fork, the binary removed) would spin this loop at full CPU with no builtin to wait with, so after
+# MAX_SLEEP_FAILURES failures in a row the heartbeat turns `off`, as without `sleep`.
+wrapper=$$
+MAX_SLEEP_FAILURES=12
 if command -v sleep > /dev/null 2>&1; then
     (
-        while [ ! -f "$state/exit" ]; do
+        failures=0
+        while kill -0 "$wrapper" 2> /dev/null; do
             : > "$state/alive"
-            sleep 5
+            if sleep 5; then
+                failures=0
+            else
+                failures=$((failures + 1))
+                if [ "$failures" -ge "$MAX_SLEEP_FAILURES" ]; then
+                    echo off > "$state/alive"
+                    break
+                fi
+            fi
         done
     ) &
+    beat=$!
 else
     echo off > "$state/alive"
+    beat=""
 fi
 
 if [ "$#" -eq 0 ]; then
@@ -73,4 +101,7 @@ child=$!
 wait "$child"
 code=$?
 record "$code"
+if [ -n "$beat" ]; then
+    kill "$beat" 2> /dev/null
+fi
 exit "$code"

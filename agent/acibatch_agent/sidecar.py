@@ -3,6 +3,7 @@ reports to acibatch. It always exits 0: what went wrong is in the result, not in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -10,7 +11,7 @@ import time
 from typing import Any
 
 from . import report, storage
-from .layout import Layout, open_regular, parse_manifest, read_small, redact, scrub
+from .layout import Layout, open_regular, parse_manifest, read_small, redact, scrub, write_new
 from .logstream import LogStream
 from .uploads import upload_outputs
 
@@ -23,7 +24,13 @@ HEARTBEAT_TIMEOUT = float(os.environ.get("ACIBATCH_HEARTBEAT_TIMEOUT", "60"))
 # container may still be pulling its image when the sidecar starts (ACI does not document that every image of a
 # group is pulled before any container starts), so this is generous; a wrapper that never begins (an image without
 # /bin/sh, a command ACI could not start) would otherwise hold the group until the task's timeout.
-START_TIMEOUT = float(os.environ.get("ACIBATCH_START_TIMEOUT", "300"))
+# acibatch passes its BATCH_AGENT_START_TIMEOUT_SECONDS (never more than the task's timeout) as ACIBATCH_START_TIMEOUT.
+START_TIMEOUT = float(os.environ.get("ACIBATCH_START_TIMEOUT", "1800"))
+# The exit record the sidecar writes when it gives up on the wrapper: the wrapper replays the code (the first
+# word) if it starts later, so the command never runs after the attempt was reported; the second word tells the
+# sidecar the record is its own, not the command's.
+GAVE_UP_CODE = 127
+GAVE_UP_MARK = "not-started"
 EXIT_CHECK_SECONDS = 0.1  # how often the sidecar looks for the exit record between log appends
 NEVER_STARTED = (
     "the task container never ran the agent's wrapper /acibatch/bin/run: does the image have /bin/sh (and could"
@@ -45,11 +52,38 @@ def read_json(path: str) -> dict[str, Any] | None:
 
 
 def read_exit(layout: Layout) -> int | None:
+    """The command's exit code as the wrapper recorded it; None when there is none (or it is the sidecar's own)."""
     data = read_small(layout.exit, 32)
     try:
         return int(data.strip()) if data is not None else None
     except ValueError:
         return None
+
+
+def gave_up_here(layout: Layout) -> bool:
+    """Whether state/exit is the record the sidecar wrote when it gave up on the wrapper."""
+    data = read_small(layout.exit, 64)
+    return data is not None and data.split() == [str(GAVE_UP_CODE).encode(), GAVE_UP_MARK.encode()]
+
+
+def give_up(layout: Layout) -> bool:
+    """Record GAVE_UP_CODE in state/exit unless a record is there already (the wrapper's: never overwritten);
+    whether the sidecar's record is the one in place. Linked into place, so it appears whole and never replaces
+    the wrapper's record written a moment before."""
+    temporary = f"{layout.exit}.{os.getpid()}.gaveup"
+    write_new(temporary, f"{GAVE_UP_CODE} {GAVE_UP_MARK}\n".encode())
+    try:
+        os.link(temporary, layout.exit)
+    except FileExistsError:
+        pass
+    except OSError:
+        # A volume without hard links: a rename, only while there is no record (a tiny window remains).
+        if not os.path.lexists(layout.exit):
+            os.replace(temporary, layout.exit)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+    return gave_up_here(layout)
 
 
 def stale(layout: Layout) -> bool:
@@ -110,14 +144,27 @@ class Sidecar:
         began = time.monotonic()
         self.start_logs()
         next_pump = 0.0
+        gave_up = False
         while True:
-            code = read_exit(self.layout)
-            if code is not None:
-                return code
-            if os.path.lexists(self.layout.exit) or stale(self.layout):
+            if not (gave_up and gave_up_here(self.layout)):
+                code = read_exit(self.layout)
+                if code is not None:
+                    return code
+                if os.path.lexists(self.layout.exit):
+                    return None
+            if stale(self.layout):
                 return None
-            if not os.path.lexists(self.layout.started) and time.monotonic() - began > START_TIMEOUT:
-                raise NeverStarted()
+            if not os.path.lexists(self.layout.started):
+                # Gave up already: the wrapper took its start back on seeing the record (or never began).
+                if gave_up:
+                    raise NeverStarted()
+                if time.monotonic() - began > START_TIMEOUT:
+                    # Record an exit first, then look again: a wrapper that began in between runs its command
+                    # and its record replaces this one; one that begins later replays it and runs nothing.
+                    gave_up = True
+                    if give_up(self.layout) and not os.path.lexists(self.layout.started):
+                        raise NeverStarted()
+                    continue
             now = time.monotonic()
             if now >= next_pump:
                 self.pump()
@@ -194,7 +241,9 @@ def sidecar(layout: Layout) -> dict[str, Any] | None:
     try:
         with open(layout.manifest, "rb") as handle:
             raw = handle.read()
-        reported = layout.reported(raw)
+        stagein = read_json(layout.stagein) or {}
+        run = stagein.get("run")
+        reported = layout.reported(raw, run if isinstance(run, str) else "")
         if os.path.exists(reported):
             return None  # a restart after the attempt was reported: everything is done already
         manifest = parse_manifest(raw)

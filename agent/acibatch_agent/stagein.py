@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import sys
 from typing import Any
@@ -123,7 +124,9 @@ def record(layout: Layout, outcome: dict[str, Any]) -> None:
 
 
 def stage_in(layout: Layout) -> dict[str, Any]:
-    """Run the whole stage-in; the outcome written to stagein.json."""
+    """Run the whole stage-in; the outcome written to stagein.json, with a random `run` id: each start of the
+    group stages in afresh, so the id tells the sidecar a new run of the group from a restart of itself."""
+    run = secrets.token_hex(12)
     try:
         prepare(layout)
         manifest = load_manifest(layout)
@@ -135,6 +138,7 @@ def stage_in(layout: Layout) -> dict[str, Any]:
         outcome = {"ok": False, "file": error.file, "message": str(error)}
     except Exception as error:  # recorded, not raised: the group must still start the sidecar
         outcome = {"ok": False, "file": None, "message": scrub(f"stage-in failed: {type(error).__name__}: {error}")}
+    outcome["run"] = run
     try:
         record(layout, outcome)
     except OSError as error:

@@ -172,6 +172,8 @@ var acibatchSettings = {
   // Empty keeps the app's defaults for the agent sidecar's request (0.1 CPU, 0.2 GB).
   BATCH_AGENT_CPU: ''
   BATCH_AGENT_MEMORY_GB: ''
+  // Empty keeps the app's default (1800 s) for how long the sidecar waits for the task container to start.
+  BATCH_AGENT_START_TIMEOUT_SECONDS: ''
 }
 
 // The Azure Storage backend (host.json's default) keeps its task hub in the host account's queues and tables.

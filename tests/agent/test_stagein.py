@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -74,7 +75,9 @@ def test_container_and_http_inputs_land_in_the_working_directory(
         }
     )
     run = volume.agent("stage-in")
-    assert volume.stagein() == {"ok": True, "files": 3}
+    outcome = volume.stagein()
+    assert {key: outcome[key] for key in ("ok", "files")} == {"ok": True, "files": 3}
+    assert re.fullmatch(r"[0-9a-f]{24}", outcome["run"])  # a new id each start of the group (the report marker)
     assert (volume.wd / "in" / "a.txt").read_bytes() == b"A"
     assert (volume.wd / "in" / "deep" / "b.txt").read_bytes() == b"BB"
     assert not (volume.wd / "in" / "c.txt").exists()

@@ -131,7 +131,7 @@ def template_storage_env() -> dict[str, str]:
     }
     settings = bicep.variable(FUNCTION_APP, "acibatchSettings")
     names = [name for name in settings if name.startswith(("BATCH_STORAGE_", "BATCH_AGENT_"))]
-    assert len(names) == 6
+    assert len(names) == 7
     env = {}
     for name in names:
         value = settings[name]
@@ -148,6 +148,7 @@ def test_the_template_storage_settings_turn_storage_on_with_managed_identity() -
     assert storage.container_prefix == "acb-"
     assert storage.agent_image == f"cracibatchabc123.azurecr.io/{AGENT_IMAGE_PATH}"
     assert (storage.agent_cpu, storage.agent_memory_gb) == (0.1, 0.2)
+    assert storage.agent_start_timeout_seconds == 1800
 
 
 def test_the_default_agent_image_is_the_apps_default_in_the_deployments_registry() -> None:

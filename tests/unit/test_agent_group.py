@@ -12,8 +12,15 @@ from typing import Any
 import pytest
 from azure.mgmt.containerinstance.models import ContainerGroup
 
-from acibatch.aci import GroupRequest, GroupState, RegistryCredentials, build_container_group, make_client
-from acibatch.agentgroup import AgentPart
+from acibatch.aci import (
+    LIVE_PROVISIONING_STATES,
+    GroupRequest,
+    GroupState,
+    RegistryCredentials,
+    build_container_group,
+    make_client,
+)
+from acibatch.agentgroup import AgentPart, start_timeout
 from acibatch.observe import observation_from_state
 from acibatch.policy import ObservationKind
 
@@ -143,3 +150,28 @@ def test_a_one_container_group_reads_as_before() -> None:
     ended = got("Succeeded", container("task", "Terminated", 0))
     assert ended.finished and "sidecarsActive" not in ended.to_dict()
     assert GroupState.from_dict(ended.to_dict()) == ended
+
+
+def test_the_sidecar_is_told_how_long_to_wait_for_the_task_container() -> None:
+    body = wire(dataclasses.replace(REQUEST, agent=dataclasses.replace(AGENT, start_timeout_seconds=1800)))
+    _, sidecar = body["properties"]["containers"]
+    assert sidecar["properties"]["environmentVariables"] == [
+        {"name": "BATCH_CALLBACK_URL", "value": CALLBACK},
+        {"name": "ACIBATCH_START_TIMEOUT", "value": "1800"},
+        {"name": "BATCH_CALLBACK_TOKEN", "secureValue": "agent-tok"},
+    ]
+
+
+@pytest.mark.parametrize(("setting", "task_timeout", "expected"), [(1800, 3600, 1800), (1800, 600, 600), (60, 60, 60)])
+def test_the_start_wait_never_exceeds_the_tasks_timeout(setting: int, task_timeout: int, expected: int) -> None:
+    assert start_timeout(setting, task_timeout) == expected
+
+
+@pytest.mark.parametrize(
+    ("state", "left_alone"),
+    [("Succeeded", True), ("Pending", True), ("Creating", True), ("Updating", True), ("Repairing", True),
+     ("Failed", False), ("Canceled", False), ("Deleting", False), ("NotAccessible", False), (None, False)],
+)  # fmt: skip
+def test_a_rerun_create_leaves_only_a_live_group_alone(state: str | None, left_alone: bool) -> None:
+    # The states are the REST spec's ContainerGroupProvisioningState values (aciemu renders only some of them).
+    assert (state in LIVE_PROVISIONING_STATES) is left_alone

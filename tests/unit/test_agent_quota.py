@@ -8,12 +8,14 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from acibatch import durable_names as names
-from acibatch.agentshare import AgentShare, oversize_problems, runs_agent
+from acibatch.agentshare import MAX_AGENT_TASK_TIMEOUT_SECONDS, AgentShare, oversize_problems, runs_agent
+from acibatch.blobstore.sas import ANCHOR_STEP, CLOCK_SKEW, ORCHESTRATION_SLACK, UPLOAD_GRACE, SasWindow
 from acibatch.leases import LeaseRequest, Quota
 from acibatch.messages.aci import CreateGroupInput
 from acibatch.plan import JobInput, TaskInput, task_inputs
@@ -134,6 +136,29 @@ def test_nothing_is_refused_without_the_agent_or_when_the_group_fits() -> None:
     assert oversize_problems(spec(cpu=3.9, memoryGb=15.8), SHARE, Quota(10, 4.0, 16.0), "team-a") == []
     assert oversize_problems(spec(cpu=1), SHARE, None, "team-a") == []  # no quota known: the group size only
     assert AgentShare.of(StorageSettings(agent_cpu=0.5)) == AgentShare()  # storage off: no agent runs
+
+
+def test_an_agent_task_whose_timeout_outlasts_its_sas_is_refused_naming_the_bound() -> None:
+    over = MAX_AGENT_TASK_TIMEOUT_SECONDS + 1
+    (problem,) = oversize_problems(spec(taskTimeoutSeconds=over), SHARE, None, "team-a")
+    assert problem.path == "taskTimeoutSeconds"
+    assert f"at most {MAX_AGENT_TASK_TIMEOUT_SECONDS} s (6 d 20 h 55 min)" in problem.message
+    assert f"set taskTimeoutSeconds to at most {MAX_AGENT_TASK_TIMEOUT_SECONDS}" in problem.message
+    assert oversize_problems(spec(taskTimeoutSeconds=MAX_AGENT_TASK_TIMEOUT_SECONDS), SHARE, None, "team-a") == []
+    # Without the agent no SAS is minted: the spec's own 7-day limit stands.
+    assert oversize_problems(spec(taskTimeoutSeconds=7 * 24 * 3600), AgentShare(), None, "team-a") == []
+
+
+@pytest.mark.parametrize("into_step", [timedelta(0), ANCHOR_STEP - timedelta(seconds=1)])
+def test_at_the_bound_the_attempts_sas_still_covers_the_timeout_and_the_upload_grace(into_step: timedelta) -> None:
+    created = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    now = created + 3 * ANCHOR_STEP + into_step  # the create ran late in a step: the window's anchor lies behind
+    needed = now + timedelta(seconds=MAX_AGENT_TASK_TIMEOUT_SECONDS) + UPLOAD_GRACE + CLOCK_SKEW + ORCHESTRATION_SLACK
+    window = SasWindow.for_attempt(MAX_AGENT_TASK_TIMEOUT_SECONDS, int(created.timestamp()), now)
+    assert window.expiry >= needed
+    if into_step:  # the worst case: a minute more would outlast the SAS, so the bound is not needlessly tight
+        longer = SasWindow.for_attempt(MAX_AGENT_TASK_TIMEOUT_SECONDS + 60, int(created.timestamp()), now)
+        assert longer.expiry < needed + timedelta(seconds=60)
 
 
 @pytest.fixture

@@ -135,3 +135,11 @@ def test_the_same_create_is_put_again_over_a_group_whose_provisioning_failed(
     )
     assert replaced.container_state == "Running"
     assert gateway.delete(request.name)
+
+
+def test_the_sidecar_waits_for_the_task_container_at_most_the_tasks_timeout(storage: StorageSettings) -> None:
+    task = agent_task()  # taskTimeoutSeconds: the default 3600
+    part = agent_part(dataclasses.replace(storage, agent_start_timeout_seconds=1800), task, 1, 1_700_000_000)
+    assert part.start_timeout_seconds == 1800
+    short = dataclasses.replace(task, task_timeout_seconds=600)
+    assert agent_part(storage, short, 1, 1_700_000_000).start_timeout_seconds == 600

@@ -187,13 +187,13 @@ def test_the_window_of_an_attempt_depends_on_its_creation_not_on_when_the_activi
     # A re-run of the create activity a quarter of an hour later: the same window, so the same SAS.
     assert SasWindow.for_attempt(1800, stamp, now=created + timedelta(minutes=15)) == first
     assert first.start == created - timedelta(minutes=5)
-    # Its step, the clock skew margin, the timeout, the upload grace.
-    assert first.expiry == created + timedelta(minutes=30 + 5 + 30 + 60)
+    # Its step, the clock skew margin, the timeout, the upload grace, the orchestration's slack.
+    assert first.expiry == created + timedelta(minutes=30 + 5 + 30 + 60 + 30)
     # A create that waited three hours for capacity: the start stays, the expiry still covers timeout + grace.
     late = created + timedelta(hours=3, minutes=10)
     waited = SasWindow.for_attempt(1800, stamp, now=late)
     assert waited.start == first.start and waited.expiry >= late + timedelta(minutes=90)
-    assert waited.expiry == created + timedelta(hours=3) + timedelta(minutes=125)
+    assert waited.expiry == created + timedelta(hours=3) + timedelta(minutes=155)
 
 
 def test_a_rerun_of_the_create_mints_byte_identical_sas_with_the_account_key() -> None:
@@ -208,7 +208,7 @@ def test_a_rerun_of_the_create_mints_byte_identical_sas_with_the_account_key() -
     assert (first.logs, first.result, first.inputs, first.outputs) == (again.logs, again.result, again.inputs,
                                                                        again.outputs)  # fmt: skip
     query = parse_qs(urlsplit(first.result).query)
-    assert query["st"] == ["2026-01-01T11:55:00Z"] and query["se"] == ["2026-01-01T13:45:00Z"]
+    assert query["st"] == ["2026-01-01T11:55:00Z"] and query["se"] == ["2026-01-01T14:15:00Z"]
 
 
 def test_sas_are_https_only_except_for_an_emulator_on_loopback() -> None:
