@@ -1,4 +1,4 @@
-"""The agent task's container group (files-design.md) on aciemu: the real agent package (mapped by the local stack's
+"""The agent task's container group (docs/files.md) on aciemu: the real agent package (mapped by the local stack's
 image catalog) stages an input over HTTP into the shared emptyDir from a secret-volume manifest, the task runs
 wrapped by the agent's `run`, and a stand-in sidecar sees the task's exit record and streams. Storage and the real
 sidecar are out of scope here (the local-stack tests run them against Azurite)."""

@@ -238,9 +238,9 @@ def test_every_function_of_the_real_app_passes_the_worker_checks() -> None:
     indexed = index_app_in_a_fresh_process(REPO_ROOT)
     assert indexed["refused"] == []
     assert indexed["kinds"] == {
-        "httpTrigger": 25,
+        "httpTrigger": 29,
         "orchestrationTrigger": 5,
-        "activityTrigger": 8,
+        "activityTrigger": 9,
         "entityTrigger": 5,
         "timerTrigger": 1,
     }

@@ -169,7 +169,11 @@ export function logPanel({ base, full, poll }) {
     // The task page's refresh while the task runs: a log without the agent is asked for again (ACI's live log).
     refresh: () => (stored ? undefined : start()),
     task: (task) => {
-      taskFinished = ["Succeeded", "Failed", "Cancelled"].includes(task.state);
+      const finished = ["Succeeded", "Failed", "Cancelled"].includes(task.state);
+      const changed = finished !== taskFinished;
+      taskFinished = finished;
+      // The note says whether the log may still grow: the task's end can settle that with no new page to read.
+      if (changed && stored && shown && !busy) describe();
     },
   };
 }
