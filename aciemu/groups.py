@@ -159,11 +159,17 @@ class GroupRuntime:
         group = self.group
         timings = self.host.timings
         slow = sum(float(f.get("seconds", 5)) for f in group.faults if f["fault"] == Fault.SLOW)
+        loop = asyncio.get_running_loop()
+        # The containers start `provisioning_seconds` (+ a slow fault's delay) after the PUT: both waits end at
+        # instants counted from when provisioning began, so the emulator's own work in between (saving the group,
+        # its events, emptying volumes) takes part of that time instead of adding to it.
+        half, phase_began = timings.provisioning_seconds / 2, loop.time()
         if not after_reboot:
             group.provisioning_state, group.state = "Pending", "Pending"
             self.save()
-            await asyncio.sleep(timings.provisioning_seconds / 2 + slow)
+            await asyncio.sleep(max(0.0, phase_began + half + slow - loop.time()))
             group.provisioning_state = "Creating"
+            phase_began += half + slow
         if any(f["fault"] == Fault.CAPACITY for f in group.faults) and not after_reboot:
             message = (
                 f"The requested resource is not available in the location '{group.location}' at this moment. "
@@ -181,7 +187,7 @@ class GroupRuntime:
             run.event("Pulling", f'pulling image "{image}"')
             run.event("Pulled", f'Successfully pulled image "{image}"')
         self.host.reset_volumes(group)
-        await asyncio.sleep(timings.provisioning_seconds / 2)
+        await asyncio.sleep(max(0.0, phase_began + half - loop.time()))
         for spec in group.spec_containers(init=True):
             if not await self.run_init_container(spec):
                 return

@@ -21,6 +21,7 @@ from yarl import URL
 from devhost.app import AppIndex
 from devhost.binding import durable_client_binding
 from devhost.durable import TERMINAL_STATES, DurableClient, DurableError, Instance
+from devhost.durable.workcount import Work
 from devhost.requestlimits import read_body
 
 BODY_LIMIT = web.AppKey("body_limit", int)  # None on the RPC listener: the extension's has no body limit
@@ -39,6 +40,20 @@ def route(method: str, path: str) -> Callable[[Handler], Handler]:
         return handler
 
     return register
+
+
+# The orchestration runtime statuses a list query may filter on (the extension's OrchestrationRuntimeStatus).
+RUNTIME_STATUSES = frozenset(
+    {"Running", "Completed", "ContinuedAsNew", "Failed", "Canceled", "Terminated", "Pending", "Suspended"}
+)
+
+
+def query_int(text: str | None) -> int | None:
+    """A query's integer as the extension reads it (`int.TryParse`): None when absent or not an integer."""
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 class DurableApi:
@@ -64,6 +79,8 @@ class DurableApi:
         if match.http_exception is not None:
             raise DurableError(404, f"no Durable API route for {request.method} {request.path}")
         handler = cast(Handler, match.handler)
+        if handler is not DurableApi.work:
+            self.client.engine.work.add(Work.CLIENT_CALL, handler.__name__)
         return await handler(self, request, match)
 
     # -- routes -------------------------------------------------------------------------------------------------
@@ -76,6 +93,11 @@ class DurableApi:
         payload = self.management_payload(request, instance.id)
         return web.json_response(payload, status=202, headers={"Location": payload["statusQueryGetUri"]})
 
+    @route("GET", "/devhost/work")
+    async def work(self, request: web.Request, params: Mapping[str, str]) -> web.StreamResponse:
+        """devhost's own route (the extension has none): the Durable work done since start (`workcount`)."""
+        return web.json_response(self.client.engine.work.snapshot())
+
     @route("*", "/instances")
     async def instances_query(self, request: web.Request, params: Mapping[str, str]) -> web.StreamResponse:
         if request.method == "DELETE":
@@ -83,7 +105,7 @@ class DurableApi:
             deleted = sum(self.client.purge(i.id) for i in chosen if i.status in TERMINAL_STATES)
             return web.json_response({"instancesDeleted": deleted}, status=200 if deleted else 404)
         chosen = self.filter_instances(request)  # any other method reads, as the extension's handler does
-        top = int(request.query.get("top", "0") or 0)
+        top = query_int(request.query.get("top")) or 0
         start = int(request.headers.get("x-ms-continuation-token", "0") or 0)
         page = chosen[start : start + top] if top else chosen[start:]
         headers = {}
@@ -206,12 +228,18 @@ class DurableApi:
 
     def filter_instances(self, request: web.Request) -> list[Instance]:
         query = request.query
-        statuses = {s.strip() for s in query.get("runtimeStatus", "").split(",") if s.strip()}
+        # The extension drops a value it cannot parse and filters on the rest (HttpApiHandler's TryGet...Value):
+        # an unknown status is ignored, and with none left every status matches.
+        given = (part.strip() for value in query.getall("runtimeStatus", ()) for part in value.split(","))
+        statuses = RUNTIME_STATUSES.intersection(given)
         prefix = query.get("instanceIdPrefix", "")
 
         def stamp(name: str) -> float | None:
             text = query.get(name)
-            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
+            try:
+                return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
+            except ValueError:
+                return None
 
         start, end = stamp("createdTimeFrom"), stamp("createdTimeTo")
         return [

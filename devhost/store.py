@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,11 @@ CREATE TABLE IF NOT EXISTS history (instance TEXT, position INTEGER, event TEXT,
 CREATE TABLE IF NOT EXISTS pending (instance TEXT, seq INTEGER, event TEXT, PRIMARY KEY (instance, seq));
 CREATE TABLE IF NOT EXISTS activities (instance TEXT, task INTEGER, work TEXT, PRIMARY KEY (instance, task));
 """
+_COLUMNS = {"history": "position, event", "pending": "seq, event", "activities": "task, work"}
+_INSERT_ROW = {
+    table: f"INSERT OR REPLACE INTO {table} (instance, {columns}) VALUES (?, ?, ?)"
+    for table, columns in _COLUMNS.items()
+}
 # An instance is stored as a small metadata document plus append-only rows (history, pending events,
 # outstanding activities), so a step writes what changed, not the whole history: a fan-out of n activities
 # then costs O(n) writes in all instead of O(n^2).
@@ -42,29 +46,13 @@ class Store:
         self.connection.executescript(SCHEMA)
         self._depth = 0
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> _Transaction:
         """All or nothing; a nested transaction is a savepoint, so a failing step undoes only its own writes.
 
         Deeper nesting joins the enclosing savepoint: an error inside a step undoes the whole step anyway, and
         each savepoint costs two statements on the hottest path.
         """
-        if self._depth >= 2:
-            yield
-            return
-        savepoint = f"step{self._depth}"
-        self.connection.execute("BEGIN" if self._depth == 0 else f"SAVEPOINT {savepoint}")
-        self._depth += 1
-        try:
-            yield
-        except BaseException:
-            self._depth -= 1
-            self.connection.execute("ROLLBACK" if self._depth == 0 else f"ROLLBACK TO {savepoint}")
-            if self._depth:
-                self.connection.execute(f"RELEASE {savepoint}")
-            raise
-        self._depth -= 1
-        self.connection.execute("COMMIT" if self._depth == 0 else f"RELEASE {savepoint}")
+        return _Transaction(self)
 
     def put(self, table: str, key: str, data: dict[str, Any], user_values: bool = False) -> None:
         """Store `data`; `user_values` when it holds the app's values as such (not inside JSON strings): they
@@ -82,11 +70,12 @@ class Store:
         self.append_encoded(table, instance, first, [encode(item) for item in items])
 
     def append_encoded(self, table: str, instance: str, first: int, texts: list[str]) -> None:
-        column = {"history": "position, event", "pending": "seq, event", "activities": "task, work"}[table]
-        self.connection.executemany(
-            f"INSERT OR REPLACE INTO {table} (instance, {column}) VALUES (?, ?, ?)",
-            [(instance, first + offset, text) for offset, text in enumerate(texts)],
-        )
+        statement = _INSERT_ROW[table]
+        if len(texts) == 1:  # most appends are one event: `execute` skips executemany's per-call set-up
+            self.connection.execute(statement, (instance, first, texts[0]))
+        else:
+            rows = [(instance, first + offset, text) for offset, text in enumerate(texts)]
+            self.connection.executemany(statement, rows)
 
     def put_row(self, table: str, instance: str, key: int, item: dict[str, Any]) -> None:
         self.append_rows(table, instance, key, [item])
@@ -101,7 +90,7 @@ class Store:
             self.connection.execute(f"DELETE FROM {table} WHERE instance = ?", (instance,))
 
     def rows(self, table: str) -> dict[str, list[tuple[int, dict[str, Any]]]]:
-        column = {"history": "position, event", "pending": "seq, event", "activities": "task, work"}[table]
+        column = _COLUMNS[table]
         grouped: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         for instance, key, data in self.connection.execute(f"SELECT instance, {column} FROM {table} ORDER BY 1, 2"):
             grouped.setdefault(instance, []).append((key, json.loads(data)))
@@ -113,3 +102,37 @@ class Store:
 
     def close(self) -> None:
         self.connection.close()
+
+
+class _Transaction:
+    """`Store.transaction`'s context manager: a plain class, since the engine enters one for every step and
+    every save it makes (a generator-based one cost more than the savepoint statements)."""
+
+    __slots__ = ("savepoint", "store")
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.savepoint: str | None = None  # None: joined the enclosing savepoint, nothing to end
+
+    def __enter__(self) -> None:
+        store = self.store
+        depth = store._depth
+        if depth >= 2:
+            return
+        self.savepoint = f"step{depth}"
+        store.connection.execute("BEGIN" if depth == 0 else f"SAVEPOINT {self.savepoint}")
+        store._depth = depth + 1
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: object) -> None:
+        if self.savepoint is None:
+            return
+        store = self.store
+        store._depth -= 1
+        connection = store.connection
+        if kind is None:
+            connection.execute("COMMIT" if store._depth == 0 else f"RELEASE {self.savepoint}")
+        elif store._depth == 0:
+            connection.execute("ROLLBACK")
+        else:
+            connection.execute(f"ROLLBACK TO {self.savepoint}")
+            connection.execute(f"RELEASE {self.savepoint}")

@@ -42,6 +42,10 @@ class FunctionFailed(Exception):
         self.details = str(error.get("details", ""))
 
 
+# Frames a slot collects before it writes them at once, rather than at the end of the loop's current callback.
+OUTBOX_FRAMES = 32
+
+
 class Slot:
     """One worker process and what it still owes."""
 
@@ -50,14 +54,30 @@ class Slot:
         self.process: subprocess.Popen[bytes] | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.backlog: list[bytes] = []  # frames sent while no worker was connected
+        # Frames waiting for `flush`. The engine starts many invocations in one synchronous batch of steps; one
+        # write per frame is one system call and one wake-up of the worker each, a large share of the host's
+        # time in a busy batch. They are written together once the batch yields the loop (or every
+        # OUTBOX_FRAMES), so the worker reads them in one go.
+        self.outbox: list[bytes] = []
         self.outstanding: dict[int, asyncio.Future[Reply]] = {}
         self.reader_task: asyncio.Task[None] | None = None
 
     def send(self, frame: bytes) -> None:
         if self.writer is None:
             self.backlog.append(frame)
-        else:
-            self.writer.write(frame)
+            return
+        self.outbox.append(frame)
+        if len(self.outbox) == 1:
+            asyncio.get_running_loop().call_soon(self.flush)
+        elif len(self.outbox) >= OUTBOX_FRAMES:
+            self.flush()
+
+    def flush(self) -> None:
+        frames, self.outbox = self.outbox, []
+        # Without a writer the worker has gone: `WorkerPool.lost` fails these frames' invocations, which a
+        # replacement must not run as well.
+        if frames and self.writer is not None:
+            self.writer.write(b"".join(frames))
 
 
 class WorkerPool:
@@ -118,6 +138,7 @@ class WorkerPool:
 
     async def lost(self, slot: Slot) -> None:
         process, slot.process, slot.writer = slot.process, None, None
+        slot.outbox.clear()  # their invocations fail below
         code = None
         if process is not None:
             try:

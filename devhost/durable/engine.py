@@ -49,6 +49,7 @@ from devhost.durable.vocabulary import (
     payload_text,
     unknown_orchestrator,
 )
+from devhost.durable.workcount import Work, WorkCount
 from devhost.durable.workers import Reply, Workers
 from devhost.store import Store
 from devhost.workers import FunctionFailed, WorkerExited
@@ -75,14 +76,15 @@ class Engine:
         self.instances: dict[str, Instance] = {}
         self.runtimes: dict[str, InstanceRuntime] = {}
         self.scheduler = Scheduler(self)
+        self.work = WorkCount()  # what a backend would bill (`workcount`); read by the bench
         self.persistence = Persistence(store, self.runtime)
         # DEVHOST_QUEUE_LATENCY (`devhost.queuepolling`): when a delivered message is seen by its queue's poller.
         self.queues = queuepolling.QueueLatency(
             queuepolling.config_for(workers.app_dir), release=self.scheduler.mark_ready
         )
-        self.entities = Entities(index, workers, self.persistence, self.scheduler, self.queues, self.deliver)
+        self.entities = Entities(index, workers, self.persistence, self.scheduler, self.queues, self.deliver, self.work)
         self.timers = Timers(self.runtime, self.scheduler.arrive, self.timer_fired)
-        self.activities = Activities(index, workers, http_call, self.scheduler.arrive, self.activity_done)
+        self.activities = Activities(index, workers, http_call, self.scheduler.arrive, self.activity_done, self.work)
         self.session_mode = sessions.mode()
         self.loop_task: asyncio.Task[None] | None = None
 
@@ -188,6 +190,7 @@ class Engine:
         instance.pending.append(execution_started(instance))
         self.instances[instance_id] = instance
         self.persistence.save(instance)
+        self.work.add(Work.MESSAGE, "ExecutionStarted")
         if self.queues.arrive(instance_id, parent["id"] if parent else queuepolling.CLIENT):
             self.scheduler.mark_ready(instance_id)
         return instance
@@ -212,6 +215,7 @@ class Engine:
             return False
         if execution_id is not None and execution_id != instance.execution_id:
             return False
+        self.work.add(Work.MESSAGE, str(new_event["EventType"]))
         if instance.status == "Suspended":
             instance.held.append(new_event)
             self.persistence.save(instance)
@@ -272,6 +276,7 @@ class Engine:
         instance.new_execution(input_text, uuid.uuid4().hex, time.time())
         instance.pending.extend([execution_started(instance), *carried, *arrived])
         instance.first_batch = 1 + len(carried)
+        self.work.add(Work.MESSAGE, "ContinueAsNew")
         self.persistence.save(instance)
         self.scheduler.mark_ready(instance.id)
 
@@ -361,6 +366,7 @@ class Engine:
         first = 0 if self.session_mode == "verify" else past  # verify mode replays the whole history as well
         body = self.context_json(instance, [started, *delivered], context, first).encode()
         reply = self.workers.invoke(info, body, affinity=instance.id, **fields)
+        self.work.add(Work.EPISODE, instance.name)
         self.scheduler.in_flight.add(instance_id)
         replayed = len(instance.history) + 1 + len(delivered)
         reply.add_done_callback(

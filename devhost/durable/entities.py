@@ -20,6 +20,7 @@ from devhost.durable.persistence import Persistence
 from devhost.durable.records import EntityRecord
 from devhost.durable.scheduler import Scheduler
 from devhost.durable.vocabulary import EVENT_RAISED, DurableError, PayloadTooLarge, event, payload_text
+from devhost.durable.workcount import Work, WorkCount
 from devhost.durable.workers import Reply, Workers
 from devhost.workers import WorkerExited
 from localtools import fastjson
@@ -33,7 +34,7 @@ Deliver = Callable[[str, dict[str, Any], str | None, str], bool]
 class Entities:
     def __init__(
         self, index: AppIndex, workers: Workers, persistence: Persistence, scheduler: Scheduler,
-        queues: queuepolling.QueueLatency, deliver: Deliver,
+        queues: queuepolling.QueueLatency, deliver: Deliver, work: WorkCount,
     ) -> None:  # fmt: skip
         self.index = index
         self.workers = workers
@@ -41,6 +42,7 @@ class Entities:
         self.scheduler = scheduler
         self.queues = queues
         self.deliver = deliver
+        self.work = work
         self.records: dict[str, EntityRecord] = {}
         self.unsaved: dict[str, EntityRecord] | None = None  # a dict while a batch of steps runs
 
@@ -57,6 +59,7 @@ class Entities:
     def enqueue(self, entity_id: str, operation: dict[str, Any]) -> None:
         record = self.records.setdefault(entity_id, EntityRecord(entity_id))
         record.queue.append(operation)
+        self.work.add(Work.MESSAGE, "EntitySignal" if operation.get("isSignal") else "EntityCall")
         # From an orchestration (its id is the operation's parent) or from a client (signal_entity).
         if self.queues.arrive(entity_id, operation.get("parent") or queuepolling.CLIENT):
             self.scheduler.mark_ready(entity_id)
@@ -108,6 +111,9 @@ class Entities:
                       for op in batch],
         }  # fmt: skip
         reply = self.workers.invoke(info, fastjson.dumps(context), affinity=entity_id)
+        self.work.add(Work.ENTITY_BATCH, record.name)
+        for op in batch:
+            self.work.add(Work.ENTITY_OPERATION, f"{record.name}.{op['name']}")
         self.scheduler.in_flight.add(entity_id)
         reply.add_done_callback(lambda done: self.scheduler.arrive(lambda: self.end(entity_id, batch, done)))
 

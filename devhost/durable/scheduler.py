@@ -69,8 +69,10 @@ class Scheduler:
         """Run ready steps for up to BATCH_SECONDS in one transaction (one commit for the lot).
 
         Returns how many steps ran and, when none could, how long until the first coalescing window ends.
-        Nothing started by a step (activities, timers) runs before the commit: they need the event loop,
-        which this synchronous batch holds until it has committed.
+        Timers and `call_http`'s built-in activity start after the commit: they need the event loop, which this
+        synchronous batch holds until it has committed. An app activity is handed to its worker at once, as the
+        Azure Storage backend queues an episode's messages before its checkpoint (`activities.Activities._send`);
+        its result, like every reply, is applied by a later batch, after the commit.
         """
         deadline = time.monotonic() + BATCH_SECONDS
         ran, wait, deferred = 0, None, 0

@@ -259,6 +259,18 @@ def test_management_operations(app: App) -> None:
     assert status == 200 and all(item["runtimeStatus"] == "Completed" for item in listed)
 
 
+def test_an_instance_query_ignores_values_it_cannot_parse_as_the_extension_does(app: App) -> None:
+    """HttpApiHandler reads each filter with TryParse and drops what does not parse: never a 500."""
+    done = app.wait(app.start("sequence"))["instanceId"]
+    status, everything = call(f"{app.durable}/instances/", key=app.key)
+    assert status == 200 and done in {item["instanceId"] for item in everything}
+    lenient = "top=many&createdTimeFrom=yesterday&createdTimeTo=soon&runtimeStatus=Bogus"
+    status, listed = call(f"{app.durable}/instances/?{lenient}", key=app.key)
+    assert status == 200 and {item["instanceId"] for item in listed} >= {done}
+    status, listed = call(f"{app.durable}/instances/?runtimeStatus=Bogus,Completed", key=app.key)
+    assert status == 200 and listed and all(item["runtimeStatus"] == "Completed" for item in listed)
+
+
 def test_timer_trigger_runs_on_startup_and_on_schedule(app: App) -> None:
     deadline = time.monotonic() + 10
     while len((app.marks / "ticks.log").read_text().splitlines()) < 3 if (app.marks / "ticks.log").exists() else True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cProfile
 import json
 from typing import Any
 
@@ -115,3 +116,45 @@ def test_an_entity_call_waits_for_the_response_to_its_request_and_a_signal_for_n
     assert progress(actions, [sent, raised("other")], [0, 1], requests=requests).blocked_at == 1
     assert progress(actions, [sent, raised("req-1")], [0, 1], requests=requests) == Progress(3, 2, "call_activity work")
     assert progress(actions, [sent, raised("req-1")], [0, 1]).blocked_at == 1  # a request not known: no answer
+
+
+def scheduled(task_id: int) -> dict[str, Any]:
+    return {"EventType": HistoryEventType.TASK_SCHEDULED, "EventId": task_id}
+
+
+def test_a_gather_is_through_when_its_last_member_ends_whatever_the_order() -> None:
+    # Scheduling events complete nothing; the gather is through at the event that ends its last member, which
+    # decides how many events DTFx had applied there (what a continue-as-new carries over).
+    actions = [all_of(activity(), activity(), activity()), activity()]
+    history = [scheduled(0), scheduled(1), scheduled(2), completed(2), completed(0), scheduled(9), completed(1)]
+    assert progress(actions, history, [0, 1, 2, 3]) == Progress(4, 1, "call_activity work", applied=7)
+    assert progress(actions, [*history, completed(3)], [0, 1, 2, 3]) == Progress(4, None, applied=8)
+    waiting = "all of [call_activity work, call_activity work, call_activity work]"
+    assert progress(actions, history[:-1], [0, 1, 2, 3]) == Progress(3, 0, waiting, applied=6)
+
+
+def replay_checks(width: int, reverse: bool) -> int:
+    """How many completion checks the shim's model makes for a gather of `width` activities whose results
+    arrive in order (or in reverse), after their TaskScheduled events: the work the model does per episode."""
+    actions = [all_of(*(activity() for _ in range(width)))]
+    ends = [completed(task) for task in range(width)]
+    history = [*(scheduled(task) for task in range(width)), *(reversed(ends) if reverse else ends)]
+    profile = cProfile.Profile()
+    profile.enable()
+    result = progress(actions, history, list(range(width)))
+    profile.disable()
+    assert result == Progress(width, None, applied=2 * width)
+    # Every call of `_Replay.complete`, the recursive ones (a gather checking its members) included.
+    return sum(
+        entry.callcount
+        for entry in profile.getstats()
+        if not isinstance(entry.code, str) and entry.code.co_name == "complete"
+    )
+
+
+def test_a_gather_costs_the_shim_model_linear_work_in_its_width() -> None:
+    # Every episode of a fan-in replays the shim over the whole history: a model that re-checked each earlier
+    # member on every result did width^2 checks per episode, so the fan-out's time grew with its square.
+    for reverse in (False, True):
+        small, large = replay_checks(1000, reverse), replay_checks(4000, reverse)
+        assert large <= 4.5 * small, (reverse, small, large)
