@@ -9,7 +9,7 @@ from typing import Any
 
 from acibatch import armrate
 from acibatch.armrate import WindowLimit, WriteAdmission
-from acibatch.fairqueue import RequestQueue, pack_rows, unpack_rows
+from acibatch.fairqueue import RequestQueue, unpack_rows
 from acibatch.leases import Lease, LeaseRequest, Quota
 
 EPSILON = 1e-9  # float slack when summing cores and memory against a limit
@@ -62,7 +62,7 @@ class CapacityState:
             "quotas": {tenant: quota.to_dict() for tenant, quota in self.quotas.items()},
             # The entity stores this once per operation: reuse each lease's and request's dict.
             "running": [lease.stored_form for lease in self.running.values()],
-            "queued": {tenant: pack_rows(queue.rows) for tenant, queue in self.queues.items() if queue},
+            "queued": {tenant: queue.stored() for tenant, queue in self.queues.items() if queue},
         }
 
     @classmethod

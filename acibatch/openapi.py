@@ -343,7 +343,9 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
                     "content": {"application/json": {"schema": _ref("Callback")}},
                 },
                 "responses": {
-                    "200": {"description": "the task already finished; the report was ignored"},
+                    "200": {
+                        "description": "the task already finished, or moved past the attempt; nothing was delivered"
+                    },
                     "202": {"description": "accepted and delivered to the task"},
                     **_errors(400, 401, 403, 413),
                 },

@@ -11,6 +11,7 @@ job stay cheap to store and to read.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -161,6 +162,15 @@ class JobProgress(StoredModel):
     def from_dict(cls, data: Mapping[str, Any] | None) -> JobProgress:
         return cls.model_validate(data) if data else cls()
 
+    def stored_json(self) -> dict[str, Any]:
+        """`to_dict()` built directly (same keys, order and values): the entity stores its state after every batch,
+        and pydantic's dump copies every task's letter, milliseconds for a 10,000-task job. The dicts are shared,
+        not copied: encode the result at once."""
+        data: dict[str, Any] = {"total": self.total, "cancelled": self.cancelled, "states": self.states}
+        if self.reasons:  # OMIT_WHEN_DEFAULT
+            data["reasons"] = self.reasons
+        return data
+
     def set_task(self, task_id: str, state: TaskState) -> None:
         # A late or replayed update must never move a finished task back to an earlier state.
         current = self.states.get(task_id)
@@ -180,8 +190,9 @@ class JobProgress(StoredModel):
 
     def counts(self) -> dict[str, int]:
         counts = {str(state): 0 for state in TaskState}
-        for letter in self.states.values():
-            counts[str(_FROM_LETTER[letter])] += 1
+        # Tallied by letter first: the API counts a 10,000-task job's letters on every read of it.
+        for letter, number in Counter(self.states.values()).items():
+            counts[str(_FROM_LETTER[letter])] += number
         reported_queued = counts[str(TaskState.QUEUED)]
         counts[str(TaskState.QUEUED)] = reported_queued + max(0, self.total - len(self.states))
         return counts

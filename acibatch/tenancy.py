@@ -131,7 +131,7 @@ def _queued_reason(state: CapacityState, request: LeaseRequest) -> str:
     if blocked is not None:
         return blocked
     queue = state.queues.get(request.tenant)
-    ahead = next((index for index, row in enumerate(queue.rows) if row[0] == request.lease_id), 0) if queue else 0
+    ahead = queue.position(request.lease_id) if queue else 0
     return f"fair queue: {ahead} earlier request(s) of this tenant first"
 
 

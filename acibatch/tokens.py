@@ -1,8 +1,14 @@
 """Callback tokens (per task attempt) and job-finished webhook signatures, both HMAC-SHA256.
 
-A callback token is `v1.<base64url(hmac)>` over a domain-separated message naming the task instance and the
-attempt, so a token for one task or attempt never verifies for another. Verification tries the current
-and the previous signing key (rotation) and compares in constant time.
+A callback token is an HMAC over a domain-separated message naming the task instance and the attempt, so a token
+for one task or attempt never verifies for another. Verification tries the current and the previous signing key
+(rotation) and compares in constant time.
+
+Tokens come in two formats (`TokenFormat`). `v2.<attempt>.<base64url(hmac)>` names its attempt in clear (the HMAC
+covers it), so the callback endpoint can verify it with no read of the task: it learns the attempt from the token
+and lets the task orchestration ignore a report of an attempt it has moved past. `v1.<base64url(hmac)>` names
+nothing: containers created before v2 hold it, and the endpoint reads the task's live record to learn the attempt
+to check it against. The attempt is not secret (containers get it as `BATCH_ATTEMPT`); only the HMAC is.
 
 Each attempt has two tokens, one per sender (`TokenPurpose`): the task's own code gets the task token, the acibatch
 agent's sidecar the agent token. They are signed under distinct domains, so neither can be derived from the other
@@ -14,10 +20,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Sequence
 from enum import StrEnum
 
-_TOKEN_PREFIX = "v1."
 _NOTIFY_DOMAIN = b"acibatch-notify-v1"
 
 
@@ -28,8 +34,28 @@ class TokenPurpose(StrEnum):
     AGENT = "agent"  # the acibatch agent's sidecar: completed
 
 
-# The task token keeps the domain it always had, so tokens minted before the agent existed still verify.
-_TOKEN_DOMAINS = {TokenPurpose.TASK: b"acibatch-callback-v1", TokenPurpose.AGENT: b"acibatch-agent-callback-v1"}
+class TokenFormat(StrEnum):
+    """How a callback token is written: the prefix before its first '.'."""
+
+    V1 = "v1"  # `v1.<mac>`: minted before v2; the endpoint reads the task to learn the attempt
+    V2 = "v2"  # `v2.<attempt>.<mac>`: the attempt in clear, under the HMAC; minted today
+
+
+# Every (format, purpose) signs under a domain of its own, so no token can be re-labelled as another format or
+# sender. The v1 domains are the ones v1 tokens always had, so tokens minted by earlier builds still verify.
+_TOKEN_DOMAINS = {
+    (TokenFormat.V1, TokenPurpose.TASK): b"acibatch-callback-v1",
+    (TokenFormat.V1, TokenPurpose.AGENT): b"acibatch-agent-callback-v1",
+    (TokenFormat.V2, TokenPurpose.TASK): b"acibatch-callback-v2",
+    (TokenFormat.V2, TokenPurpose.AGENT): b"acibatch-agent-callback-v2",
+}
+# The shapes minting produces (an HMAC-SHA256 is 43 unpadded base64url characters; an attempt has no sign or leading
+# zero and is far below a billion): anything else is nobody's token, refused before any work.
+_MAC = r"[A-Za-z0-9_-]{43}"
+_SHAPES = {
+    TokenFormat.V1: re.compile(rf"v1\.{_MAC}", re.ASCII),
+    TokenFormat.V2: re.compile(rf"v2\.([1-9][0-9]{{0,8}})\.{_MAC}", re.ASCII),
+}
 
 
 def _mac(key: str, *parts: bytes) -> bytes:
@@ -39,10 +65,30 @@ def _mac(key: str, *parts: bytes) -> bytes:
 
 
 def callback_token(
-    signing_key: str, task_instance_id: str, attempt: int, purpose: TokenPurpose = TokenPurpose.TASK
+    signing_key: str,
+    task_instance_id: str,
+    attempt: int,
+    purpose: TokenPurpose = TokenPurpose.TASK,
+    token_format: TokenFormat = TokenFormat.V2,
 ) -> str:
-    mac = _mac(signing_key, _TOKEN_DOMAINS[purpose], task_instance_id.encode(), str(attempt).encode())
-    return _TOKEN_PREFIX + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+    """The token of `purpose`'s sender for this attempt of the task (v1 only to verify tokens minted before v2)."""
+    domain = _TOKEN_DOMAINS[token_format, purpose]
+    mac = base64.urlsafe_b64encode(_mac(signing_key, domain, task_instance_id.encode(), str(attempt).encode()))
+    named = f".{attempt}" if token_format is TokenFormat.V2 else ""
+    return f"{token_format}{named}.{mac.rstrip(b'=').decode()}"
+
+
+def token_format(token: object) -> TokenFormat | None:
+    """The format a token is written in, or None when it has the shape of neither (nobody's token)."""
+    if not isinstance(token, str):
+        return None
+    return next((name for name, shape in _SHAPES.items() if shape.fullmatch(token)), None)
+
+
+def token_attempt(token: object) -> int | None:
+    """The attempt a v2 token names (not verified: `callback_sender` does that); None for any other token."""
+    match = _SHAPES[TokenFormat.V2].fullmatch(token) if isinstance(token, str) else None
+    return int(match.group(1)) if match else None
 
 
 def verify_callback_token(
@@ -52,11 +98,13 @@ def verify_callback_token(
     signing_keys: Sequence[str],
     purpose: TokenPurpose = TokenPurpose.TASK,
 ) -> bool:
-    if not isinstance(token, str) or not token.isascii():
+    """Whether `token`, in either format, is `purpose`'s token for this attempt of the task under one of the keys."""
+    written = token_format(token)
+    if written is None:
         return False
     valid = False
     for key in signing_keys:
-        expected = callback_token(key, task_instance_id, attempt, purpose)
+        expected = callback_token(key, task_instance_id, attempt, purpose, written)
         # Keep checking every key so the time taken does not depend on which key matched.
         valid |= hmac.compare_digest(expected.encode(), token.encode())
     return valid

@@ -1,11 +1,21 @@
 """`POST /api/callbacks/{jobId}/{taskId}?tenant=...`: a container reports progress or completion.
 
-The bearer token is the per-attempt HMAC token the container received as a secure env var. It is checked
-against the attempt the task orchestration is currently running, so a token of another task or of an older
-attempt is refused and raises nothing. An attempt has two tokens, the task's and (for a task run with the
-acibatch agent) the agent sidecar's; each may send only its own statuses (`acibatch.callbacks.sender_refusal`),
-so the task's code cannot report `completed` and end its attempt before its outputs are uploaded. A report for a
-finished task is acknowledged and ignored, which makes retries by the container harmless.
+The bearer token is the per-attempt HMAC token the container received as a secure env var. A token of today's
+format (`v2`, see `acibatch.tokens`) names its attempt under the HMAC, so a forged token, or one of another task or
+tenant, is refused (403) before any Durable call. A `v1` token (minted before v2, held by containers created across
+a deploy) names no attempt: it is checked against the attempt the task runs now.
+
+Either way the task's live record is read (its custom status, without the input), and only a report of the
+attempt the task runs now is raised: one read and one raise per report. The read cannot be left out: events that
+reach an orchestration while it is not waiting for them are kept by name by the Durable SDK, the last one winning,
+so an older attempt's report raised after the current one's (a leaked container retrying, say) would erase it. An
+older attempt's v2 report is answered 200 `accepted: false` (it was genuine, the task has moved on, so the sender
+should stop); an older attempt's v1 token is refused (403), as it always was.
+
+An attempt has two tokens, the task's and (for a task run with the acibatch agent) the agent sidecar's; each may
+send only its own statuses (`acibatch.callbacks.sender_refusal`), so the task's code cannot report `completed` and
+end its attempt before its outputs are uploaded. A report for a finished or purged task is acknowledged and ignored
+(200), which makes retries by the container harmless.
 """
 
 from __future__ import annotations
@@ -14,16 +24,19 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from acibatch import durable_names as names
-from acibatch.callbacks import CallbackInvalid, parse_callback, sender_refusal
+from acibatch.callbacks import CallbackInvalid, CallbackReport, parse_callback, sender_refusal
 from acibatch.naming import task_instance_id, validate_tenant_id
 from acibatch.records import TaskRecord
 from acibatch.settings import current as settings
 from acibatch.spec import ID_RULE
-from acibatch.tokens import callback_sender
+from acibatch.tokens import TokenFormat, callback_sender, token_attempt, token_format
 from api import bp
 from api.common import ApiError, bearer_token, handle_errors, json_response, read_json
+from api.raising import raise_unless_finished
+from api.statusreads import read_status
 
 REFUSED = "the token is not valid for the current attempt of this task"
+FINISHED = {"accepted": False, "reason": "the task has already finished"}
 
 
 @bp.route(route="callbacks/{jobId}/{taskId}", methods=["POST"])
@@ -35,34 +48,53 @@ async def task_callback(req: func.HttpRequest, client: df.DurableOrchestrationCl
     job_id, task_id = req.route_params.get("jobId", ""), req.route_params.get("taskId", "")
     # No task has an id outside these rules, so no token can be valid for one; refusing here also keeps
     # characters that instance ids forbid (control characters, '#', '?') away from the durable client's URLs.
-    if validate_tenant_id(tenant) or not ID_RULE.fullmatch(job_id) or not ID_RULE.fullmatch(task_id):
+    # A token of neither format's shape is nobody's: refused before any client call.
+    written = token_format(token)
+    if validate_tenant_id(tenant) or not ID_RULE.fullmatch(job_id) or not ID_RULE.fullmatch(task_id) or not written:
         raise ApiError(403, "Forbidden", REFUSED)
     instance = task_instance_id(tenant, job_id, task_id)
-    status = await client.get_status(instance)
-    runtime = getattr(status, "runtime_status", None)
-    custom = getattr(status, "custom_status", None)
-    if runtime is None or not isinstance(custom, dict):
-        raise ApiError(403, "Forbidden", REFUSED)
-    record = TaskRecord.from_dict(custom)
-    sender = callback_sender(token, instance, record.attempt, settings().signing_keys) if record.attempt >= 1 else None
-    if sender is None:
-        raise ApiError(403, "Forbidden", REFUSED)
+    keys = settings().signing_keys
+    if written is TokenFormat.V2:  # checked from itself first: a forged token, or another task's, reads nothing
+        attempt = token_attempt(token) or 0
+        sender = callback_sender(token, instance, attempt, keys) if attempt >= 1 else None
+        if sender is None:
+            raise ApiError(403, "Forbidden", REFUSED)
+        current, finished = await live_attempt(client, instance)
+    else:  # a v1 token is valid only for the attempt the task runs now
+        current, finished = await live_attempt(client, instance)
+        attempt = current
+        sender = callback_sender(token, instance, attempt, keys) if attempt >= 1 else None
+        if sender is None:
+            raise ApiError(403, "Forbidden", REFUSED)
     body = read_json(req)
     refusal = sender_refusal(body, sender)
     if refusal is not None:
         raise ApiError(403, "Forbidden", refusal)
+    report = parsed(body, attempt)
+    if finished:
+        return json_response(FINISHED, 200)
+    if attempt != current:
+        moved_on = f"the report is of attempt {attempt}; the task has moved on to attempt {current}"
+        return json_response({"accepted": False, "reason": moved_on}, 200)
+    if not await raise_unless_finished(client, instance, names.EVENT_CALLBACK, report.to_dict()):
+        return json_response(FINISHED, 200)
+    return json_response({"accepted": True, "attempt": attempt}, 202)
+
+
+def parsed(body: object, attempt: int) -> CallbackReport:
     try:
-        report = parse_callback(body, record.attempt)
+        return parse_callback(body, attempt)
     except CallbackInvalid as invalid:
         details = [{"path": path, "message": message} for path, message in invalid.errors]
         raise ApiError(400, "InvalidCallback", "the callback body is invalid", details) from None
-    if str(getattr(runtime, "value", runtime)) != "Running" or record.state.terminal:
-        return json_response({"accepted": False, "reason": "the task has already finished"}, 200)
-    try:
-        await client.raise_event(instance, names.EVENT_CALLBACK, report.to_dict())
-    except Exception:
-        # The task finished between our read and the raise (the host answers 410): same as a late repeat.
-        if getattr(await client.get_status(instance), "runtime_status", None) is not None:
-            return json_response({"accepted": False, "reason": "the task has already finished"}, 200)
-        raise
-    return json_response({"accepted": True, "attempt": record.attempt}, 202)
+
+
+async def live_attempt(client: df.DurableOrchestrationClient, instance: str) -> tuple[int, bool]:
+    """The attempt the task runs now and whether it has finished, from its live record (the custom status, read
+    without the input). A task that does not exist, or has no record yet, has no valid token: 403."""
+    status = await read_status(client, instance)
+    custom = None if status is None else status.custom_status
+    if status is None or status.runtime_status is None or not isinstance(custom, dict):
+        raise ApiError(403, "Forbidden", REFUSED)
+    record = TaskRecord.from_dict(custom)
+    return record.attempt, status.runtime_status != "Running" or record.state.terminal

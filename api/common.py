@@ -150,14 +150,22 @@ async def read_tenant(client: df.DurableOrchestrationClient, tenant: str) -> Ten
 
 
 async def authenticate(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> Principal:
+    return (await authenticate_reading(req, client))[0]
+
+
+async def authenticate_reading(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> tuple[Principal, TenantState | None]:
+    """`authenticate`, with the tenant's state it read to check the key (None for the admin), so a handler that
+    shows that state does not read the entity a second time."""
     key = bearer_token(req)
     if hmac.compare_digest(key.encode(), settings().admin_key.encode()):
-        return Principal(tenant=None)
+        return Principal(tenant=None), None
     tenant = tenant_of_key(key)
     state = await read_tenant(client, tenant) if tenant else None
     if tenant is None or state is None or not state.api_key_hash or not verify_api_key(key, state.api_key_hash):
         raise ApiError(401, "Unauthorized", "the key is not valid; use the admin key or a current tenant key")
-    return Principal(tenant=tenant)
+    return Principal(tenant=tenant), state
 
 
 def require_admin(principal: Principal) -> None:

@@ -31,8 +31,8 @@ from api import bp
 from api.common import (
     ApiError,
     authenticate,
+    authenticate_reading,
     base_url,
-    found_or_404,
     handle_errors,
     json_response,
     query_int,
@@ -41,6 +41,8 @@ from api.common import (
     require_tenant,
     runtime_of,
 )
+from api.jobfacts import JobFacts, job_status_and_facts
+from api.statusreads import InstanceStatus, read_status
 from api.tasklogs import LogQuery, stored_log
 
 TERMINAL = {"Completed", "Failed", "Terminated", "Canceled"}
@@ -172,14 +174,15 @@ async def submit_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
 @bp.durable_client_input(client_name="client")
 @handle_errors
 async def list_tenant_jobs(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    tenant = require_tenant(await authenticate(req, client))
+    # The tenant's state, read to check the key, is the one the answer shows: not read a second time.
+    principal, state = await authenticate_reading(req, client)
+    require_tenant(principal)
     state_filter = req.params.get("state")
     if state_filter is not None and state_filter not in {str(state) for state in JobState}:
         allowed = ", ".join(str(state) for state in JobState)
         raise ApiError(400, "InvalidQuery", f"query parameter 'state' must be one of {allowed} (omit it for every job)")
     offset = query_int(req, "offset", 0, 0, 10**9)
     limit = query_int(req, "limit", 50, 1, 500)
-    state = await read_tenant(client, tenant)
     page, total = list_jobs(state, state_filter, offset, limit) if state is not None else ([], 0)
     jobs = [{**item, **job_links(req, item["jobId"])} for item in page]
     next_offset = offset + len(page) if offset + len(page) < total else None
@@ -208,11 +211,8 @@ def summarize(status: Any, progress: JobProgress, task_count: int) -> tuple[JobS
 
 
 def _graph(job: dict[str, Any]) -> Graph | None:
-    """The dependency graph of a job that has one (checked at submit, so it builds)."""
-    stored = job.get("spec", {})
-    if "dependsOn" not in stored and not any("dependsOn" in task for task in stored.get("tasks", ())):
-        return None
-    return JobSpec.from_dict(stored).graph()
+    """The dependency graph of a job input that has one (checked at submit, so it builds)."""
+    return JobFacts.of_input(job).graph
 
 
 def _blocked(graph: Graph | None, progress: JobProgress) -> dict[str, list[str]]:
@@ -257,11 +257,11 @@ async def read_task_run(
     client: df.DurableOrchestrationClient, tenant: str, job_id: str, task_id: str
 ) -> tuple[TaskRecord, bool]:
     """The task's record, and whether it runs with the agent (stored logs, files): its input says so."""
-    status = await client.get_status(task_instance_id(tenant, job_id, task_id), show_input=True)
+    status = await read_status(client, task_instance_id(tenant, job_id, task_id), with_input=True)
     runtime = runtime_of(status)
-    if runtime is None:
+    if status is None or runtime is None:
         return TaskRecord(id=task_id), False
-    stored = _stored_input(status)
+    stored = status.input_ if isinstance(status.input_, dict) else {}
     # A first generation's input is the bare TaskInput; later generations wrap it (`acibatch.checkpoint`).
     task = stored.get("task")
     agent = (task if isinstance(task, dict) else stored).get("agent") is True
@@ -280,16 +280,32 @@ async def find_task(
     client: df.DurableOrchestrationClient, tenant: str, job_id: str, task_id: str
 ) -> tuple[TaskRecord, bool]:
     """A task of one of the tenant's jobs, as `read_task_run` gives it; 404 for an unknown job or task."""
-    job = _stored_input(await find_job(client, tenant, job_id))
-    if task_id not in _task_ids(job):
+    _, facts = await find_job_facts(client, tenant, job_id)
+    if task_id not in facts.task_ids:
         raise ApiError(404, "TaskNotFound", f"job '{job_id}' has no task '{task_id[:80]}'")
     return await read_task_run(client, tenant, job_id, task_id)
 
 
-async def find_job(client: df.DurableOrchestrationClient, tenant: str, job_id: str) -> Any:
-    status = client.get_status(job_instance_id(tenant, job_id), show_input=True)
-    message = f"job '{job_id}' does not exist"
-    return await found_or_404(status, lambda found: runtime_of(found) is not None, "JobNotFound", message)
+def _no_such_job(job_id: str) -> ApiError:
+    return ApiError(404, "JobNotFound", f"job '{job_id}' does not exist")
+
+
+async def find_job(client: df.DurableOrchestrationClient, tenant: str, job_id: str) -> InstanceStatus:
+    """The job orchestration's status without its input; 404 for a job the tenant does not have."""
+    status = await read_status(client, job_instance_id(tenant, job_id))
+    if status is None or runtime_of(status) is None:
+        raise _no_such_job(job_id)
+    return status
+
+
+async def find_job_facts(
+    client: df.DurableOrchestrationClient, tenant: str, job_id: str
+) -> tuple[InstanceStatus, JobFacts]:
+    """The job's status (without its input) and what the API needs of its input (`api.jobfacts`); 404 as above."""
+    found = await job_status_and_facts(client, tenant, job_id)
+    if found is None or runtime_of(found[0]) is None:
+        raise _no_such_job(job_id)
+    return found
 
 
 @bp.route(route="jobs/{jobId}", methods=["GET"])
@@ -300,10 +316,11 @@ async def get_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
     job_id = job_id_from_route(req)
     offset = query_int(req, "offset", 0, 0, 10**6)
     limit = query_int(req, "limit", 100, 0, 1000)
-    status = await find_job(client, tenant, job_id)
-    job = _stored_input(status)
-    task_ids = _task_ids(job)
-    progress = await read_progress(client, tenant, job_id)
+    # The status and the progress entity are read side by side: each read is a wait on the host.
+    (status, facts), progress = await asyncio.gather(
+        find_job_facts(client, tenant, job_id), read_progress(client, tenant, job_id)
+    )
+    task_ids = facts.task_ids
     state, counts, error = summarize(status, progress, len(task_ids))
     output = status.output if isinstance(status.output, dict) else {}
 
@@ -315,7 +332,7 @@ async def get_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
 
     page = task_ids[offset : offset + limit]
     tasks = await asyncio.gather(*(one(task_id) for task_id in page))
-    graph = _graph(job)
+    graph = facts.graph
     blocked = _blocked(graph, progress) if runtime_of(status) not in TERMINAL else {}
     if blocked:
         counts = {**counts, str(TaskState.BLOCKED): len(blocked)}
@@ -327,7 +344,7 @@ async def get_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
         tenant=tenant,
         state=state,
         cancel_requested=progress.cancelled,
-        created_at=job.get("submittedAt"),
+        created_at=facts.submitted_at,
         started_at=output.get("startedAt") or custom.get("startedAt"),
         finished_at=output.get("finishedAt"),
         error=error,

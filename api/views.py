@@ -9,7 +9,6 @@ tenant's jobs (another tenant's job is 404, as in `api.jobs`), the admin key rea
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -18,7 +17,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from acibatch.accounts import list_jobs
-from acibatch.naming import job_instance_id, validate_tenant_id
+from acibatch.naming import validate_tenant_id
 from acibatch.records import TaskState
 from acibatch.spec import ID_RULE
 from acibatch.tenancy import CapacityState, snapshot
@@ -27,25 +26,21 @@ from api.common import (
     ApiError,
     Principal,
     authenticate,
+    authenticate_reading,
     handle_errors,
     json_response,
     query_int,
     read_tenant,
     require_tenant,
-    runtime_of,
 )
 from api.dashboard_data import etag_matches, etag_of, ids_in_state, state_string, submitted_since
-from api.jobs import _stored_input, _task_ids, job_id_from_route, read_progress, read_task, summarize
+from api.jobs import find_job_facts, job_id_from_route, read_progress, read_task, summarize
+from api.statusreads import InstanceStatus
 from api.tenants import read_capacity, tenant_view
 
 READS_IN_PARALLEL = 16
 MAX_UNIX_SECONDS = 10**11  # the year 5138: past any job's submission time
 T = TypeVar("T")
-# Task ids of recently read jobs, per worker process: a job's input never changes, and decoding a 10,000-task
-# input (it arrives as JSON text inside the status) on every grid poll would cost more than the rest of the read.
-# Keyed by the instance's creation time too, so a purged and resubmitted job id is read afresh.
-TASK_ID_CACHE_SIZE = 64
-_task_id_cache: OrderedDict[tuple[str, str], tuple[str, ...]] = OrderedDict()
 
 
 def conditional_json(req: func.HttpRequest, body: Any) -> func.HttpResponse:
@@ -71,23 +66,11 @@ def _state_query(req: func.HttpRequest) -> TaskState | None:
 
 async def _job_status_and_ids(
     client: df.DurableOrchestrationClient, tenant: str, job_id: str
-) -> tuple[Any, tuple[str, ...]]:
-    instance = job_instance_id(tenant, job_id)
-    # The answer holds the job's input whatever is asked: the extension shows it unless `showInput=false`, and the
-    # Python SDK leaves a false flag out of the URL. What the cache saves is decoding it again.
-    status = await client.get_status(instance)
-    if runtime_of(status) is None:
-        raise ApiError(404, "JobNotFound", f"job '{job_id}' does not exist")
-    key = (instance, str(getattr(status, "created_time", "")))
-    ids = _task_id_cache.get(key)
-    if ids is None:
-        ids = tuple(_task_ids(_stored_input(status)))
-        _task_id_cache[key] = ids
-        while len(_task_id_cache) > TASK_ID_CACHE_SIZE:
-            _task_id_cache.popitem(last=False)
-    else:
-        _task_id_cache.move_to_end(key)
-    return status, ids
+) -> tuple[InstanceStatus, tuple[str, ...]]:
+    # The job's status without its input, and its task ids kept per worker (`api.jobfacts`): a grid poll of a
+    # 10,000-task job must not move and decode the job's whole input each time.
+    status, facts = await find_job_facts(client, tenant, job_id)
+    return status, facts.task_ids
 
 
 def _iso(value: Any) -> str | None:
@@ -182,14 +165,15 @@ async def _map_limited(read: Callable[[str], Awaitable[T]], keys: list[str]) -> 
 @bp.durable_client_input(client_name="client")
 @handle_errors
 async def dashboard_jobs(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    tenant = require_tenant(await authenticate(req, client))
+    # The tenant's state, read to check the key, is the one the answer shows: not read a second time.
+    principal, state = await authenticate_reading(req, client)
+    tenant = require_tenant(principal)
     wanted = _state_query(req)
     # Unix seconds: a plain integer, as every query number of this API is.
     since_seconds = query_int(req, "since", 0, 0, MAX_UNIX_SECONDS)
     since = datetime.fromtimestamp(since_seconds, UTC) if since_seconds else None
     offset = query_int(req, "offset", 0, 0, 10**9)
     limit = query_int(req, "limit", 20, 1, 100)
-    state = await read_tenant(client, tenant)
     everything, _ = list_jobs(state, None if wanted is None else str(wanted), 0, 10**9) if state else ([], 0)
     matching = submitted_since(everything, since)
     page = matching[offset : offset + limit]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+import threading
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from acibatch.loopback import KeptConnections
@@ -45,22 +48,71 @@ def get_json(url: str, key: str | None = None) -> Any:
     return request_json("GET", url, key=key)
 
 
+# The Durable HTTP API's routes as devhost names them when it counts client calls (its route handlers in
+# `devhost/durableapi.py`), so the bench can take its own calls out of what the job cost. Tried in order, on the
+# path without its query; the management verbs may carry a tail (`/terminate?reason=...`).
+ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
+    (method, re.compile(pattern), name)
+    for method, pattern, name in (
+        ("GET", r"devhost/work", ""),  # devhost does not count the reading of its counts
+        ("POST", r"orchestrators/[^/]+(/[^/]+)?", "start"),
+        ("*", r"instances/?", "instances_query"),
+        ("POST", r"instances/[^/]+/raiseEvent/[^/]+", "raise_event"),
+        ("POST", r"instances/[^/]+/(terminate|suspend|resume|restart|rewind)(/.*)?", ""),
+        ("GET", r"instances/[^/]+", "status"),
+        ("DELETE", r"instances/[^/]+", "purge"),
+        ("POST", r"entities/[^/]+/[^/]+", "signal_entity"),
+        ("GET", r"entities/[^/]+/[^/]+", "entity_state"),
+    )
+)
+
+
+# The bench calls from thread pools (HelloCities5's starts, the dispatch readings): a counter's `+=` is not atomic.
+_counting = threading.Lock()
+
+
+def route_name(method: str, path: str) -> str | None:
+    """devhost's name for the route a call to `path` (relative to the API's root) takes; "" for a call devhost
+    does not count; None for a path of no route."""
+    bare = path.split("?", 1)[0]
+    for allowed, pattern, name in ROUTES:
+        match = pattern.fullmatch(bare)
+        if match and allowed in ("*", method):
+            if not name and bare.startswith("instances/"):
+                return str(match.group(1))  # a management verb: its handler has the verb's name
+            return name
+    return None
+
+
 @dataclass(frozen=True)
 class DurableApi:
-    """A devhost's Durable HTTP API and the extension's system key that every call to it must present."""
+    """A devhost's Durable HTTP API and the extension's system key that every call to it must present.
+
+    `calls` counts the calls made through it by devhost's route name, as devhost counts them, so that a
+    measurement can subtract the bench's own polling from the work devhost reports (`bench/durablework.py`).
+    """
 
     url: str  # .../runtime/webhooks/durabletask
     key: str
+    calls: Counter[str] = field(default_factory=Counter, compare=False, hash=False, repr=False)
 
     @classmethod
     def of(cls, host_url: str, key: str) -> DurableApi:
         return cls(f"{host_url}/runtime/webhooks/durabletask", key)
 
     def get(self, path: str) -> Any:
+        self._count("GET", path)
         return get_json(f"{self.url}/{path}", self.key)
 
     def post(self, path: str, body: Any = None) -> Any:
+        self._count("POST", path)
         return post_json(f"{self.url}/{path}", body, self.key)
+
+    def _count(self, method: str, path: str) -> None:
+        name = route_name(method, path)
+        if name:
+            with _counting:
+                self.calls[name] += 1
 
 
 def wait_all(api: DurableApi, ids: list[str], timeout: float) -> None:

@@ -18,6 +18,13 @@
    replays with the real SDK), and in a devhost worker session (`devhost.sessions`).
 6. The file path's per-task overhead (bench/files.py): the same task without storage, with the agent, and
    staging files in and out, alternated on two stacks (skipped without Azurite).
+7. In 3, the Durable work per task (devhost's counts before the submit and once they settle after the job, less
+   the bench's own calls, by kind and name: `bench/durablework.py`), the Azure Storage transactions it would cost
+   (a model: `bench/workmodel.py`) and devhost's CPU per task (host + language workers, from /proc); the job
+   also runs in Azure mode (`AZURE_MODE`), its rounds alternating with the shipped ones, and both are reported.
+8. The scale job (`bench/scale.py`: 10,000 tasks, 50 groups; `--no-scale` skips it): its time over 3's median
+   round, devhost's peak RSS and the API's read latency during it.
+9. Issue 29's targets (`bench/targets.py`): each target, the measured figure and whether it holds.
 
 Prints a table and writes JSON to bench/results/. `--smoke` runs tiny sizes (CI checks the harness works).
 """
@@ -34,6 +41,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +50,10 @@ from typing import Any
 
 from acibatch.naming import job_instance_id, task_instance_id
 from bench.durable_api import DurableApi, get_json, wait_all, wait_for_instance
+from bench.durablework import difference, modes_compared, settled_counts, summary, without_own_calls, work_rows
 from bench.machine import MachineCpu, find_pids, machine_cpu_row, peak_rss_of_stack
+from bench.processcpu import cpu_used, devhost_cpu
+from bench.targets import target_rows, targets
 from devhost import fastpaths
 from devhost.app import load_app
 from devhost.durable import (
@@ -65,6 +77,12 @@ RESULTS = BENCH / "results"
 # The end-to-end job's time moves by a tenth between runs on this shared machine: the bench runs it this many
 # times with the headline callback client and reports the median round (and every round's ratio).
 E2E_ROUNDS = 3
+# devhost run as Azure runs a Python app: the Durable SDK untouched (no fast paths) and no orchestration sessions
+# (every episode replays the whole history). The end-to-end job runs this many rounds in it as well.
+AZURE_MODE = {SDK_FAST_PATHS: "0", SESSIONS: "0"}
+AZURE_MODE_ROUNDS = 2
+# The scale job (issue 29): tasks and concurrent groups, full and smoke.
+SCALE_SIZES = {False: (10_000, 50), True: (60, 10)}
 # What an episode answered with (recorded after it ran), so not part of what it was handed.
 EPISODE_OUTPUTS = {TASK_SCHEDULED, SUB_CREATED, TIMER_CREATED, EVENT_SENT, ORCHESTRATOR_COMPLETED, EXECUTION_COMPLETED}
 
@@ -224,26 +242,39 @@ def sleep_then_call_back(reporter: str) -> list[str]:
     return ["python3", "-c", code]  # the container's python3: the sandbox does not show this venv
 
 
-def end_to_end(tasks: int, slots: int, data: Path, reporter: str) -> dict[str, Any]:
-    settings = {"ACI_MAX_GROUPS": str(slots), "ACI_MAX_CORES": str(slots), "BATCH_POLL_SECONDS": "30"}
+def end_to_end(
+    tasks: int, slots: int, data: Path, reporter: str, settings: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """One job of `tasks` tasks on a fresh local stack (`settings` added to devhost's, e.g. `AZURE_MODE`)."""
+    base = {"ACI_MAX_GROUPS": str(slots), "ACI_MAX_CORES": str(slots), "BATCH_POLL_SECONDS": "30"}
     emulator_args = ["--max-groups", str(slots + 10), "--max-cores", str(slots + 10)]
-    with local_stack(data, settings=settings, emulator_args=emulator_args) as stack:
+    with local_stack(data, settings={**base, **(settings or {})}, emulator_args=emulator_args) as stack:
         admin = BatchClient(stack.api_url, stack.admin_key)
         key = admin.put_tenant("bench", {"maxGroups": slots, "maxCores": slots, "maxMemoryGb": slots})["apiKey"]
         client = BatchClient(stack.api_url, key)
         spec = {"jobId": "e2e", "image": EXAMPLE_WORKER_IMAGE, "command": sleep_then_call_back(reporter), "cpu": 1,
                 "memoryGb": 1, "env": {}, "taskCount": tasks,
                 "taskTimeoutSeconds": 600}  # fmt: skip
+        durable = DurableApi.of(stack.host_url, stack.durable_key)
+        stack_pids = find_pids(stack.host_url, stack.aci_url)
+        # The Durable work and devhost's CPU from before the submit until the job's last signals are applied
+        # (the tenant's set-up settled first), less the bench's own calls (`bench/durablework.py`).
+        work_before = settled_counts(durable)["counts"]
+        own_before, devhost_before = Counter(durable.calls), devhost_cpu(stack_pids["devhost"])
         cpu_before = MachineCpu.now()
         started = time.perf_counter()
         client.submit(spec)
-        durable = DurableApi.of(stack.host_url, stack.durable_key)
         wait_for_instance(durable, job_instance_id("bench", "e2e"))
         seconds = time.perf_counter() - started
         cpu_after = MachineCpu.now()
+        settled = settled_counts(durable)
+        devhost_used = cpu_used(devhost_cpu(stack_pids["devhost"]), devhost_before)
+        own = Counter(durable.calls)
+        own.subtract(own_before)
+        work = summary(without_own_calls(difference(settled["counts"], work_before), own), tasks)
         job = client.job("e2e", limit=0)
         records = client.all_tasks("e2e")
-        pids = peak_rss_of_stack(find_pids(stack.host_url, stack.aci_url))
+        pids = peak_rss_of_stack(stack_pids)
         container_started = {
             task_instance_id("bench", "e2e", r["id"]): float(r["result"]["containerStartedAt"])
             for r in records
@@ -253,6 +284,7 @@ def end_to_end(tasks: int, slots: int, data: Path, reporter: str) -> dict[str, A
     ordered = sorted(latencies) or [0.0]
     return {
         "tasks": tasks, "slots": slots, "reporter": reporter, "state": job["state"], "seconds": round(seconds, 2),
+        "settings": dict(settings or {}),
         "dispatches_measured": len(latencies),
         "dispatch_ms_median": round(statistics.median(ordered) * 1000, 1),
         "dispatch_ms_p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 1),
@@ -261,6 +293,10 @@ def end_to_end(tasks: int, slots: int, data: Path, reporter: str) -> dict[str, A
         # billed for: what runs inside the sandboxes, and their namespaces' kernel time): with two cores it
         # bounds how short the job can be.
         "machine_cpu": cpu_after.since(cpu_before) if cpu_before and cpu_after else None,
+        # devhost's host and workers only, submit to settled: what the stack's own code costs a task.
+        "devhost_cpu_ms_per_task": {part: round(value * 1000 / tasks, 2) for part, value in devhost_used.items()},
+        "work": {**work, "settled": settled["settled"], "settle_seconds": settled["waited"],
+                 "bench_calls_subtracted": dict(own)},
     }  # fmt: skip
 
 
@@ -312,9 +348,45 @@ def rounds_row(e2e: dict[str, Any]) -> str:
     return ", ".join(f"{ratio}x" for ratio in e2e["rounds_over_floor"])
 
 
+def azure_mode_rows(azure: dict[str, Any]) -> list[tuple[str, str]]:
+    cpu = azure["devhost_cpu_ms_per_task_median"]
+    return [
+        ("Azure mode: end-to-end / floor (median round)", f"{azure['over_floor']} ({azure['seconds']} s)"),
+        ("devhost CPU per task, shipped / Azure mode (ms)", f"{cpu['shipped']} / {cpu['azure_mode']}"),
+        *work_rows("Azure mode (median round)", azure["work"]),
+        ("  Azure mode less shipped, per kind", str(azure["work_per_task_difference"])),
+    ]
+
+
+def scale(smoke: bool, data: Path, reporter: str, e2e_seconds: float) -> dict[str, Any]:
+    """The scale job (`bench/scale.py`), with its time over the end-to-end job's median round."""
+    try:
+        from bench.scale import scale_run  # noqa: PLC0415  (imported here: the run goes on without it)
+    except ImportError as error:
+        return {"skipped": f"bench/scale.py cannot be imported: {error}"}
+    tasks, slots = SCALE_SIZES[smoke]
+    try:
+        result = scale_run(tasks, slots, data, reporter)
+    except Exception as error:  # a failed scale job is reported; it must not lose the run's other figures
+        return {"error": f"{type(error).__name__}: {error}"}
+    return {**result, "over_end_to_end": round(result["seconds"] / e2e_seconds, 2)}
+
+
+def scale_table(result: dict[str, Any] | None, e2e_seconds: float) -> list[tuple[str, str]]:
+    if result is None:
+        return [("scale job", "skipped (--no-scale)")]
+    if "skipped" in result or "error" in result:
+        return [("scale job", str(result.get("skipped") or result.get("error")))]
+    from bench.scale import scale_rows  # noqa: PLC0415
+
+    rows: list[tuple[str, str]] = scale_rows(result, e2e_seconds)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: check the harness, not the machine")
+    parser.add_argument("--no-scale", action="store_true", help="skip the 10,000-task job")
     args = parser.parse_args(argv)
     hello_count, widths, e2e_tasks, slots = (20, (50, 200), 20, 5) if args.smoke else (1000, (1000, 4000), 1000, 50)
     cores = os.cpu_count() or 1
@@ -323,8 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         data = Path(scratch)
         # devhost as shipped, then with the Durable SDK untouched and run as Azure runs it (no fast paths, no
         # sessions: every episode replays the whole history): both are reported.
-        stock = {SDK_FAST_PATHS: "0", SESSIONS: "0"}
-        with DevhostProcess(BENCH / "app", data / "stock", env=stock, log_path=data / "stock.log") as host:
+        with DevhostProcess(BENCH / "app", data / "stock", env=AZURE_MODE, log_path=data / "stock.log") as host:
             stock_run = hello_cities(DurableApi.of(host.url, host.system_key), hello_count)
         with DevhostProcess(BENCH / "app", data / "devhost", log_path=data / "devhost.log") as host:
             api = DurableApi.of(host.url, host.system_key)
@@ -340,27 +411,34 @@ def main(argv: list[str] | None = None) -> int:
         results["fan_out"] = {f"{w}_seconds": round(t, 2) for w, t in times.items()}
         results["fan_out"]["ratio"] = round(times[large] / times[small], 2)
         headline, *other_reporters = reporters()
-        rounds = [
-            end_to_end(e2e_tasks, slots, data / f"e2e-{headline}-{number}", headline)
-            for number in range(1 if args.smoke else E2E_ROUNDS)
-        ]
+        # The rounds as shipped, with rounds in Azure mode between them (shipped, Azure, shipped, ...), so the two
+        # modes see the same hour of this shared machine.
+        rounds, azure_rounds = [], []
+        for number in range(1 if args.smoke else E2E_ROUNDS):
+            rounds.append(end_to_end(e2e_tasks, slots, data / f"e2e-{headline}-{number}", headline))
+            if number < (1 if args.smoke else AZURE_MODE_ROUNDS):
+                azure_rounds.append(end_to_end(e2e_tasks, slots, data / f"e2e-azure-{number}", headline, AZURE_MODE))
         others = [end_to_end(e2e_tasks, slots, data / f"e2e-{name}", name) for name in other_reporters]
         floor = floor_seconds(e2e_tasks, slots)
-        for run in [*rounds, *others]:
+        for run in [*rounds, *azure_rounds, *others]:
             run["floor_seconds"] = round(floor, 2)
             run["over_floor"] = round(run["seconds"] / floor, 2)
-        results["end_to_end"] = {
+        results["end_to_end"] = e2e = {
             **median_round(rounds),
             "rounds_over_floor": [run["over_floor"] for run in rounds],
             "peak_rss_mb_highest_round": highest_rss(rounds),
         }
         results["end_to_end_rounds"] = rounds
         results["end_to_end_other_reporters"] = others
+        results["end_to_end_azure_mode"] = {**median_round(azure_rounds), **modes_compared(rounds, azure_rounds)}
+        results["end_to_end_azure_mode_rounds"] = azure_rounds
+        results["scale"] = None if args.no_scale else scale(args.smoke, data / "scale", headline, e2e["seconds"])
         # The file path's per-task overhead (issue 24); skipped, saying why, without Azurite.
         from bench import files  # noqa: PLC0415  (bench.files imports this module's BASH_REPORTER)
 
         results["files"] = files.files_overhead(*files.sizes(args.smoke), data / "files")
 
+    results["targets"] = targets(results)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench-{'smoke-' if args.smoke else ''}{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     out.write_text(json.dumps(results, indent=2))
@@ -384,7 +462,12 @@ def main(argv: list[str] | None = None) -> int:
         *[other_reporter_row(run) for run in others],
         ("peak RSS devhost incl. workers / aciemu, highest round (MB)", f"{rss.get('devhost')} / {rss.get('aciemu')}"),
         ("  devhost host / workers (MB)", f"{rss.get('devhost_host')} / {rss.get('devhost_workers')}"),
+        *work_rows("as shipped (median round)", e2e["work"]),
+        *azure_mode_rows(results["end_to_end_azure_mode"]),
+        *scale_table(results["scale"], e2e["seconds"]),
         *files.rows(results["files"]),
+        (f"issue 29 targets{' (smoke sizes: not a verdict)' if args.smoke else ''}", ""),
+        *target_rows(results["targets"]),
     ]
     print(f"\nacibatch bench on {cores} cores{' (smoke)' if args.smoke else ''}")
     for name, value in rows:

@@ -18,7 +18,7 @@ from acibatch.messages.progress import CancelMark, ProgressInit, TaskStateReport
 from acibatch.records import JobProgress, TaskState
 from entities import bp
 
-STORED = KeptState(JobProgress.from_dict, JobProgress.to_dict)
+STORED = KeptState(JobProgress.from_dict, JobProgress.stored_json)
 
 
 def apply(progress: JobProgress, operation: str, data: Any) -> Any:

@@ -2,7 +2,11 @@
 
 import azure.durable_functions as df
 
+from orchestrators import timestamps
+
 bp = df.Blueprint()
+# Every episode replays the whole history: parse each stored event's timestamp once per worker, not per episode.
+timestamps.install()
 
 from orchestrators import job, reclaim, schedule, task  # noqa: E402  (each registers functions on bp)
 

@@ -12,7 +12,10 @@ chunk only its outcome (its full record stays with the task), so a chunk's histo
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -21,13 +24,47 @@ import azure.durable_functions as df
 from acibatch import durable_names as names
 from acibatch.messages.progress import ProgressInit, TaskStateReport
 from acibatch.messages.tenant import JobUpdate
-from acibatch.plan import JobInput, chunk_instance_id, chunk_ranges, task_inputs
+from acibatch.plan import JobInput, TaskInput, chunk_instance_id, chunk_ranges, task_inputs
 from acibatch.records import JobState, TaskState
+from acibatch.spec import JobSpec
 from orchestrators import bp, calls
 from orchestrators.calls import Steps
+from orchestrators.inputmemo import InputMemo
 from orchestrators.job_end import finish_job
 from orchestrators.job_stop import stop_tasks
 from orchestrators.workflow import is_workflow, run_workflow
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """A job orchestration's input, parsed: the job, and its spec when first asked for (a workflow parses its own)."""
+
+    job: JobInput
+
+    @functools.cached_property
+    def spec(self) -> JobSpec:
+        return self.job.job_spec()
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """A chunk orchestration's input, parsed: its job and its tasks' inputs, and whether the caller wants each
+    task's outcome."""
+
+    job: JobInput
+    tasks: tuple[TaskInput, ...]
+    outcomes: bool
+
+    @classmethod
+    def from_input(cls, data: Mapping[str, Any]) -> ChunkPlan:
+        job = JobInput.from_dict(data["job"])
+        spec = job.job_spec()
+        return cls(job, tuple(task_inputs(job, spec, 0, len(spec.tasks))), bool(data.get("outcomes")))
+
+
+# Every episode replays from the start: each input (the job's holds every task of the job) is parsed once per worker.
+JOB_PLANS = InputMemo(lambda data: JobPlan(JobInput.from_dict(data)))
+CHUNK_PLANS = InputMemo(ChunkPlan.from_input)
 
 
 def _slice_spec(spec: dict[str, Any], first: int, count: int) -> dict[str, Any]:
@@ -48,12 +85,13 @@ def settle(context: df.DurableOrchestrationContext, children: list[Any]) -> Step
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.JOB_ORCHESTRATOR)
 def job_orchestrator(context: df.DurableOrchestrationContext) -> Steps[dict[str, Any] | None]:
-    job = JobInput.from_dict(context.get_input())
+    plan = JOB_PLANS(context)
+    job = plan.job
     if is_workflow(job):
         # Dependencies or a task that can stop the job: one orchestrator owns the readiness state (a job without
         # them keeps the chunk fan-out below, unchanged).
         return (yield from run_workflow(context, job))
-    spec = job.job_spec()
+    spec = plan.spec
     started_at = context.current_utc_datetime.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
     yield calls.init_progress(context, job.progress_key, ProgressInit(len(spec.tasks)))
@@ -118,10 +156,8 @@ def job_orchestrator(context: df.DurableOrchestrationContext) -> Steps[dict[str,
 def chunk_orchestrator(context: df.DurableOrchestrationContext) -> Steps[dict[str, Any]]:
     """Run a slice of the job's tasks; returns per-state counts, or with `"outcomes": true` (a workflow's release)
     each task's `[index, state, dependencyAction, jobAction]` so the workflow can update its readiness."""
-    data = context.get_input()
-    job = JobInput.from_dict(data["job"])
-    spec = job.job_spec()
-    tasks = task_inputs(job, spec, 0, len(spec.tasks))
+    plan = CHUNK_PLANS(context)
+    job, tasks = plan.job, plan.tasks
     outcomes = yield from settle(
         context,
         [context.call_sub_orchestrator(names.TASK_ORCHESTRATOR, task.to_dict(), task.instance_id) for task in tasks],
@@ -138,6 +174,6 @@ def chunk_orchestrator(context: df.DurableOrchestrationContext) -> Steps[dict[st
         states[str(TaskState.FAILED)] += 1
         each.append([task.index, str(TaskState.FAILED), None, None])
         calls.report_task_state(context, job.progress_key, TaskStateReport(task.task_id, TaskState.FAILED))
-    if data.get("outcomes"):
+    if plan.outcomes:
         return {"outcomes": each}
     return dict(states)

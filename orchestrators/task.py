@@ -17,6 +17,7 @@ This module is the life's outline; its parts are `task_run` (state, waiting), `t
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import azure.durable_functions as df
@@ -30,6 +31,7 @@ from acibatch.policy import Next
 from acibatch.records import TaskRecord, TaskState
 from orchestrators import bp, calls
 from orchestrators.calls import Steps
+from orchestrators.inputmemo import InputMemo
 from orchestrators.task_admission import acquire, lease_ask, release
 from orchestrators.task_attempt import CALLBACK_GRACE_SECONDS, run_attempt
 from orchestrators.task_cleanup import fail_safely
@@ -37,6 +39,11 @@ from orchestrators.task_generations import ContinueAsNew
 from orchestrators.task_run import TaskRun, failure_text
 
 __all__ = ["CALLBACK_GRACE_SECONDS", "task_orchestrator"]  # the grace is read by the orchestrator tests
+
+# Every episode starts here again: the input (task, checkpoint, record) is parsed once per worker, not per episode.
+TASK_STARTS = InputMemo(TaskStart.from_input)
+# A pure function of its arguments (a regex and a hash), called again for every attempt on every replay.
+group_name = functools.lru_cache(maxsize=4096)(container_group_name)
 
 
 def run_task(task_run: TaskRun) -> Steps[None]:
@@ -110,7 +117,7 @@ def lifecycle(run: TaskRun) -> Steps[TaskRecord]:
 def start_attempt(run: TaskRun) -> None:
     run.group, run.deadline, run.create_at, run.capacity_waits = None, None, 0.0, 0
     run.user_report = None
-    name = container_group_name(run.task.tenant, run.task.job_id, run.task.task_id, run.attempt)
+    name = group_name(run.task.tenant, run.task.job_id, run.task.task_id, run.attempt)
     run.publish(state=TaskState.QUEUED, attempt=run.attempt, group_name=name, exit_code=None)
 
 
@@ -127,7 +134,7 @@ def final_outcome(final: TaskRecord) -> dict[str, Any]:
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.TASK_ORCHESTRATOR)
 def task_orchestrator(context: df.DurableOrchestrationContext) -> Steps[Any]:
-    start = TaskStart.from_input(context.get_input())
+    start = TASK_STARTS(context)
     if start.final is not None:
         # The last generation: the full record stays here (the API reads it); the chunk receives only the outcome.
         context.set_custom_status(start.final.live_status())

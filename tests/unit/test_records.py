@@ -113,6 +113,18 @@ def test_progress_round_trips() -> None:
     assert "reasons" not in JobProgress(total=1).to_dict()  # written only once a task has one
 
 
+def test_the_progress_entitys_stored_json_is_to_dicts_to_the_byte() -> None:
+    """The entity stores `stored_json()`; readers (the API, an older worker) expect exactly `to_dict()`'s JSON."""
+    assert set(JobProgress.model_fields) == {"total", "cancelled", "states", "reasons"}, "a new field: add it there"
+    fresh = JobProgress()
+    reported = JobProgress(total=3, states={"a": "R", "b": "S"})
+    unrun = JobProgress(total=3, cancelled=True)
+    unrun.end_unrun(["c", "d"], TaskState.SKIPPED, ["upstream b Failed", ""])
+    for progress in (fresh, reported, unrun):
+        assert json.dumps(progress.stored_json()) == json.dumps(progress.to_dict())
+        assert JobProgress.from_dict(progress.stored_json()) == progress
+
+
 @pytest.mark.parametrize(
     ("counts", "finished", "cancelled", "expected"),
     [
