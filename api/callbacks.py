@@ -29,7 +29,7 @@ from acibatch.naming import task_instance_id, validate_tenant_id
 from acibatch.records import TaskRecord
 from acibatch.settings import current as settings
 from acibatch.spec import ID_RULE
-from acibatch.tokens import TokenFormat, callback_sender, token_attempt, token_format
+from acibatch.tokens import TokenFormat, TokenPurpose, callback_sender, token_attempt, token_format
 from api import bp
 from api.common import ApiError, bearer_token, handle_errors, json_response, read_json
 from api.raising import raise_unless_finished
@@ -53,19 +53,14 @@ async def task_callback(req: func.HttpRequest, client: df.DurableOrchestrationCl
     if validate_tenant_id(tenant) or not ID_RULE.fullmatch(job_id) or not ID_RULE.fullmatch(task_id) or not written:
         raise ApiError(403, "Forbidden", REFUSED)
     instance = task_instance_id(tenant, job_id, task_id)
-    keys = settings().signing_keys
     if written is TokenFormat.V2:  # checked from itself first: a forged token, or another task's, reads nothing
         attempt = token_attempt(token) or 0
-        sender = callback_sender(token, instance, attempt, keys) if attempt >= 1 else None
-        if sender is None:
-            raise ApiError(403, "Forbidden", REFUSED)
+        sender = verified_sender(token, instance, attempt)
         current, finished = await live_attempt(client, instance)
     else:  # a v1 token is valid only for the attempt the task runs now
         current, finished = await live_attempt(client, instance)
         attempt = current
-        sender = callback_sender(token, instance, attempt, keys) if attempt >= 1 else None
-        if sender is None:
-            raise ApiError(403, "Forbidden", REFUSED)
+        sender = verified_sender(token, instance, attempt)
     body = read_json(req)
     refusal = sender_refusal(body, sender)
     if refusal is not None:
@@ -79,6 +74,14 @@ async def task_callback(req: func.HttpRequest, client: df.DurableOrchestrationCl
     if not await raise_unless_finished(client, instance, names.EVENT_CALLBACK, report.to_dict()):
         return json_response(FINISHED, 200)
     return json_response({"accepted": True, "attempt": attempt}, 202)
+
+
+def verified_sender(token: str, instance: str, attempt: int) -> TokenPurpose:
+    """Whose token this is for that attempt of the task (the task's or the agent's); 403 when it is neither."""
+    sender = callback_sender(token, instance, attempt, settings().signing_keys) if attempt >= 1 else None
+    if sender is None:
+        raise ApiError(403, "Forbidden", REFUSED)
+    return sender
 
 
 def parsed(body: object, attempt: int) -> CallbackReport:

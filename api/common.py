@@ -54,6 +54,10 @@ def error_response(error: ApiError) -> func.HttpResponse:
     return json_response({"error": body}, error.status, headers)
 
 
+# The runtime states of an orchestration that has ended (the extension's raise-event handler answers 410 for them).
+TERMINAL = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
+
+
 def runtime_of(status: Any) -> str | None:
     """An orchestration status's runtime state as a word ('Running', ...); None when the instance does not exist."""
     runtime = getattr(status, "runtime_status", None)

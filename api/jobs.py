@@ -29,6 +29,7 @@ from acibatch.settings import current as settings
 from acibatch.spec import ID_RULE, JobSpec, JobSpecInvalid, SpecError, parse_job_spec
 from api import bp
 from api.common import (
+    TERMINAL,
     ApiError,
     authenticate,
     authenticate_reading,
@@ -45,7 +46,6 @@ from api.jobfacts import JobFacts, job_status_and_facts
 from api.statusreads import InstanceStatus, read_status
 from api.tasklogs import LogQuery, stored_log
 
-TERMINAL = {"Completed", "Failed", "Terminated", "Canceled"}
 STATUS_READS_IN_PARALLEL = 16
 UPSTREAM_SHOWN = 20  # a reduce over 10,000 tasks lists its first 20 upstream ids (and how many there are)
 
@@ -208,11 +208,6 @@ def summarize(status: Any, progress: JobProgress, task_count: int) -> tuple[JobS
     queued = counts[str(TaskState.QUEUED)] + max(0, task_count - progress.total)
     counts = {**counts, str(TaskState.QUEUED): queued}
     return job_state_from_counts(counts, finished=False, cancelled=progress.cancelled), counts, error
-
-
-def _graph(job: dict[str, Any]) -> Graph | None:
-    """The dependency graph of a job input that has one (checked at submit, so it builds)."""
-    return JobFacts.of_input(job).graph
 
 
 def _blocked(graph: Graph | None, progress: JobProgress) -> dict[str, list[str]]:

@@ -16,13 +16,13 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from api.common import TERMINAL, runtime_of
+
 # The Python client's messages for the handler's 410 and 404 (the instance id sits in the middle).
 _FINISHED_MESSAGES = (
     re.compile(r"Instance with ID .* is gone: either completed or failed", re.DOTALL),
     re.compile(r"No instance with ID .* found\.", re.DOTALL),
 )
-# The runtime statuses the handler answers 410 for.
-_FINISHED_STATUSES = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
 
 
 def finished_answer(error: Exception) -> bool:
@@ -37,8 +37,7 @@ async def raise_unless_finished(client: df.DurableOrchestrationClient, instance:
     except Exception as error:
         if finished_answer(error):
             return False
-        runtime = getattr(await client.get_status(instance), "runtime_status", None)
-        if str(getattr(runtime, "value", runtime)) in _FINISHED_STATUSES:
+        if runtime_of(await client.get_status(instance)) in TERMINAL:
             return False
         raise
     return True

@@ -44,6 +44,7 @@ from acibatch.settings import current as settings
 from acibatch.spec import SpecError
 from api import bp
 from api.common import (
+    TERMINAL,
     ApiError,
     authenticate,
     base_url,
@@ -54,7 +55,7 @@ from api.common import (
     require_tenant,
     runtime_of,
 )
-from api.jobs import TERMINAL, agent_fit_problems
+from api.jobs import agent_fit_problems
 from api.tenants import default_wait_seconds, wait_until
 
 READS_IN_PARALLEL = 16

@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - only with an SDK this was not tested o
     get_async_request = None
 
 from acibatch.callbacks import decode_event_payload
+from api.common import runtime_of
 
 # The codes the status API answers an existing instance with: Completed, running or pending, Failed or
 # Terminated, and Failed when the caller asked failures to be 500s (as the SDK's own get_status accepts them).
@@ -55,18 +56,18 @@ class InstanceStatus:
             return None
 
 
-def _rpc_base_url(client: df.DurableOrchestrationClient) -> str:
+def _rpc_base(client: df.DurableOrchestrationClient) -> str | None:
     # The SDK keeps the binding's rpcBaseUrl on a private attribute; its own status reads use the same value.
-    bindings = getattr(client, "_orchestration_bindings", None)
-    url = getattr(bindings, "rpc_base_url", None)
-    if not url:
-        raise StatusReadFailed("the Durable client binding has no rpcBaseUrl")
-    return str(url)
+    url = getattr(getattr(client, "_orchestration_bindings", None), "rpc_base_url", None)
+    return str(url) if url else None
 
 
 def status_url(client: df.DurableOrchestrationClient, instance_id: str, *, with_input: bool) -> str:
     """The URL the SDK's `get_status` would call, saying explicitly whether to show the input."""
-    url = RpcManagementOptions(instance_id=instance_id).to_url(_rpc_base_url(client))
+    base = _rpc_base(client)
+    if base is None:
+        raise StatusReadFailed("the Durable client binding has no rpcBaseUrl")
+    url = RpcManagementOptions(instance_id=instance_id).to_url(base)
     return f"{url}{'&' if '?' in url else '?'}showInput={'true' if with_input else 'false'}"
 
 
@@ -74,7 +75,7 @@ async def read_status(
     client: df.DurableOrchestrationClient, instance_id: str, *, with_input: bool = False
 ) -> InstanceStatus | None:
     """The instance's status (its input decoded when `with_input`), or None when it does not exist."""
-    if get_async_request is None or not rpc_base_known(client):
+    if get_async_request is None or _rpc_base(client) is None:
         return await sdk_status(client, instance_id)
     code, body = await get_async_request(status_url(client, instance_id, with_input=with_input))
     if code == HTTPStatus.NOT_FOUND:
@@ -91,20 +92,16 @@ async def read_status(
     )
 
 
-def rpc_base_known(client: df.DurableOrchestrationClient) -> bool:
-    return bool(getattr(getattr(client, "_orchestration_bindings", None), "rpc_base_url", None))
-
-
 async def sdk_status(client: df.DurableOrchestrationClient, instance_id: str) -> InstanceStatus | None:
     """The same read through the SDK's public `get_status` (with the input, which it always asks for): the path
     when the SDK no longer has the internals the cheaper read uses."""
     status = await client.get_status(instance_id)
-    runtime = getattr(status, "runtime_status", None)
+    runtime = runtime_of(status)
     if runtime is None:
         return None
     created = getattr(status, "created_time", None)
     return InstanceStatus(
-        runtime_status=str(getattr(runtime, "value", runtime)),
+        runtime_status=runtime,
         custom_status=getattr(status, "custom_status", None),
         output=getattr(status, "output", None),
         created_text=created.strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(created, datetime) else "",

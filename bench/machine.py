@@ -41,15 +41,19 @@ class MachineCpu:
         return {"cpu_seconds": round(busy, 1), "busy_share": round(busy / total, 3) if total else 0.0}
 
 
+def children(pid: int) -> list[int]:
+    """The child processes of `pid` (devhost's language workers), none once it is gone."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def peak_rss_of_stack(pids: dict[str, int]) -> dict[str, Any]:
     """Peak RSS of aciemu, and of devhost with its language workers (the sum of each process's own peak: an
     upper bound of their peak together, since the peaks need not coincide)."""
     host = pids["devhost"]
-    try:
-        workers = [int(child) for child in Path(f"/proc/{host}/task/{host}/children").read_text().split()]
-    except OSError:
-        workers = []
-    parts = [peak_rss_mb(pid) for pid in (host, *workers)]
+    parts = [peak_rss_mb(pid) for pid in (host, *children(host))]
     return {
         "devhost": round(sum(part or 0.0 for part in parts), 1),
         "devhost_host": parts[0],

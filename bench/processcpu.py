@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from bench.machine import children
+
 
 def cpu_seconds(pid: int) -> float | None:
     """The user + system CPU a live process has used, or None if it is gone."""
@@ -18,13 +20,6 @@ def cpu_seconds(pid: int) -> float | None:
     fields = stat.rpartition(")")[2].split()
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
-
-
-def children(pid: int) -> list[int]:
-    try:
-        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def devhost_cpu(host: int) -> dict[str, float]:

@@ -191,7 +191,9 @@ def test_the_sdk_internals_the_cheaper_reads_use_are_there() -> None:
 
     binding = durable_client_binding("http://127.0.0.1:1", "hub", "http://127.0.0.1:2/durabletask/", "system-key")
     assert statusreads.get_async_request is not None
-    assert statusreads.rpc_base_known(df.DurableOrchestrationClient(binding))
+    assert statusreads.status_url(df.DurableOrchestrationClient(binding), "i", with_input=False).startswith(
+        "http://127.0.0.1:2/durabletask/instances/i"
+    )
     assert timestamps.HISTORY_EVENT_MODULE is not None and history_event_class is not None
     assert callable(getattr(timestamps.HISTORY_EVENT_MODULE, timestamps.PARSER_NAME))  # what `install` wraps
 

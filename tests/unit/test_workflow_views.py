@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from acibatch.records import JobProgress, TaskState
 from acibatch.spec import parse_job_spec
-from api.jobs import _blocked, _graph, _with_workflow_view
+from api.jobfacts import JobFacts
+from api.jobs import _blocked, _with_workflow_view
 from localdev.cli import draw_graph
 
 DIAMOND = {
@@ -26,7 +27,7 @@ def queued(task_id: str) -> dict[str, object]:
 
 def test_tasks_waiting_for_upstream_are_blocked_with_what_they_wait_for() -> None:
     job = {"spec": parse_job_spec(DIAMOND).to_dict()}
-    graph = _graph(job)
+    graph = JobFacts.of_input(job).graph
     progress = JobProgress(total=4)
     progress.set_task("A", TaskState.SUCCEEDED)
     progress.set_task("B", TaskState.RUNNING)
@@ -49,7 +50,7 @@ def test_a_skipped_task_shows_its_reason_and_plain_jobs_are_untouched() -> None:
     shown = _with_workflow_view(queued("D"), progress, {}, None)
     assert (shown["state"], shown["reason"]) == ("Skipped", "upstream B Failed")
     assert JobProgress.from_dict(progress.to_dict()) == progress
-    assert _graph({"spec": parse_job_spec({**DIAMOND, "tasks": [{"id": "x"}]}).to_dict()}) is None
+    assert JobFacts.of_input({"spec": parse_job_spec({**DIAMOND, "tasks": [{"id": "x"}]}).to_dict()}).graph is None
 
 
 def test_status_draws_small_graphs_by_depth() -> None:
