@@ -9,6 +9,9 @@ code (`succeeded`, `failed`, `progress`) and, for a task run with the acibatch a
 when a file could not be moved). A status is accepted only with its sender's token (`sender_refusal`), so user
 code cannot end its attempt before the uploads by posting `completed`. An event of the first three statuses
 carries exactly the keys it always had, so histories written before the agent replay unchanged.
+
+A task started with per-attempt event names hears each attempt's reports under a name of that attempt's own
+(`attempt_event`), so a report of another attempt can never stand in for this one's (`api/callbacks.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from acibatch import durable_names as names
 from acibatch.records import FailureCategory
 from acibatch.spec import json_type
 from acibatch.tokens import TokenPurpose
@@ -56,6 +60,12 @@ SENDER_OF = {
     CallbackStatus.PROGRESS: TokenPurpose.TASK,
     CallbackStatus.COMPLETED: TokenPurpose.AGENT,
 }
+
+
+def attempt_event(attempt: int) -> str:
+    """The event a report of this attempt is raised under when the task waits under per-attempt names (the reports
+    of v3 tokens): `Callback.a<attempt>`."""
+    return f"{names.EVENT_CALLBACK}.a{attempt}"
 
 
 def sender_refusal(body: object, sender: TokenPurpose) -> str | None:

@@ -23,6 +23,24 @@ WAITS_PER_GENERATION = 40
 HANDLED_KEPT = 16  # digests of the latest callback payloads handled, to recognise a repeat after a restart
 
 
+class CallbackEvents(StrEnum):
+    """Under which event name a task waits for its container's reports. Recorded in the task's input (its first
+    generation's, then each checkpoint's), so every replay of an instance waits under the names it always did: an
+    input without the field is an instance started before per-attempt names, and keeps the shared one."""
+
+    SHARED = "shared"  # `Callback` for every attempt; its containers get v2 tokens
+    # `Callback.a<attempt>`; its containers get v3 tokens. A report of another attempt lands under another name, so
+    # it can never take the place of this attempt's report, which lets the callback endpoint raise without a read.
+    PER_ATTEMPT = "perAttempt"
+
+
+CALLBACK_EVENTS_KEY = "callbackEvents"  # the input field: absent means SHARED
+
+
+def callback_events_of(data: Mapping[str, Any]) -> CallbackEvents:
+    return CallbackEvents(data.get(CALLBACK_EVENTS_KEY, CallbackEvents.SHARED))
+
+
 class Phase(StrEnum):
     QUEUED = "queued"  # waiting for a capacity lease
     CREATE = "create"  # holding a lease: (re-)create the attempt's group
@@ -48,6 +66,7 @@ class TaskCheckpoint:
     # A task run with the acibatch agent whose command has ended: the ISO time its uploads time out (WATCH; later
     # than `deadline` when the command ended near it). Written only when there is one.
     upload_deadline: str | None = None
+    callback_events: CallbackEvents = CallbackEvents.SHARED  # written only when per-attempt
 
     def to_dict(self) -> dict[str, Any]:
         state = self.attempt_state
@@ -71,6 +90,7 @@ class TaskCheckpoint:
             "generation": self.generation,
             **({"userReport": dict(self.user_report)} if self.user_report is not None else {}),
             **({"uploadDeadline": self.upload_deadline} if self.upload_deadline is not None else {}),
+            **events_field(self.callback_events),
         }
 
     @classmethod
@@ -99,7 +119,13 @@ class TaskCheckpoint:
             generation=int(data.get("generation", 1)),
             user_report=data.get("userReport"),
             upload_deadline=data.get("uploadDeadline"),
+            callback_events=callback_events_of(data),
         )
+
+
+def events_field(events: CallbackEvents) -> dict[str, Any]:
+    """The input field for `events`: none for the shared name, so the inputs of such instances keep their shape."""
+    return {} if events is CallbackEvents.SHARED else {CALLBACK_EVENTS_KEY: str(events)}
 
 
 def attempt_state(task: TaskInput, attempt: int, priority: str, platform_retries: int = 0) -> AttemptState:
@@ -127,6 +153,8 @@ class TaskStart:
     # With `final`: the leases this task's releases handed on (`{"freedAt": ISO time, "to": [lease ids]}`), from
     # its last working generation; a diagnostic the bench reads for its dispatch latency.
     handovers: tuple[dict[str, Any], ...] = ()
+    # A first generation's event names (`first_input`); a later one's are its checkpoint's.
+    callback_events: CallbackEvents = CallbackEvents.SHARED
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"task": self.task.to_dict()}
@@ -142,12 +170,20 @@ class TaskStart:
     def from_input(cls, data: Mapping[str, Any]) -> TaskStart:
         """A first generation's input is the bare `TaskInput` (as chunks start tasks); later ones are wrapped."""
         if "task" not in data:
-            return cls(TaskInput.from_dict(data))
+            return cls(TaskInput.from_dict(data), callback_events=callback_events_of(data))
         task = TaskInput.from_dict(data["task"])
-        resume = data.get("resume")
+        resume = None if data.get("resume") is None else TaskCheckpoint.from_dict(data["resume"], task)
         final = data.get("final")
         return cls(
             task,
-            None if resume is None else TaskCheckpoint.from_dict(resume, task),
+            resume,
             None if final is None else TaskRecord.from_dict(final),
+            callback_events=CallbackEvents.SHARED if resume is None else resume.callback_events,
         )
+
+
+def first_input(task: TaskInput, events: CallbackEvents) -> dict[str, Any]:
+    """A new task orchestration's input, as a chunk starts it: the bare `TaskInput`, plus, for per-attempt names, the
+    field that has it wait under them (an input may only gain fields: docs/versioning.md). `events` is what the job
+    recorded at submission (`JobInput.callback_events`), never a setting read during a replay."""
+    return {**task.to_dict(), **events_field(events)}

@@ -149,6 +149,9 @@ class JobInput:
     # submission), given to each of its agent tasks: recorded for the same reason as `storage`.
     agent_cpu: float = 0.0
     agent_memory_gb: float = 0.0
+    # The event names its tasks wait under ("shared" or "perAttempt", `acibatch.checkpoint.CallbackEvents`), from
+    # BATCH_CALLBACK_EVENTS at submission: recorded so every chunk of the job starts its tasks alike.
+    callback_events: str = "shared"
 
     @property
     def instance_id(self) -> str:
@@ -170,6 +173,7 @@ class JobInput:
             **({"storage": True} if self.storage else {}),  # omitted when off: older inputs stay byte-identical
             **({"agentCpu": self.agent_cpu} if self.agent_cpu else {}),
             **({"agentMemoryGb": self.agent_memory_gb} if self.agent_memory_gb else {}),
+            **({"callbackEvents": self.callback_events} if self.callback_events != "shared" else {}),
         }
 
     @classmethod
@@ -185,6 +189,7 @@ class JobInput:
             storage=bool(data.get("storage", False)),
             agent_cpu=float(data.get("agentCpu", 0.0)),
             agent_memory_gb=float(data.get("agentMemoryGb", 0.0)),
+            callback_events=str(data.get("callbackEvents", "shared")),
         )
 
     def job_spec(self) -> JobSpec:

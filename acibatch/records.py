@@ -197,6 +197,10 @@ class JobProgress(StoredModel):
         counts[str(TaskState.QUEUED)] = reported_queued + max(0, self.total - len(self.states))
         return counts
 
+    def has_begun(self, task_id: str) -> bool:
+        """Whether the task has reported here: it calls `begin` before it publishes anything of its own."""
+        return task_id in self.states
+
     def task_state(self, task_id: str) -> TaskState:
         letter = self.states.get(task_id)
         return TaskState.QUEUED if letter is None else _FROM_LETTER[letter]

@@ -24,6 +24,7 @@ MIN_SIGNING_KEY_CHARS = 32
 CONTAINER_PREFIX_RULE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*-?$")
 CONTAINER_PREFIX_CHARS = (2, 23)
 AGENT_IMAGE_PATH = "acibatch/agent:1"
+CALLBACK_EVENTS = ("shared", "perAttempt")  # BATCH_CALLBACK_EVENTS: the default first
 
 
 class SettingsError(ValueError):
@@ -77,6 +78,10 @@ class Settings:
     # Blob storage for input/output files and whole logs (issue 24); off unless configured. Not in repr: the
     # connection string holds the account key.
     storage: StorageSettings = field(default_factory=StorageSettings, repr=False)
+    # Under which event names the tasks of newly submitted jobs wait for their reports (`acibatch.checkpoint.
+    # CallbackEvents`): "perAttempt" lets a report be raised with no read, but an older build cannot run such a task,
+    # so it is off until this build runs on every worker (docs/callbacks.md, "Turning per-attempt names on").
+    callback_events: str = CALLBACK_EVENTS[0]
 
     @property
     def storage_enabled(self) -> bool:
@@ -128,6 +133,10 @@ class Settings:
         location = required("ACI_LOCATION", "the Azure region for the container groups, e.g. westeurope")
         endpoint = get("ACI_ENDPOINT")
         url("ACI_ENDPOINT", endpoint)
+        callback_events = get("BATCH_CALLBACK_EVENTS") or CALLBACK_EVENTS[0]
+        if callback_events not in CALLBACK_EVENTS:
+            choices = " or ".join(CALLBACK_EVENTS)
+            problems.append(f"BATCH_CALLBACK_EVENTS={callback_events!r} is invalid: set {choices}")
         endpoint_token = get("ACI_ENDPOINT_TOKEN")
         if endpoint and endpoint_token is None:
             problems.append(
@@ -202,6 +211,7 @@ class Settings:
             max_body_bytes=int(number("BATCH_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024, integer=True)),
             outbound=OutboundPolicy(allow_http=allow_http.lower() == "true", allow=allow),
             storage=storage,
+            callback_events=callback_events,
         )
         if problems:
             raise SettingsError("invalid app settings:\n  " + "\n  ".join(problems))

@@ -4,11 +4,14 @@ A callback token is an HMAC over a domain-separated message naming the task inst
 for one task or attempt never verifies for another. Verification tries the current and the previous signing key
 (rotation) and compares in constant time.
 
-Tokens come in two formats (`TokenFormat`). `v2.<attempt>.<base64url(hmac)>` names its attempt in clear (the HMAC
-covers it), so the callback endpoint can verify it with no read of the task: it learns the attempt from the token
-and lets the task orchestration ignore a report of an attempt it has moved past. `v1.<base64url(hmac)>` names
-nothing: containers created before v2 hold it, and the endpoint reads the task's live record to learn the attempt
-to check it against. The attempt is not secret (containers get it as `BATCH_ATTEMPT`); only the HMAC is.
+Tokens come in three formats (`TokenFormat`). `v3.<attempt>.<base64url(hmac)>` and `v2.<attempt>.<base64url(hmac)>`
+name their attempt in clear (the HMAC covers it), so the callback endpoint can verify them with no read of the task.
+A v3 token is minted only for a task that waits for each attempt's reports under an event name of that attempt's
+own (`acibatch.checkpoint.CallbackEvents`): its report is raised with no read at all. A v2 token is minted for a
+task started before that, which waits under one name for every attempt: the endpoint reads the task first so that
+only the current attempt's report is raised. `v1.<base64url(hmac)>` names nothing: containers created before v2
+hold it, and the endpoint reads the task's live record to learn the attempt to check it against. The attempt is
+not secret (containers get it as `BATCH_ATTEMPT`); only the HMAC is.
 
 Each attempt has two tokens, one per sender (`TokenPurpose`): the task's own code gets the task token, the acibatch
 agent's sidecar the agent token. They are signed under distinct domains, so neither can be derived from the other
@@ -38,7 +41,12 @@ class TokenFormat(StrEnum):
     """How a callback token is written: the prefix before its first '.'."""
 
     V1 = "v1"  # `v1.<mac>`: minted before v2; the endpoint reads the task to learn the attempt
-    V2 = "v2"  # `v2.<attempt>.<mac>`: the attempt in clear, under the HMAC; minted today
+    V2 = "v2"  # `v2.<attempt>.<mac>`: the attempt in clear, under the HMAC; for tasks with one callback event name
+    V3 = "v3"  # `v3.<attempt>.<mac>`: as v2, for tasks whose callback event names carry the attempt
+
+
+# The formats that write the attempt in clear.
+ATTEMPT_NAMED = (TokenFormat.V2, TokenFormat.V3)
 
 
 # Every (format, purpose) signs under a domain of its own, so no token can be re-labelled as another format or
@@ -48,13 +56,15 @@ _TOKEN_DOMAINS = {
     (TokenFormat.V1, TokenPurpose.AGENT): b"acibatch-agent-callback-v1",
     (TokenFormat.V2, TokenPurpose.TASK): b"acibatch-callback-v2",
     (TokenFormat.V2, TokenPurpose.AGENT): b"acibatch-agent-callback-v2",
+    (TokenFormat.V3, TokenPurpose.TASK): b"acibatch-callback-v3",
+    (TokenFormat.V3, TokenPurpose.AGENT): b"acibatch-agent-callback-v3",
 }
 # The shapes minting produces (an HMAC-SHA256 is 43 unpadded base64url characters; an attempt has no sign or leading
 # zero and is far below a billion): anything else is nobody's token, refused before any work.
 _MAC = r"[A-Za-z0-9_-]{43}"
 _SHAPES = {
     TokenFormat.V1: re.compile(rf"v1\.{_MAC}", re.ASCII),
-    TokenFormat.V2: re.compile(rf"v2\.([1-9][0-9]{{0,8}})\.{_MAC}", re.ASCII),
+    **{written: re.compile(rf"{written}\.([1-9][0-9]{{0,8}})\.{_MAC}", re.ASCII) for written in ATTEMPT_NAMED},
 }
 
 
@@ -69,12 +79,14 @@ def callback_token(
     task_instance_id: str,
     attempt: int,
     purpose: TokenPurpose = TokenPurpose.TASK,
-    token_format: TokenFormat = TokenFormat.V2,
+    token_format: TokenFormat = TokenFormat.V3,
 ) -> str:
-    """The token of `purpose`'s sender for this attempt of the task (v1 only to verify tokens minted before v2)."""
+    """The token of `purpose`'s sender for this attempt of the task: v3 for a task that waits under per-attempt
+    event names (the default), v2 for one that waits under the shared name, v1 only to verify tokens minted
+    before v2."""
     domain = _TOKEN_DOMAINS[token_format, purpose]
     mac = base64.urlsafe_b64encode(_mac(signing_key, domain, task_instance_id.encode(), str(attempt).encode()))
-    named = f".{attempt}" if token_format is TokenFormat.V2 else ""
+    named = f".{attempt}" if token_format in ATTEMPT_NAMED else ""
     return f"{token_format}{named}.{mac.rstrip(b'=').decode()}"
 
 
@@ -86,8 +98,9 @@ def token_format(token: object) -> TokenFormat | None:
 
 
 def token_attempt(token: object) -> int | None:
-    """The attempt a v2 token names (not verified: `callback_sender` does that); None for any other token."""
-    match = _SHAPES[TokenFormat.V2].fullmatch(token) if isinstance(token, str) else None
+    """The attempt a v2 or v3 token names (not verified: `callback_sender` does that); None for any other token."""
+    written = token_format(token)
+    match = _SHAPES[written].fullmatch(str(token)) if written in ATTEMPT_NAMED else None
     return int(match.group(1)) if match else None
 
 

@@ -28,7 +28,7 @@ from aciemu.arm import (
 )
 from aciemu.faults import API_FAULTS, LIFE_FAULTS, Fault, FaultBook, Operation
 from aciemu.groups import GroupRuntime
-from aciemu.groupstate import TRANSITIONING, Group, Timings, remove_tree
+from aciemu.groupstate import TRANSITIONING, Group, Timings
 from aciemu.images import ImageEntry, lookup, parse_catalog
 from aciemu.limits import Limits, Window, WriteKind
 from aciemu.rendering import UsageRow, operation_status, parse_operation_token
@@ -123,6 +123,9 @@ class Emulator:
             image_dir=entry.dir if entry else None, image_workdir=entry.workdir if entry else None, mounts=mounts,
         )  # fmt: skip
 
+    def discard(self, path: Path) -> None:
+        self.store.trash.discard(path)  # out of the way now, deleted in the background (`aciemu.trash`)
+
     def volume_root(self, group: Group) -> Path:
         # "_" cannot start a container name, so this never meets a container's own folder beside it.
         return self.store.work_dir(group) / "_volumes"
@@ -131,12 +134,12 @@ class Emulator:
         """Empty the group's emptyDir folders: a new deployment (create, start, restart, a move) starts without
         their data, as ACI promises nothing of it across a group restart and drops it on a stop."""
         root = self.volume_root(group)
-        remove_tree(root)
+        self.discard(root)
         for name in volumes.empty_dirs(group.volumes):
             (root / name).mkdir(parents=True, mode=0o700)
 
     def clear_volumes(self, group: Group) -> None:
-        remove_tree(self.volume_root(group))
+        self.discard(self.volume_root(group))
 
     def missing_secrets(self, group: Group) -> list[str]:
         """The group's secret volumes whose files this emulator no longer holds (it keeps them in memory only,
@@ -145,13 +148,22 @@ class Emulator:
         return [name for name in volumes.secret_volumes(group.volumes) if name not in held]
 
     async def delete_group(self, group: Group) -> None:
-        """Remove the group at once, then stop its processes and erase its files."""
+        """Remove the group and its files at once, then stop its processes.
+
+        Everything of the group's is taken before the first await: a group of the same name created while its
+        processes stop (a PUT, or the app creating it again after a `vanish` fault) is a new group, and nothing of
+        this delete may touch its file or folders. The moved folders are deleted once the processes are gone (a
+        process still running would go on writing into them)."""
         runtime = self.runtimes.pop(group.key, None)
         self.store.forget(group)
         self.secrets.pop(group.key, None)
-        if runtime is not None:
-            await runtime.stop_processes()
-        self.store.erase(group)
+        moved = self.store.erase(group)
+        try:
+            if runtime is not None:
+                await runtime.stop_processes()
+        finally:
+            for folder in moved:
+                self.store.trash.delete_later(folder)
 
     # -- start and stop --------------------------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ the store uses. The lifecycle that changes this state is `groups.GroupRuntime`.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -136,10 +135,6 @@ class Group:
             init_containers={c["name"]: ContainerRun.from_dict(c) for c in data["initContainers"]},
             faults=data.get("faults", []), created=data.get("created", time.time()), failure=data.get("failure"),
         )  # fmt: skip
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def write_private_file(path: Path, data: bytes) -> None:

@@ -214,6 +214,18 @@ def base_env(files: ContainerFiles, use_bwrap: bool) -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(files.home), "TMPDIR": str(files.tmp)}
 
 
+def fresh_folders(files: ContainerFiles, discard: Callable[[Path], None]) -> None:
+    """Every start (a restart too) begins from the image again, as in ACI: nothing an earlier run wrote survives.
+
+    On the event loop, and cheap: `discard` moves an earlier run's folder aside (one rename into the emulator's
+    trash, whose thread deletes it), then the new folder is made. Deleting it here stalled every other request and
+    container start behind a busy disk; deleting it on another thread let a delete of the group run in between,
+    after which that thread made the deleted group's folders again."""
+    for folder in (files.home, files.tmp):
+        discard(folder)
+        folder.mkdir(parents=True)
+
+
 async def spawn(
     argv: Sequence[str],
     env: Mapping[str, str],
@@ -222,11 +234,10 @@ async def spawn(
     memory_gb: float,
     marker: str,
     use_bwrap: bool,
+    discard: Callable[[Path], None],
 ) -> asyncio.subprocess.Process:
-    for folder in (files.home, files.tmp):
-        # Every start (a restart too) begins from the image again, as in ACI: nothing an earlier run wrote survives.
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
+    """Start the container's process in fresh folders; `discard` takes an earlier run's folder out of the way."""
+    fresh_folders(files, discard)
     full_env = {**base_env(files, use_bwrap), **env, MARKER_VAR: marker}
     fds = secret_fds(files.mounts) if use_bwrap else []
     try:

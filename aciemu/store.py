@@ -12,7 +12,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from aciemu.groupstate import Group, remove_tree, write_private_file
+from aciemu.groupstate import Group, write_private_file
+from aciemu.trash import Trash
 from localtools import fastjson
 
 FOLDERS = ("groups", "logs", "work")
@@ -30,6 +31,7 @@ class GroupStore:
         self.saved: dict[str, bytes] = {}  # what each group's file holds
         for folder in FOLDERS:
             (data_dir / folder).mkdir(parents=True, exist_ok=True)
+        self.trash = Trash(data_dir)
 
     def _stem(self, key: str) -> str:
         return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
@@ -74,12 +76,15 @@ class GroupStore:
         self.groups.pop(group.key, None)
         self.saved.pop(group.key, None)
 
-    def erase(self, group: Group) -> None:
-        """Delete a forgotten group's file, logs and container files (once its processes are gone)."""
+    def erase(self, group: Group) -> list[Path]:
+        """Delete a forgotten group's file and move its logs and container folders into the trash, all at once:
+        a restart never brings the group back, and a new group of the same name starts clean. Returns where the
+        folders went; the caller has them deleted (`trash.delete_later`) once the group's processes are gone."""
         with contextlib.suppress(FileNotFoundError):
             self._file(group.key).unlink()
-        remove_tree(self.data_dir / "logs" / self._stem(group.key))
-        remove_tree(self.work_dir(group))
+        moved = (self.trash.move_aside(self.data_dir / "logs" / self._stem(group.key)),
+                 self.trash.move_aside(self.work_dir(group)))  # fmt: skip
+        return [folder for folder in moved if folder is not None]
 
     def read_all(self) -> list[Group]:
         """Load every stored group (after an emulator restart), in file name order."""

@@ -64,7 +64,7 @@ def group_request(create: CreateGroupInput) -> GroupRequest:
         "BATCH_TASK_INDEX": str(task.index),
         "BATCH_ATTEMPT": str(create.attempt),
     }
-    token = callback_token(config.callback_signing_key, create.owner, create.attempt)
+    token = callback_token(config.callback_signing_key, create.owner, create.attempt, token_format=create.token_format)
     return GroupRequest(
         name=create.name,
         tenant=task.tenant,
@@ -96,7 +96,8 @@ def agent_for(create: CreateGroupInput) -> AgentPart | None:
     if not task.agent:
         return None
     part = agent_part(settings().storage, task, create.attempt, create.created_at)
-    token = callback_token(settings().callback_signing_key, create.owner, create.attempt, TokenPurpose.AGENT)
+    key = settings().callback_signing_key
+    token = callback_token(key, create.owner, create.attempt, TokenPurpose.AGENT, create.token_format)
     part = dataclasses.replace(part, callback_token=token)
     if not task.agent_cpu:
         return part

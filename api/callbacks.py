@@ -1,16 +1,23 @@
 """`POST /api/callbacks/{jobId}/{taskId}?tenant=...`: a container reports progress or completion.
 
-The bearer token is the per-attempt HMAC token the container received as a secure env var. A token of today's
-format (`v2`, see `acibatch.tokens`) names its attempt under the HMAC, so a forged token, or one of another task or
+The bearer token is the per-attempt HMAC token the container received as a secure env var. A token of the `v3` or
+`v2` format (see `acibatch.tokens`) names its attempt under the HMAC, so a forged token, or one of another task or
 tenant, is refused (403) before any Durable call. A `v1` token (minted before v2, held by containers created across
 a deploy) names no attempt: it is checked against the attempt the task runs now.
 
-Either way the task's live record is read (its custom status, without the input), and only a report of the
-attempt the task runs now is raised: one read and one raise per report. The read cannot be left out: events that
-reach an orchestration while it is not waiting for them are kept by name by the Durable SDK, the last one winning,
-so an older attempt's report raised after the current one's (a leaked container retrying, say) would erase it. An
-older attempt's v2 report is answered 200 `accepted: false` (it was genuine, the task has moved on, so the sender
-should stop); an older attempt's v1 token is refused (403), as it always was.
+A `v3` report is one raise and no read: its task waits for each attempt's reports under that attempt's own event
+name (`acibatch.callbacks.attempt_event`), so the report is raised under the name its token proved. An older
+attempt's report lands under a name nobody waits for any more and can never take the place of the current one's,
+and a task that has finished or been purged is told by the host's answer to the raise (410 or 404), answered 200
+`accepted: false`.
+
+A `v2` or `v1` report goes to a task that waits under one name for every attempt (the default, and every task
+started before per-attempt names). There the task's live record is read first (its custom status, without the
+input), and only a report of the attempt the task runs now is raised: events that reach an orchestration while it is
+not waiting for them are kept by name by the Durable SDK, the last one winning, so an older attempt's report raised
+after the current one's (a leaked container retrying, say) would erase it. An older attempt's v2 report is answered
+200 `accepted: false` (it was genuine, the task has moved on, so the sender should stop); an older attempt's v1
+token is refused (403), as it always was.
 
 An attempt has two tokens, the task's and (for a task run with the acibatch agent) the agent sidecar's; each may
 send only its own statuses (`acibatch.callbacks.sender_refusal`), so the task's code cannot report `completed` and
@@ -24,7 +31,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from acibatch import durable_names as names
-from acibatch.callbacks import CallbackInvalid, CallbackReport, parse_callback, sender_refusal
+from acibatch.callbacks import CallbackInvalid, CallbackReport, attempt_event, parse_callback, sender_refusal
 from acibatch.naming import task_instance_id, validate_tenant_id
 from acibatch.records import TaskRecord
 from acibatch.settings import current as settings
@@ -53,6 +60,8 @@ async def task_callback(req: func.HttpRequest, client: df.DurableOrchestrationCl
     if validate_tenant_id(tenant) or not ID_RULE.fullmatch(job_id) or not ID_RULE.fullmatch(task_id) or not written:
         raise ApiError(403, "Forbidden", REFUSED)
     instance = task_instance_id(tenant, job_id, task_id)
+    if written is TokenFormat.V3:
+        return await raise_attempt_report(req, client, token, instance)
     if written is TokenFormat.V2:  # checked from itself first: a forged token, or another task's, reads nothing
         attempt = token_attempt(token) or 0
         sender = verified_sender(token, instance, attempt)
@@ -61,11 +70,7 @@ async def task_callback(req: func.HttpRequest, client: df.DurableOrchestrationCl
         current, finished = await live_attempt(client, instance)
         attempt = current
         sender = verified_sender(token, instance, attempt)
-    body = read_json(req)
-    refusal = sender_refusal(body, sender)
-    if refusal is not None:
-        raise ApiError(403, "Forbidden", refusal)
-    report = parsed(body, attempt)
+    report = checked_report(req, sender, attempt)
     if finished:
         return json_response(FINISHED, 200)
     if attempt != current:
@@ -74,6 +79,26 @@ async def task_callback(req: func.HttpRequest, client: df.DurableOrchestrationCl
     if not await raise_unless_finished(client, instance, names.EVENT_CALLBACK, report.to_dict()):
         return json_response(FINISHED, 200)
     return json_response({"accepted": True, "attempt": attempt}, 202)
+
+
+async def raise_attempt_report(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient, token: str, instance: str
+) -> func.HttpResponse:
+    """A v3 report: checked from its token alone, then raised under its attempt's event name, with no read."""
+    attempt = token_attempt(token) or 0
+    report = checked_report(req, verified_sender(token, instance, attempt), attempt)
+    if not await raise_unless_finished(client, instance, attempt_event(attempt), report.to_dict()):
+        return json_response(FINISHED, 200)
+    return json_response({"accepted": True, "attempt": attempt}, 202)
+
+
+def checked_report(req: func.HttpRequest, sender: TokenPurpose, attempt: int) -> CallbackReport:
+    """The body as a report of `sender`: 403 for a status the sender may not send, 400 for an invalid body."""
+    body = read_json(req)
+    refusal = sender_refusal(body, sender)
+    if refusal is not None:
+        raise ApiError(403, "Forbidden", refusal)
+    return parsed(body, attempt)
 
 
 def verified_sender(token: str, instance: str, attempt: int) -> TokenPurpose:

@@ -21,7 +21,7 @@ from acibatch.durable_names import TenantOp
 from acibatch.entitystate import read_stored
 from acibatch.messages.tenant import JobRegistration
 from acibatch.models.views import JobAccepted, JobCancelling, JobList, JobView
-from acibatch.naming import job_instance_id, new_job_id, task_instance_id
+from acibatch.naming import job_instance_id, new_job_id
 from acibatch.plan import JobInput, progress_entity_key
 from acibatch.records import JobProgress, JobState, TaskRecord, TaskState, job_state_from_counts
 from acibatch.sealing import seal
@@ -45,8 +45,8 @@ from api.common import (
 from api.jobfacts import JobFacts, job_status_and_facts
 from api.statusreads import InstanceStatus, read_status
 from api.tasklogs import LogQuery, stored_log
+from api.taskpage import read_page, read_task_run
 
-STATUS_READS_IN_PARALLEL = 16
 UPSTREAM_SHOWN = 20  # a reduce over 10,000 tasks lists its first 20 upstream ids (and how many there are)
 
 
@@ -107,6 +107,7 @@ async def start_job(client: df.DurableOrchestrationClient, tenant: str, spec: Jo
             storage=signing.storage_enabled,
             agent_cpu=share.cpu,
             agent_memory_gb=share.memory_gb,
+            callback_events=signing.callback_events,
         )
         registration = JobRegistration(job_id, job.submitted_at, fingerprint)
         await client.signal_entity(
@@ -244,33 +245,6 @@ async def read_progress(client: df.DurableOrchestrationClient, tenant: str, job_
     return JobProgress.from_dict(await read_stored(client, entity))
 
 
-async def read_task(client: df.DurableOrchestrationClient, tenant: str, job_id: str, task_id: str) -> TaskRecord:
-    return (await read_task_run(client, tenant, job_id, task_id))[0]
-
-
-async def read_task_run(
-    client: df.DurableOrchestrationClient, tenant: str, job_id: str, task_id: str
-) -> tuple[TaskRecord, bool]:
-    """The task's record, and whether it runs with the agent (stored logs, files): its input says so."""
-    status = await read_status(client, task_instance_id(tenant, job_id, task_id), with_input=True)
-    runtime = runtime_of(status)
-    if status is None or runtime is None:
-        return TaskRecord(id=task_id), False
-    stored = status.input_ if isinstance(status.input_, dict) else {}
-    # A first generation's input is the bare TaskInput; later generations wrap it (`acibatch.checkpoint`).
-    task = stored.get("task")
-    agent = (task if isinstance(task, dict) else stored).get("agent") is True
-    data = status.custom_status
-    if runtime == "Completed":
-        # A task ends in a last generation whose input holds its full record (`acibatch.checkpoint`); one that
-        # finished before that design returned the record as its output.
-        data = stored.get("final") or status.output
-    record = TaskRecord.from_dict(data) if isinstance(data, dict) else TaskRecord(id=task_id)
-    if runtime in {"Failed", "Terminated"} and not record.state.terminal:
-        record = record.with_(state=TaskState.FAILED, error=f"task orchestration {runtime.lower()}")
-    return record, agent
-
-
 async def find_task(
     client: df.DurableOrchestrationClient, tenant: str, job_id: str, task_id: str
 ) -> tuple[TaskRecord, bool]:
@@ -311,6 +285,7 @@ async def get_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
     job_id = job_id_from_route(req)
     offset = query_int(req, "offset", 0, 0, 10**6)
     limit = query_int(req, "limit", 100, 0, 1000)
+    # Read only once the key is checked: nothing of the job is touched, or cached, for a caller who may not see it.
     # The status and the progress entity are read side by side: each read is a wait on the host.
     (status, facts), progress = await asyncio.gather(
         find_job_facts(client, tenant, job_id), read_progress(client, tenant, job_id)
@@ -319,14 +294,9 @@ async def get_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
     state, counts, error = summarize(status, progress, len(task_ids))
     output = status.output if isinstance(status.output, dict) else {}
 
-    semaphore = asyncio.Semaphore(STATUS_READS_IN_PARALLEL)
-
-    async def one(task_id: str) -> dict[str, Any]:
-        async with semaphore:
-            return (await read_task(client, tenant, job_id, task_id)).public()
-
-    page = task_ids[offset : offset + limit]
-    tasks = await asyncio.gather(*(one(task_id) for task_id in page))
+    page = list(task_ids[offset : offset + limit])
+    records = await read_page(client, (tenant, job_id), status, progress, page)
+    tasks = [record.public() for record in records]
     graph = facts.graph
     blocked = _blocked(graph, progress) if runtime_of(status) not in TERMINAL else {}
     if blocked:

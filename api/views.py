@@ -34,8 +34,9 @@ from api.common import (
     require_tenant,
 )
 from api.dashboard_data import etag_matches, etag_of, ids_in_state, state_string, submitted_since
-from api.jobs import find_job_facts, job_id_from_route, read_progress, read_task, summarize
+from api.jobs import find_job_facts, job_id_from_route, read_progress, summarize
 from api.statusreads import InstanceStatus
+from api.taskpage import read_page, read_task
 from api.tenants import read_capacity, tenant_view
 
 READS_IN_PARALLEL = 16
@@ -123,12 +124,13 @@ async def job_tasks(req: func.HttpRequest, client: df.DurableOrchestrationClient
     wanted = _state_query(req)
     offset = query_int(req, "offset", 0, 0, 10**6)
     limit = query_int(req, "limit", 50, 1, 200)
-    _, task_ids = await _job_status_and_ids(client, tenant, job_id)
+    status, task_ids = await _job_status_and_ids(client, tenant, job_id)
     progress = await read_progress(client, tenant, job_id)
-    # The filter uses the progress entity's letters, so only the page's tasks are read, however large the job.
+    # The filter uses the progress entity's letters, so only the page's tasks are read, however large the job;
+    # of those, only tasks in flight (`api.taskpage`).
     matching = ids_in_state(task_ids, state_string(task_ids, progress), wanted)
     page = matching[offset : offset + limit]
-    records = await _map_limited(lambda task_id: read_task(client, tenant, job_id, task_id), page)
+    records = await read_page(client, (tenant, job_id), status, progress, page)
     tasks = [record.public() for record in records]
     next_offset = offset + len(page) if page and offset + len(page) < len(matching) else None
     body = {"jobId": job_id, "tasks": tasks, "total": len(matching), "offset": offset, "nextOffset": next_offset}

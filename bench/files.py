@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from acibatch.naming import job_instance_id
+from bench import appsettings
+from bench.appsettings import job_settings
 from bench.durable_api import DurableApi, wait_for_instance
 from bench.machine import MachineCpu
 from bench.run import BASH_REPORTER
@@ -167,8 +169,8 @@ def files_overhead(tasks: int, slots: int, rounds: int, data: Path) -> dict[str,
     """Run the three kinds alternately, `rounds` jobs of `tasks` tasks each with `slots` groups at a time."""
     if find_azurite() is None:
         return {"skipped": f"azurite-blob is not installed: run `{INSTALL_HINT}`"}
-    settings = {"ACI_MAX_GROUPS": str(slots), "ACI_MAX_CORES": str(slots), "BATCH_POLL_SECONDS": "30"}
-    emulator_args = ["--max-groups", str(slots + 10), "--max-cores", str(slots + 10)]
+    settings = job_settings(slots)
+    emulator_args = appsettings.emulator_args(slots)
     runs: dict[Kind, list[dict[str, Any]]] = {kind: [] for kind in Kind}
     with ExitStack() as stacks:
         plain = stacks.enter_context(local_stack(data / "plain", settings=settings, emulator_args=emulator_args))

@@ -1,8 +1,9 @@
 """`make bench`: devhost and the whole stack measured side by side with peers on this machine.
 
-1. HelloCities5: N orchestrations x 5 sequential activities, started and awaited through the Durable HTTP API;
-   history events per second (10 per orchestration), on devhost as shipped and with the Durable SDK left
-   stock and replaying every episode (DEVHOST_SDK_FAST_PATHS=0, DEVHOST_ORCHESTRATION_SESSIONS=0), and the same
+1. HelloCities5 (`bench/hello.py`): N orchestrations x 5 sequential activities, started and awaited through the
+   Durable HTTP API; history events per second (10 per orchestration), on devhost as shipped and with the Durable
+   SDK left stock and replaying every episode (DEVHOST_SDK_FAST_PATHS=0, DEVHOST_ORCHESTRATION_SESSIONS=0) on one
+   language worker process, Azure's default (the judged figure), and on two (an extra figure), and the same
    workload on DBOS (SQLite) in the same run.
 2. Fan-out/fan-in: one orchestration with 1k and with 4k parallel activities (median of 5 runs each); the 4k/1k
    time ratio.
@@ -37,7 +38,6 @@ import logging
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,8 +49,11 @@ from pathlib import Path
 from typing import Any
 
 from acibatch.naming import job_instance_id, task_instance_id
-from bench.durable_api import DurableApi, get_json, wait_all, wait_for_instance
+from bench.appsettings import emulator_args, job_settings
+from bench.durable_api import DurableApi, get_json, wait_for_instance
 from bench.durablework import difference, modes_compared, settled_counts, summary, without_own_calls, work_rows
+from bench.floor import EMULATED_PROVISIONING_SECONDS, floor_seconds, floor_with_provisioning
+from bench.hello import WORKER_PROCESSES, dbos_hello_cities, hello_cities, on_devhost
 from bench.machine import MachineCpu, find_pids, machine_cpu_row, peak_rss_of_stack
 from bench.processcpu import cpu_used, devhost_cpu
 from bench.targets import target_rows, targets
@@ -81,19 +84,15 @@ E2E_ROUNDS = 3
 # (every episode replays the whole history). The end-to-end job runs this many rounds in it as well.
 AZURE_MODE = {SDK_FAST_PATHS: "0", SESSIONS: "0"}
 AZURE_MODE_ROUNDS = 2
+# HelloCities5 in Azure mode: the figure the targets judge runs on Azure's default, one language worker process. The
+# same run on two (FUNCTIONS_WORKER_PROCESS_COUNT, a setting a user can choose in Azure) is an extra figure, labelled
+# and never judged: replaying every episode with the stock SDK keeps one worker's core busy while the host's waits.
+HELLO_AZURE_MODE = {**AZURE_MODE, WORKER_PROCESSES: "1"}
+HELLO_AZURE_MODE_2_WORKERS = {**AZURE_MODE, WORKER_PROCESSES: "2"}
 # The scale job (issue 29): tasks and concurrent groups, full and smoke.
 SCALE_SIZES = {False: (10_000, 50), True: (60, 10)}
 # What an episode answered with (recorded after it ran), so not part of what it was handed.
 EPISODE_OUTPUTS = {TASK_SCHEDULED, SUB_CREATED, TIMER_CREATED, EVENT_SENT, ORCHESTRATOR_COMPLETED, EXECUTION_COMPLETED}
-
-
-def hello_cities(api: DurableApi, count: int) -> dict[str, Any]:
-    started = time.perf_counter()
-    with ThreadPoolExecutor(16) as pool:
-        ids = list(pool.map(lambda i: api.post(f"orchestrators/hello_cities/hc-{i}")["id"], range(count)))
-    wait_all(api, ids, timeout=600)
-    seconds = time.perf_counter() - started
-    return {"orchestrations": count, "seconds": round(seconds, 3), "events_per_second": round(count * 10 / seconds)}
 
 
 def fan_out(api: DurableApi, width: int, runs: int = 5) -> float:
@@ -172,25 +171,6 @@ def sdk_replay_ms(api: DurableApi, instance: str, rounds: int = 9, repeats: int 
     return {name: round(statistics.median(values), 3) for name, values in times.items()}
 
 
-def dbos_hello_cities(count: int) -> dict[str, Any]:
-    try:
-        output = subprocess.run(
-            [sys.executable, str(BENCH / "dbos_hello_cities.py"), str(count)],
-            capture_output=True, text=True, timeout=900, check=True,
-        ).stdout  # fmt: skip
-    except (subprocess.CalledProcessError, FileNotFoundError) as error:
-        return {"error": f"DBOS run failed: {error}"}
-    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
-    return {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}
-
-
-def floor_seconds(tasks: int, concurrency: int) -> float:
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(lambda _: subprocess.run(["sleep", "1"], check=True), range(tasks)))
-    return time.perf_counter() - started
-
-
 def parse(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
@@ -246,9 +226,8 @@ def end_to_end(
     tasks: int, slots: int, data: Path, reporter: str, settings: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """One job of `tasks` tasks on a fresh local stack (`settings` added to devhost's, e.g. `AZURE_MODE`)."""
-    base = {"ACI_MAX_GROUPS": str(slots), "ACI_MAX_CORES": str(slots), "BATCH_POLL_SECONDS": "30"}
-    emulator_args = ["--max-groups", str(slots + 10), "--max-cores", str(slots + 10)]
-    with local_stack(data, settings={**base, **(settings or {})}, emulator_args=emulator_args) as stack:
+    base = job_settings(slots)
+    with local_stack(data, settings={**base, **(settings or {})}, emulator_args=emulator_args(slots)) as stack:
         admin = BatchClient(stack.api_url, stack.admin_key)
         key = admin.put_tenant("bench", {"maxGroups": slots, "maxCores": slots, "maxMemoryGb": slots})["apiKey"]
         client = BatchClient(stack.api_url, key)
@@ -282,12 +261,19 @@ def end_to_end(
         }
         latencies = dispatch_latencies(durable, list(container_started), container_started)
     ordered = sorted(latencies) or [0.0]
+    median_ms = statistics.median(ordered) * 1000
+    p99_ms = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+    provisioning_ms = EMULATED_PROVISIONING_SECONDS * 1000
     return {
         "tasks": tasks, "slots": slots, "reporter": reporter, "state": job["state"], "seconds": round(seconds, 2),
         "settings": dict(settings or {}),
         "dispatches_measured": len(latencies),
-        "dispatch_ms_median": round(statistics.median(ordered) * 1000, 1),
-        "dispatch_ms_p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 1),
+        "dispatch_ms_median": round(median_ms, 1),
+        "dispatch_ms_p99": round(p99_ms, 1),
+        # The same figures less aciemu's emulated provisioning, which every hand-over waits (Azure's takes its place).
+        "provisioning_seconds": EMULATED_PROVISIONING_SECONDS,
+        "dispatch_ms_median_less_provisioning": round(median_ms - provisioning_ms, 1),
+        "dispatch_ms_p99_less_provisioning": round(p99_ms - provisioning_ms, 1),
         "peak_rss_mb": pids,
         # All of the machine's CPU while the job ran (this bench's own polling included, and what no process is
         # billed for: what runs inside the sandboxes, and their namespaces' kernel time): with two cores it
@@ -393,19 +379,20 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"machine_cores": cores, "smoke": args.smoke, "when": datetime.now(UTC).isoformat()}
     with tempfile.TemporaryDirectory(prefix="acibatch-bench-") as scratch:
         data = Path(scratch)
-        # devhost as shipped, then with the Durable SDK untouched and run as Azure runs it (no fast paths, no
-        # sessions: every episode replays the whole history): both are reported.
-        with DevhostProcess(BENCH / "app", data / "stock", env=AZURE_MODE, log_path=data / "stock.log") as host:
-            stock_run = hello_cities(DurableApi.of(host.url, host.system_key), hello_count)
+        # devhost with the Durable SDK untouched and run as Azure runs it (no fast paths, no sessions: every episode
+        # replays the whole history) on one worker, then on two (not judged), then as shipped: all are reported.
+        hc = results["hello_cities5"] = {
+            "devhost_stock_sdk": on_devhost(data / "stock", hello_count, HELLO_AZURE_MODE),
+            "devhost_stock_sdk_2_workers": on_devhost(data / "stock-2", hello_count, HELLO_AZURE_MODE_2_WORKERS),
+        }
         with DevhostProcess(BENCH / "app", data / "devhost", log_path=data / "devhost.log") as host:
             api = DurableApi.of(host.url, host.system_key)
-            results["hello_cities5"] = {"devhost": hello_cities(api, hello_count), "devhost_stock_sdk": stock_run}
+            hc["devhost"] = hello_cities(api, hello_count)
             results["sdk_replay_ms"] = sdk_replay_ms(api, "hc-0", rounds=3 if args.smoke else 9)
             times = {width: fan_out(api, width) for width in widths}
-        hc = results["hello_cities5"]
         hc["dbos"] = dbos_hello_cities(hello_count)
         dbos_rate = hc["dbos"].get("events_per_second")
-        for name in ("devhost", "devhost_stock_sdk"):
+        for name in ("devhost", "devhost_stock_sdk", "devhost_stock_sdk_2_workers"):
             hc[f"{name}_over_dbos"] = round(hc[name]["events_per_second"] / dbos_rate, 2) if dbos_rate else None
         small, large = widths
         results["fan_out"] = {f"{w}_seconds": round(t, 2) for w, t in times.items()}
@@ -423,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         for run in [*rounds, *azure_rounds, *others]:
             run["floor_seconds"] = round(floor, 2)
             run["over_floor"] = round(run["seconds"] / floor, 2)
+            run["over_floor_with_provisioning"] = round(run["seconds"] / floor_with_provisioning(floor, run), 3)
         results["end_to_end"] = e2e = {
             **median_round(rounds),
             "rounds_over_floor": [run["over_floor"] for run in rounds],
@@ -443,13 +431,16 @@ def main(argv: list[str] | None = None) -> int:
     out = RESULTS / f"bench-{'smoke-' if args.smoke else ''}{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     out.write_text(json.dumps(results, indent=2))
     hc, fo, e2e = results["hello_cities5"], results["fan_out"], results["end_to_end"]
+    stock, stock_2 = hc["devhost_stock_sdk"], hc["devhost_stock_sdk_2_workers"]
+    stock_dbos, stock_2_dbos = hc["devhost_stock_sdk_over_dbos"], hc["devhost_stock_sdk_2_workers_over_dbos"]
     rss = e2e["peak_rss_mb_highest_round"]
     replay = results["sdk_replay_ms"]
     rows = [
         ("HelloCities5 devhost (events/s)", hc["devhost"]["events_per_second"]),
-        ("HelloCities5 devhost, stock SDK replaying all (events/s)", hc["devhost_stock_sdk"]["events_per_second"]),
+        ("HelloCities5 devhost, stock SDK replaying all, 1 worker (events/s)", stock["events_per_second"]),
+        ("  extra, not judged: on 2 workers (events/s)", f"{stock_2['events_per_second']} ({stock_2_dbos}x DBOS)"),
         ("HelloCities5 DBOS (events/s)", hc["dbos"].get("events_per_second", hc["dbos"].get("error"))),
-        ("devhost / DBOS (stock SDK / DBOS)", f"{hc['devhost_over_dbos']} ({hc['devhost_stock_sdk_over_dbos']})"),
+        ("devhost / DBOS (stock SDK, 1 worker / DBOS)", f"{hc['devhost_over_dbos']} ({stock_dbos})"),
         ("SDK per HelloCities5, stock/fast/session (ms)", "{stock} / {fast_paths} / {session}".format(**replay)),
         (f"fan-out {small} / {large} (s)", f"{fo[f'{small}_seconds']} / {fo[f'{large}_seconds']}"),
         (f"fan-out ratio {large}/{small}", fo["ratio"]),
@@ -457,6 +448,11 @@ def main(argv: list[str] | None = None) -> int:
         ("floor (s)", e2e["floor_seconds"]),
         ("end-to-end / floor (median; every round)", f"{e2e['over_floor']} ({rounds_row(e2e)})"),
         ("dispatch latency median / p99 (ms)", f"{e2e['dispatch_ms_median']} / {e2e['dispatch_ms_p99']}"),
+        (
+            "  less the emulated provisioning (ms)",
+            f"{e2e['dispatch_ms_median_less_provisioning']} / {e2e['dispatch_ms_p99_less_provisioning']}",
+        ),
+        ("  end-to-end / (floor + emulated provisioning)", e2e["over_floor_with_provisioning"]),
         ("  hand-overs measured", e2e["dispatches_measured"]),
         ("  machine CPU in the job (s, % of all cores)", machine_cpu_row(e2e.get("machine_cpu"))),
         *[other_reporter_row(run) for run in others],

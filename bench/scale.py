@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from acibatch.naming import job_instance_id
+from bench.appsettings import emulator_args, job_settings
 from bench.durable_api import DurableApi, wait_for_instance
 from bench.machine import find_pids, peak_rss_of_stack
 from localdev.client import BatchClient
@@ -88,9 +89,8 @@ def scale_run(tasks: int, slots: int, data: Path, reporter: str) -> dict[str, An
     from bench.run import sleep_then_call_back  # noqa: PLC0415  (bench.run imports this module)
 
     # The end-to-end job's settings (bench.run.end_to_end), so the two times compare.
-    settings = {"ACI_MAX_GROUPS": str(slots), "ACI_MAX_CORES": str(slots), "BATCH_POLL_SECONDS": "30"}
-    emulator_args = ["--max-groups", str(slots + 10), "--max-cores", str(slots + 10)]
-    with local_stack(data, settings=settings, emulator_args=emulator_args) as stack:
+    settings = job_settings(slots)
+    with local_stack(data, settings=settings, emulator_args=emulator_args(slots)) as stack:
         admin = BatchClient(stack.api_url, stack.admin_key)
         quota = {"maxGroups": slots, "maxCores": slots, "maxMemoryGb": slots}
         key = admin.put_tenant(TENANT, quota)["apiKey"]

@@ -31,6 +31,14 @@ def _target(name: str, limit: str, measured: Any, test: Callable[[float], bool] 
     return {"target": name, "limit": limit, "measured": measured, "holds": holds}
 
 
+def on_one_worker(hc: dict[str, Any], figure: Any) -> Any:
+    """An Azure-mode HelloCities5 figure, judged only when its run had one language worker process, Azure's default
+    (counted by the bench; in results from before it counted, read off the run's settings): else None."""
+    run = hc.get("devhost_stock_sdk") or {}
+    workers = run.get("worker_processes", (run.get("settings") or {}).get("FUNCTIONS_WORKER_PROCESS_COUNT", 1))
+    return figure if int(workers) == 1 else None
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Every target; one whose figure the run lacks (skipped, failed) is listed with `measured` None."""
     e2e = results.get("end_to_end", {})
@@ -60,10 +68,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 _dig(scale, "api_ms", "job", "p99"), lambda v: v < SCALE_API_P99_MS),
         _target("scale job: GET /api/jobs p99 (ms)", f"< {SCALE_API_P99_MS:g}",
                 _dig(scale, "api_ms", "jobs", "p99"), lambda v: v < SCALE_API_P99_MS),
-        _target("HelloCities5 Azure mode (events/s)", f">= {AZURE_MODE_EVENTS:,.0f}",
-                _dig(hc, "devhost_stock_sdk", "events_per_second"), lambda v: v >= AZURE_MODE_EVENTS),
-        _target("HelloCities5 Azure mode / DBOS", f">= {AZURE_MODE_OVER_DBOS:g}x",
-                hc.get("devhost_stock_sdk_over_dbos"), lambda v: v >= AZURE_MODE_OVER_DBOS),
+        _target("HelloCities5 Azure mode, 1 worker (events/s)", f">= {AZURE_MODE_EVENTS:,.0f}",
+                on_one_worker(hc, _dig(hc, "devhost_stock_sdk", "events_per_second")),
+                lambda v: v >= AZURE_MODE_EVENTS),
+        _target("HelloCities5 Azure mode, 1 worker / DBOS", f">= {AZURE_MODE_OVER_DBOS:g}x",
+                on_one_worker(hc, hc.get("devhost_stock_sdk_over_dbos")), lambda v: v >= AZURE_MODE_OVER_DBOS),
         _target("HelloCities5 with sessions (events/s)", f">= {SESSIONS_EVENTS:,.0f}",
                 _dig(hc, "devhost", "events_per_second"), lambda v: v >= SESSIONS_EVENTS),
     ]  # fmt: skip

@@ -31,6 +31,7 @@ from __future__ import annotations
 import collections
 import functools
 import importlib
+import inspect
 import json
 import os
 import types
@@ -51,7 +52,10 @@ _EXECUTOR_MODULE = importlib.import_module("azure.durable_functions.models.TaskO
 _CONTEXT_MODULE = importlib.import_module("azure.durable_functions.models.DurableOrchestrationContext")
 _CODEC_MODULE = importlib.import_module("azure.functions._durable_functions")
 # A private helper of azure-functions (1.26 has it): if a later version drops it, that fast path is skipped.
+# The app may have put its own in front of it already (orchestrators.episodecost keeps the stock one as __wrapped__).
 _STOCK_IS_STRICT_MODE: Callable[[], bool] | None = getattr(_CODEC_MODULE, "_is_strict_mode", None)
+if _STOCK_IS_STRICT_MODE is not None:
+    _STOCK_IS_STRICT_MODE = inspect.unwrap(_STOCK_IS_STRICT_MODE)
 TIMESTAMPS_KEPT = 16_384  # a few MB; covers the histories of the orchestrations a busy worker replays in turn
 
 
@@ -120,6 +124,7 @@ def strict_mode_as_started(stock: Callable[[], bool]) -> Callable[[], bool]:
     def is_strict_mode() -> bool:
         return strict
 
+    is_strict_mode.__wrapped__ = stock  # type: ignore[attr-defined]  # what inspect.unwrap hands back
     return is_strict_mode
 
 

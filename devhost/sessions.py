@@ -140,10 +140,10 @@ class Sessions:
                 raise SessionMiss(instance_id)
             return str(handle(body)), False
         session = self.sessions.pop(instance_id, None)  # kept again below only if the episode succeeds
-        fields: dict[str, Any] = context_loads(body)
         usable = session is not None and session.execution == execution and session.consumed == past
         if past and not usable and not self.verify:
-            raise SessionMiss(instance_id)
+            raise SessionMiss(instance_id)  # before reading the body: the host sends it again, whole
+        fields: dict[str, Any] = context_loads(body)
         if past and usable and session is not None:
             events = fields["history"][past:] if self.verify else fields["history"]
             self.resumed += 1

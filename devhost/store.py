@@ -1,4 +1,5 @@
-"""SQLite (WAL) persistence for devhost: one JSON document per orchestration instance and per entity.
+"""SQLite (WAL) persistence for devhost: a JSON document per orchestration instance and per entity, plus rows for
+what grows or is written once (an instance's history, pending events, activities and input; an entity's queue).
 
 Every state change is written before its effects are started (a scheduled activity is stored before it
 runs), so killing the process at any moment and starting again resumes every instance: unfinished
@@ -22,11 +23,14 @@ from localtools.fastjson import dumps_text as encode
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS entities (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS inputs (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS history (instance TEXT, position INTEGER, event TEXT, PRIMARY KEY (instance, position));
 CREATE TABLE IF NOT EXISTS pending (instance TEXT, seq INTEGER, event TEXT, PRIMARY KEY (instance, seq));
 CREATE TABLE IF NOT EXISTS activities (instance TEXT, task INTEGER, work TEXT, PRIMARY KEY (instance, task));
+CREATE TABLE IF NOT EXISTS entity_ops (instance TEXT, seq INTEGER, op TEXT, PRIMARY KEY (instance, seq));
 """
-_COLUMNS = {"history": "position, event", "pending": "seq, event", "activities": "task, work"}
+# `entity_ops`: an entity's queued operations (`instance` is the entity's id), like an instance's pending events.
+_COLUMNS = {"history": "position, event", "pending": "seq, event", "activities": "task, work", "entity_ops": "seq, op"}
 _INSERT_ROW = {
     table: f"INSERT OR REPLACE INTO {table} (instance, {columns}) VALUES (?, ?, ?)"
     for table, columns in _COLUMNS.items()
@@ -81,7 +85,7 @@ class Store:
         self.append_rows(table, instance, key, [item])
 
     def delete_rows(self, table: str, instance: str, below: int | None = None, key: int | None = None) -> None:
-        column = {"history": "position", "pending": "seq", "activities": "task"}[table]
+        column = _COLUMNS[table].split(",")[0]
         if key is not None:
             self.connection.execute(f"DELETE FROM {table} WHERE instance = ? AND {column} = ?", (instance, key))
         elif below is not None:
@@ -95,6 +99,12 @@ class Store:
         for instance, key, data in self.connection.execute(f"SELECT instance, {column} FROM {table} ORDER BY 1, 2"):
             grouped.setdefault(instance, []).append((key, json.loads(data)))
         return grouped
+
+    def rows_of(self, table: str, instance: str) -> list[dict[str, Any]]:
+        """One instance's rows of `table`, in order."""
+        column = _COLUMNS[table]
+        query = f"SELECT {column} FROM {table} WHERE instance = ? ORDER BY 1"
+        return [json.loads(data) for _, data in self.connection.execute(query, (instance,))]
 
     def load_all(self, table: str) -> Iterator[dict[str, Any]]:
         for (data,) in self.connection.execute(f"SELECT data FROM {table}"):

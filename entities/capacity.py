@@ -22,7 +22,7 @@ from entities import bp
 
 STORED = KeptState[tenancy.CapacityState | None](
     lambda data: tenancy.CapacityState.from_dict(data) if data else None,
-    lambda state: None if state is None else state.to_dict(),
+    lambda state: None if state is None else state.stored_json(),
 )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from acibatch import durable_names as names
+from acibatch.checkpoint import CallbackEvents, first_input
 from acibatch.messages.progress import ProgressInit, TaskStateReport
 from acibatch.messages.tenant import JobUpdate
 from acibatch.plan import JobInput, TaskInput, chunk_instance_id, chunk_ranges, task_inputs
@@ -158,9 +159,13 @@ def chunk_orchestrator(context: df.DurableOrchestrationContext) -> Steps[dict[st
     each task's `[index, state, dependencyAction, jobAction]` so the workflow can update its readiness."""
     plan = CHUNK_PLANS(context)
     job, tasks = plan.job, plan.tasks
+    events = CallbackEvents(job.callback_events)
     outcomes = yield from settle(
         context,
-        [context.call_sub_orchestrator(names.TASK_ORCHESTRATOR, task.to_dict(), task.instance_id) for task in tasks],
+        [
+            context.call_sub_orchestrator(names.TASK_ORCHESTRATOR, first_input(task, events), task.instance_id)
+            for task in tasks
+        ],
     )
     states: Counter[str] = Counter()
     each: list[list[Any]] = []

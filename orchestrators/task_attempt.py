@@ -30,6 +30,7 @@ from orchestrators.task_agent import (
     waits_past_timeout,
 )
 from orchestrators.task_cleanup import apply, cleanup
+from orchestrators.task_events import callback_event, callback_token_format
 from orchestrators.task_generations import maybe_continue
 from orchestrators.task_run import TaskRun, Woken, failure_text, iso
 
@@ -79,6 +80,7 @@ def create(run: TaskRun, group: str) -> Steps[Decision | None]:
         priority=run.priority,
         owner=run.context.instance_id,
         created_at=int(run.now.timestamp()),
+        token_format=callback_token_format(run.callback_events),
     )
     while True:
         if run.cancelled:
@@ -97,7 +99,9 @@ def create(run: TaskRun, group: str) -> Steps[Decision | None]:
         else:
             created = CreateResult.parse(answer)
         if created.error is None:
-            run.callbacks.not_raced()  # its container may call back before the first wait
+            # Its container may call back before the first wait, under this attempt's name when names carry it.
+            run.callbacks.rename(callback_event(run.callback_events, run.attempt))
+            run.callbacks.not_raced()
             if run.deadline is None:  # a re-create of the same attempt keeps its first deadline
                 run.deadline = run.now + timedelta(seconds=run.task.task_timeout_seconds)
             # The command runs (again, in a re-create): its uploads' grace starts when it ends (`start_upload_grace`).

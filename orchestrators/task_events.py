@@ -8,6 +8,10 @@ complete each new waiter at once, forever. So a payload already handled is recog
 orchestrator stops listening for that name until its next timer; a newer event replaces the kept one and is read
 then, and status polling stays the backstop. The handled payloads are kept as short digests, so a continued
 generation can carry the latest ones (`acibatch.checkpoint`).
+
+A task's callbacks come under one name for every attempt (`Callback`), or, for a task started with per-attempt
+names (`acibatch.checkpoint.CallbackEvents`), under its attempt's own (`Callback.a<attempt>`, `callback_event`):
+then an older attempt's report, kept by the SDK under its own name, is never handed to this attempt's waiter.
 """
 
 from __future__ import annotations
@@ -18,8 +22,20 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from acibatch.callbacks import decode_event_payload
-from acibatch.checkpoint import HANDLED_KEPT
+from acibatch import durable_names as names
+from acibatch.callbacks import attempt_event, decode_event_payload
+from acibatch.checkpoint import HANDLED_KEPT, CallbackEvents
+from acibatch.tokens import TokenFormat
+
+
+def callback_event(events: CallbackEvents, attempt: int) -> str:
+    """The event name the attempt's reports are raised under (the endpoint names it from a v3 token's attempt)."""
+    return names.EVENT_CALLBACK if events is CallbackEvents.SHARED else attempt_event(attempt)
+
+
+def callback_token_format(events: CallbackEvents) -> TokenFormat:
+    """The token the attempt's containers get: v3 (raised with no read) only where the names carry the attempt."""
+    return TokenFormat.V2 if events is CallbackEvents.SHARED else TokenFormat.V3
 
 
 def digest(payload: Any) -> str:
@@ -45,6 +61,12 @@ class Events:
             self.waiter = self.context.wait_for_external_event(self.name)
         self.raced = True
         return [self.waiter]
+
+    def rename(self, name: str) -> None:
+        """Listen under `name` from now on (a new attempt's): the old name's waiter, and a repeat the SDK keeps for
+        it, belong to the attempt that has ended. The same name changes nothing."""
+        if name != self.name:
+            self.name, self.waiter, self.muted = name, None, False
 
     def not_raced(self) -> None:
         """Events may come from now on (a group was created) and none has been raced for yet."""

@@ -57,4 +57,5 @@ def checkpoint(run: TaskRun, phase: Phase) -> TaskCheckpoint:
         capacity_waits=run.capacity_waits,
         generation=run.generation + 1,
         user_report=None if run.user_report is None else run.user_report.to_dict(),
+        callback_events=run.callback_events,
     )

@@ -23,7 +23,7 @@ from acibatch.policy import AttemptState
 from acibatch.records import TaskRecord, TaskState
 from orchestrators import calls
 from orchestrators.calls import Steps
-from orchestrators.task_events import Events
+from orchestrators.task_events import Events, callback_event
 
 ERROR_TEXT_MAX = 500
 
@@ -70,7 +70,9 @@ class TaskRun:
         self.handovers: list[dict[str, Any]] = []  # leases this generation's releases handed on (`TaskStart`)
         self.cancel_waiter = context.wait_for_external_event(names.EVENT_CANCEL)
         self.cancelled = False
-        self.callbacks = Events(context, names.EVENT_CALLBACK, resume.handled if resume else ())
+        self.callback_events = start.callback_events  # recorded in the input: replays keep their event names
+        handled = resume.handled if resume else ()
+        self.callbacks = Events(context, callback_event(self.callback_events, self.attempt), handled)
         # A task run with the acibatch agent: the task's own terminal report of this attempt, kept until the
         # agent's report (or its result.json) ends the attempt (`task_agent`).
         kept = resume.user_report if resume else None

@@ -15,6 +15,7 @@ from acibatch.aci import ArmError
 from acibatch.callbacks import FileFailure
 from acibatch.messages.wire import optional_float, optional_int
 from acibatch.plan import TaskInput
+from acibatch.tokens import TokenFormat
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,9 @@ class CreateGroupInput:
     priority: str
     owner: str  # the task orchestration's instance id (tagged on the group; the callback token is bound to it)
     created_at: int  # epoch seconds
+    # The callback tokens to mint: v3 for a task that waits under per-attempt event names. A request without the
+    # field (every create of a task started before them) mints v2, so its reports reach the name it waits under.
+    token_format: TokenFormat = TokenFormat.V2
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +54,7 @@ class CreateGroupInput:
             "priority": self.priority,
             "owner": self.owner,
             "createdAt": self.created_at,
+            **({} if self.token_format is TokenFormat.V2 else {"tokenFormat": str(self.token_format)}),
         }
 
     @classmethod
@@ -61,6 +66,7 @@ class CreateGroupInput:
             str(data["priority"]),
             str(data["owner"]),
             int(data["createdAt"]),
+            TokenFormat(data.get("tokenFormat", TokenFormat.V2)),
         )
 
 

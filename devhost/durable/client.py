@@ -32,6 +32,9 @@ class DurableClient:
     def instances(self) -> dict[str, Instance]:
         return self.engine.instances
 
+    def history(self, instance: Instance) -> list[dict[str, Any]]:
+        return self.engine.persistence.history(instance)
+
     def start(self, name: str, instance_id: str | None, input_value: Any) -> Instance:
         return self.engine.start_instance(name, instance_id, input_value)
 

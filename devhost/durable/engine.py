@@ -29,14 +29,13 @@ from devhost.durable import episode
 from devhost.durable.activities import Activities
 from devhost.durable.entities import Entities
 from devhost.durable.persistence import Persistence
-from devhost.durable.records import Instance, execution_started, played_text
+from devhost.durable.records import Instance, execution_started
 from devhost.durable.runtime import InstanceRuntime
 from devhost.durable.scheduler import Scheduler
 from devhost.durable.timers import Timers
 from devhost.durable.vocabulary import (
     EVENT_RAISED,
     ORCHESTRATOR_STARTED,
-    OUT_OF_PROC_MARKER,
     RUNNING_STATES,
     SUB_COMPLETED,
     SUB_FAILED,
@@ -50,9 +49,9 @@ from devhost.durable.vocabulary import (
     unknown_orchestrator,
 )
 from devhost.durable.workcount import Work, WorkCount
-from devhost.durable.workers import Reply, Workers
+from devhost.durable.workers import Reply, Workers, read_reply
 from devhost.store import Store
-from devhost.workers import FunctionFailed, WorkerExited
+from devhost.workers import WorkerExited
 from localtools.fastjson import dumps_text as encode
 
 log = logging.getLogger("devhost.durable")
@@ -86,6 +85,9 @@ class Engine:
         self.timers = Timers(self.runtime, self.scheduler.arrive, self.timer_fired)
         self.activities = Activities(index, workers, http_call, self.scheduler.arrive, self.activity_done, self.work)
         self.session_mode = sessions.mode()
+        # With sessions on, a worker holds each orchestration's past events: the host keeps no encoded copy of them
+        # (it was a large share of its memory in a 10,000-task job) and encodes them again for a session miss.
+        self.persistence.keep_played = self.session_mode != "1"
         self.loop_task: asyncio.Task[None] | None = None
 
     def runtime(self, instance_id: str) -> InstanceRuntime:
@@ -256,6 +258,10 @@ class Engine:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+        # Its history is stored and nothing runs on it any more: keep only its document in memory, as Azure keeps
+        # a finished instance in its tables (a client operation waiting on it still holds its runtime's lists).
+        instance.let_go_of_history()
+        self.runtimes.pop(instance.id, None)
 
     def continue_as_new(self, instance: Instance, input_text: Any, carried: list[dict[str, Any]]) -> None:
         """Start the next generation as DTFx does (Azure Storage, the default backend).
@@ -469,38 +475,7 @@ class Engine:
     def context_json(
         self, instance: Instance, new_events: list[dict[str, Any]], fields: dict[str, Any], first: int = 0
     ) -> str:
-        """The orchestration trigger's JSON: past events (IsPlayed) from `first` on + new ones, then the fields.
-
-        Past events never change, so each is encoded once per execution (when it is stored) and kept.
-        """
-        played = self.runtime(instance.id).played_for(instance.execution_id, len(instance.history))
-        if len(played) < len(instance.history):  # not stored by this process yet (a restart): encode them now
-            played.extend(played_text(encode(item)) for item in instance.history[len(played) :])
-        history = ",".join([*played[first:], *(encode(item) for item in new_events)])
+        """The orchestration trigger's JSON: past events (IsPlayed) from `first` on + new ones, then the fields."""
+        past = self.persistence.played_from(instance, first)
+        history = ",".join([*past, *(encode(item) for item in new_events)])
         return f'{{"history":[{history}],{encode(fields)[1:]}'
-
-
-def read_reply(reply: asyncio.Future[Reply]) -> tuple[episode.Reply | None, bool]:
-    """A worker's answer to an episode, and whether it kept a session; None for a session miss.
-    Raises WorkerExited when the worker died running it."""
-    try:
-        header, body = reply.result()
-    except FunctionFailed as exc:
-        return failed_reply(exc.type, exc.message), False
-    if header.get("miss"):
-        return None, False
-    # `json`, not orjson: the episode's output and custom status are the user's values as the SDK wrote them,
-    # which may hold integers beyond 64 bits (orjson reads them as floats) or NaN.
-    return episode.Reply(json.loads(body)), bool(header.get("kept"))
-
-
-def failed_reply(error_type: str, message: str) -> episode.Reply:
-    """An episode the SDK failed: its state rides in the exception's message after a marker, when it has one."""
-    if OUT_OF_PROC_MARKER not in message:
-        return episode.Reply({}, f"{error_type}: {message}")
-    text, _, data = message.partition(OUT_OF_PROC_MARKER)
-    try:
-        state = json.loads(data)
-    except ValueError:
-        state = {}
-    return episode.Reply(state, state.get("error") or text)

@@ -138,7 +138,7 @@ class Entities:
 
     def apply(self, record: EntityRecord, batch: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
         with self.persistence.store.transaction():
-            record.queue = record.queue[len(batch) :]
+            record.take(len(batch))
             self.save_soon(record)
             for op, result in zip(batch, results + [{}] * (len(batch) - len(results)), strict=False):
                 if op.get("isSignal") or not op.get("parent"):

@@ -17,6 +17,14 @@ from devhost.durable.vocabulary import (
 )
 
 ROW_FIELDS = frozenset({"history", "pending", "activities"})  # stored as rows, not in the instance's document
+# Kept in memory only, never in the instance's document. The outstanding children are read off the stored events
+# at load (`outstanding_children`, the only exact source after a restart), and with their inputs they made most of
+# a fan-out parent's document, rewritten by each of its episodes: a 10,000-task job's grew to megabytes.
+MEMORY_FIELDS = frozenset({"history_in_store", "children"})
+# The input has a row of its own (`inputs`), written once per execution: it never changes, and a fan-out
+# parent's (a job's whole task list) made its document large enough that each episode's rewrite of it cost more
+# than the episode.
+INPUT_FIELD = "input"
 
 
 @dataclass
@@ -47,10 +55,25 @@ class Instance:
     # Set by a continue-as-new: how many pending events (ExecutionStarted and the events carried over) make the new
     # generation's first episode, which DTFx runs inside the old one's work item (`Engine.continue_as_new`).
     first_batch: int | None = None
+    # A finished instance's history lives only in the store (`Engine.finish` lets go of it): nothing runs on it
+    # any more, and a 10,000-task job would otherwise hold every task's whole history in the host's memory.
+    # The Durable API's `showHistory` reads it back (`Persistence.history`).
+    history_in_store: bool = False
 
     def meta(self) -> dict[str, Any]:
         """Everything but the row-stored parts (history, pending events, outstanding activities)."""
-        return {k: v for k, v in self.__dict__.items() if k not in ROW_FIELDS}
+        return {
+            k: v
+            for k, v in self.__dict__.items()
+            if k not in ROW_FIELDS and k not in MEMORY_FIELDS and k != INPUT_FIELD
+        }
+
+    def let_go_of_history(self) -> None:
+        """Drop a finished execution's history from memory (it is stored); `history` reads as empty after. The
+        bookkeeping only its episodes used goes too (a late event for it is dropped before it is looked at)."""
+        self.history = []
+        self.history_in_store = True
+        self.action_ids, self.retries, self.entity_requests = [], {}, {}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Instance:
@@ -74,10 +97,16 @@ class Instance:
         self.input = input_value
         self.execution_id = execution_id
         self.created = created  # the status's createdTime is the new ExecutionStarted's time
-        self.history = []
+        self.history, self.history_in_store = [], False
         self.next_id = self.seen = 0
         self.action_ids, self.retries, self.entity_requests = [], {}, {}
         self.activities, self.children, self.timers = {}, {}, {}
+
+
+# An entity's queued operations are rows (`entity_ops`), not part of its document: a capacity entity that 10,000
+# tasks call at once would otherwise rewrite every queued operation with each batch it runs. The other two say
+# which rows are stored (memory only).
+ENTITY_UNSTORED = frozenset({"queue", "rows_from", "rows_upto"})
 
 
 @dataclass
@@ -87,6 +116,14 @@ class EntityRecord:
     state: str | None = None
     queue: list[dict[str, Any]] = field(default_factory=list)
     updated: float = field(default_factory=time.time)
+    consumed: int = 0  # operations ever taken off the queue's front: the next one's row number
+    rows_from: int = 0  # rows below this are deleted
+    rows_upto: int = 0  # rows below this are stored
+
+    def take(self, count: int) -> None:
+        """Remove `count` operations from the front of the queue (they have run)."""
+        self.queue = self.queue[count:]
+        self.consumed += count
 
     @property
     def name(self) -> str:
@@ -97,7 +134,8 @@ class EntityRecord:
         return self.id.split("@", 2)[2]
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        """The entity's document (its queue is stored as rows)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ENTITY_UNSTORED}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EntityRecord:

@@ -22,6 +22,7 @@ class Persisted:
     pending_from: int = 0  # pending rows below this are deleted
     activities: set[str] = field(default_factory=set)
     changed_activities: set[str] = field(default_factory=set)  # added or removed since the last save
+    input_of: str = ""  # the execution whose input row is stored
 
 
 @dataclass

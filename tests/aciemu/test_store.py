@@ -1,5 +1,5 @@
 """The group store on a real folder: one private file per group, rewritten only when it changes, and a delete
-that answers 404 at once but erases files only when told (after the group's processes are gone)."""
+that answers 404 at once but erases files only when told."""
 
 from __future__ import annotations
 

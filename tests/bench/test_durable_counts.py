@@ -11,7 +11,8 @@ import pytest
 
 from bench.durable_api import DurableApi, close_connections
 from bench.durablework import difference, settled_counts, summary, without_own_calls
-from bench.run import AZURE_MODE, BENCH, hello_cities
+from bench.hello import hello_cities
+from bench.run import AZURE_MODE, BENCH
 from devhost.launcher import DevhostProcess
 
 pytestmark = pytest.mark.e2e

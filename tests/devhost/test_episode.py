@@ -20,10 +20,10 @@ from azure.durable_functions.models.history import HistoryEventType as Event
 
 from devhost.app import AppIndex, FunctionInfo
 from devhost.durable import episode
-from devhost.durable.engine import failed_reply
 from devhost.durable.episode import ArmTimer, Completed, ContinuedAsNew, Failed, RunActivity, SendToEntity, StartChild
 from devhost.durable.records import Instance, execution_started
 from devhost.durable.vocabulary import event, iso
+from devhost.durable.workers import failed_reply
 
 NOW = 1_800_000_000.25  # 2027-01-15T08:00:00.250000Z: every event the episode writes carries it
 Orchestrator = Callable[[df.DurableOrchestrationContext], Generator[Any, Any, Any]]

@@ -72,6 +72,25 @@ def test_tenants_see_only_their_own_jobs(admin: BatchClient, pair: tuple[BatchCl
     assert admin.get_tenant("alice")["tenant"] == "alice"
 
 
+def test_a_job_read_checks_the_key_before_it_shows_anything(
+    stack: LocalStack, pair: tuple[BatchClient, BatchClient]
+) -> None:
+    """`GET /api/jobs/{id}` checks the key before it reads the job: a wrong key for the job's own tenant is 401 (not
+    the job, not a 404), whatever the query; the admin key is 403; another tenant's key is 404; a bad query with a
+    good key is 400."""
+    alice, bob = pair
+    alice.submit(python_job(QUICK, jobId="keyfirst"))
+    assert wait_job(alice, "keyfirst")["state"] == "Succeeded"
+    for path in ("jobs/keyfirst", "jobs/nosuchjob", "jobs/keyfirst?limit=-1", "jobs/bad%20id"):
+        status, body = raw(stack, "GET", path, key="acb_alice_wrong")
+        assert status == 401 and "keyfirst" not in json.dumps(body), path
+    assert raw(stack, "GET", "jobs/keyfirst", key=stack.admin_key)[0] == 403
+    assert raw(stack, "GET", "jobs/keyfirst", key=bob.key)[0] == 404
+    assert raw(stack, "GET", "jobs/keyfirst?limit=-1", key=alice.key)[0] == 400
+    status, body = raw(stack, "GET", "jobs/keyfirst", key=alice.key)
+    assert status == 200 and body["jobId"] == "keyfirst" and body["tasks"][0]["state"] == "Succeeded"
+
+
 def test_invalid_specs_list_every_error_and_start_nothing(pair: tuple[BatchClient, BatchClient]) -> None:
     _, bob = pair
     before = bob.jobs()["total"]

@@ -3,6 +3,7 @@ job timeout passes (alone, or while the job already drains after a cancel), and 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -226,8 +227,11 @@ def test_a_notify_url_that_stays_down_does_not_change_the_outcome(make_job: JobF
     assert "503 from https://hooks.example.com/acibatch" in episode.output["notifyError"]
 
 
-def test_a_chunk_starts_one_task_orchestration_per_task_and_counts_their_outcomes(make_job: JobFactory) -> None:
-    job = make_job(taskCount=3)
+@pytest.mark.parametrize("events", ["shared", "perAttempt"])
+def test_a_chunk_starts_one_task_orchestration_per_task_and_counts_their_outcomes(
+    make_job: JobFactory, events: str
+) -> None:
+    job = dataclasses.replace(make_job(taskCount=3), callback_events=events)
     chunk = {"job": job.to_dict()}
     h = Orchestration(
         names.CHUNK_ORCHESTRATOR, chunk, chunk_instance_id(TENANT, "j1", 0), parent_instance_id=job.instance_id
@@ -236,7 +240,10 @@ def test_a_chunk_starts_one_task_orchestration_per_task_and_counts_their_outcome
     tasks = task_inputs(job, job.job_spec(), 0, 3)
     assert started.keys == [sub_orchestration(names.TASK_ORCHESTRATOR)] * 3
     assert [s.action["instanceId"] for s in started.new] == [task.instance_id for task in tasks]
-    assert [s.input for s in started.new] == [task.to_dict() for task in tasks]
+    # As the job recorded at submission: the bare task (shared names, the default), or with the field that has it
+    # wait under per-attempt callback names (acibatch.checkpoint).
+    gained = {"callbackEvents": "perAttempt"} if events == "perAttempt" else {}
+    assert [s.input for s in started.new] == [{**task.to_dict(), **gained} for task in tasks]
     for scheduled, state in zip(started.new, ["Succeeded", "Failed", "Succeeded"], strict=True):
         h.sub_orchestration_completed(scheduled, {"id": scheduled.input["taskId"], "state": state})
     done = h.run()

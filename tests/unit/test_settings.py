@@ -66,3 +66,12 @@ def test_an_emulator_endpoint_needs_its_token() -> None:
     with pytest.raises(SettingsError, match="ACI_ENDPOINT_TOKEN is not set: it is required with ACI_ENDPOINT"):
         Settings.from_env({**VALID, "ACI_ENDPOINT": "http://127.0.0.1:7073"})
     assert Settings.from_env(VALID).aci_endpoint_token is None  # real ARM: managed identity, no token setting
+
+
+def test_callback_event_names_are_shared_unless_per_attempt_is_asked_for() -> None:
+    # Shared by default: a build older than per-attempt names cannot run a per-attempt task (docs/callbacks.md).
+    assert Settings.from_env(VALID).callback_events == "shared"
+    assert Settings.from_env({**VALID, "BATCH_CALLBACK_EVENTS": "perAttempt"}).callback_events == "perAttempt"
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({**VALID, "BATCH_CALLBACK_EVENTS": "per-attempt"})
+    assert "BATCH_CALLBACK_EVENTS='per-attempt' is invalid: set shared or perAttempt" in str(caught.value)

@@ -1,6 +1,7 @@
 """Callback tokens per sender: the task's and the agent's tokens of one attempt differ, each verifies only for its
-own purpose, both bind the task and the attempt, and both survive a signing-key rotation. Today's tokens (v2) name
-their attempt under the HMAC; v1 tokens, minted by earlier builds, still verify."""
+own purpose, both bind the task and the attempt, and both survive a signing-key rotation. Today's tokens (v3, for
+tasks waiting under per-attempt event names, and v2, for tasks started before them) name their attempt under the
+HMAC, each format in its own domain; v1 tokens, minted by earlier builds, still verify."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ TASK = "task:t:j:0"
 def test_the_agent_token_is_not_the_task_token_and_verifies_only_as_the_agents() -> None:
     task = callback_token(KEY, TASK, 2)
     agent = callback_token(KEY, TASK, 2, TokenPurpose.AGENT)
-    assert agent != task and agent.startswith("v2.2.")
+    assert agent != task and agent.startswith("v3.2.")
     assert verify_callback_token(agent, TASK, 2, [KEY], TokenPurpose.AGENT)
     assert not verify_callback_token(agent, TASK, 2, [KEY])  # the default purpose is the task's
     assert not verify_callback_token(task, TASK, 2, [KEY], TokenPurpose.AGENT)
@@ -38,26 +39,35 @@ def test_the_v1_task_token_is_the_one_minted_before_agent_tokens_existed() -> No
     assert callback_sender(v1, TASK, 2, [KEY]) is TokenPurpose.TASK
 
 
-def test_a_v2_token_names_its_attempt_and_is_minted_by_default() -> None:
+def test_a_v3_token_names_its_attempt_and_is_minted_by_default() -> None:
     token = callback_token(KEY, TASK, 12)
-    assert token.startswith("v2.12.") and token_format(token) is TokenFormat.V2 and token_attempt(token) == 12
+    assert token.startswith("v3.12.") and token_format(token) is TokenFormat.V3 and token_attempt(token) == 12
+    v2 = callback_token(KEY, TASK, 12, token_format=TokenFormat.V2)
+    assert v2.startswith("v2.12.") and token_format(v2) is TokenFormat.V2 and token_attempt(v2) == 12
     v1 = callback_token(KEY, TASK, 12, token_format=TokenFormat.V1)
     assert (token_format(v1), token_attempt(v1)) == (TokenFormat.V1, None)  # v1 names no attempt
 
 
-def test_the_attempt_a_v2_token_names_is_under_its_hmac() -> None:
+@pytest.mark.parametrize("written", [TokenFormat.V2, TokenFormat.V3])
+def test_the_attempt_a_token_names_is_under_its_hmac(written: TokenFormat) -> None:
     # Rewriting the attempt in clear (to pass an attempt 2 token off as attempt 3's) breaks the HMAC.
-    token = callback_token(KEY, TASK, 2)
-    relabelled = token.replace("v2.2.", "v2.3.", 1)
+    token = callback_token(KEY, TASK, 2, token_format=written)
+    relabelled = token.replace(f"{written}.2.", f"{written}.3.", 1)
     assert token_attempt(relabelled) == 3
     assert callback_sender(relabelled, TASK, 3, [KEY]) is None
     assert callback_sender(relabelled, TASK, 2, [KEY]) is None
 
 
-def test_a_v1_mac_relabelled_as_v2_is_nobodys_token() -> None:
-    # Each format signs under its own domain: a v1 token's MAC with an attempt put in front is not a v2 token.
+def test_a_mac_relabelled_as_another_format_is_nobodys_token() -> None:
+    # Each format signs under its own domain: a v1 token's MAC with an attempt put in front is not a v2 or v3
+    # token, and a v2 token (read, then raised only for the current attempt) cannot pass for a v3 (raised unread).
     mac = callback_token(KEY, TASK, 2, token_format=TokenFormat.V1).removeprefix("v1.")
     assert callback_sender(f"v2.2.{mac}", TASK, 2, [KEY]) is None
+    assert callback_sender(f"v3.2.{mac}", TASK, 2, [KEY]) is None
+    v2 = callback_token(KEY, TASK, 2, token_format=TokenFormat.V2)
+    assert callback_sender(v2.replace("v2.", "v3.", 1), TASK, 2, [KEY]) is None
+    v3 = callback_token(KEY, TASK, 2)
+    assert callback_sender(v3.replace("v3.", "v2.", 1), TASK, 2, [KEY]) is None
 
 
 @pytest.mark.parametrize("token_format_", list(TokenFormat))
@@ -100,7 +110,9 @@ GOOD_MAC = "A" * 43
         f"v2.1234567890.{GOOD_MAC}",
         f"v2.2.{GOOD_MAC}=",
         f"v2.2.{GOOD_MAC}\n",
-        f"v3.2.{GOOD_MAC}",
+        f"v4.2.{GOOD_MAC}",
+        f"v3.0.{GOOD_MAC}",
+        f"v3.2.{GOOD_MAC}A",
         f"v1.{GOOD_MAC}A",
     ],
 )
