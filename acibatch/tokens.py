@@ -79,11 +79,12 @@ def callback_token(
     task_instance_id: str,
     attempt: int,
     purpose: TokenPurpose = TokenPurpose.TASK,
-    token_format: TokenFormat = TokenFormat.V3,
+    token_format: TokenFormat = TokenFormat.V2,
 ) -> str:
-    """The token of `purpose`'s sender for this attempt of the task: v3 for a task that waits under per-attempt
-    event names (the default), v2 for one that waits under the shared name, v1 only to verify tokens minted
-    before v2."""
+    """The token of `purpose`'s sender for this attempt of the task: v2 for a task that waits under the shared name
+    (the default, as BATCH_CALLBACK_EVENTS is), v3 for one that waits under per-attempt event names, v1 only to
+    verify tokens minted before v2. A v3 token's reports go under a name a shared-name task never waits for, so the
+    create activity always passes the format its task recorded."""
     domain = _TOKEN_DOMAINS[token_format, purpose]
     mac = base64.urlsafe_b64encode(_mac(signing_key, domain, task_instance_id.encode(), str(attempt).encode()))
     named = f".{attempt}" if token_format in ATTEMPT_NAMED else ""

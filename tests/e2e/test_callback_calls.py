@@ -99,7 +99,8 @@ def test_a_v3_report_is_one_raise_and_an_older_attempts_never_takes_the_current_
         time.sleep(0.2)
     key, instance = stack.settings["BATCH_CALLBACK_SIGNING_KEY"], task_instance_id(TENANT, JOB, "0")
     durable = DurableApi.of(stack.host_url, stack.durable_key)
-    current, stale = callback_token(key, instance, 2), callback_token(key, instance, 1)
+    current = callback_token(key, instance, 2, token_format=TokenFormat.V3)
+    stale = callback_token(key, instance, 1, token_format=TokenFormat.V3)
     assert current.startswith("v3.2.")
 
     # Verified from itself and raised under its attempt's name: nothing read.
@@ -107,7 +108,7 @@ def test_a_v3_report_is_one_raise_and_an_older_attempts_never_takes_the_current_
         202, {"accepted": True, "attempt": 2}, ONE_RAISE
     )  # fmt: skip
     # Nobody's token, or another task's: refused with no call at all.
-    other = callback_token(key, task_instance_id(TENANT, JOB, "1"), 2)
+    other = callback_token(key, task_instance_id(TENANT, JOB, "1"), 2, token_format=TokenFormat.V3)
     tampered = current[:-1] + ("B" if current[-1] == "A" else "A")
     relabelled = current.replace("v3.2.", "v3.3.", 1)
     for token in ("v3.2.forged", "garbage", other, tampered, relabelled):

@@ -24,7 +24,7 @@ TASK = "task:t:j:0"
 def test_the_agent_token_is_not_the_task_token_and_verifies_only_as_the_agents() -> None:
     task = callback_token(KEY, TASK, 2)
     agent = callback_token(KEY, TASK, 2, TokenPurpose.AGENT)
-    assert agent != task and agent.startswith("v3.2.")
+    assert agent != task and agent.startswith("v2.2.")
     assert verify_callback_token(agent, TASK, 2, [KEY], TokenPurpose.AGENT)
     assert not verify_callback_token(agent, TASK, 2, [KEY])  # the default purpose is the task's
     assert not verify_callback_token(task, TASK, 2, [KEY], TokenPurpose.AGENT)
@@ -39,10 +39,12 @@ def test_the_v1_task_token_is_the_one_minted_before_agent_tokens_existed() -> No
     assert callback_sender(v1, TASK, 2, [KEY]) is TokenPurpose.TASK
 
 
-def test_a_v3_token_names_its_attempt_and_is_minted_by_default() -> None:
-    token = callback_token(KEY, TASK, 12)
+def test_v2_and_v3_tokens_name_their_attempt_and_v2_is_minted_by_default() -> None:
+    # v2 by default, as BATCH_CALLBACK_EVENTS is shared by default: a v3 token's reports go under a per-attempt name.
+    token = callback_token(KEY, TASK, 12, token_format=TokenFormat.V3)
     assert token.startswith("v3.12.") and token_format(token) is TokenFormat.V3 and token_attempt(token) == 12
-    v2 = callback_token(KEY, TASK, 12, token_format=TokenFormat.V2)
+    v2 = callback_token(KEY, TASK, 12)
+    assert v2 == callback_token(KEY, TASK, 12, token_format=TokenFormat.V2)
     assert v2.startswith("v2.12.") and token_format(v2) is TokenFormat.V2 and token_attempt(v2) == 12
     v1 = callback_token(KEY, TASK, 12, token_format=TokenFormat.V1)
     assert (token_format(v1), token_attempt(v1)) == (TokenFormat.V1, None)  # v1 names no attempt
@@ -66,7 +68,7 @@ def test_a_mac_relabelled_as_another_format_is_nobodys_token() -> None:
     assert callback_sender(f"v3.2.{mac}", TASK, 2, [KEY]) is None
     v2 = callback_token(KEY, TASK, 2, token_format=TokenFormat.V2)
     assert callback_sender(v2.replace("v2.", "v3.", 1), TASK, 2, [KEY]) is None
-    v3 = callback_token(KEY, TASK, 2)
+    v3 = callback_token(KEY, TASK, 2, token_format=TokenFormat.V3)
     assert callback_sender(v3.replace("v3.", "v2.", 1), TASK, 2, [KEY]) is None
 
 
