@@ -13,8 +13,10 @@ Two parts of that repeat work whose answer cannot change during a worker's life:
   environment each time. An app setting is fixed for a worker's life (Azure restarts the workers when one
   changes), so `install` reads it once.
 
-Both replace module globals of internals (requirements.txt pins the minor versions they were checked on;
-tests/orchestrators/test_episode_cost.py checks they are there and that replays answer the same). Each is
+Both replace module globals of internals, checked on azure-functions-durable 1.7 (requirements.txt pins that minor)
+and azure-functions 1.26 (pinned only below 2, as the host's worker may bring a newer 1.x): each is looked up by name
+and left alone when it is missing or not the stock function, and tests/orchestrators/test_episode_cost.py checks
+they are there and that replays answer the same. Each is
 installed only over the stock value, so devhost's own fast paths (`devhost.fastpaths`, which a devhost worker
 installs before it imports the app) stay as they are, and installing twice changes nothing.
 

@@ -153,6 +153,9 @@ var acibatchSettings = {
   BATCH_CALLBACK_SIGNING_KEY_PREVIOUS: empty(signingKeyPreviousSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${signingKeyPreviousSecretUri})'
   BATCH_CALLBACK_BASE_URL: 'https://${site.properties.defaultHostName}'
   BATCH_POLL_SECONDS: '30'
+  // 'perAttempt' makes a container's report one raise with no read; set it only once this build runs on every
+  // worker (docs/callbacks.md, "Turning per-attempt names on"): an older build cannot run such a task.
+  BATCH_CALLBACK_EVENTS: 'shared'
   // The orphan sweep's timer binding reads this setting by name, so it must exist.
   BATCH_SWEEP_SCHEDULE: '0 */5 * * * *'
   BATCH_SWEEP_GRACE_SECONDS: '600'
