@@ -15,30 +15,13 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from acibatch.callbackevents import CallbackEvents, callback_events_of, events_field
 from acibatch.plan import TaskInput
 from acibatch.policy import AttemptState
 from acibatch.records import TaskRecord
 
 WAITS_PER_GENERATION = 40
 HANDLED_KEPT = 16  # digests of the latest callback payloads handled, to recognise a repeat after a restart
-
-
-class CallbackEvents(StrEnum):
-    """Under which event name a task waits for its container's reports. Recorded in the task's input (its first
-    generation's, then each checkpoint's), so every replay of an instance waits under the names it always did: an
-    input without the field is an instance started before per-attempt names, and keeps the shared one."""
-
-    SHARED = "shared"  # `Callback` for every attempt; its containers get v2 tokens
-    # `Callback.a<attempt>`; its containers get v3 tokens. A report of another attempt lands under another name, so
-    # it can never take the place of this attempt's report, which lets the callback endpoint raise without a read.
-    PER_ATTEMPT = "perAttempt"
-
-
-CALLBACK_EVENTS_KEY = "callbackEvents"  # the input field: absent means SHARED
-
-
-def callback_events_of(data: Mapping[str, Any]) -> CallbackEvents:
-    return CallbackEvents(data.get(CALLBACK_EVENTS_KEY, CallbackEvents.SHARED))
 
 
 class Phase(StrEnum):
@@ -121,11 +104,6 @@ class TaskCheckpoint:
             upload_deadline=data.get("uploadDeadline"),
             callback_events=callback_events_of(data),
         )
-
-
-def events_field(events: CallbackEvents) -> dict[str, Any]:
-    """The input field for `events`: none for the shared name, so the inputs of such instances keep their shape."""
-    return {} if events is CallbackEvents.SHARED else {CALLBACK_EVENTS_KEY: str(events)}
 
 
 def attempt_state(task: TaskInput, attempt: int, priority: str, platform_retries: int = 0) -> AttemptState:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from acibatch.callbackevents import CallbackEvents, callback_events_of, events_field
 from acibatch.exitrules import ExitConditions
 from acibatch.naming import job_instance_id, task_instance_id
 from acibatch.spec import JobSpec
@@ -149,9 +150,9 @@ class JobInput:
     # submission), given to each of its agent tasks: recorded for the same reason as `storage`.
     agent_cpu: float = 0.0
     agent_memory_gb: float = 0.0
-    # The event names its tasks wait under ("shared" or "perAttempt", `acibatch.checkpoint.CallbackEvents`), from
+    # The event names its tasks wait under ("shared" or "perAttempt", `acibatch.callbackevents`), from
     # BATCH_CALLBACK_EVENTS at submission: recorded so every chunk of the job starts its tasks alike.
-    callback_events: str = "shared"
+    callback_events: CallbackEvents = CallbackEvents.SHARED
 
     @property
     def instance_id(self) -> str:
@@ -173,7 +174,7 @@ class JobInput:
             **({"storage": True} if self.storage else {}),  # omitted when off: older inputs stay byte-identical
             **({"agentCpu": self.agent_cpu} if self.agent_cpu else {}),
             **({"agentMemoryGb": self.agent_memory_gb} if self.agent_memory_gb else {}),
-            **({"callbackEvents": self.callback_events} if self.callback_events != "shared" else {}),
+            **events_field(self.callback_events),
         }
 
     @classmethod
@@ -189,7 +190,7 @@ class JobInput:
             storage=bool(data.get("storage", False)),
             agent_cpu=float(data.get("agentCpu", 0.0)),
             agent_memory_gb=float(data.get("agentMemoryGb", 0.0)),
-            callback_events=str(data.get("callbackEvents", "shared")),
+            callback_events=callback_events_of(data),
         )
 
     def job_spec(self) -> JobSpec:

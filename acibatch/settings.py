@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from acibatch import armrate
 from acibatch.armrate import WindowLimit
+from acibatch.callbackevents import CallbackEvents
 from acibatch.outbound import OutboundPolicy, parse_allow_list
 
 MIN_SIGNING_KEY_CHARS = 32
@@ -24,7 +25,6 @@ MIN_SIGNING_KEY_CHARS = 32
 CONTAINER_PREFIX_RULE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*-?$")
 CONTAINER_PREFIX_CHARS = (2, 23)
 AGENT_IMAGE_PATH = "acibatch/agent:1"
-CALLBACK_EVENTS = ("shared", "perAttempt")  # BATCH_CALLBACK_EVENTS: the default first
 
 
 class SettingsError(ValueError):
@@ -78,10 +78,10 @@ class Settings:
     # Blob storage for input/output files and whole logs (issue 24); off unless configured. Not in repr: the
     # connection string holds the account key.
     storage: StorageSettings = field(default_factory=StorageSettings, repr=False)
-    # Under which event names the tasks of newly submitted jobs wait for their reports (`acibatch.checkpoint.
+    # Under which event names the tasks of newly submitted jobs wait for their reports (`acibatch.callbackevents.
     # CallbackEvents`): "perAttempt" lets a report be raised with no read, but an older build cannot run such a task,
     # so it is off until this build runs on every worker (docs/callbacks.md, "Turning per-attempt names on").
-    callback_events: str = CALLBACK_EVENTS[0]
+    callback_events: CallbackEvents = CallbackEvents.SHARED
 
     @property
     def storage_enabled(self) -> bool:
@@ -133,10 +133,13 @@ class Settings:
         location = required("ACI_LOCATION", "the Azure region for the container groups, e.g. westeurope")
         endpoint = get("ACI_ENDPOINT")
         url("ACI_ENDPOINT", endpoint)
-        callback_events = get("BATCH_CALLBACK_EVENTS") or CALLBACK_EVENTS[0]
-        if callback_events not in CALLBACK_EVENTS:
-            choices = " or ".join(CALLBACK_EVENTS)
-            problems.append(f"BATCH_CALLBACK_EVENTS={callback_events!r} is invalid: set {choices}")
+        callback_events_text = get("BATCH_CALLBACK_EVENTS") or CallbackEvents.SHARED
+        try:
+            callback_events = CallbackEvents(callback_events_text)
+        except ValueError:
+            callback_events = CallbackEvents.SHARED
+            choices = " or ".join(CallbackEvents)
+            problems.append(f"BATCH_CALLBACK_EVENTS={callback_events_text!r} is invalid: set {choices}")
         endpoint_token = get("ACI_ENDPOINT_TOKEN")
         if endpoint and endpoint_token is None:
             problems.append(

@@ -22,7 +22,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from acibatch import durable_names as names
-from acibatch.checkpoint import CallbackEvents, first_input
+from acibatch.checkpoint import first_input
 from acibatch.messages.progress import ProgressInit, TaskStateReport
 from acibatch.messages.tenant import JobUpdate
 from acibatch.plan import JobInput, TaskInput, chunk_instance_id, chunk_ranges, task_inputs
@@ -159,7 +159,7 @@ def chunk_orchestrator(context: df.DurableOrchestrationContext) -> Steps[dict[st
     each task's `[index, state, dependencyAction, jobAction]` so the workflow can update its readiness."""
     plan = CHUNK_PLANS(context)
     job, tasks = plan.job, plan.tasks
-    events = CallbackEvents(job.callback_events)
+    events = job.callback_events  # what the job recorded at submission, never a setting read during a replay
     outcomes = yield from settle(
         context,
         [

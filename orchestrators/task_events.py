@@ -23,8 +23,9 @@ from typing import Any
 import azure.durable_functions as df
 
 from acibatch import durable_names as names
+from acibatch.callbackevents import CallbackEvents
 from acibatch.callbacks import attempt_event, decode_event_payload
-from acibatch.checkpoint import HANDLED_KEPT, CallbackEvents
+from acibatch.checkpoint import HANDLED_KEPT
 from acibatch.tokens import TokenFormat
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from acibatch import durable_names as names
+from acibatch.callbackevents import CallbackEvents
 from acibatch.plan import JobInput, chunk_instance_id, task_inputs
 from acibatch.records import TaskState
 from tests.orchestrators.actions import (
@@ -231,7 +232,7 @@ def test_a_notify_url_that_stays_down_does_not_change_the_outcome(make_job: JobF
 def test_a_chunk_starts_one_task_orchestration_per_task_and_counts_their_outcomes(
     make_job: JobFactory, events: str
 ) -> None:
-    job = dataclasses.replace(make_job(taskCount=3), callback_events=events)
+    job = dataclasses.replace(make_job(taskCount=3), callback_events=CallbackEvents(events))
     chunk = {"job": job.to_dict()}
     h = Orchestration(
         names.CHUNK_ORCHESTRATOR, chunk, chunk_instance_id(TENANT, "j1", 0), parent_instance_id=job.instance_id

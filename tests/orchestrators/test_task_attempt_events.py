@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from acibatch import durable_names as names
+from acibatch.callbackevents import CallbackEvents
 from acibatch.callbacks import attempt_event
-from acibatch.checkpoint import WAITS_PER_GENERATION, CallbackEvents, TaskStart, first_input
+from acibatch.checkpoint import WAITS_PER_GENERATION, TaskStart, first_input
 from acibatch.plan import TaskInput
 from tests.orchestrators.actions import activity, call_entity, continue_as_new, wait_for
 from tests.orchestrators.conftest import TaskFactory
