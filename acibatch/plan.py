@@ -20,6 +20,9 @@ from acibatch.spec import JobSpec
 
 CHUNK_SIZE = 100
 MIN_CHUNK_SIZE = 10
+# `chunk_window`: how many times the region's groups a job's chunks may have begun at once, and the least per chunk.
+WINDOW_TURNS = 2
+MIN_CHUNK_WINDOW = 2
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,9 @@ class JobInput:
     # The event names its tasks wait under ("shared" or "perAttempt", `acibatch.callbackevents`), from
     # BATCH_CALLBACK_EVENTS at submission: recorded so every chunk of the job starts its tasks alike.
     callback_events: CallbackEvents = CallbackEvents.SHARED
+    # The region's container groups (ACI_MAX_GROUPS) at submission: how many of a chunk's tasks run at once is sized
+    # from it (`chunk_window`). 0 in an input recorded before the field existed: every chunk starts all its tasks.
+    region_groups: int = 0
 
     @property
     def instance_id(self) -> str:
@@ -175,6 +181,7 @@ class JobInput:
             **({"agentCpu": self.agent_cpu} if self.agent_cpu else {}),
             **({"agentMemoryGb": self.agent_memory_gb} if self.agent_memory_gb else {}),
             **events_field(self.callback_events),
+            **({"regionGroups": self.region_groups} if self.region_groups else {}),
         }
 
     @classmethod
@@ -191,6 +198,7 @@ class JobInput:
             agent_cpu=float(data.get("agentCpu", 0.0)),
             agent_memory_gb=float(data.get("agentMemoryGb", 0.0)),
             callback_events=callback_events_of(data),
+            region_groups=int(data.get("regionGroups", 0)),
         )
 
     def job_spec(self) -> JobSpec:
@@ -260,6 +268,19 @@ def chunk_size_for(task_count: int) -> int:
     """About sqrt(n) tasks per chunk: each completion replays its chunk's history and each chunk's completion the
     job's, so the replay work is ~n*size + (n/size)^2, smallest near size = sqrt(n) (bounded to 10..100)."""
     return max(MIN_CHUNK_SIZE, min(CHUNK_SIZE, math.isqrt(max(task_count, 1) - 1) + 1))
+
+
+def chunk_window(task_count: int, region_groups: int) -> int | None:
+    """The most of a chunk's tasks that have begun and not ended (the chunk starts them in waves, so between about
+    half and all of it run): across the job's chunks, WINDOW_TURNS times the region's container groups and at least
+    MIN_CHUNK_WINDOW per chunk. Enough that a lease that comes free has a task waiting for it, while a 10,000-task
+    job does not put 10,000 requests in the capacity entity's queue: its state, which grows with the queue, is sent
+    to a worker and stored again for every batch of its operations (and on Azure Storage goes through a blob once
+    over about 45 KB). None (start every task at once) for an input recorded without `region_groups`."""
+    if region_groups <= 0:
+        return None
+    chunks = len(chunk_ranges(task_count))
+    return max(MIN_CHUNK_WINDOW, -(-WINDOW_TURNS * region_groups // max(chunks, 1)))
 
 
 def chunk_ranges(task_count: int, chunk_size: int | None = None) -> list[tuple[int, int]]:

@@ -113,7 +113,7 @@ def acquire(state: CapacityState, request: LeaseRequest) -> tuple[CapacityState,
     if request.lease_id in state.running:
         return state, AcquireAnswer(Grant.GRANTED, create_at=state.running[request.lease_id].create_at)
     if state.queued(request.lease_id) is not None:
-        return state, AcquireAnswer(Grant.QUEUED, _queued_reason(state, request))
+        return state, _queued(state, request)
     reason = _never_fits(state, request)
     if reason is not None:
         return state, AcquireAnswer(Grant.REJECTED, reason)
@@ -123,16 +123,33 @@ def acquire(state: CapacityState, request: LeaseRequest) -> tuple[CapacityState,
     lease = new.running.get(request.lease_id)
     if lease is not None:
         return new, AcquireAnswer(Grant.GRANTED, create_at=lease.create_at)
-    return new, AcquireAnswer(Grant.QUEUED, _queued_reason(new, request))
+    return new, _queued(new, request)
 
 
-def _queued_reason(state: CapacityState, request: LeaseRequest) -> str:
-    blocked = state.blocked_by(request)
-    if blocked is not None:
-        return blocked
+def _queued(state: CapacityState, request: LeaseRequest) -> AcquireAnswer:
+    """A QUEUED answer: what the request waits for, and how many turns of the tenant's leases are ahead of it."""
     queue = state.queues.get(request.tenant)
     ahead = queue.position(request.lease_id) if queue else 0
-    return f"fair queue: {ahead} earlier request(s) of this tenant first"
+    rounds = ahead // _at_once(state, request) + 1
+    blocked = state.blocked_by(request)
+    if blocked is not None:
+        return AcquireAnswer(Grant.QUEUED, blocked, rounds=rounds)
+    return AcquireAnswer(Grant.QUEUED, f"fair queue: {ahead} earlier request(s) of this tenant first", rounds=rounds)
+
+
+def _at_once(state: CapacityState, request: LeaseRequest) -> int:
+    """How many requests of this size the tenant could run at once, within its quota and the region's limits (at
+    least 1). With other tenants running it gets fewer, so turns counted with it are a lower bound."""
+    quota = state.quotas.get(request.tenant)
+    if quota is None:
+        return 1
+    region_cores = state.max_spot_cores if request.spot else state.max_cores
+    bounds = [quota.max_groups, state.max_groups]
+    if request.cores > EPSILON:
+        bounds += [int((quota.max_cores + EPSILON) // request.cores), int((region_cores + EPSILON) // request.cores)]
+    if request.memory_gb > EPSILON:
+        bounds.append(int((quota.max_memory_gb + EPSILON) // request.memory_gb))
+    return max(1, min(bounds))
 
 
 def release(state: CapacityState, lease_id: str, now: float) -> tuple[CapacityState, ReleaseResult]:

@@ -108,6 +108,7 @@ async def start_job(client: df.DurableOrchestrationClient, tenant: str, spec: Jo
             agent_cpu=share.cpu,
             agent_memory_gb=share.memory_gb,
             callback_events=signing.callback_events,
+            region_groups=signing.max_groups,
         )
         registration = JobRegistration(job_id, job.submitted_at, fingerprint)
         await client.signal_entity(

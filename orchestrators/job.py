@@ -23,9 +23,9 @@ import azure.durable_functions as df
 
 from acibatch import durable_names as names
 from acibatch.checkpoint import first_input
-from acibatch.messages.progress import ProgressInit, TaskStateReport
-from acibatch.messages.tenant import JobUpdate
-from acibatch.plan import JobInput, TaskInput, chunk_instance_id, chunk_ranges, task_inputs
+from acibatch.messages.progress import ProgressInit, TaskStateReport, UnrunTasks
+from acibatch.messages.tenant import JobUpdate, TaskFinished
+from acibatch.plan import JobInput, TaskInput, chunk_instance_id, chunk_ranges, chunk_window, task_inputs
 from acibatch.records import JobState, TaskState
 from acibatch.spec import JobSpec
 from orchestrators import bp, calls
@@ -55,13 +55,19 @@ class ChunkPlan:
     job: JobInput
     tasks: tuple[TaskInput, ...]
     outcomes: bool
+    window: int | None = None  # how many of its tasks run at once (`acibatch.plan.chunk_window`); None: all
 
     @classmethod
     def from_input(cls, data: Mapping[str, Any]) -> ChunkPlan:
         job = JobInput.from_dict(data["job"])
         spec = job.job_spec()
-        return cls(job, tuple(task_inputs(job, spec, 0, len(spec.tasks))), bool(data.get("outcomes")))
+        window = data.get("window")
+        tasks = tuple(task_inputs(job, spec, 0, len(spec.tasks)))
+        return cls(job, tasks, bool(data.get("outcomes")), int(window) if window else None)
 
+
+# What a task the chunk never started says, as a task the job's cancel reaches before it begins says it.
+NOT_STARTED = "the job was cancelled before this task started"
 
 # Every episode replays from the start: each input (the job's holds every task of the job) is parsed once per worker.
 JOB_PLANS = InputMemo(lambda data: JobPlan(JobInput.from_dict(data)))
@@ -101,10 +107,14 @@ def job_orchestrator(context: df.DurableOrchestrationContext) -> Steps[dict[str,
 
     spec_dict = dict(job.spec)
     ranges = chunk_ranges(len(spec.tasks))
+    window = chunk_window(len(spec.tasks), job.region_groups)
     chunks = [
         context.call_sub_orchestrator(
             names.CHUNK_ORCHESTRATOR,
-            {"job": {**job.to_dict(), "spec": _slice_spec(spec_dict, first, count)}},
+            {
+                "job": {**job.to_dict(), "spec": _slice_spec(spec_dict, first, count)},
+                **({"window": window} if window is not None else {}),
+            },
             chunk_instance_id(job.tenant, job.job_id, number),
         )
         for number, (first, count) in enumerate(ranges)
@@ -153,20 +163,65 @@ def job_orchestrator(context: df.DurableOrchestrationContext) -> Steps[dict[str,
     return (yield from finish_job(context, job, spec, counts, cancelled=cancelled, error=error, started_at=started_at))
 
 
+def run_tasks(context: df.DurableOrchestrationContext, plan: ChunkPlan) -> Steps[list[Any]]:
+    """Run the chunk's tasks; returns each one's outcome (or its exception) in task order.
+
+    Without a window every task starts at once. With one, tasks start in waves and at most `window` of them have
+    begun and not ended. A new wave fills the window once no more than half of it is running and a task of the
+    last wave has ended. The second condition is Azure's: the extension's out-of-process shim awaits each yielded
+    action in order, and a `task_any` that starts new tasks is sent as an action holding only those (its other
+    tasks were sent before), so the shim waits for one of *them* before it schedules anything the orchestrator
+    yields later. A wave started before one of the last wave's tasks ended would wait for that task in Azure,
+    however many others had ended (`devhost/shim.py` models this; tests/orchestrators/test_chunk_window.py
+    checks the chunk against it).
+
+    Once a task ends Cancelled the job is stopping (only a job's cancel, timeout or terminate cancels a task,
+    through its progress entity's cancel mark, which every task started later would see first), so the chunk
+    starts no more: the tasks it had not started end Cancelled here, told to the job's progress entity and the
+    tenant as each task would have told them."""
+    events = plan.job.callback_events  # what the job recorded at submission, never a setting read during a replay
+
+    def start(task: TaskInput) -> Any:
+        return context.call_sub_orchestrator(names.TASK_ORCHESTRATOR, first_input(task, events), task.instance_id)
+
+    tasks, window = plan.tasks, plan.window
+    if window is None:
+        return (yield from settle(context, [start(task) for task in tasks]))
+    outcomes: list[Any] = [None] * len(tasks)
+    running: dict[Any, int] = {}
+    last_wave: set[Any] = set()
+    started, stopping, heard_from_last_wave = 0, False, True
+    while running or (started < len(tasks) and not stopping):
+        if not stopping and started < len(tasks) and heard_from_last_wave and len(running) <= window // 2:
+            last_wave, heard_from_last_wave = set(), False
+            while started < len(tasks) and len(running) < window:
+                child = start(tasks[started])
+                running[child] = started
+                last_wave.add(child)
+                started += 1
+        ended = yield context.task_any(list(running))
+        outcomes[running.pop(ended)] = result = ended.result
+        heard_from_last_wave = heard_from_last_wave or ended in last_wave
+        stopping = stopping or (isinstance(result, dict) and result.get("state") == TaskState.CANCELLED)
+    unstarted = tasks[started:]
+    if unstarted:
+        ids = tuple(task.task_id for task in unstarted)
+        calls.report_unrun(
+            context, plan.job.progress_key, UnrunTasks(ids, TaskState.CANCELLED, (NOT_STARTED,) * len(ids))
+        )
+        for position, task in enumerate(unstarted, start=started):
+            outcomes[position] = {"id": task.task_id, "state": str(TaskState.CANCELLED)}
+            calls.task_finished(context, plan.job.tenant, TaskFinished(TaskState.CANCELLED))
+    return outcomes
+
+
 @bp.orchestration_trigger(context_name="context", orchestration=names.CHUNK_ORCHESTRATOR)
 def chunk_orchestrator(context: df.DurableOrchestrationContext) -> Steps[dict[str, Any]]:
     """Run a slice of the job's tasks; returns per-state counts, or with `"outcomes": true` (a workflow's release)
     each task's `[index, state, dependencyAction, jobAction]` so the workflow can update its readiness."""
     plan = CHUNK_PLANS(context)
     job, tasks = plan.job, plan.tasks
-    events = job.callback_events  # what the job recorded at submission, never a setting read during a replay
-    outcomes = yield from settle(
-        context,
-        [
-            context.call_sub_orchestrator(names.TASK_ORCHESTRATOR, first_input(task, events), task.instance_id)
-            for task in tasks
-        ],
-    )
+    outcomes = yield from run_tasks(context, plan)
     states: Counter[str] = Counter()
     each: list[list[Any]] = []
     for task, outcome in zip(tasks, outcomes, strict=True):

@@ -17,11 +17,23 @@ from orchestrators.calls import Steps
 from orchestrators.task_generations import maybe_continue
 from orchestrators.task_run import TaskRun, Woken, iso
 
+# Bounds of the timer that heals a lost wake-up: the first wait, and the longest a granted lease can sit unused.
+CAPACITY_WAIT_FIRST_SECONDS = 30
+CAPACITY_WAIT_MAX_SECONDS = 300
 
-def capacity_wait_seconds(waits: int) -> float:
-    # Wake-ups come as CapacityGranted events (raised by an at-least-once activity); the timer only heals a
-    # lost one, so it starts late and backs off: a thousand waiting tasks must not poll the capacity entity.
-    return float(min(30 * 2**waits, 300))
+
+def capacity_wait_seconds(waits: int, rounds: int | None = None) -> float:
+    """How long a queued task waits before it asks the capacity entity again.
+
+    Wake-ups come as CapacityGranted events (raised by an at-least-once activity); the timer only heals a lost
+    one, so it starts late and backs off: a thousand waiting tasks must not poll the capacity entity. It also
+    starts later the more turns of the tenant's running leases are ahead (`AcquireAnswer.rounds`, at least one
+    first wait per turn): a task deep in a 10,000-task queue cannot be granted within 30 s, and every early ask
+    would cost an entity operation and two episodes. The cap bounds how long a lost wake-up can leave a granted
+    lease unused, whatever the depth.
+    """
+    turns = max(1, rounds or 1)
+    return float(min(CAPACITY_WAIT_FIRST_SECONDS * 2**waits * turns, CAPACITY_WAIT_MAX_SECONDS))
 
 
 def lease_ask(run: TaskRun) -> LeaseAsk:
@@ -50,7 +62,7 @@ def acquire(run: TaskRun, answer: AcquireAnswer | None) -> Steps[str | None]:
             return "the job was cancelled while the task was queued"
         if answer is None:
             answer = AcquireAnswer.parse((yield calls.acquire(run.context, lease_ask(run))))
-        status, reason, granted_at = answer.status, answer.reason, answer.create_at
+        status, reason, granted_at, rounds = answer.status, answer.reason, answer.create_at, answer.rounds
         answer = None
         if status is Grant.GRANTED:
             run.create_at = granted_at or 0.0
@@ -65,7 +77,7 @@ def acquire(run: TaskRun, answer: AcquireAnswer | None) -> Steps[str | None]:
         if reason != run.record.pending_reason:
             run.publish(pending_reason=reason)
         maybe_continue(run, Phase.QUEUED)
-        woken, payload = yield from run.race(run.grants, capacity_wait_seconds(run.capacity_waits))
+        woken, payload = yield from run.race(run.grants, capacity_wait_seconds(run.capacity_waits, rounds))
         # The releasing task's capacity call already granted these leases; asking again would only add a round
         # trip to the dispatch path. A stale, foreign or repeated wake-up (or the timer) asks again.
         grant = CapacityGranted.parse(payload) if woken is Woken.EVENT else None

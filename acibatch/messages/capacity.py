@@ -57,13 +57,25 @@ class AcquireAnswer:
     status: Grant
     reason: str | None = None  # REJECTED: why never; QUEUED: what it waits for
     create_at: float | None = None  # GRANTED: the create slot reserved for the lease
+    # QUEUED: the least number of turns of the tenant's running leases before this one can be granted (1: it is
+    # next, or blocked only by what is running). None in an answer recorded before the field existed: one turn.
+    rounds: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": str(self.status), "reason": self.reason, "createAt": self.create_at}
+        data: dict[str, Any] = {"status": str(self.status), "reason": self.reason, "createAt": self.create_at}
+        if self.rounds is not None:
+            data["rounds"] = self.rounds
+        return data
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> AcquireAnswer:
-        return cls(Grant(data["status"]), data.get("reason"), optional_float(data, "createAt"))
+        rounds = data.get("rounds")
+        return cls(
+            Grant(data["status"]),
+            data.get("reason"),
+            optional_float(data, "createAt"),
+            rounds if isinstance(rounds, int) and not isinstance(rounds, bool) and rounds >= 1 else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -221,6 +221,30 @@ def test_arm_throttling_does_not_lengthen_the_next_capacity_back_off(make_task: 
     assert 5.0 <= gaps[3] <= 5.0 * 1.25 + 5  # the first step, with jitter and the cleanup's own episodes
 
 
+def test_a_task_deep_in_the_queue_asks_again_later_the_more_turns_are_ahead(make_task: TaskFactory) -> None:
+    # The capacity entity says 4 turns of the tenant's leases come first: the timer that heals a lost wake-up
+    # waits 4 first waits (120 s) rather than 30 s, backs off from there, and stops at the cap.
+    t = Task(make_task())
+    t.h.entity_answered(PROGRESS, "begin", {"cancelled": False})
+    deep = AcquireResult(AcquireStatus.QUEUED, "fair queue", rounds=4).to_dict()
+    for expected in (120, 240, 300):
+        t.h.entity_answered(CAPACITY, "acquire", deep)
+        asked_at = t.h.now
+        waiting = t.h.run()
+        assert waiting.keys[-1] == timer(asked_at + timedelta(seconds=expected))
+        t.h.timer_fired()
+        assert t.h.run().keys == [call_entity(CAPACITY, "acquire")]  # asks again when the timer fires
+
+
+def test_an_answer_recorded_without_turns_keeps_the_first_wait_of_30_seconds(make_task: TaskFactory) -> None:
+    # A history recorded before the capacity entity counted turns replays with the waits it had.
+    t = Task(make_task())
+    t.h.entity_answered(PROGRESS, "begin", {"cancelled": False})
+    t.h.entity_answered(CAPACITY, "acquire", {"status": "QUEUED", "reason": "fair queue", "createAt": None})
+    started = t.h.now
+    assert t.h.run().keys[-1] == timer(started + timedelta(seconds=30))
+
+
 # -- Spot ------------------------------------------------------------------------------------------------------
 
 

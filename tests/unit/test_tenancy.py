@@ -221,7 +221,8 @@ def test_results_cross_the_durable_boundary_as_json() -> None:
     state, _ = acquire(state, request("l1", "a"))
     state, queued = acquire(state, request("l2", "a", at=1))
     queued_reason = "tenant quota: 1 of 1 container groups in use"
-    assert json.loads(json.dumps(queued.to_dict())) == {"status": "QUEUED", "reason": queued_reason, "createAt": None}
+    expected = {"status": "QUEUED", "reason": queued_reason, "createAt": None, "rounds": 1}
+    assert json.loads(json.dumps(queued.to_dict())) == expected
     rejected = {"status": "REJECTED", "reason": "why", "createAt": None}
     assert AcquireResult(AcquireStatus.REJECTED, "why").to_dict() == rejected
     state, released = release(state, "l1", now=3)
@@ -329,3 +330,33 @@ def test_a_fractional_request_keeps_its_size_in_the_compact_row() -> None:
         "a": {"prefixes": [""], "shapes": [[0.5, 1.5]], "base": 7000, "rows": [[0, "l1", 0, 0]]}
     }
     assert CapacityState.from_dict(stored).queued("l1") == LeaseRequest("l1", "a", 0.5, 1.5, 7.0)
+
+
+def test_a_queued_answer_counts_the_turns_of_the_tenants_leases_ahead() -> None:
+    # 3 groups at once for this tenant: the 4th to 6th waiting requests are one turn further back.
+    state = region(10, 10, a=Quota(3, 10, 10, 1))
+    answers = []
+    for number in range(9):
+        state, answer = acquire(state, request(f"l{number}", "a", at=number))
+        answers.append(answer)
+    assert [answer.status for answer in answers[:3]] == [AcquireStatus.GRANTED] * 3
+    assert [answer.rounds for answer in answers[3:]] == [1, 1, 1, 2, 2, 2]
+    # Asked again, a queued request's turns are counted from where it is now.
+    state, _ = release(state, "l0", now=20)
+    state, again = acquire(state, request("l8", "a", at=8))
+    assert again.status is AcquireStatus.QUEUED and again.rounds == 2
+    state, again = acquire(state, request("l6", "a", at=6))
+    assert again.rounds == 1
+
+
+def test_turns_are_counted_by_what_limits_the_request() -> None:
+    # Cores bound it here: 4-core requests, 8 cores for the tenant -> 2 at once, though 10 groups are allowed.
+    state = region(10, 100, a=Quota(10, 8, 100, 1))
+    for number in range(6):
+        state, answer = acquire(state, request(f"l{number}", "a", at=number, cores=4))
+    assert answer.status is AcquireStatus.QUEUED and answer.rounds == 2  # 3 ahead of it, 2 per turn
+    # The region can be the tighter bound: 3 groups in the region, whatever the tenant may.
+    state = region(3, 100, a=Quota(50, 50, 50, 1))
+    for number in range(10):
+        state, answer = acquire(state, request(f"m{number}", "a", at=number))
+    assert answer.rounds == 3  # 6 ahead of it, 3 per turn
