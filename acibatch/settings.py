@@ -82,6 +82,10 @@ class Settings:
     # CallbackEvents`): "perAttempt" lets a report be raised with no read, but an older build cannot run such a task,
     # so it is off until this build runs on every worker (docs/callbacks.md, "Turning per-attempt names on").
     callback_events: CallbackEvents = CallbackEvents.SHARED
+    # Whether newly submitted jobs start their tasks in waves (BATCH_TASK_WAVES, `acibatch.plan.chunk_window`): an
+    # older build that runs an episode of such a chunk starts every task, which the newer one cannot replay, so it is
+    # off until this build runs on every worker (docs/versioning.md, "Turning task waves on").
+    task_waves: bool = False
 
     @property
     def storage_enabled(self) -> bool:
@@ -140,6 +144,11 @@ class Settings:
             callback_events = CallbackEvents.SHARED
             choices = " or ".join(CallbackEvents)
             problems.append(f"BATCH_CALLBACK_EVENTS={callback_events_text!r} is invalid: set {choices}")
+        task_waves = get("BATCH_TASK_WAVES") or "false"
+        if task_waves.lower() not in {"true", "false"}:
+            problems.append(
+                f"BATCH_TASK_WAVES={task_waves!r} is invalid: set true (once this build runs on every worker) or false"
+            )
         endpoint_token = get("ACI_ENDPOINT_TOKEN")
         if endpoint and endpoint_token is None:
             problems.append(
@@ -215,6 +224,7 @@ class Settings:
             outbound=OutboundPolicy(allow_http=allow_http.lower() == "true", allow=allow),
             storage=storage,
             callback_events=callback_events,
+            task_waves=task_waves.lower() == "true",
         )
         if problems:
             raise SettingsError("invalid app settings:\n  " + "\n  ".join(problems))

@@ -45,7 +45,7 @@ from api.common import (
 from api.jobfacts import JobFacts, job_status_and_facts
 from api.statusreads import InstanceStatus, read_status
 from api.tasklogs import LogQuery, stored_log
-from api.taskpage import read_page, read_task_run
+from api.taskpage import read_page, read_task_run, unrun_view
 
 UPSTREAM_SHOWN = 20  # a reduce over 10,000 tasks lists its first 20 upstream ids (and how many there are)
 
@@ -108,7 +108,8 @@ async def start_job(client: df.DurableOrchestrationClient, tenant: str, spec: Jo
             agent_cpu=share.cpu,
             agent_memory_gb=share.memory_gb,
             callback_events=signing.callback_events,
-            region_groups=signing.max_groups,
+            # Recorded only with BATCH_TASK_WAVES on: a job without it starts every task at once, as older builds do.
+            region_groups=signing.max_groups if signing.task_waves else 0,
         )
         registration = JobRegistration(job_id, job.submitted_at, fingerprint)
         await client.signal_entity(
@@ -233,12 +234,7 @@ def _with_workflow_view(
         task = {**task, "upstream": upstream, "upstreamCount": len(parents)}
     if task_id in blocked and task["state"] == str(TaskState.QUEUED):
         return {**task, "state": str(TaskState.BLOCKED), "blockedBy": blocked[task_id]}
-    ended = progress.task_state(task_id)
-    if task["state"] == str(TaskState.QUEUED) and ended in (TaskState.SKIPPED, TaskState.CANCELLED):
-        # It never got an orchestration: the workflow ended it (Skipped, or Cancelled when the job stopped).
-        reason = progress.reasons.get(task_id)
-        return {**task, "state": str(ended), **({"reason": reason} if reason else {})}
-    return task
+    return unrun_view(task, progress)
 
 
 async def read_progress(client: df.DurableOrchestrationClient, tenant: str, job_id: str) -> JobProgress:

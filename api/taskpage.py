@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import azure.durable_functions as df
 
@@ -103,6 +104,19 @@ async def page_records(
         return record
 
     return list(await asyncio.gather(*(one(task_id) for task_id in task_ids)))
+
+
+def unrun_view(task: dict[str, Any], progress: JobProgress) -> dict[str, Any]:
+    """A task's public record, or, for a task its job ended without ever starting it (a workflow's Skipped task, or a
+    task a stopping job's chunk never started: it has no orchestration, so its record reads Queued), how it ended as
+    the progress entity has it, with why (`reason`)."""
+    if task.get("state") != str(TaskState.QUEUED):
+        return task
+    ended = progress.task_state(str(task["id"]))
+    if ended not in (TaskState.SKIPPED, TaskState.CANCELLED):
+        return task
+    reason = progress.reasons.get(str(task["id"]))
+    return {**task, "state": str(ended), **({"reason": reason} if reason else {})}
 
 
 async def read_task(client: df.DurableOrchestrationClient, tenant: str, job_id: str, task_id: str) -> TaskRecord:

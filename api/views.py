@@ -36,7 +36,7 @@ from api.common import (
 from api.dashboard_data import etag_matches, etag_of, ids_in_state, state_string, submitted_since
 from api.jobs import find_job_facts, job_id_from_route, read_progress, summarize
 from api.statusreads import InstanceStatus
-from api.taskpage import read_page, read_task
+from api.taskpage import read_page, read_task, unrun_view
 from api.tenants import read_capacity, tenant_view
 
 READS_IN_PARALLEL = 16
@@ -131,7 +131,7 @@ async def job_tasks(req: func.HttpRequest, client: df.DurableOrchestrationClient
     matching = ids_in_state(task_ids, state_string(task_ids, progress), wanted)
     page = matching[offset : offset + limit]
     records = await read_page(client, (tenant, job_id), status, progress, page)
-    tasks = [record.public() for record in records]
+    tasks = [unrun_view(record.public(), progress) for record in records]
     next_offset = offset + len(page) if page and offset + len(page) < len(matching) else None
     body = {"jobId": job_id, "tasks": tasks, "total": len(matching), "offset": offset, "nextOffset": next_offset}
     return conditional_json(req, body)
@@ -148,7 +148,10 @@ async def job_task(req: func.HttpRequest, client: df.DurableOrchestrationClient)
     if not ID_RULE.fullmatch(task_id) or task_id not in task_ids:
         raise ApiError(404, "TaskNotFound", f"job '{job_id}' has no task '{task_id[:80]}'")
     record = await read_task(client, tenant, job_id, task_id)
-    body = {"jobId": job_id, "index": task_ids.index(task_id), **record.public()}
+    task = record.public()
+    if record.state is TaskState.QUEUED:  # or ended without ever starting, which only the progress entity knows
+        task = unrun_view(task, await read_progress(client, tenant, job_id))
+    body = {"jobId": job_id, "index": task_ids.index(task_id), **task}
     return conditional_json(req, body)
 
 

@@ -53,7 +53,7 @@ class JobCancelling(StoredModel):
 
 class JobView(StoredModel):
     """`GET /api/jobs/{jobId}`: the job, its counts and a page of its tasks (each `TaskRecord.public()`, with a
-    Blocked task's `blockedBy` or a Skipped task's `reason`)."""
+    Blocked task's `blockedBy`, or the `reason` of a task the job ended without starting it)."""
 
     job_id: str
     tenant: str
@@ -85,10 +85,15 @@ class JobList(StoredModel):
 def task_view_schema(
     task: dict[str, Any], internal: tuple[str, ...], omitted: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
-    """`TaskRecord`'s schema as the API shows a task: without its internal fields, with a Skipped task's reason;
+    """`TaskRecord`'s schema as the API shows a task: without its internal fields, with the reason of a task its job
+    ended without starting it;
     fields written only when set (`omitted`, the record's OMIT_WHEN_DEFAULT) are not required."""
     properties = {name: value for name, value in task["properties"].items() if name not in internal}
-    properties["reason"] = {"type": "string", "description": "Skipped: why, as 'upstream <id> <state>'"}
+    properties["reason"] = {
+        "type": "string",
+        "description": "a task its job ended without starting it: why (Skipped: 'upstream <id> <state>'; Cancelled: "
+        "'the job was cancelled before this task started')",
+    }
     return {
         **task,
         "properties": properties,

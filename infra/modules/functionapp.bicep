@@ -156,6 +156,9 @@ var acibatchSettings = {
   // 'perAttempt' makes a container's report one raise with no read; set it only once this build runs on every
   // worker (docs/callbacks.md, "Turning per-attempt names on"): an older build cannot run such a task.
   BATCH_CALLBACK_EVENTS: 'shared'
+  // 'true' makes a job's chunks start its tasks in waves (about twice ACI_MAX_GROUPS at once); set it only once this
+  // build runs on every worker (docs/versioning.md, "Turning task waves on"): an older build breaks such a chunk.
+  BATCH_TASK_WAVES: 'false'
   // The orphan sweep's timer binding reads this setting by name, so it must exist.
   BATCH_SWEEP_SCHEDULE: '0 */5 * * * *'
   BATCH_SWEEP_GRACE_SECONDS: '600'

@@ -32,6 +32,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         "BATCH_POLL_SECONDS": "1",
         "ACI_MAX_GROUPS": str(REGION_GROUPS),
         "ACI_MAX_CORES": str(REGION_GROUPS),
+        # As a deployment runs once every worker has this build: jobs larger than the region start in waves.
+        "BATCH_TASK_WAVES": "true",
         # Sweep every 2 s with no grace so the orphan test is quick; owned groups are never swept.
         "BATCH_SWEEP_SCHEDULE": "*/2 * * * * *",
         "BATCH_SWEEP_GRACE_SECONDS": "0",

@@ -1,6 +1,6 @@
-"""A job larger than the region on the local stack: its chunks start tasks in waves (`acibatch.plan.chunk_window`),
-so most of its tasks are not orchestrations yet while the first ones wait for capacity, and a cancel ends the
-ones never started without starting them."""
+"""A job larger than the region on the local stack (BATCH_TASK_WAVES on, as tests/e2e/conftest.py sets it): its
+chunks start tasks in waves (`acibatch.plan.chunk_window`), so most of its tasks are not orchestrations yet while the
+first ones wait for capacity, and a cancel ends the ones never started without starting them."""
 
 from __future__ import annotations
 
@@ -65,6 +65,11 @@ def test_a_big_job_starts_its_tasks_in_waves_and_a_cancel_ends_the_unstarted_wit
     }, reasons
     unstarted = [task for task in never_started if "reason" in task]
     assert unstarted and all(task["reason"] == "the job was cancelled before this task started" for task in unstarted)
+    # Every read of such a task says the same: the task itself, and the job's task list filtered by state.
+    alone = client.task("big", unstarted[0]["id"])
+    assert (alone["state"], alone["reason"]) == ("Cancelled", "the job was cancelled before this task started")
+    listed = client.request("GET", "jobs/big/tasks?state=Cancelled&limit=200")
+    assert listed["total"] == TASKS and {task["state"] for task in listed["tasks"]} == {"Cancelled"}
     # Nothing was started for the tasks the chunks ended themselves.
     assert not any(orchestration_exists(stack, task_instance_id(TENANT, "big", task["id"])) for task in unstarted)
     assert_no_groups_left(gateway, TENANT)

@@ -13,6 +13,7 @@ import pytest
 from acibatch import durable_names as names
 from acibatch.plan import JobInput, chunk_instance_id, chunk_window, task_inputs
 from devhost import shim
+from tests.golden.replay import replay
 from tests.orchestrators.actions import Episode, flatten, signal_entity, sub_orchestration
 from tests.orchestrators.conftest import TENANT, JobFactory
 from tests.orchestrators.harness import Orchestration
@@ -151,6 +152,30 @@ def test_a_history_recorded_with_a_window_replays_on_code_that_starts_every_task
         ended(h, scheduled, "Succeeded")
     done = h.run()
     assert (done.is_done, done.error, done.output) == (True, None, {"Succeeded": 5})
+
+
+def recorded(h: Orchestration) -> dict[str, Any]:
+    """The chunk's history as a golden generation, for the extension's replay check (`tests.golden.replay`)."""
+    return {"instance": h.instance_id, "orchestrator": names.CHUNK_ORCHESTRATOR, "history": h.history}
+
+
+def test_after_an_older_worker_ran_an_episode_the_windowed_code_cannot_replay(make_job: JobFactory) -> None:
+    # Why BATCH_TASK_WAVES is off until every worker runs this build (docs/versioning.md): the older worker's
+    # episode starts every remaining task, and the windowed code, replaying that history, has not started them at
+    # that point, which DTFx refuses as a non-determinism.
+    job = make_job(taskCount=5)
+    h = chunk(job, 2)
+    first = h.run()
+    ended(h, first.new[0], "Succeeded")
+    h.run()
+    assert replay(recorded(h)).verdict is None  # windowed all along: the windowed code replays it
+    windowed = h.input_text
+    h.input_text = json.dumps({"job": job.to_dict()})  # an older worker takes the next episode
+    ended(h, first.new[1], "Succeeded")
+    assert len(h.run().new) == 2  # it starts the two tasks left
+    h.input_text = windowed
+    verdict = replay(recorded(h)).verdict
+    assert verdict is not None and "would fail with a non-determinism error" in verdict
 
 
 def test_the_job_passes_its_chunks_the_window_sized_from_the_region_it_recorded(make_job: JobFactory) -> None:

@@ -75,3 +75,13 @@ def test_callback_event_names_are_shared_unless_per_attempt_is_asked_for() -> No
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({**VALID, "BATCH_CALLBACK_EVENTS": "per-attempt"})
     assert "BATCH_CALLBACK_EVENTS='per-attempt' is invalid: set shared or perAttempt" in str(caught.value)
+
+
+def test_task_waves_are_off_unless_asked_for() -> None:
+    # Off by default: an older build that runs an episode of a windowed chunk breaks it (docs/versioning.md).
+    assert Settings.from_env(VALID).task_waves is False
+    assert Settings.from_env({**VALID, "BATCH_TASK_WAVES": "true"}).task_waves is True
+    assert Settings.from_env({**VALID, "BATCH_TASK_WAVES": "False"}).task_waves is False
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({**VALID, "BATCH_TASK_WAVES": "on"})
+    assert "BATCH_TASK_WAVES='on' is invalid: set true" in str(caught.value)
