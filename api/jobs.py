@@ -25,6 +25,7 @@ from acibatch.naming import job_instance_id, new_job_id
 from acibatch.plan import JobInput, progress_entity_key
 from acibatch.records import JobProgress, JobState, TaskRecord, TaskState, job_state_from_counts
 from acibatch.sealing import seal
+from acibatch.settings import Settings
 from acibatch.settings import current as settings
 from acibatch.spec import ID_RULE, JobSpec, JobSpecInvalid, SpecError, parse_job_spec
 from api import bp
@@ -80,6 +81,32 @@ def job_id_from_route(req: func.HttpRequest) -> str:
     return job_id
 
 
+def job_input_for(
+    tenant: str, job_id: str, spec: JobSpec, fingerprint: str, signing: Settings, submitted_at: str
+) -> JobInput:
+    """The job orchestration's input: the spec with its secure values sealed, and what the settings decide for the
+    job's whole life, recorded so a settings change never alters a job already running (or replaying)."""
+    share = AgentShare.of(signing.storage)
+    sealed = seal(signing.callback_signing_key, spec.secure_env) if spec.secure_env else None
+    spec_without_secrets = spec.to_dict()
+    spec_without_secrets["secureEnv"] = {}
+    return JobInput(
+        tenant=tenant,
+        job_id=job_id,
+        spec=spec_without_secrets,
+        sealed_secure_env=sealed,
+        fingerprint=fingerprint,
+        submitted_at=submitted_at,
+        poll_seconds=signing.poll_seconds,
+        storage=signing.storage_enabled,
+        agent_cpu=share.cpu,
+        agent_memory_gb=share.memory_gb,
+        callback_events=signing.callback_events,
+        # Only with BATCH_TASK_WAVES on: a job without it starts every task at once, as older builds do.
+        region_groups=signing.max_groups if signing.task_waves else 0,
+    )
+
+
 async def start_job(client: df.DurableOrchestrationClient, tenant: str, spec: JobSpec) -> tuple[str, Any]:
     """Start `spec` as one of `tenant`'s jobs, idempotent on its jobId (a new id when it has none): the job id
     and None when this call started it; the job id and its orchestration status when the same spec was started
@@ -91,26 +118,8 @@ async def start_job(client: df.DurableOrchestrationClient, tenant: str, spec: Jo
 
     existing = await client.get_status(instance)
     if runtime_of(existing) is None:
-        signing = settings()
-        share = AgentShare.of(signing.storage)
-        sealed = seal(signing.callback_signing_key, spec.secure_env) if spec.secure_env else None
-        spec_without_secrets = spec.to_dict()
-        spec_without_secrets["secureEnv"] = {}
-        job = JobInput(
-            tenant=tenant,
-            job_id=job_id,
-            spec=spec_without_secrets,
-            sealed_secure_env=sealed,
-            fingerprint=fingerprint,
-            submitted_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            poll_seconds=signing.poll_seconds,
-            storage=signing.storage_enabled,
-            agent_cpu=share.cpu,
-            agent_memory_gb=share.memory_gb,
-            callback_events=signing.callback_events,
-            # Recorded only with BATCH_TASK_WAVES on: a job without it starts every task at once, as older builds do.
-            region_groups=signing.max_groups if signing.task_waves else 0,
-        )
+        submitted_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        job = job_input_for(tenant, job_id, spec, fingerprint, settings(), submitted_at)
         registration = JobRegistration(job_id, job.submitted_at, fingerprint)
         await client.signal_entity(
             df.EntityId(names.TENANT_ENTITY, tenant), TenantOp.REGISTER_JOB, registration.to_dict()

@@ -91,8 +91,8 @@ def task_view_schema(
     properties = {name: value for name, value in task["properties"].items() if name not in internal}
     properties["reason"] = {
         "type": "string",
-        "description": "a task its job ended without starting it: why (Skipped: 'upstream <id> <state>'; Cancelled: "
-        "'the job was cancelled before this task started')",
+        "description": "a task its job ended without starting it: why, when the job said (Skipped: 'upstream <id> "
+        "<state>'; Cancelled by a stopping job's chunk: 'the job was cancelled before this task started')",
     }
     return {
         **task,

@@ -159,6 +159,33 @@ def recorded(h: Orchestration) -> dict[str, Any]:
     return {"instance": h.instance_id, "orchestrator": names.CHUNK_ORCHESTRATOR, "history": h.history}
 
 
+def as_an_older_worker_reads_it(generation: dict[str, Any], job: JobInput) -> dict[str, Any]:
+    """The generation with the chunk's input as an older build reads it: no window."""
+    history = [
+        {**event, "Input": json.dumps({"job": job.to_dict()})} if event.get("EventType") == 0 else event
+        for event in generation["history"]
+    ]  # EventType 0: ExecutionStarted, which carries the input
+    return {**generation, "history": history}
+
+
+@pytest.mark.parametrize("cancelled", [False, True])
+def test_an_older_worker_replays_a_windowed_history_by_the_extensions_check(
+    make_job: JobFactory, cancelled: bool
+) -> None:
+    job = make_job(taskCount=6)
+    h = chunk(job, 2)
+    first = h.run()
+    ended(h, first.new[0], "Succeeded")
+    second = h.run()
+    assert len(second.new) == 1
+    ended(h, first.new[1], "Cancelled" if cancelled else "Succeeded")
+    h.run()
+    older = replay(as_an_older_worker_reads_it(recorded(h), job))
+    # Every task the history started is one the older code starts at the same sequence number; the rest it starts
+    # at once, after them.
+    assert older.verdict is None, older.verdict
+
+
 def test_after_an_older_worker_ran_an_episode_the_windowed_code_cannot_replay(make_job: JobFactory) -> None:
     # Why BATCH_TASK_WAVES is off until every worker runs this build (docs/versioning.md): the older worker's
     # episode starts every remaining task, and the windowed code, replaying that history, has not started them at
