@@ -112,6 +112,13 @@ class Settings:
                 return ""
             return value
 
+        def switch(name: str, when_true: str) -> bool:
+            """A true/false setting, false when unset; `when_true` says when to set it true."""
+            raw = get(name) or "false"
+            if raw.lower() not in {"true", "false"}:
+                problems.append(f"{name}={raw!r} is invalid: set true ({when_true}) or false")
+            return raw.lower() == "true"
+
         def number(name: str, default: float, low: float, high: float, integer: bool = False) -> float:
             raw = get(name)
             if raw is None:
@@ -144,11 +151,7 @@ class Settings:
             callback_events = CallbackEvents.SHARED
             choices = " or ".join(CallbackEvents)
             problems.append(f"BATCH_CALLBACK_EVENTS={callback_events_text!r} is invalid: set {choices}")
-        task_waves = get("BATCH_TASK_WAVES") or "false"
-        if task_waves.lower() not in {"true", "false"}:
-            problems.append(
-                f"BATCH_TASK_WAVES={task_waves!r} is invalid: set true (once this build runs on every worker) or false"
-            )
+        task_waves = switch("BATCH_TASK_WAVES", "once this build runs on every worker")
         endpoint_token = get("ACI_ENDPOINT_TOKEN")
         if endpoint and endpoint_token is None:
             problems.append(
@@ -176,9 +179,7 @@ class Settings:
         if registry is None and (username or identity):
             problems.append("ACI_REGISTRY_SERVER is not set: it is required with registry credentials or identity")
 
-        allow_http = get("BATCH_OUTBOUND_ALLOW_HTTP") or "false"
-        if allow_http.lower() not in {"true", "false"}:
-            problems.append(f"BATCH_OUTBOUND_ALLOW_HTTP={allow_http!r} is invalid: set true (local use only) or false")
+        allow_http = switch("BATCH_OUTBOUND_ALLOW_HTTP", "local use only")
         try:
             allow = parse_allow_list(get("BATCH_OUTBOUND_ALLOW") or "")
         except ValueError as error:
@@ -221,10 +222,10 @@ class Settings:
             sweep_schedule=get("BATCH_SWEEP_SCHEDULE") or "0 */5 * * * *",
             sweep_grace_seconds=number("BATCH_SWEEP_GRACE_SECONDS", 600.0, 0, 7 * 24 * 3600),
             max_body_bytes=int(number("BATCH_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024, integer=True)),
-            outbound=OutboundPolicy(allow_http=allow_http.lower() == "true", allow=allow),
+            outbound=OutboundPolicy(allow_http=allow_http, allow=allow),
             storage=storage,
             callback_events=callback_events,
-            task_waves=task_waves.lower() == "true",
+            task_waves=task_waves,
         )
         if problems:
             raise SettingsError("invalid app settings:\n  " + "\n  ".join(problems))

@@ -33,6 +33,7 @@ from orchestrators.calls import Steps
 from orchestrators.inputmemo import InputMemo
 from orchestrators.job_end import finish_job
 from orchestrators.job_stop import stop_tasks
+from orchestrators.task import CANCELLED_BEFORE_START
 from orchestrators.workflow import is_workflow, run_workflow
 
 
@@ -65,9 +66,6 @@ class ChunkPlan:
         tasks = tuple(task_inputs(job, spec, 0, len(spec.tasks)))
         return cls(job, tasks, bool(data.get("outcomes")), int(window) if window else None)
 
-
-# What a task the chunk never started says, as a task the job's cancel reaches before it begins says it.
-NOT_STARTED = "the job was cancelled before this task started"
 
 # Every episode replays from the start: each input (the job's holds every task of the job) is parsed once per worker.
 JOB_PLANS = InputMemo(lambda data: JobPlan(JobInput.from_dict(data)))
@@ -207,7 +205,7 @@ def run_tasks(context: df.DurableOrchestrationContext, plan: ChunkPlan) -> Steps
     if unstarted:
         ids = tuple(task.task_id for task in unstarted)
         calls.report_unrun(
-            context, plan.job.progress_key, UnrunTasks(ids, TaskState.CANCELLED, (NOT_STARTED,) * len(ids))
+            context, plan.job.progress_key, UnrunTasks(ids, TaskState.CANCELLED, (CANCELLED_BEFORE_START,) * len(ids))
         )
         for position, task in enumerate(unstarted, start=started):
             outcomes[position] = {"id": task.task_id, "state": str(TaskState.CANCELLED)}

@@ -38,8 +38,11 @@ from orchestrators.task_cleanup import fail_safely
 from orchestrators.task_generations import ContinueAsNew
 from orchestrators.task_run import TaskRun, failure_text
 
-__all__ = ["CALLBACK_GRACE_SECONDS", "task_orchestrator"]  # the grace is read by the orchestrator tests
+# The grace is read by the orchestrator tests; the cancel text by the chunk (`orchestrators.job`).
+__all__ = ["CALLBACK_GRACE_SECONDS", "CANCELLED_BEFORE_START", "task_orchestrator"]
 
+# Why a task of a job that was stopping before it began ends Cancelled; a chunk says it of a task it never starts.
+CANCELLED_BEFORE_START = "the job was cancelled before this task started"
 # Every episode starts here again: the input (task, checkpoint, record) is parsed once per worker, not per episode.
 TASK_STARTS = InputMemo(TaskStart.from_input)
 # A pure function of its arguments (a regex and a hash), called again for every attempt on every replay.
@@ -74,7 +77,7 @@ def lifecycle(run: TaskRun) -> Steps[TaskRecord]:
         if CancelMark.parse(begun).cancelled:
             if answer is not None and answer.status is not Grant.REJECTED:
                 yield from release(run)
-            return run.finish(TaskState.CANCELLED, "the job was cancelled before this task started")
+            return run.finish(TaskState.CANCELLED, CANCELLED_BEFORE_START)
         phase = Phase.QUEUED
         start_attempt(run)
     else:
