@@ -186,6 +186,46 @@ def run_agent_scenarios(stack: Any, missing_url: str) -> dict[str, str]:
     return ended
 
 
+def run_wave_scenarios(stack: Any) -> dict[str, str]:
+    """A chunk that starts its tasks in waves (`BATCH_TASK_WAVES`, issue 29) on a region of one group, so its window
+    is two tasks: one job runs to its end, one is cancelled while most of its tasks were never started (the chunk
+    ends those Cancelled without starting them)."""
+    from localdev.client import BatchClient
+    from tests.e2e.conftest import wait_job
+    from tests.e2e.test_schedules import wait_for as wait_until
+
+    admin = BatchClient(stack.api_url, stack.admin_key)
+    quota = {"maxGroups": 10, "maxCores": 10, "maxMemoryGb": 20, "weight": 1}
+    client = BatchClient(stack.api_url, admin.put_tenant(TENANT, quota)["apiKey"])
+    ended: dict[str, str] = {}
+    client.submit(job(QUICK, "waves", taskCount=5))
+    ended["waves"] = wait_job(client, "waves")["state"]
+    client.submit(job(SLEEPS, "wavecancel", taskCount=5))
+    running = lambda: any(task["state"] == "Running" for task in client.job("wavecancel")["tasks"])  # noqa: E731
+    wait_until(running, 60, "a task of the wavecancel job running")
+    client.cancel("wavecancel")
+    ended["wavecancel"] = wait_job(client, "wavecancel")["state"]
+    return ended
+
+
+def has_task_waves() -> bool:
+    """Whether the release being recorded has task waves (`chunk_window`, issue 29's third stop)."""
+    from acibatch import plan
+
+    return hasattr(plan, "chunk_window")
+
+
+def record_wave_scenarios(localstack: Any, data: Path, settings: dict[str, str], secrets: list[str]) -> dict[str, str]:
+    """Task waves are a setting of the whole app, and one region group would slow every other scenario: they run on a
+    stack of their own (its own data, the same capture file), whose keys join `secrets`."""
+    waves = {"BATCH_TASK_WAVES": "true", "ACI_MAX_GROUPS": "1"}
+    with localstack.local_stack(data, settings={**settings, **waves}) as stack:
+        ended = run_wave_scenarios(stack)
+        secrets += [stack.admin_key, stack.aci_token, stack.durable_key, stack.settings["BATCH_CALLBACK_SIGNING_KEY"]]
+        time.sleep(2)  # the last generations end
+    return ended
+
+
 @contextmanager
 def missing_files_server() -> Iterator[str]:
     """An HTTP server on 127.0.0.1 that has no files: the URL of one it answers 404 for."""
@@ -304,12 +344,19 @@ def save(capture: Path, out: Path, scenarios: list[str], release: str, secrets: 
     return written
 
 
+GROUPS = ("release", "agent", "waves")  # the scenario groups, each on a stack of its own (`--only`)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", type=Path, required=True, help="pristine copy of the release to record")
     parser.add_argument("--release", required=True, help="the commit the source is (stored in each file)")
     parser.add_argument("--out", type=Path, default=HERE / "histories")
     parser.add_argument("--data", type=Path, default=Path("/tmp/golden_record"), help="the stack's data folder")
+    parser.add_argument(
+        "--only", nargs="+", choices=GROUPS, default=list(GROUPS),
+        help="record only these groups of scenarios: a new feature's, leaving the other files as they are",
+    )  # fmt: skip
     args = parser.parse_args()
     source = args.source.resolve()
     if Path.cwd().resolve() != source:
@@ -333,13 +380,22 @@ def main() -> int:
 
     setattr(localstack, "DevhostProcess", RecordingDevhost)  # noqa: B010  (local_stack starts what this names)
     settings = {"BATCH_POLL_SECONDS": "0.2", "BATCH_SWEEP_SCHEDULE": "0 0 0 1 1 *"}
-    with localstack.local_stack(args.data, settings=settings) as stack:
-        ended = run_scenarios(stack)
-        secrets = [stack.admin_key, stack.aci_token, stack.durable_key, stack.settings["BATCH_CALLBACK_SIGNING_KEY"]]
-        time.sleep(2)  # the last generations (schedule deleted, stale timers) end
-    if "storage" in inspect.signature(localstack.local_stack).parameters:  # releases since issue 24 (the agent)
+    ended: dict[str, str] = {}
+    secrets: list[str] = []
+    scenarios: list[str] = []
+    if "release" in args.only:
+        with localstack.local_stack(args.data, settings=settings) as stack:
+            ended.update(run_scenarios(stack))
+            secrets += [stack.admin_key, stack.aci_token, stack.durable_key,
+                        stack.settings["BATCH_CALLBACK_SIGNING_KEY"]]  # fmt: skip
+            time.sleep(2)  # the last generations (schedule deleted, stale timers) end
+        scenarios.append("tick")
+    # Releases since issue 24 (the agent) and issue 29 (task waves); an older release records without them.
+    if "agent" in args.only and "storage" in inspect.signature(localstack.local_stack).parameters:
         ended.update(record_agent_scenarios(localstack, args.data / "storage", settings, secrets))
-    for path in save(capture, args.out, [*ended, "tick"], args.release, secrets):
+    if "waves" in args.only and has_task_waves():
+        ended.update(record_wave_scenarios(localstack, args.data / "waves", settings, secrets))
+    for path in save(capture, args.out, [*ended, *scenarios], args.release, secrets):
         print(f"record: wrote {path} ({path.stat().st_size} bytes)")
     print(f"record: jobs ended {ended}")
     return 0

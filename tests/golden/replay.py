@@ -12,6 +12,12 @@ the same name, compared case-insensitively; otherwise the instance fails with No
 changed input replays silently, and is then handed to code that may not expect it. `Divergence` carries the
 first mismatch in those terms; `payload_changes` reports input changes separately (see test_golden_replay.py).
 
+DTFx also refuses a scheduling event whose action the code has not produced *yet* at that point of the history
+(the same handlers: the action is looked up among those produced so far). For a Python orchestrator what has been
+produced is what the extension's out-of-process shim has invoked, and it awaits each top-level action in order
+(`devhost/shim.py`). So the replay also walks the actions through that model over the history up to each episode's
+scheduling events, and `order_divergence` names the first episode the shim had not got far enough in.
+
 Sequence numbers are those devhost gave (`devhost.durable.Engine.schedule_actions`, `retry_bookkeeping`), which
 follow DTFx: each numbered action in order, and for a `*WithRetry` action the RetryInterceptor's own events (a
 timer after each failure, the next attempt when it fires) numbered before that episode's new actions. Those are
@@ -30,6 +36,7 @@ from typing import Any
 from azure.durable_functions.models.actions.ActionType import ActionType
 from azure.durable_functions.models.history.HistoryEventType import HistoryEventType
 
+from devhost import shim
 from tests.orchestrators.actions import entity_name, flatten
 from tests.orchestrators.harness import OUT_OF_PROC_ERROR, orchestrator_handles
 
@@ -153,7 +160,25 @@ class _Retry:
     """DTFx's RetryInterceptor state for one `*WithRetry` action, as devhost keeps it."""
 
     max_attempts: int
+    index: int  # the action's place among the replay's flattened actions
+    task_id: int  # the sequence number of its latest attempt
     attempt: int = 1
+    final_timer: int | None = None  # the timer after the last attempt failed: when it fires, the action has failed
+
+    @property
+    def keys(self) -> shim.RetryKeys:
+        return shim.RetryKeys(self.task_id, self.final_timer)
+
+
+@dataclass(frozen=True)
+class Reached:
+    """Where the extension's shim had got in the replayed actions when DTFx came to an episode's scheduling events
+    (`order_divergence`)."""
+
+    episode: int  # counted from 1
+    scheduled: int  # the orchestrator's recorded scheduling events up to that episode's end
+    progress: shim.Progress
+    numbered: int  # of the actions the shim reached, those that take a sequence number
 
 
 @dataclass
@@ -164,6 +189,7 @@ class Replay:
     steps: list[Step] = field(default_factory=list)
     host_events: list[int] = field(default_factory=list)  # sequence numbers of the retry interceptor's events
     crash: str | None = None  # the SDK could not replay the history at all
+    reached: list[Reached] = field(default_factory=list)  # per episode, once `steps` has no mismatch
 
     @property
     def verdict(self) -> str | None:
@@ -171,6 +197,9 @@ class Replay:
         step = self.divergence
         if step is not None:
             return self.describe(step)
+        late = self.order_divergence
+        if late is not None:
+            return self.describe_late(late)
         if self.crash is not None:
             return (
                 f"{self.orchestrator} {self.instance}: the SDK could not replay the recorded history on the working "
@@ -188,6 +217,23 @@ class Replay:
             f"{self.orchestrator} {self.instance}: the recorded history has {step.recorded()} at sequence number "
             f"{step.number}, but the working tree's replay produced {step.replayed()} there ({step.mismatch()}). "
             "An in-flight instance would fail with a non-determinism error after a deploy: see docs/versioning.md."
+        )
+
+    @property
+    def order_divergence(self) -> Reached | None:
+        """The first episode whose recorded scheduling events the shim had not reached by then."""
+        return next((point for point in self.reached if point.numbered < point.scheduled), None)
+
+    def describe_late(self, point: Reached) -> str:
+        """DTFx's other non-determinism: a scheduling event whose action the code has not produced *yet* when DTFx
+        replays it, because the out-of-process shim still awaits an earlier action at that point of the history."""
+        step = self.steps[point.numbered]
+        return (
+            f"{self.orchestrator} {self.instance}: the recorded history has {step.recorded()} at sequence number "
+            f"{step.number} in episode {point.episode}, but when DTFx replays that episode the extension's shim is "
+            f"still waiting for {point.progress.waiting_for or 'an earlier action'} in the working tree's actions, so "
+            "the action is not scheduled yet. An in-flight instance would fail with a non-determinism error after a "
+            "deploy: see docs/versioning.md."
         )
 
     @property
@@ -254,17 +300,24 @@ def episodes(history: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
 
 
 def replay(generation: dict[str, Any]) -> Replay:
-    """Replay one recorded generation; pair each recorded scheduling event with the action at its place."""
+    """Replay one recorded generation; pair each recorded scheduling event with the action at its place, and
+    check that the extension's shim had got to each such action when DTFx replays the event's episode."""
     state, crash = run_handle(generation["orchestrator"], context_json(generation))
     result = Replay(generation["instance"], generation["orchestrator"], state, crash=crash)
     if crash is not None:
         result.steps = first_divergence(generation)
         return result
-    actions = [a for a in (flatten(state["actions"][0]) if state.get("actions") else []) if a]
-    numbered = iter([a for a in actions if ActionType(a["actionType"]) not in UNNUMBERED])
+    top = state["actions"][0] if state.get("actions") else []
+    actions = [a for a in flatten(top) if a]
+    numbered_at = [index for index, a in enumerate(actions) if ActionType(a["actionType"]) not in UNNUMBERED]
+    numbered = iter([actions[index] for index in numbered_at])
     retried_tasks: dict[int, _Retry] = {}  # by the current attempt's sequence number
     retry_timers: dict[int, _Retry] = {}
-    for episode in episodes(generation["history"]):
+    retries: list[_Retry] = []
+    history = generation["history"]
+    requests = shim.entity_requests(history)
+    played = 0  # events of the episodes before this one
+    for number, episode in enumerate(episodes(history), start=1):
         scheduled = [event for event in episode if kind(event) in SCHEDULING_EVENTS]
         # The interceptor's events come first in an episode, in the order of the events that caused them.
         for event in episode:
@@ -272,6 +325,8 @@ def replay(generation: dict[str, Any]) -> Replay:
                 retry = retried_tasks.pop(event["TaskScheduledId"])
                 timer = scheduled.pop(0)
                 retry_timers[timer["EventId"]] = retry
+                if retry.attempt >= retry.max_attempts:
+                    retry.final_timer = timer["EventId"]
                 result.host_events.append(timer["EventId"])
             elif kind(event) is HistoryEventType.TIMER_FIRED and event["TimerId"] in retry_timers:
                 retry = retry_timers.pop(event["TimerId"])
@@ -279,7 +334,20 @@ def replay(generation: dict[str, Any]) -> Replay:
                     retry.attempt += 1
                     again = scheduled.pop(0)
                     retried_tasks[again["EventId"]] = retry
+                    retry.task_id = again["EventId"]
                     result.host_events.append(again["EventId"])
+        # What DTFx has applied when it comes to this episode's first scheduling event: the shim must have got to
+        # the actions those events stand for by then (it awaits each top-level action in order, `devhost.shim`).
+        delivered = next((i for i, event in enumerate(episode) if kind(event) in SCHEDULING_EVENTS), len(episode))
+        task_ids = [step.number for step in result.steps] + [event["EventId"] for event in scheduled]
+        progress = shim.progress(
+            top,
+            history[: played + delivered],
+            sequence_numbers(len(actions), numbered_at, task_ids),
+            {retry.index: retry.keys for retry in retries},
+            requests,
+        )  # fmt: skip
+        played += len(episode)
         for event in scheduled:
             step = Step(event, next(numbered, None))
             result.steps.append(step)
@@ -288,8 +356,22 @@ def replay(generation: dict[str, Any]) -> Replay:
             assert step.action is not None
             if ActionType(step.action["actionType"]) in WITH_RETRY:
                 options = step.action.get("retryOptions") or {}
-                retried_tasks[step.number] = _Retry(int(options.get("maxNumberOfAttempts", 1)))
+                index = numbered_at[len(result.steps) - 1]
+                retry = _Retry(int(options.get("maxNumberOfAttempts", 1)), index, step.number)
+                retried_tasks[step.number] = retry
+                retries.append(retry)
+        reach = sum(1 for index in numbered_at if index < progress.reached)
+        result.reached.append(Reached(number, len(result.steps), progress, reach))
     return result
+
+
+def sequence_numbers(count: int, numbered_at: list[int], recorded: list[int]) -> list[int | None]:
+    """The sequence number of each flattened action, as the shim model wants them: the recorded ones in order for
+    the actions that take one, None for waiters and for actions the history has not scheduled."""
+    numbers: list[int | None] = [None] * count
+    for index, number in zip(numbered_at, recorded, strict=False):
+        numbers[index] = number
+    return numbers
 
 
 def first_divergence(generation: dict[str, Any]) -> list[Step]:

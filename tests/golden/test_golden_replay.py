@@ -30,6 +30,9 @@ from tests.golden.replay import CONTINUED, SCHEDULING_EVENTS, Replay, decoded, i
 HISTORIES = Path(__file__).parent / "histories"
 RELEASE_SCENARIOS = ("success", "retry", "cancel", "timeout", "generations", "spot", "throttled", "workflow", "tick")
 AGENT_SCENARIOS = ("agent", "agentfail")  # recorded from the release that brought the agent (issue 24)
+# Recorded with BATCH_TASK_WAVES=true on a region of one group (a window of two) from the release that brought task
+# waves (issue 29): windowed chunks, one of them cancelled with tasks it never started.
+WAVE_SCENARIOS = ("waves", "wavecancel")
 # Ended by the host, not by the code: no end of the code's to compare with.
 HOST_ENDS = {"Terminated"}
 
@@ -84,18 +87,44 @@ def completed_output(generation: dict[str, Any]) -> Any:
 
 def test_the_goldens_cover_every_scenario_and_orchestrator_the_versioning_rule_names() -> None:
     scenarios = set(goldens())
-    assert set(RELEASE_SCENARIOS) | set(AGENT_SCENARIOS) <= scenarios
+    assert set(RELEASE_SCENARIOS) | set(AGENT_SCENARIOS) | set(WAVE_SCENARIOS) <= scenarios
     recorded = {g["orchestrator"] for doc in goldens().values() for g in doc["generations"]}
     wanted = {names.JOB_ORCHESTRATOR, names.CHUNK_ORCHESTRATOR, names.TASK_ORCHESTRATOR, names.SCHEDULE_ORCHESTRATOR}
     assert wanted <= recorded
     # A scenario is recorded from the release that introduced it (or last changed it on purpose); the scenarios
     # of one feature share their release, and older files keep guarding the instances of theirs.
-    for feature in (RELEASE_SCENARIOS, AGENT_SCENARIOS):
+    for feature in (RELEASE_SCENARIOS, AGENT_SCENARIOS, WAVE_SCENARIOS):
         assert len({goldens()[name]["release"] for name in feature}) == 1, feature
     # The task orchestrator's scenarios include a mid-run continue-as-new and DTFx's retry interceptor.
     generations = [g for g in goldens()["generations"]["generations"] if g["orchestrator"] == names.TASK_ORCHESTRATOR]
     assert [g["end"] for g in generations] == [CONTINUED, CONTINUED, "Completed"]
     assert replayed(("retry", 0)).host_events
+
+
+def subs_started_per_episode(generation: dict[str, Any]) -> list[int]:
+    counts: list[int] = []
+    for event in generation["history"]:
+        if kind(event) is HistoryEventType.ORCHESTRATOR_STARTED:
+            counts.append(0)
+        elif kind(event) is HistoryEventType.SUB_ORCHESTRATION_INSTANCE_CREATED:
+            counts[-1] += 1
+    return [count for count in counts if count]
+
+
+def windowed_chunk(scenario: str) -> dict[str, Any]:
+    (chunk,) = [g for g in goldens()[scenario]["generations"] if g["orchestrator"] == names.CHUNK_ORCHESTRATOR]
+    assert started_input(chunk)["window"] == 2
+    return chunk
+
+
+def test_the_wave_goldens_hold_windowed_chunks_one_in_several_waves_one_cancelled_before_its_second() -> None:
+    # Otherwise they would guard nothing a chunk without a window does not: the replay check below is what keeps
+    # an in-flight windowed chunk replayable.
+    waves = subs_started_per_episode(windowed_chunk("waves"))
+    assert len(waves) > 1 and max(waves) <= 2 and sum(waves) == 5, waves
+    cancelled = windowed_chunk("wavecancel")
+    assert subs_started_per_episode(cancelled) == [2]
+    assert completed_output(cancelled) == {"Cancelled": 5}  # the three it never started end Cancelled too
 
 
 @pytest.mark.parametrize("case", CASES, ids=label)
