@@ -26,7 +26,7 @@ from api import bp
 from api.blobcalls import call, storage_or_404
 from api.common import ApiError, authenticate, handle_errors, json_response, query_int, read_body, require_tenant
 from api.filerules import input_path, input_set_name, output_name
-from api.jobs import find_task, job_id_from_route
+from api.jobs import find_task, job_id_from_route, not_started
 
 CUSTOM_DESTINATION = "custom"
 LISTED_FIELDS = ("name", "file", "size", "sha256", "destination")
@@ -47,7 +47,7 @@ async def _task(req: func.HttpRequest, client: df.DurableOrchestrationClient) ->
             "or the task has no command), so it has no stored files",
         )
     if record.attempt < 1:
-        raise ApiError(404, "FilesNotAvailable", f"task '{task_id}' has not started yet; it has no files")
+        raise await not_started(client, tenant, job_id, record, "FilesNotAvailable", "it has no files")
     return tenant, job_id, record
 
 

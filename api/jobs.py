@@ -246,6 +246,23 @@ def _with_workflow_view(
     return unrun_view(task, progress)
 
 
+async def not_started(
+    client: df.DurableOrchestrationClient, tenant: str, job_id: str, record: TaskRecord, code: str, missing: str
+) -> ApiError:
+    """The 404 for a task without an attempt, saying `missing` (what it has none of). A task that ended without one
+    says how and why: its own record (cancelled as it began) or, when it has none, the progress entity (a stopping
+    job's chunk never started it, a workflow skipped it). "Has not started yet" would have the caller wait for a
+    task that never will."""
+    state, reason = record.state, record.error
+    if state is TaskState.QUEUED:
+        progress = await read_progress(client, tenant, job_id)
+        state, reason = progress.task_state(record.id), progress.reasons.get(record.id)
+    if state.terminal:
+        why = f" ({reason})" if reason else ""
+        return ApiError(404, code, f"task '{record.id}' was never started: it ended {state}{why}; {missing}")
+    return ApiError(404, code, f"task '{record.id}' has not started yet; {missing}")
+
+
 async def read_progress(client: df.DurableOrchestrationClient, tenant: str, job_id: str) -> JobProgress:
     entity = df.EntityId(names.PROGRESS_ENTITY, progress_entity_key(tenant, job_id))
     return JobProgress.from_dict(await read_stored(client, entity))
@@ -369,12 +386,12 @@ async def task_logs(req: func.HttpRequest, client: df.DurableOrchestrationClient
     query = LogQuery.parse(req)
     tail = query.tail
     record, agent = await find_task(client, tenant, job_id, task_id)
+    if record.attempt < 1:
+        raise await not_started(client, tenant, job_id, record, "LogNotAvailable", "no log exists")
     if agent and settings().storage_enabled:
         # The agent streamed the whole log to blob storage; ACI's log (below) is only for tasks without it.
         return await stored_log(req, query, tenant, job_id, record)
     if record.group_name is None and record.log_tail is None:
-        if record.state is TaskState.QUEUED:
-            raise ApiError(404, "LogNotAvailable", f"task '{task_id}' has not started yet; no log exists")
         raise ApiError(404, "LogNotAvailable", f"no log was kept for task '{task_id}'")
     content, source = None, "kept"
     if not record.state.terminal and record.group_name:

@@ -92,9 +92,7 @@ async def stored_log(
 ) -> func.HttpResponse:
     task_id = record.id
     stream, offset, tail = query.stream, query.offset, query.tail
-    latest = record.attempt
-    if latest < 1:
-        raise ApiError(404, "LogNotAvailable", f"task '{task_id}' has not started yet; no log exists")
+    latest = record.attempt  # at least 1: the route answers for a task without an attempt (`api.jobs.not_started`)
     attempt = latest if query.attempt is None else query.attempt
     if attempt > latest:
         raise ApiError(

@@ -9,10 +9,12 @@ import urllib.error
 import urllib.request
 from collections import Counter
 
+import pytest
+
 from acibatch.aci import AciGateway
 from acibatch.naming import task_instance_id
 from acibatch.plan import chunk_ranges, chunk_window
-from localdev.client import BatchClient
+from localdev.client import ApiCallError, BatchClient
 from localdev.localstack import LocalStack
 from tests.e2e.conftest import REGION_GROUPS, make_tenant, python_job, wait_job
 from tests.e2e.test_engine import assert_no_groups_left
@@ -70,6 +72,13 @@ def test_a_big_job_starts_its_tasks_in_waves_and_a_cancel_ends_the_unstarted_wit
     assert (alone["state"], alone["reason"]) == ("Cancelled", "the job was cancelled before this task started")
     listed = client.request("GET", "jobs/big/tasks?state=Cancelled&limit=200")
     assert listed["total"] == TASKS and {task["state"] for task in listed["tasks"]} == {"Cancelled"}
+    # Its log says it will never have one, rather than that it has not started yet.
+    with pytest.raises(ApiCallError) as missing:
+        client.logs("big", unstarted[0]["id"])
+    assert (missing.value.status, missing.value.code) == (404, "LogNotAvailable")
+    assert "was never started: it ended Cancelled (the job was cancelled before this task started)" in str(
+        missing.value.message
+    )
     # Nothing was started for the tasks the chunks ended themselves.
     assert not any(orchestration_exists(stack, task_instance_id(TENANT, "big", task["id"])) for task in unstarted)
     assert_no_groups_left(gateway, TENANT)
