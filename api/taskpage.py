@@ -7,6 +7,10 @@ per task, the bulk of a job read's cost and of its wait on a busy host. Two kind
   before it publishes any record; the orchestration may not even exist yet): its record is the empty queued one,
   which is what the status read would give. Once the job has ended every task is read: a task orchestration that
   failed or was terminated before its `begin` reached the entity has no letter there, and must show as failed;
+- a task its job ended without starting it (a stopping job's chunk never started it, a workflow skipped it): the
+  progress entity holds why (`JobProgress.reasons`), and the task has no orchestration, so a read would be a 404
+  giving the empty queued record, which is what it is answered with (`unrun_view` then shows how it ended). A
+  cancelled 10,000-task job is mostly such tasks, and every page of it would otherwise read each one;
 - a task whose orchestration has Completed holds its final record in its last generation's input, and a completed
   generation never changes: it is kept per worker process and shown again without a read. It is kept only when the
   task orchestration was created no earlier than the job instance (both as the status API gives them, in whole
@@ -92,7 +96,7 @@ async def page_records(
     knows_begun = progress.total > 0 and not ended
 
     async def one(task_id: str) -> TaskRecord:
-        if knows_begun and not progress.has_begun(task_id):
+        if (knows_begun and not progress.has_begun(task_id)) or task_id in progress.reasons:
             return TaskRecord(id=task_id)
         found = kept.get(job_instance, job_created, task_id) if job_created else None
         if found is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import azure.durable_functions as df
+import pytest
 
 from acibatch.naming import job_instance_id, task_instance_id
 from acibatch.records import JobProgress, TaskRecord, TaskState
@@ -100,6 +101,20 @@ async def test_an_ended_jobs_tasks_are_all_read(client: df.DurableOrchestrationC
     assert running == TaskRecord(id="5") and api.requests == []  # while the job runs: not begun, not read
     [ended] = await page(client, ["5"], progress_of({}), FinishedRecords(), CREATED, ended=True)
     assert ended.state is TaskState.FAILED and [instance for instance, _ in api.requests] == [failed]
+
+
+@pytest.mark.parametrize("ended", [False, True], ids=["job running", "job ended"])
+async def test_a_task_its_job_ended_without_starting_is_never_read(
+    client: df.DurableOrchestrationClient, api: StatusApi, ended: bool
+) -> None:
+    # A stopping job's chunk ended tasks 2 and 3 without starting them (the progress entity's `set_many`): they have
+    # no orchestration, so a read could only be a 404. Task 1 began, and is read.
+    progress = progress_of({"1": "R"})
+    progress.end_unrun(["2", "3"], TaskState.CANCELLED, ["the job was cancelled before this task started"] * 2)
+    running = put_task(api, "1", "Running", {"id": "1", "state": "Running", "attempts": 1})
+    records = await page(client, ["1", "2", "3"], progress, FinishedRecords(), CREATED, ended=ended)
+    assert records[1:] == [TaskRecord(id="2"), TaskRecord(id="3")]  # as a 404's read gives them (`unrun_view` shows
+    assert [instance for instance, _ in api.requests] == [running]  # them Cancelled): only task 1 was read
 
 
 async def test_a_failed_orchestration_is_read_every_time(client: df.DurableOrchestrationClient, api: StatusApi) -> None:
