@@ -53,7 +53,7 @@ from bench.appsettings import emulator_args, job_settings
 from bench.durable_api import DurableApi, get_json, wait_for_instance
 from bench.durablework import difference, modes_compared, settled_counts, summary, without_own_calls, work_rows
 from bench.floor import EMULATED_PROVISIONING_SECONDS, floor_seconds, floor_with_provisioning
-from bench.hello import WORKER_PROCESSES, dbos_hello_cities, hello_cities, on_devhost
+from bench.hello import EVENTS_PER_ORCHESTRATION, WORKER_PROCESSES, dbos_hello_cities, hello_cities_on, on_devhost
 from bench.machine import MachineCpu, find_pids, machine_cpu_row, peak_rss_of_stack
 from bench.processcpu import cpu_used, devhost_cpu
 from bench.targets import target_rows, targets
@@ -169,6 +169,11 @@ def sdk_replay_ms(api: DurableApi, instance: str, rounds: int = 9, repeats: int 
     finally:
         fastpaths.install({SDK_FAST_PATHS: "0"})
     return {name: round(statistics.median(values), 3) for name, values in times.items()}
+
+
+def cpu_row(run: dict[str, Any]) -> str:
+    cpu = run.get("cpu_ms_per_orchestration") or {}
+    return f"{cpu.get('host')} / {cpu.get('workers')}"
 
 
 def parse(stamp: str) -> float:
@@ -387,8 +392,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         with DevhostProcess(BENCH / "app", data / "devhost", log_path=data / "devhost.log") as host:
             api = DurableApi.of(host.url, host.system_key)
-            hc["devhost"] = hello_cities(api, hello_count)
-            results["sdk_replay_ms"] = sdk_replay_ms(api, "hc-0", rounds=3 if args.smoke else 9)
+            hc["devhost"] = hello_cities_on(host, hello_count)
+            replay = results["sdk_replay_ms"] = sdk_replay_ms(api, "hc-0", rounds=3 if args.smoke else 9)
+            # One worker process runs every orchestrator episode on one core: with the stock SDK's replay alone, and
+            # nothing else (no activities, no host, no protocol), it could not go faster than this.
+            hc["stock_sdk_ceiling_one_worker"] = round(EVENTS_PER_ORCHESTRATION * 1000 / replay["stock"])
             times = {width: fan_out(api, width) for width in widths}
         hc["dbos"] = dbos_hello_cities(hello_count)
         dbos_rate = hc["dbos"].get("events_per_second")
@@ -442,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
         ("HelloCities5 DBOS (events/s)", hc["dbos"].get("events_per_second", hc["dbos"].get("error"))),
         ("devhost / DBOS (stock SDK, 1 worker / DBOS)", f"{hc['devhost_over_dbos']} ({stock_dbos})"),
         ("SDK per HelloCities5, stock/fast/session (ms)", "{stock} / {fast_paths} / {session}".format(**replay)),
+        ("  stock SDK's ceiling on 1 worker (events/s)", hc["stock_sdk_ceiling_one_worker"]),
+        ("  CPU per orchestration, Azure mode 1 worker: host / workers (ms)", cpu_row(stock)),
+        ("  CPU per orchestration, as shipped: host / workers (ms)", cpu_row(hc["devhost"])),
         (f"fan-out {small} / {large} (s)", f"{fo[f'{small}_seconds']} / {fo[f'{large}_seconds']}"),
         (f"fan-out ratio {large}/{small}", fo["ratio"]),
         (f"end-to-end {e2e_tasks} tasks, {slots} slots (s)", f"{e2e['seconds']} ({e2e['reporter']} callbacks)"),

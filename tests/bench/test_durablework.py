@@ -132,3 +132,27 @@ def test_the_azure_mode_hello_cities_targets_judge_only_a_run_on_one_worker(run:
     )
     assert (rate["measured"], ratio["measured"]) == ((4000, 7.0) if judged else (None, None))
     assert rate["holds"] is judged and ratio["holds"] is judged
+
+
+def test_the_azure_mode_targets_name_the_stock_sdks_ceiling_the_run_measured() -> None:
+    # The stock SDK's replay of one HelloCities5 orchestration took 3.2 ms here: one worker cannot pass 3,125
+    # events/s, whatever the host does, and DBOS ran 650.
+    hello = {
+        "devhost_stock_sdk": {"worker_processes": 1, "events_per_second": 2200},
+        "devhost_stock_sdk_over_dbos": 3.4,
+        "dbos": {"events_per_second": 650},
+        "stock_sdk_ceiling_one_worker": 3125,
+    }
+    listed = {row["target"]: row for row in targets({"hello_cities5": hello})}
+    rate, ratio = (
+        listed["HelloCities5 Azure mode, 1 worker (events/s)"],
+        listed["HelloCities5 Azure mode, 1 worker / DBOS"],
+    )
+    assert rate["bound"] == "the stock SDK's replay alone allows one worker at most 3,125 events/s"
+    assert ratio["bound"] == "the stock SDK's replay alone allows one worker at most 4.81x DBOS"
+    rows = dict(target_rows([rate]))
+    assert rows["  HelloCities5 Azure mode, 1 worker (events/s)"] == (
+        "2200 (target >= 3,500): MISSED; the stock SDK's replay alone allows one worker at most 3,125 events/s"
+    )
+    assert "bound" not in listed["HelloCities5 with sessions (events/s)"]
+    assert "bound" not in {row["target"]: row for row in targets({})}["HelloCities5 Azure mode, 1 worker / DBOS"]
