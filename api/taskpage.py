@@ -7,10 +7,11 @@ per task, the bulk of a job read's cost and of its wait on a busy host. Two kind
   before it publishes any record; the orchestration may not even exist yet): its record is the empty queued one,
   which is what the status read would give. Once the job has ended every task is read: a task orchestration that
   failed or was terminated before its `begin` reached the entity has no letter there, and must show as failed;
-- a task its job ended without starting it (a stopping job's chunk never started it, a workflow skipped it): the
-  progress entity holds why (`JobProgress.reasons`), and the task has no orchestration, so a read would be a 404
-  giving the empty queued record, which is what it is answered with (`unrun_view` then shows how it ended). A
-  cancelled 10,000-task job is mostly such tasks, and every page of it would otherwise read each one;
+- a task its job ended without starting it, with a reason of its own (a stopping job's chunk never started it, a
+  workflow skipped it after an upstream task): the progress entity holds why (`JobProgress.reasons`), and the task
+  has no orchestration, so a read would be a 404 giving the empty queued record, which is what it is answered with
+  (`unrun_view` then shows how it ended). A cancelled 10,000-task job is mostly such tasks. A stopped workflow's
+  unreleased tasks are recorded without a reason each (the job's error says why), so they are still read;
 - a task whose orchestration has Completed holds its final record in its last generation's input, and a completed
   generation never changes: it is kept per worker process and shown again without a read. It is kept only when the
   task orchestration was created no earlier than the job instance (both as the status API gives them, in whole

@@ -380,6 +380,11 @@ def main() -> int:
 
     setattr(localstack, "DevhostProcess", RecordingDevhost)  # noqa: B010  (local_stack starts what this names)
     settings = {"BATCH_POLL_SECONDS": "0.2", "BATCH_SWEEP_SCHEDULE": "0 0 0 1 1 *"}
+    # Releases since issue 24 (the agent) and issue 29 (task waves); an older release records without them.
+    has = {"agent": "storage" in inspect.signature(localstack.local_stack).parameters, "waves": has_task_waves()}
+    missing = [group for group, present in has.items() if group in args.only and not present]
+    if missing and args.only != list(GROUPS):  # asked for by name: a release without the feature has nothing to record
+        raise SystemExit(f"record: release {args.release} has no {', '.join(missing)} scenarios to record")
     ended: dict[str, str] = {}
     secrets: list[str] = []
     scenarios: list[str] = []
@@ -390,10 +395,9 @@ def main() -> int:
                         stack.settings["BATCH_CALLBACK_SIGNING_KEY"]]  # fmt: skip
             time.sleep(2)  # the last generations (schedule deleted, stale timers) end
         scenarios.append("tick")
-    # Releases since issue 24 (the agent) and issue 29 (task waves); an older release records without them.
-    if "agent" in args.only and "storage" in inspect.signature(localstack.local_stack).parameters:
+    if "agent" in args.only and has["agent"]:
         ended.update(record_agent_scenarios(localstack, args.data / "storage", settings, secrets))
-    if "waves" in args.only and has_task_waves():
+    if "waves" in args.only and has["waves"]:
         ended.update(record_wave_scenarios(localstack, args.data / "waves", settings, secrets))
     for path in save(capture, args.out, [*ended, *scenarios], args.release, secrets):
         print(f"record: wrote {path} ({path.stat().st_size} bytes)")

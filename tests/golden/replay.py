@@ -15,8 +15,10 @@ first mismatch in those terms; `payload_changes` reports input changes separatel
 DTFx also refuses a scheduling event whose action the code has not produced *yet* at that point of the history
 (the same handlers: the action is looked up among those produced so far). For a Python orchestrator what has been
 produced is what the extension's out-of-process shim has invoked, and it awaits each top-level action in order
-(`devhost/shim.py`). So the replay also walks the actions through that model over the history up to each episode's
-scheduling events, and `order_divergence` names the first episode the shim had not got far enough in.
+(`devhost/shim.py`). So the replay also replays the history up to each episode's scheduling events, walks the actions
+the code has produced by then through that model, and `order_divergence` names the first episode the shim had not
+got far enough in. (The whole history's actions would not do: later code changes them, e.g. a timer cancelled
+later counts as done for the shim at once.)
 
 Sequence numbers are those devhost gave (`devhost.durable.Engine.schedule_actions`, `retry_bookkeeping`), which
 follow DTFx: each numbered action in order, and for a `*WithRetry` action the RetryInterceptor's own events (a
@@ -307,9 +309,7 @@ def replay(generation: dict[str, Any]) -> Replay:
     if crash is not None:
         result.steps = first_divergence(generation)
         return result
-    top = state["actions"][0] if state.get("actions") else []
-    actions = [a for a in flatten(top) if a]
-    numbered_at = [index for index, a in enumerate(actions) if ActionType(a["actionType"]) not in UNNUMBERED]
+    actions, numbered_at = numbered_places(state)
     numbered = iter([actions[index] for index in numbered_at])
     retried_tasks: dict[int, _Retry] = {}  # by the current attempt's sequence number
     retry_timers: dict[int, _Retry] = {}
@@ -338,12 +338,17 @@ def replay(generation: dict[str, Any]) -> Replay:
                     result.host_events.append(again["EventId"])
         # What DTFx has applied when it comes to this episode's first scheduling event: the shim must have got to
         # the actions those events stand for by then (it awaits each top-level action in order, `devhost.shim`).
+        # The actions are the code's as of that point, from a replay of the history up to it: the whole history's
+        # differ in what later code changed (a timer cancelled later counts as done for the shim at once).
         delivered = next((i for i, event in enumerate(episode) if kind(event) in SCHEDULING_EVENTS), len(episode))
+        seen = history[: played + delivered]
+        now, _ = run_handle(generation["orchestrator"], context_json({**generation, "history": seen}))
+        now_actions, now_numbered = numbered_places(now)
         task_ids = [step.number for step in result.steps] + [event["EventId"] for event in scheduled]
         progress = shim.progress(
-            top,
-            history[: played + delivered],
-            sequence_numbers(len(actions), numbered_at, task_ids),
+            now["actions"][0] if now.get("actions") else [],
+            seen,
+            sequence_numbers(len(now_actions), now_numbered, task_ids),
             {retry.index: retry.keys for retry in retries},
             requests,
         )  # fmt: skip
@@ -360,9 +365,16 @@ def replay(generation: dict[str, Any]) -> Replay:
                 retry = _Retry(int(options.get("maxNumberOfAttempts", 1)), index, step.number)
                 retried_tasks[step.number] = retry
                 retries.append(retry)
-        reach = sum(1 for index in numbered_at if index < progress.reached)
+        reach = sum(1 for index in now_numbered if index < progress.reached)
         result.reached.append(Reached(number, len(result.steps), progress, reach))
     return result
+
+
+def numbered_places(state: dict[str, Any]) -> tuple[list[dict[str, Any]], list[int]]:
+    """The SDK state's flattened actions, and the places of those that take a sequence number. A state without
+    actions (the SDK could not replay that far) has none: the check by sequence number reports why."""
+    actions = [a for a in flatten(state["actions"][0]) if a] if state.get("actions") else []
+    return actions, [index for index, a in enumerate(actions) if ActionType(a["actionType"]) not in UNNUMBERED]
 
 
 def sequence_numbers(count: int, numbered_at: list[int], recorded: list[int]) -> list[int | None]:

@@ -7,6 +7,7 @@ says it was scheduled."""
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -79,3 +80,72 @@ def test_a_code_that_has_the_action_ready_when_its_episode_replays_passes(
     result = replayed_by(code, history_of(calls_then_waits, monkeypatch), monkeypatch)
     assert result.verdict is None
     assert [point.numbered >= point.scheduled for point in result.reached] == [True] * 3
+
+
+def races_with_the_call_then_cancels(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    timer = context.create_timer(context.current_utc_datetime + timedelta(minutes=5))
+    race = context.task_any([timer, context.wait_for_external_event("go")])
+    yield context.task_all([race, context.call_activity("work", 1)])
+    timer.cancel()
+    return "done"
+
+
+def races_then_cancels_then_calls(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    timer = context.create_timer(context.current_utc_datetime + timedelta(minutes=5))
+    yield context.task_any([timer, context.wait_for_external_event("go")])
+    timer.cancel()
+    yield context.call_activity("work", 1)
+    return "done"
+
+
+def test_a_timer_the_code_cancels_later_does_not_let_an_earlier_episode_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    # In the final actions the timer is cancelled, and the shim counts a cancelled timer's task done at once; in the
+    # first episode's replay it was not cancelled yet, so the new code was still racing it when the call was scheduled.
+    monkeypatch.setattr(harness, "orchestrator_handles", handles(races_with_the_call_then_cancels))
+    h = Orchestration(PROBE, None, "probe")
+    first = h.run()
+    assert [s.type.name for s in first.new if s.id is not None] == ["CREATE_TIMER", "CALL_ACTIVITY"]  # one episode
+    h.event("go", "now", through_python_client=False)
+    h.run()
+    h.activity_completed("work", "done")
+    assert h.run().is_done
+    generation = {"instance": h.instance_id, "orchestrator": PROBE, "history": h.history}
+    result = replayed_by(races_then_cancels_then_calls, generation, monkeypatch)
+    assert result.divergence is None  # the same numbers and names
+    late = result.order_divergence
+    assert late is not None and late.episode == 1, result.reached
+    assert replayed_by(races_with_the_call_then_cancels, generation, monkeypatch).verdict is None
+
+
+def retries_out_then_calls(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_number_of_attempts=2)
+    try:
+        outcome = yield context.call_activity_with_retry("flaky", options, 1)
+    except Exception:
+        outcome = "gave up"
+    yield context.call_activity("after", outcome)
+    return "done"
+
+
+def test_an_action_that_runs_out_of_retries_lets_the_shim_go_on_at_its_last_timer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # DTFx's retry interceptor: an attempt fails, a timer, the next attempt, it fails, a last timer; only when that
+    # fires does the action fail and the code go on. The shim must see the action end there (`RetryKeys`).
+    monkeypatch.setattr(harness, "orchestrator_handles", handles(retries_out_then_calls))
+    h = Orchestration(PROBE, None, "probe")
+    h.run()
+    for _ in range(2):
+        h.activity_failed("flaky", "boom")
+        h.run()
+        h.timer_fired()
+        h.run()
+    h.activity_completed("after", "ok")
+    assert h.run().is_done
+    generation = {"instance": h.instance_id, "orchestrator": PROBE, "history": h.history}
+    result = replayed_by(retries_out_then_calls, generation, monkeypatch)
+    assert result.verdict is None, result.verdict
+    assert len(result.host_events) == 3 and [step.number for step in result.steps] == [0, 4]
+    # Without the last timer, the shim would still wait for the retried action when 'after' was scheduled.
+    monkeypatch.setattr(golden._Retry, "keys", property(lambda retry: golden.shim.RetryKeys(retry.task_id, None)))
+    assert replayed_by(retries_out_then_calls, generation, monkeypatch).order_divergence is not None
