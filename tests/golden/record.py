@@ -354,7 +354,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE / "histories")
     parser.add_argument("--data", type=Path, default=Path("/tmp/golden_record"), help="the stack's data folder")
     parser.add_argument(
-        "--only", nargs="+", choices=GROUPS, default=list(GROUPS),
+        "--only", nargs="+", choices=GROUPS, default=None,
         help="record only these groups of scenarios: a new feature's, leaving the other files as they are",
     )  # fmt: skip
     args = parser.parse_args()
@@ -382,22 +382,23 @@ def main() -> int:
     settings = {"BATCH_POLL_SECONDS": "0.2", "BATCH_SWEEP_SCHEDULE": "0 0 0 1 1 *"}
     # Releases since issue 24 (the agent) and issue 29 (task waves); an older release records without them.
     has = {"agent": "storage" in inspect.signature(localstack.local_stack).parameters, "waves": has_task_waves()}
-    missing = [group for group, present in has.items() if group in args.only and not present]
-    if missing and args.only != list(GROUPS):  # asked for by name: a release without the feature has nothing to record
+    asked = args.only or list(GROUPS)
+    missing = [group for group, present in has.items() if group in asked and not present]
+    if missing and args.only:  # asked for by name: a release without the feature has nothing to record
         raise SystemExit(f"record: release {args.release} has no {', '.join(missing)} scenarios to record")
     ended: dict[str, str] = {}
     secrets: list[str] = []
     scenarios: list[str] = []
-    if "release" in args.only:
+    if "release" in asked:
         with localstack.local_stack(args.data, settings=settings) as stack:
             ended.update(run_scenarios(stack))
             secrets += [stack.admin_key, stack.aci_token, stack.durable_key,
                         stack.settings["BATCH_CALLBACK_SIGNING_KEY"]]  # fmt: skip
             time.sleep(2)  # the last generations (schedule deleted, stale timers) end
         scenarios.append("tick")
-    if "agent" in args.only and has["agent"]:
+    if "agent" in asked and has["agent"]:
         ended.update(record_agent_scenarios(localstack, args.data / "storage", settings, secrets))
-    if "waves" in args.only and has["waves"]:
+    if "waves" in asked and has["waves"]:
         ended.update(record_wave_scenarios(localstack, args.data / "waves", settings, secrets))
     for path in save(capture, args.out, [*ended, *scenarios], args.release, secrets):
         print(f"record: wrote {path} ({path.stat().st_size} bytes)")

@@ -15,10 +15,12 @@ first mismatch in those terms; `payload_changes` reports input changes separatel
 DTFx also refuses a scheduling event whose action the code has not produced *yet* at that point of the history
 (the same handlers: the action is looked up among those produced so far). For a Python orchestrator what has been
 produced is what the extension's out-of-process shim has invoked, and it awaits each top-level action in order
-(`devhost/shim.py`). So the replay also replays the history up to each episode's scheduling events, walks the actions
-the code has produced by then through that model, and `order_divergence` names the first episode the shim had not
-got far enough in. (The whole history's actions would not do: later code changes them, e.g. a timer cancelled
-later counts as done for the shim at once.)
+(`devhost/shim.py`), over the whole history, with the actions the SDK gave for the episode being run. So for each
+recorded episode the replay takes the actions of the soonest episode new code could run after it (the next one: an
+instance deployed to right then), walks them through that model over the history up to the recorded episode's
+scheduling events, and `order_divergence` names the first episode the shim had not got far enough in. Later
+episodes' actions only add actions and cancel timers, which lets a shim get further, so the next episode's is the
+one that can fail; the final episode's alone would miss an instance deployed to midway.
 
 Sequence numbers are those devhost gave (`devhost.durable.Engine.schedule_actions`, `retry_bookkeeping`), which
 follow DTFx: each numbered action in order, and for a `*WithRetry` action the RetryInterceptor's own events (a
@@ -317,6 +319,7 @@ def replay(generation: dict[str, Any]) -> Replay:
     history = generation["history"]
     requests = shim.entity_requests(history)
     played = 0  # events of the episodes before this one
+    cuts = deploy_points(history)
     for number, episode in enumerate(episodes(history), start=1):
         scheduled = [event for event in episode if kind(event) in SCHEDULING_EVENTS]
         # The interceptor's events come first in an episode, in the order of the events that caused them.
@@ -338,11 +341,17 @@ def replay(generation: dict[str, Any]) -> Replay:
                     result.host_events.append(again["EventId"])
         # What DTFx has applied when it comes to this episode's first scheduling event: the shim must have got to
         # the actions those events stand for by then (it awaits each top-level action in order, `devhost.shim`).
-        # The actions are the code's as of that point, from a replay of the history up to it: the whole history's
-        # differ in what later code changed (a timer cancelled later counts as done for the shim at once).
+        # The shim walks the actions of the episode the new code runs, which is a later one: the soonest is the next
+        # episode, whose actions are the fewest (later ones only add actions and cancel timers, which a shim gets
+        # past at once), so it is the one to check.
         delivered = next((i for i, event in enumerate(episode) if kind(event) in SCHEDULING_EVENTS), len(episode))
         seen = history[: played + delivered]
-        now, _ = run_handle(generation["orchestrator"], context_json({**generation, "history": seen}))
+        now, crash = run_handle(
+            generation["orchestrator"], context_json({**generation, "history": history[: cuts[number - 1]]})
+        )
+        if crash is not None:  # the new code cannot run the episode after this one at all
+            result.crash = crash
+            return result
         now_actions, now_numbered = numbered_places(now)
         task_ids = [step.number for step in result.steps] + [event["EventId"] for event in scheduled]
         progress = shim.progress(
@@ -368,6 +377,18 @@ def replay(generation: dict[str, Any]) -> Replay:
         reach = sum(1 for index in now_numbered if index < progress.reached)
         result.reached.append(Reached(number, len(result.steps), progress, reach))
     return result
+
+
+def deploy_points(history: list[dict[str, Any]]) -> list[int]:
+    """For each episode, how much of the history the new code has seen when it runs the soonest episode after it: up
+    to the next episode's first scheduling event (what that episode was delivered), or all of it after the last."""
+    ends: list[int] = []
+    start = 0
+    for episode in episodes(history):
+        delivered = next((i for i, event in enumerate(episode) if kind(event) in SCHEDULING_EVENTS), len(episode))
+        ends.append(start + delivered)
+        start += len(episode)
+    return [*ends[1:], len(history)]
 
 
 def numbered_places(state: dict[str, Any]) -> tuple[list[dict[str, Any]], list[int]]:

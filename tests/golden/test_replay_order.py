@@ -98,23 +98,43 @@ def races_then_cancels_then_calls(context: df.DurableOrchestrationContext) -> Ge
     return "done"
 
 
-def test_a_timer_the_code_cancels_later_does_not_let_an_earlier_episode_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    # In the final actions the timer is cancelled, and the shim counts a cancelled timer's task done at once; in the
-    # first episode's replay it was not cancelled yet, so the new code was still racing it when the call was scheduled.
+def recorded_race(monkeypatch: pytest.MonkeyPatch, event_first: bool) -> dict[str, Any]:
+    """What `races_with_the_call_then_cancels` records: the timer and the call in the first episode, then 'go' and the
+    call's result in two more episodes, in either order."""
     monkeypatch.setattr(harness, "orchestrator_handles", handles(races_with_the_call_then_cancels))
     h = Orchestration(PROBE, None, "probe")
     first = h.run()
-    assert [s.type.name for s in first.new if s.id is not None] == ["CREATE_TIMER", "CALL_ACTIVITY"]  # one episode
-    h.event("go", "now", through_python_client=False)
-    h.run()
-    h.activity_completed("work", "done")
-    assert h.run().is_done
-    generation = {"instance": h.instance_id, "orchestrator": PROBE, "history": h.history}
+    assert [s.type.name for s in first.new if s.id is not None] == ["CREATE_TIMER", "CALL_ACTIVITY"]
+    for happens in ["go", "work"] if event_first else ["work", "go"]:
+        if happens == "go":
+            h.event("go", "now", through_python_client=False)
+        else:
+            h.activity_completed("work", "done")
+        h.run()
+    assert h.last is not None and h.last.is_done
+    return {"instance": h.instance_id, "orchestrator": PROBE, "history": h.history}
+
+
+def test_a_timer_the_code_cancels_later_does_not_let_an_earlier_episode_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 'work' ends in the second episode and 'go' comes in the third. Deployed to after the first episode, the new code
+    # runs the second: it still races the timer (not cancelled yet) when DTFx replays the first episode's call. The
+    # final episode's actions have the timer cancelled, which the shim counts done at once: they alone would pass it.
+    generation = recorded_race(monkeypatch, event_first=False)
     result = replayed_by(races_then_cancels_then_calls, generation, monkeypatch)
     assert result.divergence is None  # the same numbers and names
     late = result.order_divergence
     assert late is not None and late.episode == 1, result.reached
+    assert "external event 'go'" in str(result.verdict)
     assert replayed_by(races_with_the_call_then_cancels, generation, monkeypatch).verdict is None
+
+
+def test_a_change_is_not_refused_when_every_episode_after_the_call_has_the_call_ready(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 'go' comes in the second episode: whenever the new code runs, the race is won and the timer cancelled, so the
+    # shim gets to the call in time. Azure accepts this change, and so must the check.
+    generation = recorded_race(monkeypatch, event_first=True)
+    assert replayed_by(races_then_cancels_then_calls, generation, monkeypatch).verdict is None
 
 
 def retries_out_then_calls(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
@@ -148,4 +168,6 @@ def test_an_action_that_runs_out_of_retries_lets_the_shim_go_on_at_its_last_time
     assert len(result.host_events) == 3 and [step.number for step in result.steps] == [0, 4]
     # Without the last timer, the shim would still wait for the retried action when 'after' was scheduled.
     monkeypatch.setattr(golden._Retry, "keys", property(lambda retry: golden.shim.RetryKeys(retry.task_id, None)))
-    assert replayed_by(retries_out_then_calls, generation, monkeypatch).order_divergence is not None
+    late = replayed_by(retries_out_then_calls, generation, monkeypatch).order_divergence
+    assert late is not None and late.episode == 5  # the episode that scheduled 'after'
+    assert late.numbered == 1 and late.scheduled == 2
