@@ -205,6 +205,12 @@ class JobProgress(StoredModel):
         letter = self.states.get(task_id)
         return TaskState.QUEUED if letter is None else _FROM_LETTER[letter]
 
+    def ended_unrun(self, task_id: str) -> tuple[TaskState, str | None] | None:
+        """How a task whose own record still reads Queued has ended, as this entity has it (with why, when the job
+        ended it without starting it and gave it a reason of its own), or None while it has not."""
+        state = self.task_state(task_id)
+        return (state, self.reasons.get(task_id)) if state.terminal else None
+
 
 def job_state_from_counts(counts: Mapping[str, int], *, finished: bool, cancelled: bool) -> JobState:
     """A job's state: Queued until a task runs, then Running; once finished, Cancelled / Failed / Succeeded.

@@ -250,17 +250,17 @@ async def not_started(
     client: df.DurableOrchestrationClient, tenant: str, job_id: str, record: TaskRecord, code: str, missing: str
 ) -> ApiError:
     """The 404 for a task without an attempt, saying `missing` (what it has none of). A task that ended without one
-    says how and why: its own record (cancelled as it began) or, when it has none, the progress entity (a stopping
-    job's chunk never started it, a workflow skipped it). "Has not started yet" would have the caller wait for a
-    task that never will."""
-    state, reason = record.state, record.error
-    if state is TaskState.QUEUED:
-        progress = await read_progress(client, tenant, job_id)
-        state, reason = progress.task_state(record.id), progress.reasons.get(record.id)
-    if state.terminal:
-        why = f" ({reason})" if reason else ""
-        return ApiError(404, code, f"task '{record.id}' was never started: it ended {state}{why}; {missing}")
-    return ApiError(404, code, f"task '{record.id}' has not started yet; {missing}")
+    says how and why: its own record (cancelled as it began) or, when it has none, the progress entity
+    (`JobProgress.ended_unrun`: a stopping job's chunk never started it, a workflow skipped it). "Has not started
+    yet" would have the caller wait for a task that never will."""
+    ended = (record.state, record.error) if record.state.terminal else None
+    if record.state is TaskState.QUEUED:
+        ended = (await read_progress(client, tenant, job_id)).ended_unrun(record.id)
+    if ended is None:
+        return ApiError(404, code, f"task '{record.id}' has not started yet; {missing}")
+    state, reason = ended
+    why = f" ({reason})" if reason else ""
+    return ApiError(404, code, f"task '{record.id}' was never started: it ended {state}{why}; {missing}")
 
 
 async def read_progress(client: df.DurableOrchestrationClient, tenant: str, job_id: str) -> JobProgress:

@@ -115,13 +115,11 @@ def unrun_view(task: dict[str, Any], progress: JobProgress) -> dict[str, Any]:
     """A task's public record, or, for a task its job ended without ever starting it (a workflow's Skipped task, or a
     task a stopping job's chunk never started: it has no orchestration, so its record reads Queued), how it ended as
     the progress entity has it, with why (`reason`)."""
-    if task.get("state") != str(TaskState.QUEUED):
+    ended = progress.ended_unrun(str(task["id"])) if task.get("state") == str(TaskState.QUEUED) else None
+    if ended is None or ended[0] not in (TaskState.SKIPPED, TaskState.CANCELLED):
         return task
-    ended = progress.task_state(str(task["id"]))
-    if ended not in (TaskState.SKIPPED, TaskState.CANCELLED):
-        return task
-    reason = progress.reasons.get(str(task["id"]))
-    return {**task, "state": str(ended), **({"reason": reason} if reason else {})}
+    state, reason = ended
+    return {**task, "state": str(state), **({"reason": reason} if reason else {})}
 
 
 async def read_task(client: df.DurableOrchestrationClient, tenant: str, job_id: str, task_id: str) -> TaskRecord:
