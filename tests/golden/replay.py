@@ -318,8 +318,8 @@ def replay(generation: dict[str, Any]) -> Replay:
     retries: list[_Retry] = []
     history = generation["history"]
     requests = shim.entity_requests(history)
-    played = 0  # events of the episodes before this one
-    cuts = deploy_points(history)
+    # Where each episode's delivered events end: DTFx comes to its scheduling events there.
+    delivered = delivery_ends(history)
     for number, episode in enumerate(episodes(history), start=1):
         scheduled = [event for event in episode if kind(event) in SCHEDULING_EVENTS]
         # The interceptor's events come first in an episode, in the order of the events that caused them.
@@ -344,11 +344,10 @@ def replay(generation: dict[str, Any]) -> Replay:
         # The shim walks the actions of the episode the new code runs, which is a later one: the soonest is the next
         # episode, whose actions are the fewest (later ones only add actions and cancel timers, which a shim gets
         # past at once), so it is the one to check.
-        delivered = next((i for i, event in enumerate(episode) if kind(event) in SCHEDULING_EVENTS), len(episode))
-        seen = history[: played + delivered]
-        now, crash = run_handle(
-            generation["orchestrator"], context_json({**generation, "history": history[: cuts[number - 1]]})
-        )
+        seen = history[: delivered[number - 1]]
+        # The next episode was delivered the history up to its own scheduling events; after the last, all of it.
+        next_run = delivered[number] if number < len(delivered) else len(history)
+        now, crash = run_handle(generation["orchestrator"], context_json({**generation, "history": history[:next_run]}))
         if crash is not None:  # the new code cannot run the episode after this one at all
             result.crash = crash
             return result
@@ -361,7 +360,6 @@ def replay(generation: dict[str, Any]) -> Replay:
             {retry.index: retry.keys for retry in retries},
             requests,
         )  # fmt: skip
-        played += len(episode)
         for event in scheduled:
             step = Step(event, next(numbered, None))
             result.steps.append(step)
@@ -379,16 +377,16 @@ def replay(generation: dict[str, Any]) -> Replay:
     return result
 
 
-def deploy_points(history: list[dict[str, Any]]) -> list[int]:
-    """For each episode, how much of the history the new code has seen when it runs the soonest episode after it: up
-    to the next episode's first scheduling event (what that episode was delivered), or all of it after the last."""
+def delivery_ends(history: list[dict[str, Any]]) -> list[int]:
+    """For each episode, where in the history its delivered events end: at its first scheduling event, else at its
+    end. What devhost handed the code for that episode is the history up to there."""
     ends: list[int] = []
     start = 0
     for episode in episodes(history):
         delivered = next((i for i, event in enumerate(episode) if kind(event) in SCHEDULING_EVENTS), len(episode))
         ends.append(start + delivered)
         start += len(episode)
-    return [*ends[1:], len(history)]
+    return ends
 
 
 def numbered_places(state: dict[str, Any]) -> tuple[list[dict[str, Any]], list[int]]:
